@@ -1,0 +1,449 @@
+//! The `oxid` command line: serve, migrate, and manage users, clients and keys.
+
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::Config;
+use crate::crypto;
+use crate::jose::keys;
+use crate::password;
+use crate::server;
+use crate::store::{Client, SqliteStore, Store, StoreError, User, now};
+use crate::types::{ClientAuthMethod, ClientId, GrantType, RedirectUri, SigningAlg};
+
+#[derive(Parser)]
+#[command(name = "oxid", version, about = "An OpenID Connect Provider")]
+pub struct Cli {
+    /// TOML configuration file; every setting can also come from OXID_<NAME>.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the OpenID Provider.
+    Serve {
+        /// Development mode: seed a demo user and client into an empty database.
+        #[arg(long)]
+        dev: bool,
+    },
+    /// Apply database migrations (also done at every start).
+    Migrate,
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage clients (relying parties).
+    #[command(subcommand)]
+    Client(ClientCommand),
+    /// Manage signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Subcommand)]
+pub enum UserCommand {
+    /// Add a user; the password is read from standard input.
+    Add(UserAdd),
+    /// List users.
+    List,
+    /// Set a user's password, read from standard input.
+    Passwd {
+        username: String,
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    /// Disable a user and end their sessions and tokens.
+    Disable { username: String },
+    /// Delete a user and everything issued to them.
+    Delete { username: String },
+}
+
+#[derive(Args)]
+pub struct UserAdd {
+    username: String,
+    #[arg(long)]
+    email: Option<String>,
+    /// Mark the email address as verified.
+    #[arg(long)]
+    email_verified: bool,
+    #[arg(long)]
+    name: Option<String>,
+    #[arg(long)]
+    given_name: Option<String>,
+    #[arg(long)]
+    family_name: Option<String>,
+    #[arg(long)]
+    phone: Option<String>,
+    #[arg(long, required = true)]
+    password_stdin: bool,
+}
+
+#[derive(Subcommand)]
+pub enum ClientCommand {
+    /// Register a client; prints its id and, for confidential clients, its secret (once).
+    Add(ClientAdd),
+    /// List clients.
+    List,
+    /// Show one client.
+    Show { id: String },
+    /// Delete a client and every token issued to it.
+    Delete { id: String },
+    /// Replace a client's secret; prints the new one (once).
+    RotateSecret { id: String },
+}
+
+#[derive(Args)]
+pub struct ClientAdd {
+    #[arg(long)]
+    name: String,
+    #[arg(long = "redirect-uri", value_name = "URI")]
+    redirect_uris: Vec<String>,
+    /// A public client (no secret; PKCE required).
+    #[arg(long)]
+    public: bool,
+    /// The client id to use instead of a generated one.
+    #[arg(long)]
+    id: Option<String>,
+    /// Read the secret from standard input instead of generating one (at least 32 characters).
+    #[arg(long)]
+    secret_stdin: bool,
+    #[arg(long = "grant-type", value_name = "GRANT")]
+    grant_types: Vec<String>,
+    #[arg(long)]
+    auth_method: Option<String>,
+    /// Trusted first-party client: no consent page.
+    #[arg(long)]
+    skip_consent: bool,
+    /// JWK Set file with the client's public keys (for private_key_jwt).
+    #[arg(long, value_name = "FILE")]
+    jwks: Option<PathBuf>,
+    /// ID Token signing algorithm for this client.
+    #[arg(long, default_value = "RS256")]
+    id_token_alg: String,
+}
+
+#[derive(Subcommand)]
+pub enum KeysCommand {
+    /// List signing keys.
+    List,
+    /// Generate a new current key for an algorithm; the old one stays published until its tokens expire.
+    Rotate {
+        #[arg(long, default_value = "RS256")]
+        alg: String,
+    },
+}
+
+fn read_stdin_line(what: &str) -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).with_context(|| format!("reading the {what} from stdin"))?;
+    let value = line.trim_end_matches(['\n', '\r']).to_owned();
+    if value.is_empty() {
+        bail!("no {what} on standard input");
+    }
+    Ok(value)
+}
+
+/// Runs a command. Configuration errors are reported by the caller (exit code 2).
+pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    match command {
+        Command::Serve { dev } => serve(config, dev).await,
+        Command::Migrate => {
+            server::open_store(&config).await?;
+            println!("database is up to date");
+            Ok(())
+        }
+        Command::User(cmd) => user(cmd, &*server::open_store(&config).await?).await,
+        Command::Client(cmd) => client(cmd, &*server::open_store(&config).await?).await,
+        Command::Keys(cmd) => keys_command(cmd, &*server::open_store(&config).await?).await,
+    }
+}
+
+async fn serve(config: Config, dev: bool) -> anyhow::Result<()> {
+    let store = server::open_store(&config).await?;
+    if dev {
+        seed_demo(&store, &config).await?;
+    }
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    tracing::info!(issuer = %config.issuer, listen = %config.listen, "oxid is serving");
+    let state = server::prepare(config, store as Arc<dyn Store>).await?;
+    server::serve(state, listener, server::shutdown_signal()).await?;
+    Ok(())
+}
+
+/// `serve --dev`: a demo user and client, only into an empty database, credentials printed once.
+async fn seed_demo(store: &SqliteStore, config: &Config) -> anyhow::Result<()> {
+    use crate::store::{ClientStore, UserStore};
+    if !store.users().await?.is_empty() || !store.clients().await?.is_empty() {
+        return Ok(());
+    }
+    let password = crypto::random_token()[..16].to_owned();
+    let now = now();
+    let user = User {
+        id: crypto::random_token()[..22].to_owned(),
+        username: "demo".into(),
+        password_hash: password::hash(password.clone()).await?,
+        email: Some("demo@example.com".into()),
+        email_verified: true,
+        name: Some("Demo User".into()),
+        given_name: Some("Demo".into()),
+        family_name: Some("User".into()),
+        created_at: now,
+        updated_at: now,
+        ..User::default()
+    };
+    store.insert_user(&user).await?;
+    let secret = crypto::random_token();
+    let client = Client {
+        id: "demo-client".parse()?,
+        name: "Demo Client".into(),
+        secret_hash: Some(crypto::token_hash(&secret)),
+        secret_for_jwt: None,
+        redirect_uris: vec!["http://127.0.0.1:8000/callback".parse()?, "http://localhost:8000/callback".parse()?],
+        grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
+        auth_method: ClientAuthMethod::ClientSecretBasic,
+        id_token_signed_response_alg: SigningAlg::RS256,
+        jwks: None,
+        skip_consent: false,
+        created_at: now,
+    };
+    store.insert_client(&client).await?;
+    println!("--dev: seeded a demo user and client (shown once):");
+    println!("  user:          demo / {password}");
+    println!("  client_id:     demo-client");
+    println!("  client_secret: {secret}");
+    println!("  redirect_uri:  http://127.0.0.1:8000/callback");
+    println!("  discovery:     {}/.well-known/openid-configuration", config.issuer);
+    Ok(())
+}
+
+async fn user(cmd: UserCommand, store: &SqliteStore) -> anyhow::Result<()> {
+    use crate::store::UserStore;
+    match cmd {
+        UserCommand::Add(a) => {
+            if a.username.is_empty() || a.username.len() > 128 || a.username.chars().any(char::is_whitespace) {
+                bail!("username must be 1 to 128 characters without spaces");
+            }
+            let password = read_stdin_line("password")?;
+            let now = now();
+            let user = User {
+                id: crypto::random_token()[..22].to_owned(),
+                username: a.username.clone(),
+                password_hash: password::hash(password).await?,
+                email: a.email,
+                email_verified: a.email_verified,
+                name: a.name,
+                given_name: a.given_name,
+                family_name: a.family_name,
+                phone_number: a.phone,
+                created_at: now,
+                updated_at: now,
+                ..User::default()
+            };
+            match store.insert_user(&user).await {
+                Err(StoreError::Conflict) => bail!("user {} already exists", a.username),
+                other => other?,
+            }
+            println!("added user {} (sub {})", user.username, user.id);
+        }
+        UserCommand::List => {
+            println!("{:<24} {:<24} {:<32} STATUS", "USERNAME", "SUB", "EMAIL");
+            for u in store.users().await? {
+                let status = if u.disabled { "disabled" } else { "active" };
+                println!("{:<24} {:<24} {:<32} {status}", u.username, u.id, u.email.as_deref().unwrap_or("-"));
+            }
+        }
+        UserCommand::Passwd { username, .. } => {
+            let hash = password::hash(read_stdin_line("password")?).await?;
+            if !store.set_password_hash(&username, &hash).await? {
+                bail!("no user {username}");
+            }
+            println!("password changed for {username}");
+        }
+        UserCommand::Disable { username } => {
+            if !store.disable_user(&username).await? {
+                bail!("no user {username}");
+            }
+            println!("disabled {username}; their sessions and tokens are revoked");
+        }
+        UserCommand::Delete { username } => {
+            if !store.delete_user(&username).await? {
+                bail!("no user {username}");
+            }
+            println!("deleted {username}");
+        }
+    }
+    Ok(())
+}
+
+/// The validated registration a `client add` describes.
+fn build_client(a: &ClientAdd) -> anyhow::Result<Client> {
+    let auth_method: ClientAuthMethod = match (&a.auth_method, a.public) {
+        (Some(m), _) => m.parse().map_err(|e| anyhow::anyhow!("--auth-method: {e}"))?,
+        (None, true) => ClientAuthMethod::None,
+        (None, false) => ClientAuthMethod::ClientSecretBasic,
+    };
+    if a.public && auth_method != ClientAuthMethod::None {
+        bail!("a --public client authenticates with 'none'");
+    }
+    let grant_types: Vec<GrantType> = if a.grant_types.is_empty() {
+        vec![GrantType::AuthorizationCode, GrantType::RefreshToken]
+    } else {
+        a.grant_types
+            .iter()
+            .map(|g| g.parse())
+            .collect::<Result<_, _>>()
+            .map_err(|e| anyhow::anyhow!("--grant-type: {e}"))?
+    };
+    if !auth_method.is_confidential() && grant_types.contains(&GrantType::ClientCredentials) {
+        bail!("public clients cannot use client_credentials");
+    }
+    let redirect_uris: Vec<RedirectUri> = a
+        .redirect_uris
+        .iter()
+        .map(|u| u.parse())
+        .collect::<Result<_, _>>()
+        .map_err(|e| anyhow::anyhow!("--redirect-uri: {e}"))?;
+    if grant_types.contains(&GrantType::AuthorizationCode) && redirect_uris.is_empty() {
+        bail!("at least one --redirect-uri is needed for the authorization_code grant");
+    }
+    let jwks = match (&a.jwks, auth_method) {
+        (Some(path), _) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            josekit::jwk::JwkSet::from_bytes(&text).map_err(|e| anyhow::anyhow!("--jwks: not a JWK Set: {e}"))?;
+            Some(text)
+        }
+        (None, ClientAuthMethod::PrivateKeyJwt) => bail!("private_key_jwt needs --jwks FILE"),
+        (None, _) => None,
+    };
+    let id: ClientId = match &a.id {
+        Some(id) => id.parse().map_err(|e| anyhow::anyhow!("--id: {e}"))?,
+        None => crypto::random_token()[..22].parse()?,
+    };
+    Ok(Client {
+        id,
+        name: a.name.clone(),
+        secret_hash: None,
+        secret_for_jwt: None,
+        redirect_uris,
+        grant_types,
+        auth_method,
+        id_token_signed_response_alg: a.id_token_alg.parse().map_err(|e| anyhow::anyhow!("--id-token-alg: {e}"))?,
+        jwks,
+        skip_consent: a.skip_consent,
+        created_at: now(),
+    })
+}
+
+/// Gives `client` a secret if its method uses one; returns the secret to show.
+fn attach_secret(client: &mut Client, given: Option<String>) -> anyhow::Result<Option<String>> {
+    if !matches!(
+        client.auth_method,
+        ClientAuthMethod::ClientSecretBasic | ClientAuthMethod::ClientSecretPost | ClientAuthMethod::ClientSecretJwt
+    ) {
+        if given.is_some() {
+            bail!("a {} client has no secret", client.auth_method);
+        }
+        return Ok(None);
+    }
+    let secret = match given {
+        // The secret is stored as a fast hash, so it must carry enough entropy on its own.
+        Some(s) if s.len() < 32 => bail!("a client secret must be at least 32 characters"),
+        Some(s) => s,
+        None => crypto::random_token(),
+    };
+    client.secret_hash = Some(crypto::token_hash(&secret));
+    client.secret_for_jwt = (client.auth_method == ClientAuthMethod::ClientSecretJwt).then(|| secret.clone());
+    Ok(Some(secret))
+}
+
+fn print_client(c: &Client) {
+    println!("client_id:     {}", c.id);
+    println!("name:          {}", c.name);
+    println!("auth_method:   {}", c.auth_method);
+    println!("grant_types:   {}", c.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>().join(" "));
+    for r in &c.redirect_uris {
+        println!("redirect_uri:  {}", r.as_str());
+    }
+    println!("id_token_alg:  {}", c.id_token_signed_response_alg);
+    println!("skip_consent:  {}", c.skip_consent);
+}
+
+async fn client(cmd: ClientCommand, store: &SqliteStore) -> anyhow::Result<()> {
+    use crate::store::ClientStore;
+    let parse_id = |id: &str| -> anyhow::Result<ClientId> { id.parse().map_err(|e| anyhow::anyhow!("{e}")) };
+    match cmd {
+        ClientCommand::Add(a) => {
+            let mut client = build_client(&a)?;
+            let given = if a.secret_stdin { Some(read_stdin_line("client secret")?) } else { None };
+            let secret = attach_secret(&mut client, given)?;
+            match store.insert_client(&client).await {
+                Err(StoreError::Conflict) => bail!("client {} already exists", client.id),
+                other => other?,
+            }
+            println!("client_id: {}", client.id);
+            if let Some(secret) = secret {
+                println!("client_secret: {secret}");
+            }
+        }
+        ClientCommand::List => {
+            println!("{:<24} {:<20} {:<20} NAME", "CLIENT_ID", "AUTH_METHOD", "CREATED");
+            for c in store.clients().await? {
+                println!("{:<24} {:<20} {:<20} {}", c.id, c.auth_method, c.created_at, c.name);
+            }
+        }
+        ClientCommand::Show { id } => match store.client(&parse_id(&id)?).await? {
+            Some(c) => print_client(&c),
+            None => bail!("no client {id}"),
+        },
+        ClientCommand::Delete { id } => {
+            if !store.delete_client(&parse_id(&id)?).await? {
+                bail!("no client {id}");
+            }
+            println!("deleted client {id}");
+        }
+        ClientCommand::RotateSecret { id } => {
+            let Some(mut c) = store.client(&parse_id(&id)?).await? else {
+                bail!("no client {id}");
+            };
+            let Some(secret) = attach_secret(&mut c, None)? else {
+                bail!("client {id} has no secret ({})", c.auth_method);
+            };
+            let hash = c.secret_hash.as_deref().expect("attach_secret set it");
+            store.set_client_secret(&c.id, hash, c.secret_for_jwt.as_deref()).await?;
+            println!("client_secret: {secret}");
+        }
+    }
+    Ok(())
+}
+
+async fn keys_command(cmd: KeysCommand, store: &SqliteStore) -> anyhow::Result<()> {
+    use crate::store::KeyStore;
+    match cmd {
+        KeysCommand::List => {
+            keys::ensure_current_keys(store, now()).await?;
+            println!("{:<28} {:<6} {:<12} STATUS", "KID", "ALG", "CREATED");
+            for k in store.signing_keys().await? {
+                let status = match k.retired_at {
+                    None => "current".to_owned(),
+                    Some(t) => format!("retired at {t}"),
+                };
+                println!("{:<28} {:<6} {:<12} {status}", k.kid, k.alg, k.created_at);
+            }
+        }
+        KeysCommand::Rotate { alg } => {
+            let alg: SigningAlg = alg.parse().map_err(|e| anyhow::anyhow!("--alg: {e}"))?;
+            let key = keys::generate(alg, now())?;
+            store.install_signing_key(&key, false).await?;
+            println!("new current {alg} key: {} (running servers pick it up within a minute)", key.kid);
+        }
+    }
+    Ok(())
+}

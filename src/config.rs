@@ -1,0 +1,147 @@
+//! Settings: defaults, then an optional TOML file, then `OXID_<NAME>` environment variables.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// A configuration that cannot be used; shown to the operator as one line, exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {0}")]
+pub struct ConfigError(pub String);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The issuer identifier (Discovery 3: https URL without query or fragment; http allowed for loopback).
+    pub issuer: String,
+    /// The address the HTTP server binds to.
+    pub listen: SocketAddr,
+    /// `sqlite://PATH` (created if missing).
+    pub database_url: String,
+    /// Seconds an authorization code stays valid (RFC 6749 4.1.2 recommends at most 10 minutes).
+    pub code_lifetime: u64,
+    pub access_token_lifetime: u64,
+    pub id_token_lifetime: u64,
+    pub refresh_token_lifetime: u64,
+    /// Seconds a browser session lasts after login.
+    pub session_lifetime: u64,
+    /// Seconds a pending authorization request (login/consent in progress) stays valid.
+    pub interaction_lifetime: u64,
+    /// Failed logins per account, and per client IP, allowed within `login_throttle_window`.
+    pub login_max_failures_per_account: u32,
+    pub login_max_failures_per_ip: u32,
+    pub login_throttle_window: u64,
+    /// Require PKCE from confidential clients too (RFC 9700 2.1.1 recommends it).
+    pub require_pkce_for_all_clients: bool,
+    /// Directory with templates that override the built-in pages (same file names).
+    pub templates_dir: Option<PathBuf>,
+    pub log_format: LogFormat,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            issuer: "http://127.0.0.1:8080".into(),
+            listen: "127.0.0.1:8080".parse().expect("valid literal"),
+            database_url: "sqlite://oxid-data/oxid.db".into(),
+            code_lifetime: 60,
+            access_token_lifetime: 3600,
+            id_token_lifetime: 3600,
+            refresh_token_lifetime: 30 * 24 * 3600,
+            session_lifetime: 12 * 3600,
+            interaction_lifetime: 30 * 60,
+            login_max_failures_per_account: 5,
+            login_max_failures_per_ip: 50,
+            login_throttle_window: 15 * 60,
+            require_pkce_for_all_clients: false,
+            templates_dir: None,
+            log_format: LogFormat::Text,
+            max_body_bytes: 64 * 1024,
+        }
+    }
+}
+
+impl Config {
+    /// Loads defaults, then `file` (if given), then the `OXID_*` environment, and validates the result.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(ConfigError(format!("config file {} not found", path.display())));
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        let config: Config = figment
+            .merge(Env::prefixed("OXID_"))
+            .extract()
+            .map_err(|e| ConfigError(e.to_string().replace('\n', " ")))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let url = url::Url::parse(&self.issuer)
+            .map_err(|e| ConfigError(format!("issuer {:?} is not a URL: {e}", self.issuer)))?;
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(ConfigError("issuer must not have a query or fragment".into()));
+        }
+        let loopback = matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
+        if url.scheme() != "https" && !(url.scheme() == "http" && loopback) {
+            return Err(ConfigError(
+                "issuer must use https (http is allowed only for loopback hosts)".into(),
+            ));
+        }
+        if self.issuer.ends_with('/') {
+            return Err(ConfigError("issuer must not end with '/'".into()));
+        }
+        self.sqlite_path()?;
+        for (name, value) in [
+            ("code_lifetime", self.code_lifetime),
+            ("access_token_lifetime", self.access_token_lifetime),
+            ("id_token_lifetime", self.id_token_lifetime),
+            ("refresh_token_lifetime", self.refresh_token_lifetime),
+            ("session_lifetime", self.session_lifetime),
+            ("interaction_lifetime", self.interaction_lifetime),
+            ("login_throttle_window", self.login_throttle_window),
+        ] {
+            if value == 0 || value > 10 * 365 * 24 * 3600 {
+                return Err(ConfigError(format!("{name} must be between 1 second and 10 years")));
+            }
+        }
+        if self.code_lifetime > 600 {
+            return Err(ConfigError("code_lifetime must be at most 600 seconds (RFC 6749 4.1.2)".into()));
+        }
+        if self.max_body_bytes < 1024 {
+            return Err(ConfigError("max_body_bytes must be at least 1024".into()));
+        }
+        Ok(())
+    }
+
+    /// The SQLite database file named by `database_url`.
+    pub fn sqlite_path(&self) -> Result<PathBuf, ConfigError> {
+        match self.database_url.strip_prefix("sqlite://") {
+            Some(path) if !path.is_empty() => Ok(PathBuf::from(path)),
+            _ => Err(ConfigError(format!(
+                "database_url {:?} is not supported: use sqlite://PATH",
+                self.database_url
+            ))),
+        }
+    }
+
+    /// True when cookies must carry `Secure` (the issuer is served over https).
+    pub fn secure_cookies(&self) -> bool {
+        self.issuer.starts_with("https://")
+    }
+}

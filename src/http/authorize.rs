@@ -1,0 +1,210 @@
+//! The authorization endpoint (Core 3.1.2) and the resumption of a request after login or consent.
+
+use axum::extract::{Query, State};
+use axum::response::Response;
+use axum_extra::extract::cookie::CookieJar;
+use serde::Deserialize;
+
+use super::params::RequestParams;
+use super::{SharedState, cookies, reply};
+use crate::crypto;
+use crate::protocol::OAuthError;
+use crate::protocol::authorize::{self, AuthorizationRequest, NextStep, Policy, Rejection, SignedIn};
+use crate::store::{BrowserSession, Client, CodeGrant, PendingAuthorization, StoreError, now};
+
+pub async fn authorize(State(state): State<SharedState>, jar: CookieJar, RequestParams(params): RequestParams) -> Response {
+    // Until the client and redirect_uri are known good, errors are shown, never redirected.
+    let params = match params {
+        Ok(p) => p,
+        Err(e) => return reply::error_page(&state, &e),
+    };
+    let client_id = match authorize::client_id(&params) {
+        Ok(id) => id,
+        Err(rejection) => return reject(&state, &rejection),
+    };
+    let client = match state.store.client(&client_id).await {
+        Ok(c) => c,
+        Err(e) => return reply::error_page(&state, &reply::internal(e)),
+    };
+    let keys = state.keys.get();
+    let verify_hint = |hint: &str| hinted_subject(&keys, &state.config.issuer, hint);
+    let policy = Policy { require_pkce_for_all_clients: state.config.require_pkce_for_all_clients };
+    let request = match authorize::validate(&params, client.as_ref(), policy, verify_hint) {
+        Ok(r) => r,
+        Err(rejection) => return reject(&state, &rejection),
+    };
+    let client = client.expect("validate succeeds only for a known client");
+    proceed(&state, &jar, &client, request, None).await
+}
+
+#[derive(Deserialize)]
+pub struct ResumeQuery {
+    request: String,
+}
+
+/// Continues a pending request once the user has signed in.
+pub async fn resume(State(state): State<SharedState>, jar: CookieJar, Query(q): Query<ResumeQuery>) -> Response {
+    let (pending, request, client) = match load_pending(&state, &q.request).await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    proceed(&state, &jar, &client, request, Some(&pending)).await
+}
+
+fn reject(state: &SharedState, rejection: &Rejection) -> Response {
+    match rejection {
+        Rejection::Page(e) => reply::error_page(state, e),
+        Rejection::Redirect(e) => reply::error_redirect(&state.config.issuer, e),
+    }
+}
+
+/// The `sub` of an ID Token this OP issued (Core 3.1.2.1: it may have expired).
+fn hinted_subject(keys: &crate::jose::KeyRing, issuer: &str, hint: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Hint {
+        iss: String,
+        sub: String,
+    }
+    let payload = keys.verify_own(hint).ok()?;
+    let hint: Hint = serde_json::from_slice(&payload).ok()?;
+    (hint.iss == issuer).then_some(hint.sub)
+}
+
+/// Finds a pending request, its parsed form and its client; or the page to show when it is gone.
+pub(super) async fn load_pending(
+    state: &SharedState,
+    id: &str,
+) -> Result<(PendingAuthorization, AuthorizationRequest, Client), Response> {
+    let expired = || {
+        reply::error_page(
+            state,
+            &OAuthError::invalid_request(
+                "this sign-in request has expired or is unknown; return to the application and start again",
+            ),
+        )
+    };
+    let pending = match state.store.pending(id, now()).await {
+        Ok(Some(p)) => p,
+        Ok(None) => return Err(expired()),
+        Err(e) => return Err(reply::error_page(state, &reply::internal(e))),
+    };
+    let Ok(request) = serde_json::from_str::<AuthorizationRequest>(&pending.request_json) else {
+        return Err(expired());
+    };
+    match state.store.client(&pending.client_id).await {
+        Ok(Some(client)) => Ok((pending, request, client)),
+        Ok(None) => Err(expired()),
+        Err(e) => Err(reply::error_page(state, &reply::internal(e))),
+    }
+}
+
+/// The browser's current session, if it has a live one.
+pub(super) async fn current_session(state: &SharedState, jar: &CookieJar) -> Result<Option<BrowserSession>, StoreError> {
+    match cookies::session_hash(jar) {
+        Some(hash) => state.store.session(&hash, now()).await,
+        None => Ok(None),
+    }
+}
+
+/// Whether the user has already granted this client everything the request asks for.
+async fn consent_given(
+    state: &SharedState,
+    client: &Client,
+    user_id: &str,
+    request: &AuthorizationRequest,
+) -> Result<bool, StoreError> {
+    if client.skip_consent {
+        return Ok(true);
+    }
+    let granted = state.store.consented_scopes(user_id, &client.id).await?;
+    Ok(granted.is_some_and(|g| request.scope.is_subset(&g)))
+}
+
+/// Takes a validated request to its next step: a login or consent page, a code, or an error redirect.
+pub(super) async fn proceed(
+    state: &SharedState,
+    jar: &CookieJar,
+    client: &Client,
+    request: AuthorizationRequest,
+    pending: Option<&PendingAuthorization>,
+) -> Response {
+    let result: Result<Response, StoreError> = async {
+        let now = now();
+        let session = current_session(state, jar).await?;
+        let consented = match &session {
+            Some(s) => consent_given(state, client, &s.user_id, &request).await?,
+            None => false,
+        };
+        let started_at = pending.map_or(now, |p| p.created_at);
+        let signed_in = session.as_ref().map(|s| SignedIn { user_id: &s.user_id, auth_time: s.auth_time });
+        let step = authorize::next_step(&request, started_at, signed_in, consented, now);
+        Ok(match step {
+            Err(e) => {
+                if let Some(p) = pending {
+                    state.store.delete_pending(&p.id).await?;
+                }
+                reply::error_redirect(&state.config.issuer, &request.error(e))
+            }
+            Ok(NextStep::IssueCode) => {
+                let session = session.expect("a code is issued only with a session");
+                if let Some(p) = pending {
+                    state.store.delete_pending(&p.id).await?;
+                }
+                issue_code(state, &request, &session).await?
+            }
+            Ok(step) => {
+                let id = match pending {
+                    Some(p) => p.id.clone(),
+                    None => save_pending(state, &request, now).await?,
+                };
+                let page = if step == NextStep::Login { "/login" } else { "/consent" };
+                reply::see_other(&format!("{page}?request={id}"))
+            }
+        })
+    }
+    .await;
+    result.unwrap_or_else(|e| reply::error_page(state, &reply::internal(e)))
+}
+
+async fn save_pending(state: &SharedState, request: &AuthorizationRequest, now: i64) -> Result<String, StoreError> {
+    let pending = PendingAuthorization {
+        id: crypto::random_token(),
+        client_id: request.client_id.clone(),
+        request_json: serde_json::to_string(request).expect("request serializes"),
+        created_at: now,
+        expires_at: now + state.config.interaction_lifetime as i64,
+    };
+    state.store.insert_pending(&pending).await?;
+    Ok(pending.id)
+}
+
+/// Issues an authorization code (Core 3.1.2.5) and redirects to the client with it, `state` and
+/// `iss` (RFC 9207).
+pub(super) async fn issue_code(
+    state: &SharedState,
+    request: &AuthorizationRequest,
+    session: &BrowserSession,
+) -> Result<Response, StoreError> {
+    let code = crypto::random_token();
+    let grant = CodeGrant {
+        client_id: request.client_id.clone(),
+        user_id: session.user_id.clone(),
+        redirect_uri: request.redirect_uri.clone(),
+        scope: request.scope.clone(),
+        nonce: request.nonce.clone(),
+        code_challenge: request.code_challenge.clone(),
+        auth_time: session.auth_time,
+        amr: session.amr.clone(),
+        acr: session.acr.clone(),
+        sid: session.sid.clone(),
+        grant_id: crypto::random_token(),
+        expires_at: now() + state.config.code_lifetime as i64,
+    };
+    state.store.insert_code(&crypto::token_hash(&code), &grant).await?;
+    let mut params = vec![("code", code.as_str())];
+    if let Some(s) = &request.state {
+        params.push(("state", s));
+    }
+    params.push(("iss", &state.config.issuer));
+    Ok(reply::see_other(&request.redirect_uri.with_query(&params)))
+}

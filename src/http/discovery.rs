@@ -1,0 +1,63 @@
+//! OpenID Provider metadata (Discovery 1.0 3, 4) and the JWKS: both served pre-serialized.
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use bytes::Bytes;
+use serde_json::json;
+
+use super::SharedState;
+use crate::config::Config;
+use crate::types::{ClientAuthMethod, GrantType, Prompt, SUPPORTED_SCOPES, SigningAlg};
+
+/// The metadata document: it advertises only what is implemented.
+pub fn document(config: &Config) -> Bytes {
+    let iss = &config.issuer;
+    let algs: Vec<&str> = SigningAlg::ALL.iter().map(|a| a.as_str()).collect();
+    let auth_methods: Vec<&str> = ClientAuthMethod::ALL.iter().map(|m| m.as_str()).collect();
+    let doc = json!({
+        "issuer": iss,
+        "authorization_endpoint": format!("{iss}/authorize"),
+        "token_endpoint": format!("{iss}/token"),
+        "userinfo_endpoint": format!("{iss}/userinfo"),
+        "jwks_uri": format!("{iss}/jwks.json"),
+        "scopes_supported": SUPPORTED_SCOPES,
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": GrantType::ALL.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": algs,
+        "token_endpoint_auth_methods_supported": auth_methods,
+        "token_endpoint_auth_signing_alg_values_supported": ["RS256", "PS256", "ES256", "EdDSA", "HS256", "HS384", "HS512"],
+        "code_challenge_methods_supported": ["S256"],
+        "prompt_values_supported": Prompt::ALL.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
+        "display_values_supported": ["page", "popup", "touch", "wap"],
+        "claims_supported": [
+            "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "at_hash", "sid",
+            "name", "given_name", "family_name", "preferred_username", "updated_at",
+            "email", "email_verified", "phone_number", "phone_number_verified", "address"
+        ],
+        "acr_values_supported": [crate::http::interaction::PASSWORD_ACR],
+        "claims_parameter_supported": false,
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
+        "require_request_uri_registration": false,
+        "authorization_response_iss_parameter_supported": true,
+        "ui_locales_supported": ["en"],
+    });
+    serde_json::to_vec(&doc).expect("metadata serializes").into()
+}
+
+pub async fn configuration(State(state): State<SharedState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "public, max-age=300")],
+        state.discovery_json.clone(),
+    )
+}
+
+pub async fn jwks(State(state): State<SharedState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/jwk-set+json"), (header::CACHE_CONTROL, "public, max-age=300")],
+        state.keys.get().jwks_json(),
+    )
+}

@@ -1,0 +1,237 @@
+//! The login and consent pages.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum_extra::extract::cookie::CookieJar;
+use minijinja::context;
+use serde::Deserialize;
+
+use super::authorize::{current_session, issue_code, load_pending, proceed};
+use super::params::RequestParams;
+use super::{SharedState, cookies, reply};
+use crate::protocol::authorize::{AuthorizationRequest, NextStep, SignedIn, next_step};
+use crate::protocol::{ErrorCode, OAuthError, Params};
+use crate::store::{BrowserSession, Client, StoreError, now};
+use crate::types::Prompt;
+use crate::{crypto, password, ui};
+
+/// The `acr` of a password login, and the only one offered so far.
+pub const PASSWORD_ACR: &str = "urn:oxid:acr:password";
+
+#[derive(Deserialize)]
+pub struct PageQuery {
+    request: String,
+}
+
+const BAD_CREDENTIALS: &str = "Incorrect username or password.";
+const THROTTLED: &str = "Too many failed sign-in attempts. Wait a few minutes, then try again.";
+
+fn login_form(
+    state: &SharedState,
+    jar: CookieJar,
+    status: StatusCode,
+    request_id: &str,
+    request: &AuthorizationRequest,
+    client: &Client,
+    username: Option<&str>,
+    error: Option<&str>,
+) -> Response {
+    let (jar, secret) = cookies::ensure_csrf_secret(&state.config, jar);
+    let ctx = context! {
+        client_name => &client.name,
+        request_id => request_id,
+        csrf_token => cookies::csrf_token(&secret, request_id),
+        login_hint => username.or(request.login_hint.as_deref()),
+        error => error,
+        lang => "en",
+    };
+    (jar, reply::page(state, status, "login.html", ctx)).into_response()
+}
+
+pub async fn login_page(State(state): State<SharedState>, jar: CookieJar, Query(q): Query<PageQuery>) -> Response {
+    match load_pending(&state, &q.request).await {
+        Ok((_, request, client)) => login_form(&state, jar, StatusCode::OK, &q.request, &request, &client, None, None),
+        Err(response) => response,
+    }
+}
+
+/// The fields of a submitted page: its flow, and a CSRF token proven against the browser's cookie.
+fn checked_form(state: &SharedState, jar: &CookieJar, params: Result<Params, OAuthError>) -> Result<Params, Response> {
+    let params = params.map_err(|e| reply::error_page(state, &e))?;
+    let request_id = params.get("request").unwrap_or_default();
+    if !cookies::csrf_valid(jar, request_id, params.get("csrf_token")) {
+        let e = OAuthError::invalid_request("the form has expired or did not come from this site; go back and try again");
+        return Err(reply::error_page(state, &e));
+    }
+    Ok(params)
+}
+
+pub async fn login_submit(
+    State(state): State<SharedState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    jar: CookieJar,
+    RequestParams(params): RequestParams,
+) -> Response {
+    let params = match checked_form(&state, &jar, params) {
+        Ok(p) => p,
+        Err(response) => return response,
+    };
+    let request_id = params.get("request").unwrap_or_default();
+    let (_, request, client) = match load_pending(&state, request_id).await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    let username = params.get("username").unwrap_or_default().trim();
+    let password = params.get("password").unwrap_or_default();
+    let form = |jar, status, error| login_form(&state, jar, status, request_id, &request, &client, Some(username), Some(error));
+
+    match authenticate(&state, peer, username, password).await {
+        Ok(Some(user_id)) => match start_session(&state, jar, user_id).await {
+            Ok(jar) => (jar, reply::see_other(&format!("/authorize/resume?request={request_id}"))).into_response(),
+            Err(e) => reply::error_page(&state, &reply::internal(e)),
+        },
+        Ok(None) => form(jar, StatusCode::UNAUTHORIZED, BAD_CREDENTIALS),
+        Err(LoginError::Throttled) => form(jar, StatusCode::TOO_MANY_REQUESTS, THROTTLED),
+        Err(LoginError::Store(e)) => reply::error_page(&state, &reply::internal(e)),
+    }
+}
+
+enum LoginError {
+    Throttled,
+    Store(StoreError),
+}
+
+impl From<StoreError> for LoginError {
+    fn from(e: StoreError) -> Self {
+        Self::Store(e)
+    }
+}
+
+/// Checks a username and password, with throttling per account and per client IP. Unknown users,
+/// disabled users and wrong passwords are indistinguishable, in the answer and in its timing.
+async fn authenticate(
+    state: &SharedState,
+    peer: SocketAddr,
+    username: &str,
+    password: &str,
+) -> Result<Option<String>, LoginError> {
+    let config = &state.config;
+    let store = &state.store;
+    let now = now();
+    let account_key = format!("account:{}", username.to_lowercase());
+    let ip_key = format!("ip:{}", peer.ip());
+    if store.failures(&account_key, now).await? >= config.login_max_failures_per_account
+        || store.failures(&ip_key, now).await? >= config.login_max_failures_per_ip
+    {
+        return Err(LoginError::Throttled);
+    }
+    let user = if username.is_empty() { None } else { store.user_by_username(username).await? };
+    let user = user.filter(|u| !u.disabled);
+    let ok = password::verify(password.to_owned(), user.as_ref().map(|u| u.password_hash.clone())).await;
+    match user {
+        Some(user) if ok => {
+            store.clear_failures(&account_key).await?;
+            Ok(Some(user.id))
+        }
+        _ => {
+            let window = config.login_throttle_window as i64;
+            store.record_failure(&account_key, now, window).await?;
+            store.record_failure(&ip_key, now, window).await?;
+            tracing::info!(client_ip = %peer.ip(), "failed login");
+            Ok(None)
+        }
+    }
+}
+
+/// Starts a new session for `user_id`, replacing any session the browser had (no session fixation).
+async fn start_session(state: &SharedState, jar: CookieJar, user_id: String) -> Result<CookieJar, StoreError> {
+    if let Some(old) = cookies::session_hash(&jar) {
+        state.store.delete_session(&old).await?;
+    }
+    let raw_id = crypto::random_token();
+    let now = now();
+    let session = BrowserSession {
+        id_hash: crypto::token_hash(&raw_id),
+        sid: crypto::random_token(),
+        user_id,
+        auth_time: now,
+        amr: vec!["pwd".to_owned()],
+        acr: PASSWORD_ACR.to_owned(),
+        expires_at: now + state.config.session_lifetime as i64,
+    };
+    state.store.insert_session(&session).await?;
+    Ok(jar.add(cookies::session_cookie(&state.config, raw_id)))
+}
+
+pub async fn consent_page(State(state): State<SharedState>, jar: CookieJar, Query(q): Query<PageQuery>) -> Response {
+    let (pending, request, client) = match load_pending(&state, &q.request).await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    let user = match current_session(&state, &jar).await {
+        Ok(Some(session)) => state.store.user(&session.user_id).await,
+        Ok(None) => Ok(None),
+        Err(e) => Err(e),
+    };
+    let user = match user {
+        Ok(Some(user)) => user,
+        // Signed out in the meantime: back through the decision, which asks for a login.
+        Ok(None) => return proceed(&state, &jar, &client, request, Some(&pending)).await,
+        Err(e) => return reply::error_page(&state, &reply::internal(e)),
+    };
+    let scopes: Vec<&str> = request.scope.iter().filter_map(ui::describe_scope).collect();
+    let (jar, secret) = cookies::ensure_csrf_secret(&state.config, jar);
+    let ctx = context! {
+        client_name => &client.name,
+        scopes => scopes,
+        username => &user.username,
+        request_id => &q.request,
+        csrf_token => cookies::csrf_token(&secret, &q.request),
+        lang => "en",
+    };
+    (jar, reply::page(&state, StatusCode::OK, "consent.html", ctx)).into_response()
+}
+
+pub async fn consent_submit(State(state): State<SharedState>, jar: CookieJar, RequestParams(params): RequestParams) -> Response {
+    let params = match checked_form(&state, &jar, params) {
+        Ok(p) => p,
+        Err(response) => return response,
+    };
+    let (pending, request, client) = match load_pending(&state, params.get("request").unwrap_or_default()).await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    let result: Result<Response, StoreError> = async {
+        let Some(session) = current_session(&state, &jar).await? else {
+            return Ok(proceed(&state, &jar, &client, request, Some(&pending)).await);
+        };
+        if params.get("decision") != Some("allow") {
+            state.store.delete_pending(&pending.id).await?;
+            let denied = OAuthError::new(ErrorCode::AccessDenied, "the user denied the request");
+            return Ok(reply::error_redirect(&state.config.issuer, &request.error(denied)));
+        }
+        // Consent is now given; every other condition (prompt=login, max_age, id_token_hint) must
+        // still hold, so a form posted directly cannot skip a required login.
+        let mut without_consent_prompt = request.clone();
+        without_consent_prompt.prompt.retain(|p| *p != Prompt::Consent);
+        let signed_in = SignedIn { user_id: &session.user_id, auth_time: session.auth_time };
+        match next_step(&without_consent_prompt, pending.created_at, Some(signed_in), true, now()) {
+            Ok(NextStep::IssueCode) => {
+                let remembered = state.store.consented_scopes(&session.user_id, &client.id).await?;
+                let scope = match remembered {
+                    Some(old) => old.union(&request.scope),
+                    None => request.scope.clone(),
+                };
+                state.store.save_consent(&session.user_id, &client.id, &scope).await?;
+                state.store.delete_pending(&pending.id).await?;
+                issue_code(&state, &request, &session).await
+            }
+            _ => Ok(proceed(&state, &jar, &client, request, Some(&pending)).await),
+        }
+    }
+    .await;
+    result.unwrap_or_else(|e| reply::error_page(&state, &reply::internal(e)))
+}

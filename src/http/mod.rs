@@ -1,0 +1,95 @@
+//! HTTP: the router, shared state, and the cross-cutting layers (limits, headers, request ids).
+
+mod authorize;
+mod client_auth;
+mod cookies;
+mod discovery;
+mod interaction;
+mod params;
+mod reply;
+mod token;
+mod userinfo;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use bytes::Bytes;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::config::Config;
+use crate::jose::SharedKeyRing;
+use crate::store::Store;
+use crate::ui::Pages;
+
+/// What every handler can reach.
+pub struct AppState {
+    pub config: Config,
+    pub store: Arc<dyn Store>,
+    pub keys: SharedKeyRing,
+    pub pages: Pages,
+    /// The discovery document, serialized once (it only changes with the configuration).
+    pub discovery_json: Bytes,
+    pub token_endpoint: String,
+}
+
+pub type SharedState = Arc<AppState>;
+
+impl AppState {
+    pub fn new(config: Config, store: Arc<dyn Store>, keys: SharedKeyRing, pages: Pages) -> Self {
+        let discovery_json = discovery::document(&config);
+        let token_endpoint = format!("{}/token", config.issuer);
+        Self { config, store, keys, pages, discovery_json, token_endpoint }
+    }
+}
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+pub fn router(state: SharedState) -> Router {
+    let max_body = state.config.max_body_bytes;
+    Router::new()
+        .route("/.well-known/openid-configuration", get(discovery::configuration))
+        .route("/jwks.json", get(discovery::jwks))
+        .route("/authorize", get(authorize::authorize).post(authorize::authorize))
+        .route("/authorize/resume", get(authorize::resume))
+        .route("/login", get(interaction::login_page).post(interaction::login_submit))
+        .route("/consent", get(interaction::consent_page).post(interaction::consent_submit))
+        .route("/token", post(token::token))
+        .route("/userinfo", get(userinfo::userinfo).post(userinfo::userinfo))
+        .route("/assets/oxid.css", get(stylesheet))
+        .route("/healthz", get(|| async { "ok" }))
+        .fallback(|| async { (StatusCode::NOT_FOUND, "not found") })
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, Duration::from_secs(30)))
+        .layer(security_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .layer(security_header(header::REFERRER_POLICY, "no-referrer"))
+        .layer(security_header(header::X_FRAME_OPTIONS, "DENY"))
+        .layer(security_header(header::CONTENT_SECURITY_POLICY, reply::DEFAULT_CSP))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+            // Only the path: query strings can carry codes and tokens, which are never logged.
+            let id = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+        }))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+/// Sets a header on every response unless the handler set its own.
+fn security_header(name: HeaderName, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
+    SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
+}
+
+async fn stylesheet() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")],
+        crate::ui::STYLESHEET,
+    )
+}

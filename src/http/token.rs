@@ -1,0 +1,258 @@
+//! The token endpoint (RFC 6749 3.2, Core 3.1.3): one function per grant type.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use super::params::RequestParams;
+use super::{SharedState, client_auth, reply};
+use crate::crypto;
+use crate::protocol::id_token::{IdTokenClaims, half_hash};
+use crate::protocol::{ErrorCode, OAuthError, Params, pkce};
+use crate::store::{AccessToken, Client, CodeRedemption, RefreshRotation, RefreshToken, StoreError, User, now};
+use crate::types::{GrantType, ScopeSet};
+
+#[derive(Serialize)]
+struct TokenResponse {
+    access_token: String,
+    token_type: &'static str,
+    expires_in: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id_token: Option<String>,
+    scope: String,
+}
+
+pub async fn token(State(state): State<SharedState>, headers: HeaderMap, RequestParams(params): RequestParams) -> Response {
+    match handle(&state, &headers, params).await {
+        Ok(body) => {
+            ([reply::NO_STORE, (header::PRAGMA, "no-cache")], axum::Json(body)).into_response()
+        }
+        Err(e) => reply::json_error(&e),
+    }
+}
+
+fn invalid_grant(description: &'static str) -> OAuthError {
+    OAuthError::new(ErrorCode::InvalidGrant, description)
+}
+
+fn required<'a>(params: &'a Params, name: &'static str) -> Result<&'a str, OAuthError> {
+    params.get(name).ok_or_else(|| OAuthError::invalid_request(format!("{name} is missing")))
+}
+
+async fn handle(
+    state: &SharedState,
+    headers: &HeaderMap,
+    params: Result<Params, OAuthError>,
+) -> Result<TokenResponse, OAuthError> {
+    let params = params?;
+    let grant_type = required(&params, "grant_type")?;
+    let client = client_auth::authenticate(state, headers, &params).await?;
+    let grant: GrantType = grant_type
+        .parse()
+        .map_err(|_| OAuthError::new(ErrorCode::UnsupportedGrantType, "unsupported grant_type"))?;
+    if !client.allows_grant(grant) {
+        return Err(OAuthError::new(ErrorCode::UnauthorizedClient, "client may not use this grant type"));
+    }
+    match grant {
+        GrantType::AuthorizationCode => authorization_code(state, &client, &params).await,
+        GrantType::RefreshToken => refresh_token(state, &client, &params).await,
+        GrantType::ClientCredentials => client_credentials(state, &client, &params).await,
+    }
+}
+
+/// RFC 6749 4.1.3 and Core 3.1.3.2.
+async fn authorization_code(state: &SharedState, client: &Client, params: &Params) -> Result<TokenResponse, OAuthError> {
+    let code = required(params, "code")?;
+    let grant = match state.store.redeem_code(&crypto::token_hash(code)).await.map_err(reply::internal)? {
+        CodeRedemption::Redeemed(grant) => grant,
+        // RFC 6749 4.1.2: a reused code is refused, and what it issued is revoked (done by the store).
+        CodeRedemption::Replayed => return Err(invalid_grant("authorization code was already used")),
+        CodeRedemption::Unknown => return Err(invalid_grant("authorization code is invalid")),
+    };
+    if grant.expires_at <= now() {
+        return Err(invalid_grant("authorization code has expired"));
+    }
+    if grant.client_id != client.id {
+        return Err(invalid_grant("authorization code was issued to another client"));
+    }
+    if params.get("redirect_uri") != Some(grant.redirect_uri.as_str()) {
+        return Err(invalid_grant("redirect_uri does not match the authorization request"));
+    }
+    match (&grant.code_challenge, params.get("code_verifier")) {
+        (Some(challenge), Some(verifier)) if pkce::verify_s256(verifier, challenge) => {}
+        (Some(_), _) => return Err(invalid_grant("PKCE verification failed")),
+        // RFC 9700 2.1.1: a verifier without a challenge is a downgrade attempt.
+        (None, Some(_)) => return Err(invalid_grant("code_verifier given but no code_challenge was sent")),
+        (None, None) => {}
+    }
+    let user = active_user(state, &grant.user_id).await?;
+    let session = SessionFacts { auth_time: grant.auth_time, amr: grant.amr, acr: grant.acr, sid: grant.sid };
+    issue(state, client, &user, grant.scope.clone(), grant.scope, &grant.grant_id, &session, grant.nonce.as_deref()).await
+}
+
+/// RFC 6749 6, with rotation and reuse detection (RFC 9700 4.14.2).
+async fn refresh_token(state: &SharedState, client: &Client, params: &Params) -> Result<TokenResponse, OAuthError> {
+    let token = required(params, "refresh_token")?;
+    let rotation = state
+        .store
+        .rotate_refresh_token(&crypto::token_hash(token), &client.id, now())
+        .await
+        .map_err(reply::internal)?;
+    let old = match rotation {
+        RefreshRotation::Rotated(old) => old,
+        RefreshRotation::Replayed => {
+            return Err(invalid_grant("refresh token was already used; the grant has been revoked"));
+        }
+        RefreshRotation::Unknown => return Err(invalid_grant("refresh token is invalid or expired")),
+    };
+    // RFC 6749 6: the new access token may have narrower scope, never wider.
+    let access_scope = match params.get("scope") {
+        None => old.scope.clone(),
+        Some(s) => {
+            let asked = ScopeSet::parse(s).map_err(|_| OAuthError::new(ErrorCode::InvalidScope, "scope is malformed"))?;
+            if !asked.is_subset(&old.scope) {
+                return Err(OAuthError::new(ErrorCode::InvalidScope, "scope exceeds the original grant"));
+            }
+            asked
+        }
+    };
+    let user = active_user(state, &old.user_id).await?;
+    let session = SessionFacts { auth_time: old.auth_time, amr: old.amr, acr: old.acr, sid: old.sid };
+    issue(state, client, &user, access_scope, old.scope, &old.grant_id, &session, None).await
+}
+
+/// RFC 6749 4.4: a token for the client itself; confidential clients only.
+async fn client_credentials(state: &SharedState, client: &Client, params: &Params) -> Result<TokenResponse, OAuthError> {
+    if client.is_public() {
+        return Err(OAuthError::new(ErrorCode::UnauthorizedClient, "public clients cannot use client_credentials"));
+    }
+    let scope = ScopeSet::parse(params.get("scope").unwrap_or_default())
+        .map_err(|_| OAuthError::new(ErrorCode::InvalidScope, "scope is malformed"))?;
+    // Scopes about an end-user make no sense without one.
+    let scope = ["openid", "offline_access", "profile", "email", "address", "phone"]
+        .iter()
+        .fold(scope, |s, user_scope| s.without(user_scope));
+    let access_token = crypto::random_token();
+    let expires_in = state.config.access_token_lifetime;
+    let record = AccessToken {
+        client_id: client.id.clone(),
+        user_id: None,
+        scope: scope.clone(),
+        grant_id: crypto::random_token(),
+        expires_at: now() + expires_in as i64,
+    };
+    store_tokens(state, &access_token, &record, None).await?;
+    Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in,
+        refresh_token: None,
+        id_token: None,
+        scope: scope.to_string(),
+    })
+}
+
+async fn active_user(state: &SharedState, user_id: &str) -> Result<User, OAuthError> {
+    match state.store.user(user_id).await.map_err(reply::internal)? {
+        Some(user) if !user.disabled => Ok(user),
+        _ => Err(invalid_grant("the user is no longer active")),
+    }
+}
+
+/// How the user authenticated, carried from the browser session into every token of the grant.
+struct SessionFacts {
+    auth_time: i64,
+    amr: Vec<String>,
+    acr: String,
+    sid: String,
+}
+
+/// Issues an access token, a refresh token (for `offline_access`, Core 11) and an ID Token.
+#[allow(clippy::too_many_arguments)]
+async fn issue(
+    state: &SharedState,
+    client: &Client,
+    user: &User,
+    access_scope: ScopeSet,
+    grant_scope: ScopeSet,
+    grant_id: &str,
+    session: &SessionFacts,
+    nonce: Option<&str>,
+) -> Result<TokenResponse, OAuthError> {
+    let now = now();
+    let config = &state.config;
+    let access_token = crypto::random_token();
+    let access = AccessToken {
+        client_id: client.id.clone(),
+        user_id: Some(user.id.clone()),
+        scope: access_scope.clone(),
+        grant_id: grant_id.to_owned(),
+        expires_at: now + config.access_token_lifetime as i64,
+    };
+    let refresh_token = (grant_scope.contains("offline_access") && client.allows_grant(GrantType::RefreshToken))
+        .then(crypto::random_token);
+    let refresh = refresh_token.as_ref().map(|t| {
+        let record = RefreshToken {
+            client_id: client.id.clone(),
+            user_id: user.id.clone(),
+            scope: grant_scope.clone(),
+            grant_id: grant_id.to_owned(),
+            auth_time: session.auth_time,
+            amr: session.amr.clone(),
+            acr: session.acr.clone(),
+            sid: session.sid.clone(),
+            expires_at: now + config.refresh_token_lifetime as i64,
+        };
+        (crypto::token_hash(t), record)
+    });
+    let id_token = if grant_scope.contains("openid") {
+        let alg = client.id_token_signed_response_alg;
+        let claims = IdTokenClaims {
+            iss: &config.issuer,
+            sub: &user.id,
+            aud: client.id.as_str(),
+            exp: now + config.id_token_lifetime as i64,
+            iat: now,
+            auth_time: session.auth_time,
+            nonce,
+            acr: &session.acr,
+            amr: &session.amr,
+            azp: client.id.as_str(),
+            at_hash: Some(half_hash(alg, &access_token)),
+            sid: &session.sid,
+        };
+        let signed = state.keys.get().sign(alg, &claims).map_err(|e| {
+            tracing::error!(error = %e, "ID Token signing failed");
+            OAuthError::server_error()
+        })?;
+        Some(signed)
+    } else {
+        None
+    };
+    store_tokens(state, &access_token, &access, refresh.as_ref().map(|(h, r)| (h.as_str(), r))).await?;
+    Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: config.access_token_lifetime,
+        refresh_token,
+        id_token,
+        scope: access_scope.to_string(),
+    })
+}
+
+async fn store_tokens(
+    state: &SharedState,
+    access_token: &str,
+    access: &AccessToken,
+    refresh: Option<(&str, &RefreshToken)>,
+) -> Result<(), OAuthError> {
+    match state.store.insert_tokens(&crypto::token_hash(access_token), access, refresh).await {
+        Ok(()) => Ok(()),
+        // The grant was revoked (its code was replayed) while this request was in flight.
+        Err(StoreError::Conflict) => Err(invalid_grant("the grant has been revoked")),
+        Err(e) => Err(reply::internal(e)),
+    }
+}

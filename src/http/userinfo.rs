@@ -1,0 +1,84 @@
+//! The UserInfo endpoint (Core 5.3) with bearer tokens (RFC 6750).
+
+use axum::extract::{FromRequest, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+
+use super::params::is_form;
+use super::{SharedState, reply};
+use crate::crypto;
+use crate::protocol::claims::userinfo_claims;
+use crate::protocol::{ErrorCode, OAuthError, Params};
+use crate::store::now;
+
+/// RFC 6750 3: the challenge, with the error when there was a token (3.1).
+fn challenge(status: StatusCode, error: Option<&OAuthError>) -> Response {
+    let value = match error {
+        None => "Bearer realm=\"oxid\"".to_owned(),
+        Some(e) => format!(
+            "Bearer realm=\"oxid\", error=\"{}\", error_description=\"{}\"",
+            e.code.as_str(),
+            e.description.replace(['"', '\\'], "'")
+        ),
+    };
+    let mut response = (status, [reply::NO_STORE]).into_response();
+    if let Ok(v) = HeaderValue::from_str(&value) {
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    response
+}
+
+/// The bearer token from the Authorization header or, for POST, the form body (RFC 6750 2.1, 2.2).
+async fn bearer_token(req: Request) -> Result<Option<String>, OAuthError> {
+    let from_header = match req.headers().get(header::AUTHORIZATION) {
+        None => None,
+        Some(v) => {
+            let v = v.to_str().map_err(|_| OAuthError::invalid_request("malformed Authorization header"))?;
+            let token = v
+                .strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+                .ok_or_else(|| OAuthError::invalid_request("the Authorization scheme must be Bearer"))?;
+            Some(token.trim().to_owned())
+        }
+    };
+    let from_body = if req.method() == Method::POST && is_form(req.headers()) {
+        let body = Bytes::from_request(req, &())
+            .await
+            .map_err(|_| OAuthError::invalid_request("the request body is too large or unreadable"))?;
+        Params::parse(&body)?.get("access_token").map(str::to_owned)
+    } else {
+        None
+    };
+    match (from_header, from_body) {
+        (Some(_), Some(_)) => Err(OAuthError::invalid_request("the token must be sent in one place only")),
+        (h, b) => Ok(h.or(b)),
+    }
+}
+
+pub async fn userinfo(State(state): State<SharedState>, req: Request) -> Response {
+    let token = match bearer_token(req).await {
+        Ok(Some(t)) => t,
+        Ok(None) => return challenge(StatusCode::UNAUTHORIZED, None),
+        Err(e) => return challenge(StatusCode::BAD_REQUEST, Some(&e)),
+    };
+    let invalid = |d| OAuthError::new(ErrorCode::InvalidToken, d);
+    let access = match state.store.access_token(&crypto::token_hash(&token), now()).await {
+        Ok(Some(a)) => a,
+        Ok(None) => {
+            return challenge(StatusCode::UNAUTHORIZED, Some(&invalid("the access token is invalid or expired")));
+        }
+        Err(e) => return reply::json_error(&reply::internal(e)),
+    };
+    let (Some(user_id), true) = (&access.user_id, access.scope.contains("openid")) else {
+        let e = OAuthError::new(ErrorCode::InsufficientScope, "the access token lacks the openid scope");
+        return challenge(StatusCode::FORBIDDEN, Some(&e));
+    };
+    match state.store.user(user_id).await {
+        Ok(Some(user)) if !user.disabled => {
+            ([reply::NO_STORE], axum::Json(userinfo_claims(&user, &access.scope))).into_response()
+        }
+        Ok(_) => challenge(StatusCode::UNAUTHORIZED, Some(&invalid("the user is no longer active"))),
+        Err(e) => reply::json_error(&reply::internal(e)),
+    }
+}

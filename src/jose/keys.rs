@@ -1,0 +1,208 @@
+//! The OP's signing keys: generation, the in-memory key ring (signers parsed once), and the JWKS.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use josekit::jwk::Jwk;
+use josekit::jwk::alg::ed::EdCurve;
+use josekit::jwk::KeyPair;
+use josekit::jws::{self, JwsHeader, JwsSigner, JwsVerifier};
+use serde::Serialize;
+
+use crate::crypto;
+use crate::store::{KeyStore, SigningKey, StoreError, Timestamp};
+use crate::types::SigningAlg;
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("key error: {0}")]
+    Jose(#[from] josekit::JoseError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("no current signing key for {0}")]
+    Missing(SigningAlg),
+}
+
+/// Generates a new key for `alg` (RSA keys are 2048 bits, EdDSA is Ed25519).
+pub fn generate(alg: SigningAlg, now: Timestamp) -> Result<SigningKey, KeyError> {
+    let mut private: Jwk = match alg {
+        SigningAlg::RS256 => jws::RS256.generate_key_pair(2048)?.to_jwk_key_pair(),
+        SigningAlg::PS256 => jws::PS256.generate_key_pair(2048)?.to_jwk_key_pair(),
+        SigningAlg::ES256 => jws::ES256.generate_key_pair()?.to_jwk_key_pair(),
+        SigningAlg::EdDSA => jws::EdDSA.generate_key_pair(EdCurve::Ed25519)?.to_jwk_key_pair(),
+    };
+    let kid = format!("{}-{}", alg.as_str().to_ascii_lowercase(), &crypto::random_token()[..16]);
+    private.set_key_id(&kid);
+    private.set_key_use("sig");
+    private.set_algorithm(alg.as_str());
+    // to_public_key keeps only the key material; the JWKS entry needs kid, use and alg too.
+    let mut public = private.to_public_key()?;
+    public.set_key_id(&kid);
+    public.set_key_use("sig");
+    public.set_algorithm(alg.as_str());
+    Ok(SigningKey {
+        kid,
+        alg,
+        private_jwk: private.to_string(),
+        public_jwk: public.to_string(),
+        created_at: now,
+        retired_at: None,
+    })
+}
+
+fn signer(alg: SigningAlg, jwk: &Jwk) -> Result<Box<dyn JwsSigner>, josekit::JoseError> {
+    Ok(match alg {
+        SigningAlg::RS256 => Box::new(jws::RS256.signer_from_jwk(jwk)?),
+        SigningAlg::PS256 => Box::new(jws::PS256.signer_from_jwk(jwk)?),
+        SigningAlg::ES256 => Box::new(jws::ES256.signer_from_jwk(jwk)?),
+        SigningAlg::EdDSA => Box::new(jws::EdDSA.signer_from_jwk(jwk)?),
+    })
+}
+
+pub(crate) fn verifier(alg: SigningAlg, jwk: &Jwk) -> Result<Box<dyn JwsVerifier>, josekit::JoseError> {
+    Ok(match alg {
+        SigningAlg::RS256 => Box::new(jws::RS256.verifier_from_jwk(jwk)?),
+        SigningAlg::PS256 => Box::new(jws::PS256.verifier_from_jwk(jwk)?),
+        SigningAlg::ES256 => Box::new(jws::ES256.verifier_from_jwk(jwk)?),
+        SigningAlg::EdDSA => Box::new(jws::EdDSA.verifier_from_jwk(jwk)?),
+    })
+}
+
+/// The keys in use, parsed once: one current signer per algorithm, verifiers for every published key,
+/// and the JWKS document serialized ahead of time.
+pub struct KeyRing {
+    current: HashMap<SigningAlg, Box<dyn JwsSigner>>,
+    verifiers: HashMap<String, Box<dyn JwsVerifier>>,
+    jwks_json: bytes::Bytes,
+}
+
+#[derive(Serialize)]
+struct Jwks<'a> {
+    keys: Vec<&'a serde_json::Map<String, serde_json::Value>>,
+}
+
+impl KeyRing {
+    /// Builds the ring from stored keys. Retired keys stay published for `publish_after_retire` seconds,
+    /// so tokens they signed can still be verified until they expire.
+    pub fn from_keys(keys: &[SigningKey], now: Timestamp, publish_after_retire: i64) -> Result<Self, KeyError> {
+        let mut current = HashMap::new();
+        let mut verifiers = HashMap::new();
+        let mut published = Vec::new();
+        for key in keys {
+            if key.retired_at.is_some_and(|t| t + publish_after_retire <= now) {
+                continue;
+            }
+            let public = Jwk::from_bytes(&key.public_jwk)?;
+            verifiers.insert(key.kid.clone(), verifier(key.alg, &public)?);
+            published.push(public);
+            if key.retired_at.is_none() {
+                current.insert(key.alg, signer(key.alg, &Jwk::from_bytes(&key.private_jwk)?)?);
+            }
+        }
+        let jwks = Jwks { keys: published.iter().map(|k| k.as_ref()).collect() };
+        let jwks_json = serde_json::to_vec(&jwks).expect("JWKS serializes").into();
+        Ok(Self { current, verifiers, jwks_json })
+    }
+
+    pub fn jwks_json(&self) -> bytes::Bytes {
+        self.jwks_json.clone()
+    }
+
+    /// Signs `claims` as a JWT with the current key for `alg` (RFC 7515 compact serialization).
+    pub fn sign<T: Serialize>(&self, alg: SigningAlg, claims: &T) -> Result<String, KeyError> {
+        let signer = self.current.get(&alg).ok_or(KeyError::Missing(alg))?;
+        let mut header = JwsHeader::new();
+        header.set_token_type("JWT");
+        let payload = serde_json::to_vec(claims).expect("claims serialize");
+        Ok(jws::serialize_compact(&payload, &header, signer.as_ref())?)
+    }
+
+    /// Verifies a JWS signed by one of this OP's published keys and returns its payload.
+    pub fn verify_own(&self, token: &str) -> Result<Vec<u8>, josekit::JoseError> {
+        let (payload, _) = jws::deserialize_compact_with_selector(token, |header| {
+            Ok(header.key_id().and_then(|kid| self.verifiers.get(kid)).map(|v| v.as_ref()))
+        })?;
+        Ok(payload)
+    }
+}
+
+/// Makes sure every algorithm has a current key, generating the missing ones. Safe when several nodes
+/// start at once: the store accepts only the first current key per algorithm.
+pub async fn ensure_current_keys(store: &dyn KeyStore, now: Timestamp) -> Result<Vec<SigningKey>, KeyError> {
+    let existing = store.signing_keys().await?;
+    for alg in SigningAlg::ALL {
+        if !existing.iter().any(|k| k.alg == *alg && k.retired_at.is_none()) {
+            let alg = *alg;
+            let key = tokio::task::spawn_blocking(move || generate(alg, now))
+                .await
+                .expect("key generation does not panic")?;
+            store.install_signing_key(&key, true).await?;
+        }
+    }
+    Ok(store.signing_keys().await?)
+}
+
+/// The key ring shared by request handlers; replaced whole when keys change.
+#[derive(Clone)]
+pub struct SharedKeyRing(Arc<RwLock<Arc<KeyRing>>>);
+
+impl SharedKeyRing {
+    pub fn new(ring: KeyRing) -> Self {
+        Self(Arc::new(RwLock::new(Arc::new(ring))))
+    }
+
+    pub fn get(&self) -> Arc<KeyRing> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn replace(&self, ring: KeyRing) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(ring);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_algorithm_signs_and_verifies_and_is_published() {
+        let keys: Vec<_> = SigningAlg::ALL.iter().map(|a| generate(*a, 100).unwrap()).collect();
+        let ring = KeyRing::from_keys(&keys, 100, 3600).unwrap();
+        for alg in SigningAlg::ALL {
+            let jwt = ring.sign(*alg, &serde_json::json!({"sub": "x"})).unwrap();
+            assert_eq!(ring.verify_own(&jwt).unwrap(), br#"{"sub":"x"}"#);
+        }
+        let jwks: serde_json::Value = serde_json::from_slice(&ring.jwks_json()).unwrap();
+        let published = jwks["keys"].as_array().unwrap();
+        assert_eq!(published.len(), 4);
+        for k in published {
+            assert!(k["kid"].is_string() && k["alg"].is_string());
+            assert_eq!(k["use"], "sig");
+            assert!(k.get("d").is_none(), "private parts must never be published");
+        }
+    }
+
+    #[test]
+    fn retired_keys_stay_published_for_the_window_only() {
+        let mut old = generate(SigningAlg::ES256, 0).unwrap();
+        old.retired_at = Some(1000);
+        let new = generate(SigningAlg::ES256, 1000).unwrap();
+        let keys = [old.clone(), new];
+        let ring = KeyRing::from_keys(&keys, 1500, 3600).unwrap();
+        assert!(String::from_utf8_lossy(&ring.jwks_json()).contains(&old.kid));
+        let ring = KeyRing::from_keys(&keys, 5000, 3600).unwrap();
+        assert!(!String::from_utf8_lossy(&ring.jwks_json()).contains(&old.kid));
+    }
+
+    #[test]
+    fn tampered_tokens_are_rejected() {
+        let keys = [generate(SigningAlg::RS256, 0).unwrap()];
+        let ring = KeyRing::from_keys(&keys, 0, 60).unwrap();
+        let jwt = ring.sign(SigningAlg::RS256, &serde_json::json!({"sub": "a"})).unwrap();
+        let mut parts: Vec<&str> = jwt.split('.').collect();
+        let forged = crypto::b64url(br#"{"sub":"b"}"#);
+        parts[1] = &forged;
+        assert!(ring.verify_own(&parts.join(".")).is_err());
+        assert!(ring.verify_own("garbage").is_err());
+    }
+}

@@ -1,0 +1,396 @@
+//! The authorization endpoint's rules (Core 3.1.2): validating a request, and deciding what the user
+//! must do next. Pure functions: the HTTP layer looks up the client and session and renders the result.
+
+use serde::{Deserialize, Serialize};
+
+use super::error::{ErrorCode, OAuthError};
+use super::params::Params;
+use super::pkce;
+use crate::store::{Client, Timestamp};
+use crate::types::{ClientId, GrantType, Prompt, RedirectUri, ResponseType, ScopeSet};
+
+/// A validated authorization request: everything later steps need, and nothing unchecked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthorizationRequest {
+    pub client_id: ClientId,
+    pub redirect_uri: RedirectUri,
+    pub scope: ScopeSet,
+    pub state: Option<String>,
+    pub nonce: Option<String>,
+    /// S256 `code_challenge` (RFC 7636); the only method accepted.
+    pub code_challenge: Option<String>,
+    pub prompt: Vec<Prompt>,
+    pub max_age: Option<i64>,
+    pub login_hint: Option<String>,
+    pub ui_locales: Option<String>,
+    pub acr_values: Option<String>,
+    /// The `sub` of a valid `id_token_hint`.
+    pub hinted_subject: Option<String>,
+}
+
+impl AuthorizationRequest {
+    pub fn has_prompt(&self, p: Prompt) -> bool {
+        self.prompt.contains(&p)
+    }
+
+    /// The error response for this request, sent to its redirect_uri.
+    pub fn error(&self, error: OAuthError) -> ErrorRedirect {
+        ErrorRedirect { redirect_uri: self.redirect_uri.clone(), state: self.state.clone(), error }
+    }
+}
+
+/// An error to send back to the client at its (validated) redirect_uri (RFC 6749 4.1.2.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorRedirect {
+    pub redirect_uri: RedirectUri,
+    pub state: Option<String>,
+    pub error: OAuthError,
+}
+
+/// How a rejected request is answered (Core 3.1.2.6, RFC 6749 4.1.2.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rejection {
+    /// The client or redirect_uri is missing, unknown or unregistered: tell the user, never redirect
+    /// (that would make the OP an open redirector).
+    Page(OAuthError),
+    Redirect(ErrorRedirect),
+}
+
+/// Server policy that shapes validation.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    pub require_pkce_for_all_clients: bool,
+}
+
+const MAX_NONCE_LEN: usize = 512;
+
+/// Finds the `client_id` of a request, for the caller to look up.
+pub fn client_id(params: &Params) -> Result<ClientId, Rejection> {
+    let raw = params
+        .get("client_id")
+        .ok_or_else(|| Rejection::Page(OAuthError::invalid_request("client_id is missing")))?;
+    raw.parse().map_err(|_| Rejection::Page(OAuthError::invalid_request("client_id is malformed")))
+}
+
+/// Validates an authorization request for `client` (None if the client_id is unknown).
+/// `verify_hint` returns the subject of a valid `id_token_hint` issued by this OP.
+pub fn validate(
+    params: &Params,
+    client: Option<&Client>,
+    policy: Policy,
+    verify_hint: impl FnOnce(&str) -> Option<String>,
+) -> Result<AuthorizationRequest, Rejection> {
+    let client = client.ok_or_else(|| Rejection::Page(OAuthError::invalid_request("unknown client_id")))?;
+
+    // Core 3.1.2.1: redirect_uri is REQUIRED and must match a registered one exactly.
+    let redirect_uri = params
+        .get("redirect_uri")
+        .ok_or_else(|| Rejection::Page(OAuthError::invalid_request("redirect_uri is missing")))?;
+    let redirect_uri = client
+        .redirect_uris
+        .iter()
+        .find(|r| r.as_str() == redirect_uri)
+        .cloned()
+        .ok_or_else(|| {
+            Rejection::Page(OAuthError::invalid_request("redirect_uri is not registered for this client"))
+        })?;
+
+    let state = params.get("state").map(str::to_owned);
+    let fail = |code: ErrorCode, description: &'static str| {
+        Rejection::Redirect(ErrorRedirect {
+            redirect_uri: redirect_uri.clone(),
+            state: state.clone(),
+            error: OAuthError::new(code, description),
+        })
+    };
+
+    // Core 6 request objects and Core 7.2.1 self-issued registration are not offered here.
+    if params.contains("request") {
+        return Err(fail(ErrorCode::RequestNotSupported, "request objects are not supported"));
+    }
+    if params.contains("request_uri") {
+        return Err(fail(ErrorCode::RequestUriNotSupported, "request_uri is not supported"));
+    }
+    if params.contains("registration") {
+        return Err(fail(ErrorCode::RegistrationNotSupported, "registration parameter is not supported"));
+    }
+
+    match params.get("response_type") {
+        None => return Err(fail(ErrorCode::InvalidRequest, "response_type is missing")),
+        Some(rt) if rt.parse::<ResponseType>() == Ok(ResponseType::Code) => {}
+        Some(_) => return Err(fail(ErrorCode::UnsupportedResponseType, "only response_type=code is supported")),
+    }
+    if !client.allows_grant(GrantType::AuthorizationCode) {
+        return Err(fail(ErrorCode::UnauthorizedClient, "client may not use the authorization code flow"));
+    }
+    if params.get("response_mode").is_some_and(|m| m != "query") {
+        return Err(fail(ErrorCode::InvalidRequest, "only response_mode=query is supported"));
+    }
+
+    // Core 3.1.2.1: `openid` must be present; values the OP does not understand are ignored.
+    let scope = params.get("scope").unwrap_or_default();
+    let scope = ScopeSet::parse(scope).map_err(|_| fail(ErrorCode::InvalidScope, "scope is malformed"))?;
+    if !scope.contains("openid") {
+        return Err(fail(ErrorCode::InvalidScope, "the openid scope is required"));
+    }
+    let mut scope = scope.retain_supported();
+    if !client.allows_grant(GrantType::RefreshToken) {
+        // Core 11: offline access means a refresh token, which this client may not receive.
+        scope = scope.without("offline_access");
+    }
+
+    let nonce = params.get("nonce").map(str::to_owned);
+    if nonce.as_ref().is_some_and(|n| n.len() > MAX_NONCE_LEN) {
+        return Err(fail(ErrorCode::InvalidRequest, "nonce is too long"));
+    }
+
+    // RFC 7636 4.3, RFC 9700 2.1.1: S256 only; required for public clients.
+    let code_challenge = params.get("code_challenge");
+    match params.get("code_challenge_method") {
+        Some("S256") => {}
+        Some(_) => return Err(fail(ErrorCode::InvalidRequest, "code_challenge_method must be S256")),
+        None if code_challenge.is_some() => {
+            // RFC 7636 4.3: an absent method means `plain`, which oxid does not accept.
+            return Err(fail(ErrorCode::InvalidRequest, "code_challenge_method must be S256"));
+        }
+        None => {}
+    }
+    let code_challenge = match code_challenge {
+        Some(c) if pkce::is_valid_s256_challenge(c) => Some(c.to_owned()),
+        Some(_) => return Err(fail(ErrorCode::InvalidRequest, "code_challenge is malformed")),
+        None if client.is_public() || policy.require_pkce_for_all_clients => {
+            return Err(fail(ErrorCode::InvalidRequest, "PKCE code_challenge is required for this client"));
+        }
+        None => None,
+    };
+
+    let mut prompt = Vec::new();
+    for value in params.get("prompt").unwrap_or_default().split(' ').filter(|v| !v.is_empty()) {
+        let p: Prompt = value.parse().map_err(|_| fail(ErrorCode::InvalidRequest, "unsupported prompt value"))?;
+        if !prompt.contains(&p) {
+            prompt.push(p);
+        }
+    }
+    // Core 3.1.2.1: none must not be combined with any other value.
+    if prompt.contains(&Prompt::None) && prompt.len() > 1 {
+        return Err(fail(ErrorCode::InvalidRequest, "prompt=none cannot be combined with other values"));
+    }
+
+    let max_age = match params.get("max_age") {
+        None => None,
+        Some(v) => Some(
+            v.parse::<u32>()
+                .map(i64::from)
+                .map_err(|_| fail(ErrorCode::InvalidRequest, "max_age must be a non-negative integer"))?,
+        ),
+    };
+
+    if let Some(display) = params.get("display") {
+        if !matches!(display, "page" | "popup" | "touch" | "wap") {
+            return Err(fail(ErrorCode::InvalidRequest, "unsupported display value"));
+        }
+    }
+
+    let hinted_subject = match params.get("id_token_hint") {
+        None => None,
+        Some(hint) => Some(
+            verify_hint(hint)
+                .ok_or_else(|| fail(ErrorCode::InvalidRequest, "id_token_hint is not an ID Token issued by this OP"))?,
+        ),
+    };
+
+    Ok(AuthorizationRequest {
+        client_id: client.id.clone(),
+        redirect_uri,
+        scope,
+        state,
+        nonce,
+        code_challenge,
+        prompt,
+        max_age,
+        login_hint: params.get("login_hint").map(str::to_owned),
+        ui_locales: params.get("ui_locales").map(str::to_owned),
+        acr_values: params.get("acr_values").map(str::to_owned),
+        hinted_subject,
+    })
+}
+
+/// The signed-in user, as far as the next-step decision is concerned.
+#[derive(Debug, Clone, Copy)]
+pub struct SignedIn<'a> {
+    pub user_id: &'a str,
+    pub auth_time: Timestamp,
+}
+
+/// What must happen before a code can be issued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextStep {
+    Login,
+    Consent,
+    IssueCode,
+}
+
+/// Decides the next step (Core 3.1.2.3, 3.1.2.4). `started_at` is when the request was first received:
+/// a login after it satisfies `prompt=login`. `consent_given` is whether remembered consent covers the
+/// request's scopes (or the client is trusted to skip consent).
+pub fn next_step(
+    req: &AuthorizationRequest,
+    started_at: Timestamp,
+    session: Option<SignedIn<'_>>,
+    consent_given: bool,
+    now: Timestamp,
+) -> Result<NextStep, OAuthError> {
+    let must_login = match session {
+        None => true,
+        Some(s) => {
+            let fresh_login_wanted = req.has_prompt(Prompt::Login) || req.has_prompt(Prompt::SelectAccount);
+            (fresh_login_wanted && s.auth_time < started_at)
+                || req.max_age.is_some_and(|max| now - s.auth_time > max)
+                || req.hinted_subject.as_deref().is_some_and(|sub| sub != s.user_id)
+        }
+    };
+    let no_ui = req.has_prompt(Prompt::None);
+    if must_login {
+        return if no_ui {
+            Err(OAuthError::new(ErrorCode::LoginRequired, "the user must sign in"))
+        } else {
+            Ok(NextStep::Login)
+        };
+    }
+    if !consent_given || req.has_prompt(Prompt::Consent) {
+        return if no_ui {
+            Err(OAuthError::new(ErrorCode::ConsentRequired, "the user must consent"))
+        } else {
+            Ok(NextStep::Consent)
+        };
+    }
+    Ok(NextStep::IssueCode)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{ClientAuthMethod, SigningAlg};
+
+    fn client(public: bool) -> Client {
+        Client {
+            id: "app".parse().unwrap(),
+            name: "App".into(),
+            secret_hash: None,
+            secret_for_jwt: None,
+            redirect_uris: vec!["https://rp.example/cb".parse().unwrap()],
+            grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
+            auth_method: if public { ClientAuthMethod::None } else { ClientAuthMethod::ClientSecretBasic },
+            id_token_signed_response_alg: SigningAlg::RS256,
+            jwks: None,
+            skip_consent: false,
+            created_at: 0,
+        }
+    }
+
+    const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+    fn run(query: &str, public: bool) -> Result<AuthorizationRequest, Rejection> {
+        let params = Params::parse(query.as_bytes()).unwrap();
+        validate(&params, Some(&client(public)), Policy { require_pkce_for_all_clients: false }, |_| None)
+    }
+
+    fn redirect_code(r: Result<AuthorizationRequest, Rejection>) -> ErrorCode {
+        match r {
+            Err(Rejection::Redirect(e)) => e.error.code,
+            other => panic!("expected a redirect error, got {other:?}"),
+        }
+    }
+
+    const BASE: &str = "client_id=app&redirect_uri=https%3A%2F%2Frp.example%2Fcb&response_type=code&state=s1";
+
+    #[test]
+    fn accepts_a_good_request() {
+        let r = run(&format!("{BASE}&scope=openid%20email%20bogus&nonce=n&code_challenge={CHALLENGE}&code_challenge_method=S256"), true)
+            .unwrap();
+        assert_eq!(r.scope.to_string(), "email openid", "unknown scopes are ignored (Core 3.1.2.1)");
+        assert_eq!(r.state.as_deref(), Some("s1"));
+    }
+
+    #[test]
+    fn unregistered_redirect_uri_is_never_redirected_to() {
+        let r = run("client_id=app&redirect_uri=https%3A%2F%2Fevil.example%2Fcb&response_type=code&scope=openid", false);
+        assert!(matches!(r, Err(Rejection::Page(_))));
+        // Exact match only: a registered prefix is not enough (RFC 9700 4.1.3).
+        let r = run("client_id=app&redirect_uri=https%3A%2F%2Frp.example%2Fcb%2Fx&response_type=code&scope=openid", false);
+        assert!(matches!(r, Err(Rejection::Page(_))));
+        let params = Params::parse(b"redirect_uri=https%3A%2F%2Frp.example%2Fcb").unwrap();
+        let r = validate(&params, None, Policy { require_pkce_for_all_clients: false }, |_| None);
+        assert!(matches!(r, Err(Rejection::Page(_))));
+    }
+
+    #[test]
+    fn other_errors_redirect_with_state() {
+        let r = run("client_id=app&redirect_uri=https%3A%2F%2Frp.example%2Fcb&scope=openid&state=s1", false);
+        match r {
+            Err(Rejection::Redirect(e)) => {
+                assert_eq!(e.error.code, ErrorCode::InvalidRequest);
+                assert_eq!(e.state.as_deref(), Some("s1"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(redirect_code(run(&format!("{BASE}&scope=profile"), false)), ErrorCode::InvalidScope);
+        assert_eq!(
+            redirect_code(run(&BASE.replace("response_type=code", "response_type=token"), false)),
+            ErrorCode::UnsupportedResponseType
+        );
+        assert_eq!(redirect_code(run(&format!("{BASE}&scope=openid&prompt=none%20login"), false)), ErrorCode::InvalidRequest);
+        assert_eq!(redirect_code(run(&format!("{BASE}&scope=openid&max_age=-1"), false)), ErrorCode::InvalidRequest);
+        assert_eq!(redirect_code(run(&format!("{BASE}&scope=openid&request=x"), false)), ErrorCode::RequestNotSupported);
+    }
+
+    #[test]
+    fn pkce_rules() {
+        // Public clients must use PKCE (RFC 9700 2.1.1).
+        assert_eq!(redirect_code(run(&format!("{BASE}&scope=openid"), true)), ErrorCode::InvalidRequest);
+        // plain is refused, explicitly or by omission of the method (RFC 7636 4.3).
+        let plain = format!("{BASE}&scope=openid&code_challenge={CHALLENGE}&code_challenge_method=plain");
+        assert_eq!(redirect_code(run(&plain, true)), ErrorCode::InvalidRequest);
+        let implicit_plain = format!("{BASE}&scope=openid&code_challenge={CHALLENGE}");
+        assert_eq!(redirect_code(run(&implicit_plain, true)), ErrorCode::InvalidRequest);
+        // Confidential clients may omit it by default.
+        assert!(run(&format!("{BASE}&scope=openid"), false).is_ok());
+    }
+
+    fn request(prompt: Vec<Prompt>, max_age: Option<i64>) -> AuthorizationRequest {
+        let mut r = run(&format!("{BASE}&scope=openid"), false).unwrap();
+        r.prompt = prompt;
+        r.max_age = max_age;
+        r
+    }
+
+    #[test]
+    fn next_step_follows_prompt_and_max_age() {
+        let me = Some(SignedIn { user_id: "u1", auth_time: 1000 });
+        let r = request(vec![], None);
+        assert_eq!(next_step(&r, 1000, None, false, 1000), Ok(NextStep::Login));
+        assert_eq!(next_step(&r, 1000, me, false, 1000), Ok(NextStep::Consent));
+        assert_eq!(next_step(&r, 1000, me, true, 1000), Ok(NextStep::IssueCode));
+
+        let none = request(vec![Prompt::None], None);
+        assert_eq!(next_step(&none, 1000, None, true, 1000).unwrap_err().code, ErrorCode::LoginRequired);
+        assert_eq!(next_step(&none, 1000, me, false, 1000).unwrap_err().code, ErrorCode::ConsentRequired);
+
+        // prompt=login: a session older than the request does not count; a login after it does.
+        let login = request(vec![Prompt::Login], None);
+        assert_eq!(next_step(&login, 1500, me, true, 1500), Ok(NextStep::Login));
+        assert_eq!(next_step(&login, 900, me, true, 1500), Ok(NextStep::IssueCode));
+
+        // max_age (Core 3.1.2.1): older authentication means a new login.
+        let aged = request(vec![], Some(60));
+        assert_eq!(next_step(&aged, 2000, me, true, 2000), Ok(NextStep::Login));
+        assert_eq!(next_step(&aged, 1000, me, true, 1030), Ok(NextStep::IssueCode));
+
+        let consent = request(vec![Prompt::Consent], None);
+        assert_eq!(next_step(&consent, 1000, me, true, 1000), Ok(NextStep::Consent));
+
+        let mut hinted = request(vec![Prompt::None], None);
+        hinted.hinted_subject = Some("someone-else".into());
+        assert_eq!(next_step(&hinted, 1000, me, true, 1000).unwrap_err().code, ErrorCode::LoginRequired);
+    }
+}

@@ -1,0 +1,11 @@
+//! Protocol logic, free of HTTP and storage: request validation, decisions, token contents.
+
+pub mod authorize;
+pub mod claims;
+pub mod error;
+pub mod id_token;
+pub mod params;
+pub mod pkce;
+
+pub use error::{ErrorCode, OAuthError};
+pub use params::Params;

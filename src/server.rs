@@ -1,0 +1,93 @@
+//! Start-up and the serving loop: open the store, make sure keys exist, serve until shut down.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::http::{AppState, SharedState, router};
+use crate::jose::keys::{KeyRing, ensure_current_keys};
+use crate::jose::SharedKeyRing;
+use crate::store::{SqliteStore, Store, now};
+use crate::ui::Pages;
+
+/// How often a node re-reads the key set, to pick up rotations made elsewhere (CLI, other nodes).
+const KEY_REFRESH: Duration = Duration::from_secs(60);
+
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<SqliteStore>> {
+    let path = config.sqlite_path()?;
+    let store = SqliteStore::open(&path)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot open database {}: {e}", path.display()))?;
+    Ok(Arc::new(store))
+}
+
+async fn load_key_ring(store: &dyn Store, config: &Config) -> anyhow::Result<KeyRing> {
+    let now = now();
+    let keys = ensure_current_keys(store, now).await?;
+    // Retired keys are published until every ID Token they signed has expired.
+    Ok(KeyRing::from_keys(&keys, now, config.id_token_lifetime as i64)?)
+}
+
+/// Everything the server needs, ready to serve.
+pub async fn prepare(config: Config, store: Arc<dyn Store>) -> anyhow::Result<SharedState> {
+    let ring = load_key_ring(store.as_ref(), &config).await?;
+    let pages = Pages::load(config.templates_dir.as_deref()).map_err(|e| anyhow::anyhow!(e))?;
+    Ok(Arc::new(AppState::new(config, store, SharedKeyRing::new(ring), pages)))
+}
+
+/// Serves HTTP on `listener` until `shutdown` resolves; in-flight requests are allowed to finish.
+pub async fn serve(
+    state: SharedState,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let refresher = tokio::spawn(refresh_keys(state.clone()));
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    refresher.abort();
+    result
+}
+
+async fn refresh_keys(state: SharedState) {
+    let mut tick = tokio::time::interval(KEY_REFRESH);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let config = &state.config;
+        let pruned = state.store.delete_keys_retired_before(now() - config.id_token_lifetime as i64).await;
+        if let Err(e) = pruned {
+            tracing::warn!(error = %e, "could not prune retired keys");
+        }
+        match load_key_ring(state.store.as_ref(), config).await {
+            Ok(ring) => state.keys.replace(ring),
+            Err(e) => tracing::warn!(error = %e, "could not refresh signing keys"),
+        }
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

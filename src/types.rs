@@ -1,0 +1,328 @@
+//! Protocol vocabulary as types: identifiers, scopes, redirect URIs, grant and response types.
+//!
+//! Everything that crosses the wire as a string is parsed into one of these at the edge, so that the
+//! protocol logic never handles an unchecked value.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// The longest client id, username or similar identifier oxid accepts.
+pub const MAX_IDENTIFIER_LEN: usize = 128;
+
+/// Error for a value that does not parse into one of the protocol types.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidValue(pub String);
+
+fn invalid(msg: impl Into<String>) -> InvalidValue {
+    InvalidValue(msg.into())
+}
+
+/// RFC 6749 Appendix A.1: client_id = *VSCHAR (printable ASCII).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ClientId(String);
+
+impl ClientId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for ClientId {
+    type Error = InvalidValue;
+    fn try_from(s: String) -> Result<Self, InvalidValue> {
+        if s.is_empty() || s.len() > MAX_IDENTIFIER_LEN {
+            return Err(invalid("client_id must be 1 to 128 characters"));
+        }
+        if !s.bytes().all(|b| (0x20..=0x7e).contains(&b)) {
+            return Err(invalid("client_id must be printable ASCII"));
+        }
+        Ok(Self(s))
+    }
+}
+
+impl FromStr for ClientId {
+    type Err = InvalidValue;
+    fn from_str(s: &str) -> Result<Self, InvalidValue> {
+        Self::try_from(s.to_owned())
+    }
+}
+
+impl From<ClientId> for String {
+    fn from(c: ClientId) -> String {
+        c.0
+    }
+}
+
+impl fmt::Display for ClientId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A registered redirection URI: absolute, without fragment (RFC 6749 3.1.2). Compared as an exact
+/// string (RFC 9700 2.1, Core 3.1.2.1), so the original spelling is kept.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct RedirectUri(String);
+
+impl RedirectUri {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The URL to redirect to with `params` appended to the query (RFC 6749 4.1.2: keep existing query).
+    pub fn with_query(&self, params: &[(&str, &str)]) -> String {
+        let mut url = url::Url::parse(&self.0).expect("validated at construction");
+        {
+            let mut q = url.query_pairs_mut();
+            for (k, v) in params {
+                q.append_pair(k, v);
+            }
+        }
+        url.into()
+    }
+}
+
+impl TryFrom<String> for RedirectUri {
+    type Error = InvalidValue;
+    fn try_from(s: String) -> Result<Self, InvalidValue> {
+        if s.len() > 2048 {
+            return Err(invalid("redirect_uri is too long"));
+        }
+        let url = url::Url::parse(&s).map_err(|_| invalid("redirect_uri must be an absolute URI"))?;
+        if url.fragment().is_some() {
+            return Err(invalid("redirect_uri must not contain a fragment"));
+        }
+        if url.cannot_be_a_base() && url.scheme() != "urn" {
+            return Err(invalid("redirect_uri must be a hierarchical URI"));
+        }
+        Ok(Self(s))
+    }
+}
+
+impl FromStr for RedirectUri {
+    type Err = InvalidValue;
+    fn from_str(s: &str) -> Result<Self, InvalidValue> {
+        Self::try_from(s.to_owned())
+    }
+}
+
+impl From<RedirectUri> for String {
+    fn from(r: RedirectUri) -> String {
+        r.0
+    }
+}
+
+/// The scopes oxid gives meaning to (Core 5.4, Core 11).
+pub const SUPPORTED_SCOPES: &[&str] = &["openid", "profile", "email", "address", "phone", "offline_access"];
+
+/// A set of scope tokens (RFC 6749 3.3), kept sorted so equal sets compare and print equal.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ScopeSet(BTreeSet<String>);
+
+impl ScopeSet {
+    /// Parses a space-delimited scope string; every token must be `1*( %x21 / %x23-5B / %x5D-7E )`.
+    pub fn parse(s: &str) -> Result<Self, InvalidValue> {
+        let mut set = BTreeSet::new();
+        for token in s.split(' ').filter(|t| !t.is_empty()) {
+            let valid = token
+                .bytes()
+                .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b));
+            if !valid || token.len() > MAX_IDENTIFIER_LEN {
+                return Err(invalid("scope contains an invalid token"));
+            }
+            set.insert(token.to_owned());
+        }
+        Ok(Self(set))
+    }
+
+    pub fn contains(&self, scope: &str) -> bool {
+        self.0.contains(scope)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn is_subset(&self, other: &ScopeSet) -> bool {
+        self.0.is_subset(&other.0)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(String::as_str)
+    }
+
+    /// Keeps only the scopes oxid supports (Core 3.1.2.1: unknown scope values SHOULD be ignored).
+    pub fn retain_supported(mut self) -> Self {
+        self.0.retain(|s| SUPPORTED_SCOPES.contains(&s.as_str()));
+        self
+    }
+
+    pub fn union(&self, other: &ScopeSet) -> ScopeSet {
+        ScopeSet(self.0.union(&other.0).cloned().collect())
+    }
+
+    pub fn without(mut self, scope: &str) -> Self {
+        self.0.remove(scope);
+        self
+    }
+}
+
+impl FromStr for ScopeSet {
+    type Err = InvalidValue;
+    fn from_str(s: &str) -> Result<Self, InvalidValue> {
+        Self::parse(s)
+    }
+}
+
+impl TryFrom<String> for ScopeSet {
+    type Error = InvalidValue;
+    fn try_from(s: String) -> Result<Self, InvalidValue> {
+        Self::parse(&s)
+    }
+}
+
+impl From<ScopeSet> for String {
+    fn from(s: ScopeSet) -> String {
+        s.to_string()
+    }
+}
+
+impl fmt::Display for ScopeSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, s) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            f.write_str(s)?;
+        }
+        Ok(())
+    }
+}
+
+/// Declares a closed string enum with its wire names, `FromStr`, `Display` and serde as the wire name.
+macro_rules! wire_enum {
+    ($(#[$m:meta])* $name:ident { $($variant:ident = $wire:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum $name {
+            $(#[serde(rename = $wire)] $variant),+
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $wire),+
+                }
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = InvalidValue;
+            fn from_str(s: &str) -> Result<Self, InvalidValue> {
+                match s {
+                    $($wire => Ok($name::$variant),)+
+                    _ => Err(InvalidValue(format!("unsupported {}: {s}", stringify!($name)))),
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+wire_enum!(
+    /// OAuth 2.0 grant types oxid implements at the token endpoint.
+    GrantType {
+        AuthorizationCode = "authorization_code",
+        RefreshToken = "refresh_token",
+        ClientCredentials = "client_credentials",
+    }
+);
+
+wire_enum!(
+    /// Response types accepted at the authorization endpoint.
+    ResponseType { Code = "code" }
+);
+
+wire_enum!(
+    /// Token endpoint client authentication methods (Core 9).
+    ClientAuthMethod {
+        ClientSecretBasic = "client_secret_basic",
+        ClientSecretPost = "client_secret_post",
+        ClientSecretJwt = "client_secret_jwt",
+        PrivateKeyJwt = "private_key_jwt",
+        None = "none",
+    }
+);
+
+wire_enum!(
+    /// JWS algorithms oxid signs with (RFC 7518 3, RFC 8037).
+    SigningAlg {
+        RS256 = "RS256",
+        ES256 = "ES256",
+        EdDSA = "EdDSA",
+        PS256 = "PS256",
+    }
+);
+
+wire_enum!(
+    /// Values of the `prompt` parameter (Core 3.1.2.1).
+    Prompt {
+        None = "none",
+        Login = "login",
+        Consent = "consent",
+        SelectAccount = "select_account",
+    }
+);
+
+impl ClientAuthMethod {
+    /// Methods that prove possession of a secret or key; `none` is for public clients.
+    pub fn is_confidential(self) -> bool {
+        self != ClientAuthMethod::None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scope_set_parses_sorts_and_rejects_bad_tokens() {
+        let s = ScopeSet::parse("openid  email profile").unwrap();
+        assert_eq!(s.to_string(), "email openid profile");
+        assert!(ScopeSet::parse("open\"id").is_err());
+        assert!(ScopeSet::parse("a\\b").is_err());
+        assert!(s.contains("email"));
+        assert!(ScopeSet::parse("openid").unwrap().is_subset(&s));
+    }
+
+    #[test]
+    fn redirect_uri_rules() {
+        assert!(RedirectUri::from_str("https://rp.example/cb#x").is_err());
+        assert!(RedirectUri::from_str("/relative").is_err());
+        let r = RedirectUri::from_str("https://rp.example/cb?a=1").unwrap();
+        assert_eq!(r.with_query(&[("code", "x y")]), "https://rp.example/cb?a=1&code=x+y");
+    }
+
+    #[test]
+    fn wire_enums_round_trip() {
+        for g in GrantType::ALL {
+            assert_eq!(g.as_str().parse::<GrantType>().unwrap(), *g);
+        }
+        assert!("password".parse::<GrantType>().is_err());
+        assert!("ES256".parse::<SigningAlg>().is_ok());
+    }
+}
