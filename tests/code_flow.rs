@@ -1,0 +1,157 @@
+//! End to end: a real RP library (`openidconnect`) signs in against a real oxid over HTTP.
+
+mod common;
+
+use common::{Browser, REDIRECT_URI, TestOp, query};
+use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata, CoreUserInfoClaims};
+use openidconnect::{
+    AccessTokenHash, AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce, OAuth2TokenResponse,
+    PkceCodeChallenge, RedirectUrl, Scope, TokenResponse, reqwest,
+};
+use oxid::types::{ClientAuthMethod, SigningAlg};
+
+fn base64_url(s: &str) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s).unwrap()
+}
+
+fn rp_http() -> reqwest::Client {
+    reqwest::ClientBuilder::new().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+/// Signs `alice` in to a confidential client whose ID Tokens use `alg`; checks everything an RP checks.
+async fn full_sign_in(alg: SigningAlg) {
+    let op = TestOp::start().await;
+    op.add_user("alice").await;
+    let (_, secret) = op.add_client("webapp", ClientAuthMethod::ClientSecretBasic, |c| c.id_token_signed_response_alg = alg).await;
+    let http = rp_http();
+
+    // Discovery 1.0 4: the RP learns every endpoint from the issuer.
+    let metadata = CoreProviderMetadata::discover_async(IssuerUrl::new(op.issuer.clone()).unwrap(), &http).await.unwrap();
+    let client = CoreClient::from_provider_metadata(metadata, ClientId::new("webapp".into()), secret.map(ClientSecret::new))
+        .set_redirect_uri(RedirectUrl::new(REDIRECT_URI.into()).unwrap());
+
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (auth_url, csrf, nonce) = client
+        .authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random)
+        .add_scope(Scope::new("email".into()))
+        .add_scope(Scope::new("profile".into()))
+        .add_scope(Scope::new("offline_access".into()))
+        .set_pkce_challenge(challenge)
+        .url();
+
+    let browser = Browser::new(&op);
+    let callback = browser.sign_in(auth_url.as_str(), "alice").await;
+    assert!(callback.starts_with(REDIRECT_URI), "{callback}");
+    let params = query(&callback);
+    assert_eq!(params["state"], *csrf.secret(), "state is returned unchanged (RFC 6749 4.1.2)");
+    assert_eq!(params["iss"], op.issuer, "RFC 9207 iss");
+
+    let tokens = client
+        .exchange_code(AuthorizationCode::new(params["code"].clone()))
+        .unwrap()
+        .set_pkce_verifier(verifier)
+        .request_async(&http)
+        .await
+        .unwrap();
+    let id_token = tokens.id_token().expect("an ID Token (Core 3.1.3.3)");
+    let verifier = client.id_token_verifier();
+    let claims = id_token.claims(&verifier, &nonce).expect("ID Token verifies against the JWKS, with our nonce");
+    assert_eq!(claims.subject().as_str(), "sub-alice");
+    assert_eq!(claims.issuer().as_str(), op.issuer);
+    assert!(claims.auth_time().is_some(), "auth_time");
+    assert!(claims.auth_context_ref().is_some(), "acr");
+    assert!(claims.auth_method_refs().is_some_and(|a| !a.is_empty()), "amr");
+    assert_eq!(claims.authorized_party().map(|a| a.as_str()), Some("webapp"), "azp");
+    let header = id_token.to_string().split('.').next().map(str::to_owned).unwrap();
+    let header: serde_json::Value = serde_json::from_slice(&base64_url(&header)).unwrap();
+    assert_eq!(header["alg"], alg.as_str(), "the client's id_token_signed_response_alg");
+    let expected_hash = claims.access_token_hash().expect("at_hash (Core 3.1.3.6)");
+    let actual = AccessTokenHash::from_token(
+        tokens.access_token(),
+        id_token.signing_alg().unwrap(),
+        id_token.signing_key(&verifier).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(*expected_hash, actual);
+
+    // UserInfo (Core 5.3): the same subject, and the claims the scopes allow.
+    let info: CoreUserInfoClaims =
+        client.user_info(tokens.access_token().clone(), None).unwrap().request_async(&http).await.unwrap();
+    assert_eq!(info.subject().as_str(), "sub-alice");
+    assert_eq!(info.email().map(|e| e.as_str()), Some("alice@example.com"));
+    assert_eq!(info.preferred_username().map(|u| u.as_str()), Some("alice"));
+
+    // offline_access gave a refresh token; refreshing rotates it and keeps the subject.
+    let refresh = tokens.refresh_token().expect("a refresh token for offline_access (Core 11)").clone();
+    let refreshed = client.exchange_refresh_token(&refresh).unwrap().request_async(&http).await.unwrap();
+    let new_refresh = refreshed.refresh_token().expect("a rotated refresh token");
+    assert_ne!(new_refresh.secret(), refresh.secret());
+    let refreshed_id = refreshed.id_token().expect("an ID Token on refresh (Core 12.2)");
+    let refreshed_claims = refreshed_id.claims(&verifier, |_: Option<&Nonce>| Ok(())).unwrap();
+    assert_eq!(refreshed_claims.subject().as_str(), "sub-alice");
+    assert_eq!(refreshed_claims.auth_time(), claims.auth_time(), "auth_time is that of the original login");
+    let _: CoreUserInfoClaims =
+        client.user_info(refreshed.access_token().clone(), None).unwrap().request_async(&http).await.unwrap();
+
+    // A second sign-in in the same browser: the session and the remembered consent skip both pages.
+    let (challenge, _) = PkceCodeChallenge::new_random_sha256();
+    let (auth_url, _, _) = client
+        .authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random)
+        .add_scope(Scope::new("email".into()))
+        .set_pkce_challenge(challenge)
+        .url();
+    let page = browser.get(auth_url.as_str()).await;
+    let location = page.location.expect("a redirect straight back to the client");
+    assert!(location.starts_with(REDIRECT_URI) && query(&location).contains_key("code"), "{location}");
+}
+
+#[tokio::test]
+async fn sign_in_with_rs256() {
+    full_sign_in(SigningAlg::RS256).await;
+}
+
+#[tokio::test]
+async fn sign_in_with_es256() {
+    full_sign_in(SigningAlg::ES256).await;
+}
+
+#[tokio::test]
+async fn sign_in_with_eddsa() {
+    full_sign_in(SigningAlg::EdDSA).await;
+}
+
+#[tokio::test]
+async fn sign_in_with_ps256() {
+    full_sign_in(SigningAlg::PS256).await;
+}
+
+/// A public client (a SPA or native app) authenticates with `none` and must use PKCE.
+#[tokio::test]
+async fn public_client_with_pkce() {
+    let op = TestOp::start().await;
+    op.add_user("bob").await;
+    op.add_client("spa", ClientAuthMethod::None, |c| c.skip_consent = true).await;
+    let http = rp_http();
+    let metadata = CoreProviderMetadata::discover_async(IssuerUrl::new(op.issuer.clone()).unwrap(), &http).await.unwrap();
+    let client = CoreClient::from_provider_metadata(metadata, ClientId::new("spa".into()), None)
+        .set_redirect_uri(RedirectUrl::new(REDIRECT_URI.into()).unwrap())
+        .set_auth_type(openidconnect::AuthType::RequestBody);
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (auth_url, _, nonce) = client
+        .authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random)
+        .set_pkce_challenge(challenge)
+        .url();
+    let callback = Browser::new(&op).sign_in(auth_url.as_str(), "bob").await;
+    let code = query(&callback)["code"].clone();
+    let tokens = client
+        .exchange_code(AuthorizationCode::new(code))
+        .unwrap()
+        .set_pkce_verifier(verifier)
+        .request_async(&http)
+        .await
+        .unwrap();
+    let claims = tokens.id_token().unwrap().claims(&client.id_token_verifier(), &nonce).unwrap();
+    assert_eq!(claims.subject().as_str(), "sub-bob");
+    assert!(tokens.refresh_token().is_none(), "no offline_access, no refresh token");
+}

@@ -1,0 +1,221 @@
+//! Test support: a real oxid server on an ephemeral port with its own SQLite file, and a cookie-keeping
+//! HTTP client that fills in the login and consent forms the way a browser would.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use oxid::config::Config;
+use oxid::store::{Client, ClientStore, SqliteStore, User, UserStore};
+use oxid::types::{ClientAuthMethod, GrantType, SigningAlg};
+use oxid::{crypto, password, server};
+use reqwest::StatusCode;
+use tokio::sync::oneshot;
+
+pub const REDIRECT_URI: &str = "http://127.0.0.1:9/callback";
+pub const PASSWORD: &str = "correct horse battery staple";
+/// An S256 challenge and its verifier (RFC 7636 Appendix B).
+pub const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+pub const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+pub struct TestOp {
+    pub issuer: String,
+    pub store: Arc<SqliteStore>,
+    _dir: tempfile::TempDir,
+    _stop: oneshot::Sender<()>,
+}
+
+impl TestOp {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mut config = Config::default();
+        config.issuer = format!("http://127.0.0.1:{port}");
+        config.database_url = format!("sqlite://{}/oxid.db", dir.path().display());
+        adjust(&mut config);
+        let store = server::open_store(&config).await.unwrap();
+        let state = server::prepare(config, store.clone()).await.unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(server::serve(state, listener, async {
+            let _ = stopped.await;
+        }));
+        Self { issuer: format!("http://127.0.0.1:{port}"), store, _dir: dir, _stop: stop }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.issuer)
+    }
+
+    pub async fn add_user(&self, username: &str) -> User {
+        let now = oxid::store::now();
+        let user = User {
+            id: format!("sub-{username}"),
+            username: username.into(),
+            password_hash: password::hash(PASSWORD.into()).await.unwrap(),
+            email: Some(format!("{username}@example.com")),
+            email_verified: true,
+            name: Some(format!("{username} Example")),
+            given_name: Some(username.into()),
+            family_name: Some("Example".into()),
+            created_at: now,
+            updated_at: now,
+            ..User::default()
+        };
+        self.store.insert_user(&user).await.unwrap();
+        user
+    }
+
+    /// Registers a client; returns it and its secret (if its method uses one).
+    pub async fn add_client(&self, id: &str, method: ClientAuthMethod, adjust: impl FnOnce(&mut Client)) -> (Client, Option<String>) {
+        let secret = matches!(
+            method,
+            ClientAuthMethod::ClientSecretBasic | ClientAuthMethod::ClientSecretPost | ClientAuthMethod::ClientSecretJwt
+        )
+        .then(crypto::random_token);
+        let mut client = Client {
+            id: id.parse().unwrap(),
+            name: format!("{id} app"),
+            secret_hash: secret.as_deref().map(crypto::token_hash),
+            secret_for_jwt: secret.clone().filter(|_| method == ClientAuthMethod::ClientSecretJwt),
+            redirect_uris: vec![REDIRECT_URI.parse().unwrap()],
+            grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken, GrantType::ClientCredentials],
+            auth_method: method,
+            id_token_signed_response_alg: SigningAlg::RS256,
+            jwks: None,
+            skip_consent: false,
+            created_at: oxid::store::now(),
+        };
+        if method == ClientAuthMethod::None {
+            client.grant_types.retain(|g| *g != GrantType::ClientCredentials);
+        }
+        adjust(&mut client);
+        self.store.insert_client(&client).await.unwrap();
+        (client, secret)
+    }
+
+    /// The standard authorization URL for `client_id` with PKCE, plus `extra` query parameters.
+    pub fn authorize_url(&self, client_id: &str, extra: &str) -> String {
+        format!(
+            "{}/authorize?response_type=code&client_id={client_id}&redirect_uri={}&scope=openid%20email%20profile\
+             &state=st4te&nonce=n0nce&code_challenge={CHALLENGE}&code_challenge_method=S256{extra}",
+            self.issuer,
+            urlencode(REDIRECT_URI)
+        )
+    }
+}
+
+pub fn urlencode(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// A browser stand-in: keeps cookies, never follows redirects by itself.
+pub struct Browser {
+    pub http: reqwest::Client,
+    issuer: String,
+}
+
+pub struct Page {
+    pub status: StatusCode,
+    pub location: Option<String>,
+    pub body: String,
+    pub headers: reqwest::header::HeaderMap,
+}
+
+impl Page {
+    /// The value of the hidden input `name` in the page's form.
+    pub fn hidden(&self, name: &str) -> String {
+        let marker = format!("name=\"{name}\" value=\"");
+        let start = self.body.find(&marker).unwrap_or_else(|| panic!("no {name} in page:\n{}", self.body)) + marker.len();
+        let end = self.body[start..].find('"').unwrap() + start;
+        self.body[start..end].to_owned()
+    }
+}
+
+/// Query parameters of a URL.
+pub fn query(url: &str) -> std::collections::HashMap<String, String> {
+    let url = url::Url::parse(url).unwrap();
+    url.query_pairs().into_owned().collect()
+}
+
+impl Browser {
+    pub fn new(op: &TestOp) -> Self {
+        let http = reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        Self { http, issuer: op.issuer.clone() }
+    }
+
+    fn absolute(&self, url: &str) -> String {
+        if url.starts_with('/') { format!("{}{url}", self.issuer) } else { url.to_owned() }
+    }
+
+    async fn page(response: reqwest::Response) -> Page {
+        let status = response.status();
+        let headers = response.headers().clone();
+        let location = headers.get("location").map(|v| v.to_str().unwrap().to_owned());
+        Page { status, location, body: response.text().await.unwrap(), headers }
+    }
+
+    pub async fn get(&self, url: &str) -> Page {
+        Self::page(self.http.get(self.absolute(url)).send().await.unwrap()).await
+    }
+
+    pub async fn post(&self, url: &str, form: &[(&str, &str)]) -> Page {
+        Self::page(self.http.post(self.absolute(url)).form(form).send().await.unwrap()).await
+    }
+
+    /// Follows redirects within the OP until one leaves it (to the client) or a page is shown.
+    pub async fn follow(&self, mut page: Page) -> Page {
+        while let Some(loc) = page.location.clone() {
+            if !loc.starts_with('/') && !loc.starts_with(&self.issuer) {
+                break;
+            }
+            page = self.get(&loc).await;
+        }
+        page
+    }
+
+    /// Submits the login form on `page` (which must be the login page).
+    pub async fn submit_login(&self, page: &Page, username: &str, password: &str) -> Page {
+        let request = page.hidden("request");
+        let csrf = page.hidden("csrf_token");
+        self.post("/login", &[("request", &request), ("csrf_token", &csrf), ("username", username), ("password", password)])
+            .await
+    }
+
+    pub async fn submit_consent(&self, page: &Page, decision: &str) -> Page {
+        let request = page.hidden("request");
+        let csrf = page.hidden("csrf_token");
+        self.post("/consent", &[("request", &request), ("csrf_token", &csrf), ("decision", decision)]).await
+    }
+
+    /// Runs the whole interaction for `authorize_url`: login if asked, consent if asked; returns the
+    /// redirect to the client (its Location).
+    pub async fn sign_in(&self, authorize_url: &str, username: &str) -> String {
+        let mut page = self.follow(self.get(authorize_url).await).await;
+        if page.body.contains("name=\"password\"") {
+            page = self.follow(self.submit_login(&page, username, PASSWORD).await).await;
+        }
+        if page.body.contains("name=\"decision\"") {
+            page = self.follow(self.submit_consent(&page, "allow").await).await;
+        }
+        page.location.unwrap_or_else(|| panic!("no redirect to the client; page was {}:\n{}", page.status, page.body))
+    }
+}
+
+/// Exchanges a code at the token endpoint with client_secret_basic.
+pub async fn exchange_code(op: &TestOp, client_id: &str, secret: &str, code: &str, verifier: Option<&str>) -> reqwest::Response {
+    let mut form = vec![("grant_type", "authorization_code"), ("code", code), ("redirect_uri", REDIRECT_URI)];
+    if let Some(v) = verifier {
+        form.push(("code_verifier", v));
+    }
+    reqwest::Client::new().post(op.url("/token")).basic_auth(client_id, Some(secret)).form(&form).send().await.unwrap()
+}
+
+pub async fn json(response: reqwest::Response) -> (StatusCode, serde_json::Value) {
+    let status = response.status();
+    let body = response.text().await.unwrap();
+    (status, serde_json::from_str(&body).unwrap_or_else(|_| panic!("not JSON ({status}): {body}")))
+}
