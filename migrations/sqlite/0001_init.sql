@@ -45,6 +45,8 @@ CREATE TABLE pending_authorizations (
     id TEXT PRIMARY KEY NOT NULL,
     client_id TEXT NOT NULL REFERENCES clients(id) ON DELETE CASCADE,
     request_json TEXT NOT NULL,
+    -- The session created by a login within this flow: it satisfies prompt=login and max_age.
+    login_sid TEXT,
     created_at INTEGER NOT NULL,
     expires_at INTEGER NOT NULL
 );

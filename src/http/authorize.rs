@@ -135,9 +135,8 @@ pub(super) async fn proceed(
             Some(s) => consent_given(state, client, &s.user_id, &request).await?,
             None => false,
         };
-        let started_at = pending.map_or(now, |p| p.created_at);
-        let signed_in = session.as_ref().map(|s| SignedIn { user_id: &s.user_id, auth_time: s.auth_time });
-        let step = authorize::next_step(&request, started_at, signed_in, consented, now);
+        let signed_in = session.as_ref().map(|s| signed_in(s, pending));
+        let step = authorize::next_step(&request, signed_in, consented, now);
         Ok(match step {
             Err(e) => {
                 if let Some(p) = pending {
@@ -166,11 +165,21 @@ pub(super) async fn proceed(
     result.unwrap_or_else(|e| reply::error_page(state, &reply::internal(e)))
 }
 
+/// The session as the next-step decision sees it.
+pub(super) fn signed_in<'a>(session: &'a BrowserSession, pending: Option<&PendingAuthorization>) -> SignedIn<'a> {
+    SignedIn {
+        user_id: &session.user_id,
+        auth_time: session.auth_time,
+        logged_in_during_flow: pending.and_then(|p| p.login_sid.as_deref()) == Some(session.sid.as_str()),
+    }
+}
+
 async fn save_pending(state: &SharedState, request: &AuthorizationRequest, now: i64) -> Result<String, StoreError> {
     let pending = PendingAuthorization {
         id: crypto::random_token(),
         client_id: request.client_id.clone(),
         request_json: serde_json::to_string(request).expect("request serializes"),
+        login_sid: None,
         created_at: now,
         expires_at: now + state.config.interaction_lifetime as i64,
     };

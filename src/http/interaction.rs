@@ -9,10 +9,10 @@ use axum_extra::extract::cookie::CookieJar;
 use minijinja::context;
 use serde::Deserialize;
 
-use super::authorize::{current_session, issue_code, load_pending, proceed};
+use super::authorize::{current_session, issue_code, load_pending, proceed, signed_in};
 use super::params::RequestParams;
 use super::{SharedState, cookies, reply};
-use crate::protocol::authorize::{AuthorizationRequest, NextStep, SignedIn, next_step};
+use crate::protocol::authorize::{AuthorizationRequest, NextStep, next_step};
 use crate::protocol::{ErrorCode, OAuthError, Params};
 use crate::store::{BrowserSession, Client, StoreError, now};
 use crate::types::Prompt;
@@ -89,7 +89,7 @@ pub async fn login_submit(
     let form = |jar, status, error| login_form(&state, jar, status, request_id, &request, &client, Some(username), Some(error));
 
     match authenticate(&state, peer, username, password).await {
-        Ok(Some(user_id)) => match start_session(&state, jar, user_id).await {
+        Ok(Some(user_id)) => match start_session(&state, jar, user_id, request_id).await {
             Ok(jar) => (jar, reply::see_other(&format!("/authorize/resume?request={request_id}"))).into_response(),
             Err(e) => reply::error_page(&state, &reply::internal(e)),
         },
@@ -146,8 +146,14 @@ async fn authenticate(
     }
 }
 
-/// Starts a new session for `user_id`, replacing any session the browser had (no session fixation).
-async fn start_session(state: &SharedState, jar: CookieJar, user_id: String) -> Result<CookieJar, StoreError> {
+/// Starts a new session for `user_id`, replacing any session the browser had (no session fixation), and
+/// records the login on the flow it happened in.
+async fn start_session(
+    state: &SharedState,
+    jar: CookieJar,
+    user_id: String,
+    request_id: &str,
+) -> Result<CookieJar, StoreError> {
     if let Some(old) = cookies::session_hash(&jar) {
         state.store.delete_session(&old).await?;
     }
@@ -163,6 +169,7 @@ async fn start_session(state: &SharedState, jar: CookieJar, user_id: String) -> 
         expires_at: now + state.config.session_lifetime as i64,
     };
     state.store.insert_session(&session).await?;
+    state.store.set_pending_login(request_id, &session.sid).await?;
     Ok(jar.add(cookies::session_cookie(&state.config, raw_id)))
 }
 
@@ -217,8 +224,7 @@ pub async fn consent_submit(State(state): State<SharedState>, jar: CookieJar, Re
         // still hold, so a form posted directly cannot skip a required login.
         let mut without_consent_prompt = request.clone();
         without_consent_prompt.prompt.retain(|p| *p != Prompt::Consent);
-        let signed_in = SignedIn { user_id: &session.user_id, auth_time: session.auth_time };
-        match next_step(&without_consent_prompt, pending.created_at, Some(signed_in), true, now()) {
+        match next_step(&without_consent_prompt, Some(signed_in(&session, Some(&pending))), true, now()) {
             Ok(NextStep::IssueCode) => {
                 let remembered = state.store.consented_scopes(&session.user_id, &client.id).await?;
                 let scope = match remembered {

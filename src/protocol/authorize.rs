@@ -220,6 +220,8 @@ pub fn validate(
 pub struct SignedIn<'a> {
     pub user_id: &'a str,
     pub auth_time: Timestamp,
+    /// The session was created by a login during this very flow.
+    pub logged_in_during_flow: bool,
 }
 
 /// What must happen before a code can be issued.
@@ -230,12 +232,11 @@ pub enum NextStep {
     IssueCode,
 }
 
-/// Decides the next step (Core 3.1.2.3, 3.1.2.4). `started_at` is when the request was first received:
-/// a login after it satisfies `prompt=login`. `consent_given` is whether remembered consent covers the
-/// request's scopes (or the client is trusted to skip consent).
+/// Decides the next step (Core 3.1.2.3, 3.1.2.4). A login during this flow satisfies `prompt=login`
+/// and `max_age`. `consent_given` is whether remembered consent covers the request's scopes (or the
+/// client is trusted to skip consent).
 pub fn next_step(
     req: &AuthorizationRequest,
-    started_at: Timestamp,
     session: Option<SignedIn<'_>>,
     consent_given: bool,
     now: Timestamp,
@@ -244,8 +245,9 @@ pub fn next_step(
         None => true,
         Some(s) => {
             let fresh_login_wanted = req.has_prompt(Prompt::Login) || req.has_prompt(Prompt::SelectAccount);
-            (fresh_login_wanted && s.auth_time < started_at)
-                || req.max_age.is_some_and(|max| now - s.auth_time > max)
+            // Whole seconds: ">=" makes max_age=0 always mean a fresh login.
+            let too_old = req.max_age.is_some_and(|max| now - s.auth_time >= max);
+            (!s.logged_in_during_flow && (fresh_login_wanted || too_old))
                 || req.hinted_subject.as_deref().is_some_and(|sub| sub != s.user_id)
         }
     };
@@ -366,31 +368,36 @@ mod tests {
 
     #[test]
     fn next_step_follows_prompt_and_max_age() {
-        let me = Some(SignedIn { user_id: "u1", auth_time: 1000 });
+        let me = Some(SignedIn { user_id: "u1", auth_time: 1000, logged_in_during_flow: false });
+        let fresh = Some(SignedIn { user_id: "u1", auth_time: 1000, logged_in_during_flow: true });
         let r = request(vec![], None);
-        assert_eq!(next_step(&r, 1000, None, false, 1000), Ok(NextStep::Login));
-        assert_eq!(next_step(&r, 1000, me, false, 1000), Ok(NextStep::Consent));
-        assert_eq!(next_step(&r, 1000, me, true, 1000), Ok(NextStep::IssueCode));
+        assert_eq!(next_step(&r, None, false, 1000), Ok(NextStep::Login));
+        assert_eq!(next_step(&r, me, false, 1000), Ok(NextStep::Consent));
+        assert_eq!(next_step(&r, me, true, 1000), Ok(NextStep::IssueCode));
 
         let none = request(vec![Prompt::None], None);
-        assert_eq!(next_step(&none, 1000, None, true, 1000).unwrap_err().code, ErrorCode::LoginRequired);
-        assert_eq!(next_step(&none, 1000, me, false, 1000).unwrap_err().code, ErrorCode::ConsentRequired);
+        assert_eq!(next_step(&none, None, true, 1000).unwrap_err().code, ErrorCode::LoginRequired);
+        assert_eq!(next_step(&none, me, false, 1000).unwrap_err().code, ErrorCode::ConsentRequired);
 
-        // prompt=login: a session older than the request does not count; a login after it does.
+        // prompt=login: an existing session does not count; a login during this flow does.
         let login = request(vec![Prompt::Login], None);
-        assert_eq!(next_step(&login, 1500, me, true, 1500), Ok(NextStep::Login));
-        assert_eq!(next_step(&login, 900, me, true, 1500), Ok(NextStep::IssueCode));
+        assert_eq!(next_step(&login, me, true, 1500), Ok(NextStep::Login));
+        assert_eq!(next_step(&login, fresh, true, 1500), Ok(NextStep::IssueCode));
 
         // max_age (Core 3.1.2.1): older authentication means a new login.
         let aged = request(vec![], Some(60));
-        assert_eq!(next_step(&aged, 2000, me, true, 2000), Ok(NextStep::Login));
-        assert_eq!(next_step(&aged, 1000, me, true, 1030), Ok(NextStep::IssueCode));
+        assert_eq!(next_step(&aged, me, true, 2000), Ok(NextStep::Login));
+        assert_eq!(next_step(&aged, me, true, 1030), Ok(NextStep::IssueCode));
+        // max_age=0 after a login in this flow, even a second later, does not loop.
+        let zero = request(vec![], Some(0));
+        assert_eq!(next_step(&zero, me, true, 1001), Ok(NextStep::Login));
+        assert_eq!(next_step(&zero, fresh, true, 1001), Ok(NextStep::IssueCode));
 
         let consent = request(vec![Prompt::Consent], None);
-        assert_eq!(next_step(&consent, 1000, me, true, 1000), Ok(NextStep::Consent));
+        assert_eq!(next_step(&consent, me, true, 1000), Ok(NextStep::Consent));
 
         let mut hinted = request(vec![Prompt::None], None);
         hinted.hinted_subject = Some("someone-else".into());
-        assert_eq!(next_step(&hinted, 1000, me, true, 1000).unwrap_err().code, ErrorCode::LoginRequired);
+        assert_eq!(next_step(&hinted, me, true, 1000).unwrap_err().code, ErrorCode::LoginRequired);
     }
 }

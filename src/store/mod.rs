@@ -106,6 +106,8 @@ pub struct PendingAuthorization {
     pub client_id: ClientId,
     /// The validated request, serialized by the protocol layer.
     pub request_json: String,
+    /// The `sid` of a session created by a login during this flow.
+    pub login_sid: Option<String>,
     pub created_at: Timestamp,
     pub expires_at: Timestamp,
 }
@@ -220,6 +222,8 @@ pub trait InteractionStore: Send + Sync {
     async fn insert_pending(&self, pending: &PendingAuthorization) -> StoreResult<()>;
     async fn pending(&self, id: &str, now: Timestamp) -> StoreResult<Option<PendingAuthorization>>;
     async fn delete_pending(&self, id: &str) -> StoreResult<()>;
+    /// Records that the user logged in during this flow, with session `sid`.
+    async fn set_pending_login(&self, id: &str, sid: &str) -> StoreResult<()>;
 }
 
 #[async_trait]

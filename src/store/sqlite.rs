@@ -345,7 +345,7 @@ impl InteractionStore for SqliteStore {
 
     async fn pending(&self, id: &str, now: Timestamp) -> StoreResult<Option<PendingAuthorization>> {
         let row = sqlx::query(
-            "SELECT id, client_id, request_json, created_at, expires_at FROM pending_authorizations \
+            "SELECT id, client_id, request_json, login_sid, created_at, expires_at FROM pending_authorizations \
              WHERE id = ? AND expires_at > ?",
         )
         .bind(id)
@@ -357,6 +357,7 @@ impl InteractionStore for SqliteStore {
                 id: r.try_get("id")?,
                 client_id: parse("pending.client_id", r.try_get("client_id")?)?,
                 request_json: r.try_get("request_json")?,
+                login_sid: r.try_get("login_sid")?,
                 created_at: r.try_get("created_at")?,
                 expires_at: r.try_get("expires_at")?,
             })
@@ -366,6 +367,15 @@ impl InteractionStore for SqliteStore {
 
     async fn delete_pending(&self, id: &str) -> StoreResult<()> {
         sqlx::query("DELETE FROM pending_authorizations WHERE id = ?").bind(id).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn set_pending_login(&self, id: &str, sid: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE pending_authorizations SET login_sid = ? WHERE id = ?")
+            .bind(sid)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 }

@@ -1,0 +1,200 @@
+//! Authorization endpoint error handling (Core 3.1.2.6, RFC 6749 4.1.2.1) and prompt/max_age rules.
+
+mod common;
+
+use common::{Browser, CHALLENGE, REDIRECT_URI, TestOp, query, urlencode};
+use oxid::types::ClientAuthMethod;
+
+async fn op_with_client() -> TestOp {
+    let op = TestOp::start().await;
+    op.add_user("alice").await;
+    op.add_client("webapp", ClientAuthMethod::ClientSecretBasic, |_| {}).await;
+    op.add_client("spa", ClientAuthMethod::None, |_| {}).await;
+    op
+}
+
+/// Asserts the response redirects to the client with `error` (and the request's state and iss).
+fn assert_redirected_error(op: &TestOp, page: &common::Page, error: &str) {
+    let location = page.location.as_deref().unwrap_or_else(|| panic!("expected a redirect, got {}: {}", page.status, page.body));
+    assert!(location.starts_with(REDIRECT_URI), "{location}");
+    let q = query(location);
+    assert_eq!(q.get("error").map(String::as_str), Some(error), "{location}");
+    assert!(q.contains_key("error_description"));
+    assert_eq!(q.get("state").map(String::as_str), Some("st4te"));
+    assert_eq!(q.get("iss"), Some(&op.issuer), "RFC 9207");
+}
+
+fn assert_error_page(page: &common::Page) {
+    assert_eq!(page.status, 400, "{}", page.body);
+    assert!(page.location.is_none(), "must not redirect");
+    assert!(page.body.contains("invalid_request"), "{}", page.body);
+    assert!(page.headers["content-type"].to_str().unwrap().starts_with("text/html"));
+}
+
+#[tokio::test]
+async fn unknown_client_or_bad_redirect_uri_is_shown_not_redirected() {
+    let op = op_with_client().await;
+    let b = Browser::new(&op);
+    // Unknown client.
+    assert_error_page(&b.get(&op.authorize_url("nobody", "")).await);
+    // Missing client_id.
+    assert_error_page(&b.get(&format!("{}/authorize?response_type=code&scope=openid", op.issuer)).await);
+    // Unregistered redirect_uri, and one that merely starts with a registered one (exact match).
+    for evil in ["https://evil.example/cb", "http://127.0.0.1:9/callback/../x", "http://127.0.0.1:9/callbackx"] {
+        let url = op.authorize_url("webapp", "").replace(&urlencode(REDIRECT_URI), &urlencode(evil));
+        assert_error_page(&b.get(&url).await);
+    }
+    // Missing redirect_uri (Core 3.1.2.1: REQUIRED).
+    let url = op.authorize_url("webapp", "").replace(&format!("&redirect_uri={}", urlencode(REDIRECT_URI)), "");
+    assert_error_page(&b.get(&url).await);
+    // Repeated parameters (RFC 6749 3.1) cannot be trusted to name the client.
+    assert_error_page(&b.get(&op.authorize_url("webapp", "&client_id=webapp")).await);
+}
+
+#[tokio::test]
+async fn other_errors_redirect_with_state_and_iss() {
+    let op = op_with_client().await;
+    let b = Browser::new(&op);
+    let cases = [
+        (op.authorize_url("webapp", "").replace("response_type=code", "response_type=token"), "unsupported_response_type"),
+        (op.authorize_url("webapp", "").replace("response_type=code&", ""), "invalid_request"),
+        (op.authorize_url("webapp", "").replace("scope=openid%20email%20profile", "scope=email"), "invalid_scope"),
+        (op.authorize_url("webapp", "&prompt=none%20login"), "invalid_request"),
+        (op.authorize_url("webapp", "&prompt=bogus"), "invalid_request"),
+        (op.authorize_url("webapp", "&max_age=abc"), "invalid_request"),
+        (op.authorize_url("webapp", "&response_mode=fragment"), "invalid_request"),
+        (op.authorize_url("webapp", "&request=eyJ.x.y"), "request_not_supported"),
+        (op.authorize_url("webapp", "&request_uri=https%3A%2F%2Frp%2Fr"), "request_uri_not_supported"),
+        (op.authorize_url("webapp", "&id_token_hint=not.a.jwt"), "invalid_request"),
+        (op.authorize_url("webapp", "&display=hologram"), "invalid_request"),
+        // PKCE: plain is refused (RFC 7636 4.3 / RFC 9700 2.1.1), malformed challenges too.
+        (op.authorize_url("webapp", "").replace("S256", "plain"), "invalid_request"),
+        (op.authorize_url("webapp", "").replace("&code_challenge_method=S256", ""), "invalid_request"),
+        (op.authorize_url("webapp", "").replace(CHALLENGE, "short"), "invalid_request"),
+    ];
+    for (url, error) in cases {
+        assert_redirected_error(&op, &b.get(&url).await, error);
+    }
+}
+
+#[tokio::test]
+async fn public_clients_must_use_pkce() {
+    let op = op_with_client().await;
+    let url = op.authorize_url("spa", "").replace(&format!("&code_challenge={CHALLENGE}&code_challenge_method=S256"), "");
+    assert_redirected_error(&op, &Browser::new(&op).get(&url).await, "invalid_request");
+}
+
+#[tokio::test]
+async fn post_to_authorize_works_like_get() {
+    let op = op_with_client().await;
+    let b = Browser::new(&op);
+    let url = op.authorize_url("webapp", "");
+    let (_, q) = url.split_once('?').unwrap();
+    let form: Vec<(String, String)> = form_urlencoded::parse(q.as_bytes()).into_owned().collect();
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let page = b.post("/authorize", &form).await;
+    assert!(page.location.unwrap().starts_with("/login?request="));
+}
+
+#[tokio::test]
+async fn prompt_none_without_session_is_login_required() {
+    let op = op_with_client().await;
+    let page = Browser::new(&op).get(&op.authorize_url("webapp", "&prompt=none")).await;
+    assert_redirected_error(&op, &page, "login_required");
+}
+
+#[tokio::test]
+async fn prompt_none_with_session_but_no_consent_is_consent_required() {
+    let op = op_with_client().await;
+    let b = Browser::new(&op);
+    let login = b.follow(b.get(&op.authorize_url("webapp", "")).await).await;
+    let consent = b.follow(b.submit_login(&login, "alice", common::PASSWORD).await).await;
+    assert!(consent.body.contains("Allow access"), "{}", consent.body);
+    let page = b.get(&op.authorize_url("webapp", "&prompt=none")).await;
+    assert_redirected_error(&op, &page, "consent_required");
+}
+
+#[tokio::test]
+async fn prompt_none_with_session_and_consent_issues_a_code() {
+    let op = op_with_client().await;
+    let b = Browser::new(&op);
+    b.sign_in(&op.authorize_url("webapp", ""), "alice").await;
+    let page = b.get(&op.authorize_url("webapp", "&prompt=none")).await;
+    let q = query(page.location.as_deref().unwrap());
+    assert!(q.contains_key("code"), "{q:?}");
+    assert_eq!(q["state"], "st4te");
+}
+
+#[tokio::test]
+async fn prompt_login_and_max_age_zero_force_a_new_login() {
+    let op = op_with_client().await;
+    let b = Browser::new(&op);
+    b.sign_in(&op.authorize_url("webapp", ""), "alice").await;
+    for extra in ["&prompt=login", "&max_age=0"] {
+        let page = b.follow(b.get(&op.authorize_url("webapp", extra)).await).await;
+        assert!(page.body.contains("name=\"password\""), "{extra}: expected the login form");
+        let done = b.follow(b.submit_login(&page, "alice", common::PASSWORD).await).await;
+        let q = query(done.location.as_deref().unwrap());
+        assert!(q.contains_key("code"), "{extra}: after login, a code (not another login): {q:?}");
+    }
+}
+
+#[tokio::test]
+async fn prompt_consent_asks_again_and_deny_is_access_denied() {
+    let op = op_with_client().await;
+    let b = Browser::new(&op);
+    b.sign_in(&op.authorize_url("webapp", ""), "alice").await;
+    let page = b.follow(b.get(&op.authorize_url("webapp", "&prompt=consent")).await).await;
+    assert!(page.body.contains("name=\"decision\""), "consent page expected");
+    let denied = b.submit_consent(&page, "deny").await;
+    assert_redirected_error(&op, &denied, "access_denied");
+}
+
+#[tokio::test]
+async fn consent_for_more_scopes_is_asked_again() {
+    let op = op_with_client().await;
+    let b = Browser::new(&op);
+    b.sign_in(&op.authorize_url("webapp", "").replace("%20email%20profile", ""), "alice").await;
+    let page = b.follow(b.get(&op.authorize_url("webapp", "")).await).await;
+    assert!(page.body.contains("See your email address"), "consent lists the new scopes in words");
+}
+
+#[tokio::test]
+async fn id_token_hint_for_another_user_requires_login() {
+    let op = op_with_client().await;
+    op.add_user("mallory").await;
+    let (_, secret) = op.add_client("hinted", ClientAuthMethod::ClientSecretBasic, |c| c.skip_consent = true).await;
+    let b = Browser::new(&op);
+    // Get an ID Token for alice.
+    let callback = b.sign_in(&op.authorize_url("hinted", ""), "alice").await;
+    let code = query(&callback)["code"].clone();
+    let (_, tokens) = common::json(common::exchange_code(&op, "hinted", &secret.unwrap(), &code, Some(common::VERIFIER)).await).await;
+    let hint = tokens["id_token"].as_str().unwrap().to_owned();
+    // Same user: prompt=none succeeds.
+    let page = b.get(&op.authorize_url("hinted", &format!("&prompt=none&id_token_hint={hint}"))).await;
+    assert!(query(page.location.as_deref().unwrap()).contains_key("code"));
+    // Another browser signed in as mallory: the hint names someone else.
+    let other = Browser::new(&op);
+    other.sign_in(&op.authorize_url("hinted", ""), "mallory").await;
+    let page = other.get(&op.authorize_url("hinted", &format!("&prompt=none&id_token_hint={hint}"))).await;
+    assert_redirected_error(&op, &page, "login_required");
+}
+
+#[tokio::test]
+async fn login_hint_prefills_the_form() {
+    let op = op_with_client().await;
+    let b = Browser::new(&op);
+    let page = b.follow(b.get(&op.authorize_url("webapp", "&login_hint=alice%40example.com")).await).await;
+    assert!(page.body.contains("value=\"alice@example.com\""), "{}", page.body);
+}
+
+#[tokio::test]
+async fn expired_or_unknown_interaction_is_an_error_page() {
+    let op = op_with_client().await;
+    let b = Browser::new(&op);
+    let page = b.get("/login?request=doesnotexist").await;
+    assert_eq!(page.status, 400);
+    assert!(page.body.contains("expired or is unknown"));
+    // Without the request parameter at all: a 4xx, never a 500.
+    assert!(b.get("/login").await.status.is_client_error());
+}
