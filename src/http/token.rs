@@ -96,29 +96,28 @@ async fn authorization_code(state: &SharedState, client: &Client, params: &Param
 /// RFC 6749 6, with rotation and reuse detection (RFC 9700 4.14.2).
 async fn refresh_token(state: &SharedState, client: &Client, params: &Params) -> Result<TokenResponse, OAuthError> {
     let token = required(params, "refresh_token")?;
-    let rotation = state
-        .store
-        .rotate_refresh_token(&crypto::token_hash(token), &client.id, now())
-        .await
-        .map_err(reply::internal)?;
-    let old = match rotation {
+    let hash = crypto::token_hash(token);
+    let asked = params
+        .get("scope")
+        .map(ScopeSet::parse)
+        .transpose()
+        .map_err(|_| OAuthError::new(ErrorCode::InvalidScope, "scope is malformed"))?;
+    // RFC 6749 6: the new access token may have narrower scope, never wider. Checked before rotating,
+    // so a mistaken request does not consume the token.
+    if let Some(asked) = &asked {
+        let current = state.store.refresh_token(&hash, &client.id, now()).await.map_err(reply::internal)?;
+        if current.is_some_and(|t| !asked.is_subset(&t.scope)) {
+            return Err(OAuthError::new(ErrorCode::InvalidScope, "scope exceeds the original grant"));
+        }
+    }
+    let old = match state.store.rotate_refresh_token(&hash, &client.id, now()).await.map_err(reply::internal)? {
         RefreshRotation::Rotated(old) => old,
         RefreshRotation::Replayed => {
             return Err(invalid_grant("refresh token was already used; the grant has been revoked"));
         }
         RefreshRotation::Unknown => return Err(invalid_grant("refresh token is invalid or expired")),
     };
-    // RFC 6749 6: the new access token may have narrower scope, never wider.
-    let access_scope = match params.get("scope") {
-        None => old.scope.clone(),
-        Some(s) => {
-            let asked = ScopeSet::parse(s).map_err(|_| OAuthError::new(ErrorCode::InvalidScope, "scope is malformed"))?;
-            if !asked.is_subset(&old.scope) {
-                return Err(OAuthError::new(ErrorCode::InvalidScope, "scope exceeds the original grant"));
-            }
-            asked
-        }
-    };
+    let access_scope = asked.unwrap_or_else(|| old.scope.clone());
     let user = active_user(state, &old.user_id).await?;
     let session = SessionFacts { auth_time: old.auth_time, amr: old.amr, acr: old.acr, sid: old.sid };
     issue(state, client, &user, access_scope, old.scope, &old.grant_id, &session, None).await

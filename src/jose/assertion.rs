@@ -54,10 +54,17 @@ fn verifiers_for(client: &Client) -> Result<Vec<Box<dyn JwsVerifier>>, Assertion
     match client.auth_method {
         ClientAuthMethod::ClientSecretJwt => {
             let secret = client.secret_for_jwt.as_deref().ok_or(AssertionError("client has no secret"))?;
-            let hmac = |alg: &jws::alg::hmac::HmacJwsAlgorithm| -> Result<Box<dyn JwsVerifier>, AssertionError> {
-                Ok(Box::new(alg.verifier_from_bytes(secret).map_err(|_| AssertionError("unusable client secret"))?))
-            };
-            Ok(vec![hmac(&jws::HS256)?, hmac(&jws::HS384)?, hmac(&jws::HS512)?])
+            // RFC 7518 3.2: the key must be at least as long as the hash, so a 43-character secret
+            // serves HS256 only.
+            let verifiers: Vec<Box<dyn JwsVerifier>> = [&jws::HS256, &jws::HS384, &jws::HS512]
+                .into_iter()
+                .filter_map(|alg| alg.verifier_from_bytes(secret).ok())
+                .map(|v| Box::new(v) as Box<dyn JwsVerifier>)
+                .collect();
+            if verifiers.is_empty() {
+                return Err(AssertionError("client secret is too short for HMAC"));
+            }
+            Ok(verifiers)
         }
         ClientAuthMethod::PrivateKeyJwt => {
             let jwks = client.jwks.as_deref().ok_or(AssertionError("client has no registered keys"))?;

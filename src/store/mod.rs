@@ -246,6 +246,13 @@ pub trait GrantStore: Send + Sync {
         refresh: Option<(&str, &RefreshToken)>,
     ) -> StoreResult<()>;
     async fn access_token(&self, access_hash: &str, now: Timestamp) -> StoreResult<Option<AccessToken>>;
+    /// A live, unused refresh token of `client_id`, without consuming it.
+    async fn refresh_token(
+        &self,
+        refresh_hash: &str,
+        client_id: &ClientId,
+        now: Timestamp,
+    ) -> StoreResult<Option<RefreshToken>>;
     /// Consumes a refresh token of `client_id` for rotation; reuse of a consumed token revokes the grant.
     async fn rotate_refresh_token(
         &self,

@@ -406,6 +406,20 @@ impl ConsentStore for SqliteStore {
     }
 }
 
+fn refresh_from_row(r: &sqlx::sqlite::SqliteRow) -> StoreResult<RefreshToken> {
+    Ok(RefreshToken {
+        client_id: parse("refresh_tokens.client_id", r.try_get("client_id")?)?,
+        user_id: r.try_get("user_id")?,
+        scope: parse("refresh_tokens.scope", r.try_get("scope")?)?,
+        grant_id: r.try_get("grant_id")?,
+        auth_time: r.try_get("auth_time")?,
+        amr: from_json("refresh_tokens.amr", r.try_get("amr")?)?,
+        acr: r.try_get("acr")?,
+        sid: r.try_get("sid")?,
+        expires_at: r.try_get("expires_at")?,
+    })
+}
+
 #[async_trait]
 impl GrantStore for SqliteStore {
     async fn insert_code(&self, code_hash: &str, grant: &CodeGrant) -> StoreResult<()> {
@@ -509,6 +523,24 @@ impl GrantStore for SqliteStore {
         .transpose()
     }
 
+    async fn refresh_token(
+        &self,
+        refresh_hash: &str,
+        client_id: &ClientId,
+        now: Timestamp,
+    ) -> StoreResult<Option<RefreshToken>> {
+        let row = sqlx::query(
+            "SELECT client_id, user_id, scope, grant_id, auth_time, amr, acr, sid, expires_at FROM refresh_tokens \
+             WHERE token_hash = ? AND client_id = ? AND used = 0 AND expires_at > ?",
+        )
+        .bind(refresh_hash)
+        .bind(client_id.as_str())
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(refresh_from_row).transpose()
+    }
+
     async fn rotate_refresh_token(
         &self,
         refresh_hash: &str,
@@ -525,17 +557,7 @@ impl GrantStore for SqliteStore {
         .fetch_optional(&self.pool)
         .await?;
         if let Some(r) = row {
-            return Ok(RefreshRotation::Rotated(RefreshToken {
-                client_id: parse("refresh_tokens.client_id", r.try_get("client_id")?)?,
-                user_id: r.try_get("user_id")?,
-                scope: parse("refresh_tokens.scope", r.try_get("scope")?)?,
-                grant_id: r.try_get("grant_id")?,
-                auth_time: r.try_get("auth_time")?,
-                amr: from_json("refresh_tokens.amr", r.try_get("amr")?)?,
-                acr: r.try_get("acr")?,
-                sid: r.try_get("sid")?,
-                expires_at: r.try_get("expires_at")?,
-            }));
+            return Ok(RefreshRotation::Rotated(refresh_from_row(&r)?));
         }
         let used: Option<(String, bool)> =
             sqlx::query_as("SELECT grant_id, used FROM refresh_tokens WHERE token_hash = ? AND client_id = ?")
