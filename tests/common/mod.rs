@@ -143,8 +143,12 @@ pub fn query(url: &str) -> std::collections::HashMap<String, String> {
 
 impl Browser {
     pub fn new(op: &TestOp) -> Self {
+        Self::for_issuer(&op.issuer)
+    }
+
+    pub fn for_issuer(issuer: &str) -> Self {
         let http = reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
-        Self { http, issuer: op.issuer.clone() }
+        Self { http, issuer: issuer.to_owned() }
     }
 
     fn absolute(&self, url: &str) -> String {

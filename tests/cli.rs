@@ -1,0 +1,189 @@
+//! The `oxid` binary as an operator uses it: configuration errors, user/client/key management, and
+//! a real `oxid serve` process that a user signs in to with CLI-made credentials.
+
+mod common;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use common::{Browser, CHALLENGE, REDIRECT_URI, VERIFIER, query, urlencode};
+
+fn oxid(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_oxid"))
+        .args(args)
+        .env("OXID_DATABASE_URL", format!("sqlite://{}/oxid.db", dir.display()))
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(input) = stdin {
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().unwrap()
+}
+
+fn ok(output: Output) -> String {
+    assert!(output.status.success(), "stderr: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).unwrap()
+}
+
+fn value_of(stdout: &str, key: &str) -> String {
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}:")))
+        .unwrap_or_else(|| panic!("no {key} in {stdout}"))
+        .trim()
+        .to_owned()
+}
+
+#[test]
+fn bad_configuration_is_one_line_and_exit_code_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&[(&str, &str)], &[&str]); 4] = [
+        (&[("OXID_ISSUER", "ftp://example.com")], &["user", "list"]),
+        (&[("OXID_LISTEN", "not-an-address")], &["user", "list"]),
+        (&[("OXID_DATABASE_URL", "mysql://x")], &["user", "list"]),
+        (&[], &["--config", "/nonexistent/oxid.toml", "user", "list"]),
+    ];
+    for (env, args) in cases {
+        let out = Command::new(env!("CARGO_BIN_EXE_oxid"))
+            .args(args)
+            .env("OXID_DATABASE_URL", format!("sqlite://{}/oxid.db", dir.path().display()))
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{env:?} {args:?}");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+        assert!(stderr.starts_with("oxid: configuration error"), "{stderr}");
+    }
+    // A TOML file works, and its unknown keys are errors too.
+    let file = dir.path().join("oxid.toml");
+    std::fs::write(&file, "issuer = \"https://id.example\"\nbogus = 1\n").unwrap();
+    let out = oxid(dir.path(), &["--config", file.to_str().unwrap(), "user", "list"], None);
+    assert_eq!(out.status.code(), Some(2));
+    std::fs::write(&file, "issuer = \"https://id.example\"\naccess_token_lifetime = 600\n").unwrap();
+    ok(oxid(dir.path(), &["--config", file.to_str().unwrap(), "user", "list"], None));
+}
+
+#[test]
+fn users_are_managed_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = ok(oxid(d, &["user", "add", "alice", "--email", "a@example.com", "--name", "Alice A", "--password-stdin"], Some("s3cret-password\n")));
+    assert!(out.contains("added user alice"));
+    // Duplicate, short password, and missing --password-stdin are errors.
+    assert!(!oxid(d, &["user", "add", "alice", "--password-stdin"], Some("another-password\n")).status.success());
+    assert!(!oxid(d, &["user", "add", "bob", "--password-stdin"], Some("short\n")).status.success());
+    assert_eq!(oxid(d, &["user", "add", "bob"], None).status.code(), Some(2));
+    let list = ok(oxid(d, &["user", "list"], None));
+    assert!(list.contains("alice") && list.contains("a@example.com") && list.contains("active"));
+    ok(oxid(d, &["user", "passwd", "alice", "--password-stdin"], Some("new-password-123\n")));
+    ok(oxid(d, &["user", "disable", "alice"], None));
+    assert!(ok(oxid(d, &["user", "list"], None)).contains("disabled"));
+    ok(oxid(d, &["user", "delete", "alice"], None));
+    assert!(!ok(oxid(d, &["user", "list"], None)).contains("alice"));
+    assert!(!oxid(d, &["user", "delete", "alice"], None).status.success());
+}
+
+#[test]
+fn clients_and_keys_are_managed_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = ok(oxid(d, &["client", "add", "--name", "Web", "--redirect-uri", "https://rp.example/cb", "--id", "web"], None));
+    assert_eq!(value_of(&out, "client_id"), "web");
+    let secret = value_of(&out, "client_secret");
+    assert!(secret.len() >= 32);
+    let out = ok(oxid(d, &["client", "add", "--name", "SPA", "--redirect-uri", "https://spa.example/cb", "--public"], None));
+    assert!(!out.contains("client_secret"), "public clients get no secret");
+    // Invalid registrations.
+    assert!(!oxid(d, &["client", "add", "--name", "X", "--redirect-uri", "https://x/cb#frag"], None).status.success());
+    assert!(!oxid(d, &["client", "add", "--name", "X"], None).status.success(), "code flow needs a redirect URI");
+    assert!(!oxid(d, &["client", "add", "--name", "X", "--redirect-uri", "https://x/cb", "--public", "--grant-type", "client_credentials"], None).status.success());
+    assert!(!oxid(d, &["client", "add", "--name", "X", "--redirect-uri", "https://x/cb", "--auth-method", "private_key_jwt"], None).status.success());
+    assert!(!oxid(d, &["client", "add", "--name", "X", "--redirect-uri", "https://x/cb", "--secret-stdin"], Some("too-short\n")).status.success());
+    let out = ok(oxid(d, &["client", "add", "--name", "Own", "--redirect-uri", "https://o/cb", "--id", "own", "--secret-stdin"], Some("an-operator-chosen-secret-of-40-characters\n")));
+    assert_eq!(value_of(&out, "client_secret"), "an-operator-chosen-secret-of-40-characters");
+
+    let show = ok(oxid(d, &["client", "show", "web"], None));
+    assert!(show.contains("https://rp.example/cb") && show.contains("client_secret_basic"));
+    assert!(!show.contains(&secret), "secrets are shown once only");
+    let rotated = value_of(&ok(oxid(d, &["client", "rotate-secret", "web"], None)), "client_secret");
+    assert_ne!(rotated, secret);
+    assert!(ok(oxid(d, &["client", "list"], None)).contains("web"));
+    ok(oxid(d, &["client", "delete", "web"], None));
+    assert!(!oxid(d, &["client", "show", "web"], None).status.success());
+
+    let keys = ok(oxid(d, &["keys", "list"], None));
+    for alg in ["RS256", "ES256", "EdDSA", "PS256"] {
+        assert!(keys.lines().any(|l| l.contains(alg) && l.contains("current")), "{keys}");
+    }
+    ok(oxid(d, &["keys", "rotate", "--alg", "ES256"], None));
+    let keys = ok(oxid(d, &["keys", "list"], None));
+    assert_eq!(keys.lines().filter(|l| l.contains("ES256") && l.contains("current")).count(), 1);
+    assert_eq!(keys.lines().filter(|l| l.contains("ES256") && l.contains("retired")).count(), 1);
+    assert_eq!(oxid(d, &["keys", "rotate", "--alg", "HS256"], None).status.code(), Some(1));
+    ok(oxid(d, &["migrate"], None));
+}
+
+/// The README's path: add a user and a client with the CLI, run `oxid serve`, sign in.
+#[tokio::test]
+async fn a_newcomer_signs_in_to_a_served_op() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(oxid(d, &["user", "add", "alice", "--email", "alice@example.com", "--password-stdin"], Some(&format!("{}\n", common::PASSWORD))));
+    let out = ok(oxid(d, &["client", "add", "--name", "My App", "--redirect-uri", REDIRECT_URI, "--id", "myapp", "--skip-consent"], None));
+    let secret = value_of(&out, "client_secret");
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let issuer = format!("http://127.0.0.1:{port}");
+    let mut server = Command::new(env!("CARGO_BIN_EXE_oxid"))
+        .args(["serve"])
+        .env("OXID_DATABASE_URL", format!("sqlite://{}/oxid.db", d.display()))
+        .env("OXID_ISSUER", &issuer)
+        .env("OXID_LISTEN", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let http = reqwest::Client::new();
+    let mut up = false;
+    for _ in 0..100 {
+        if http.get(format!("{issuer}/healthz")).send().await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(up, "oxid serve did not come up");
+
+    let browser = Browser::for_issuer(&issuer);
+    let url = format!(
+        "{issuer}/authorize?response_type=code&client_id=myapp&redirect_uri={}&scope=openid%20email&state=s&nonce=n\
+         &code_challenge={CHALLENGE}&code_challenge_method=S256",
+        urlencode(REDIRECT_URI)
+    );
+    let callback = browser.sign_in(&url, "alice").await;
+    let code = query(&callback)["code"].clone();
+    let r = http
+        .post(format!("{issuer}/token"))
+        .basic_auth("myapp", Some(&secret))
+        .form(&[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT_URI), ("code_verifier", VERIFIER)])
+        .send()
+        .await
+        .unwrap();
+    let (status, tokens) = common::json(r).await;
+    assert_eq!(status, 200, "{tokens}");
+    let info = http.get(format!("{issuer}/userinfo")).bearer_auth(tokens["access_token"].as_str().unwrap()).send().await.unwrap();
+    let (_, claims) = common::json(info).await;
+    assert_eq!(claims["email"], "alice@example.com");
+
+    // SIGTERM: a graceful stop with exit status 0.
+    assert!(Command::new("kill").args(["-TERM", &server.id().to_string()]).status().unwrap().success());
+    let status = server.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+}

@@ -1,0 +1,129 @@
+//! The login and consent pages: CSRF, credentials, throttling, cookies and security headers.
+
+mod common;
+
+use common::{Browser, PASSWORD, TestOp};
+use oxid::store::UserStore;
+use oxid::types::ClientAuthMethod;
+
+async fn setup() -> TestOp {
+    let op = TestOp::start_with(|c| {
+        c.login_max_failures_per_account = 3;
+        c.login_max_failures_per_ip = 6;
+    })
+    .await;
+    op.add_user("alice").await;
+    op.add_client("webapp", ClientAuthMethod::ClientSecretBasic, |_| {}).await;
+    op
+}
+
+async fn login_page(op: &TestOp, b: &Browser) -> common::Page {
+    let page = b.follow(b.get(&op.authorize_url("webapp", "")).await).await;
+    assert!(page.body.contains("name=\"password\""));
+    page
+}
+
+#[tokio::test]
+async fn pages_carry_security_headers_and_accessible_markup() {
+    let op = setup().await;
+    let b = Browser::new(&op);
+    let page = login_page(&op, &b).await;
+    let csp = page.headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("frame-ancestors 'none'"), "clickjacking protection: {csp}");
+    assert!(csp.contains("default-src 'none'"));
+    assert_eq!(page.headers["x-frame-options"], "DENY");
+    assert_eq!(page.headers["x-content-type-options"], "nosniff");
+    assert_eq!(page.headers["cache-control"], "no-store");
+    assert!(page.headers.contains_key("x-request-id"));
+    // Labels tied to inputs; the document declares its language; no script needed.
+    assert!(page.body.contains("<label for=\"username\">") && page.body.contains("id=\"username\""));
+    assert!(page.body.contains("<label for=\"password\">") && page.body.contains("id=\"password\""));
+    assert!(page.body.contains("<html lang=\"en\">"));
+    assert!(!page.body.contains("<script"));
+    assert!(page.body.contains("webapp app"), "the page names the client");
+}
+
+#[tokio::test]
+async fn forms_without_a_valid_csrf_token_are_refused() {
+    let op = setup().await;
+    let b = Browser::new(&op);
+    let page = login_page(&op, &b).await;
+    let request = page.hidden("request");
+    for token in ["", "forged"] {
+        let r = b.post("/login", &[("request", &request), ("csrf_token", token), ("username", "alice"), ("password", PASSWORD)]).await;
+        assert_eq!(r.status, 400, "{}", r.body);
+        assert!(r.headers.get("set-cookie").is_none_or(|c| !c.to_str().unwrap().contains("oxid_session")));
+    }
+    // A token from one browser does not work in another (bound to the browser's cookie).
+    let other = Browser::new(&op);
+    let csrf = page.hidden("csrf_token");
+    let r = other.post("/login", &[("request", &request), ("csrf_token", &csrf), ("username", "alice"), ("password", PASSWORD)]).await;
+    assert_eq!(r.status, 400);
+}
+
+#[tokio::test]
+async fn bad_credentials_get_one_generic_message() {
+    let op = setup().await;
+    let b = Browser::new(&op);
+    let page = login_page(&op, &b).await;
+    let wrong_password = b.submit_login(&page, "alice", "not the password").await;
+    let unknown_user = b.submit_login(&page, "nobody", "not the password").await;
+    for r in [&wrong_password, &unknown_user] {
+        assert_eq!(r.status, 401);
+        assert!(r.body.contains("Incorrect username or password."), "{}", r.body);
+    }
+    // The same page either way, apart from the echoed username: no user enumeration.
+    assert_eq!(wrong_password.body.replace("value=\"alice\"", ""), unknown_user.body.replace("value=\"nobody\"", ""));
+    // A disabled user cannot sign in, with the same message.
+    op.store.disable_user("alice").await.unwrap();
+    let r = b.submit_login(&page, "alice", PASSWORD).await;
+    assert_eq!(r.status, 401);
+    assert!(r.body.contains("Incorrect username or password."));
+}
+
+#[tokio::test]
+async fn failed_logins_are_throttled_per_account_and_per_ip() {
+    let op = setup().await;
+    let b = Browser::new(&op);
+    let page = login_page(&op, &b).await;
+    for _ in 0..3 {
+        assert_eq!(b.submit_login(&page, "alice", "wrong password!").await.status, 401);
+    }
+    // The account is now locked for the window, even with the right password.
+    let r = b.submit_login(&page, "alice", PASSWORD).await;
+    assert_eq!(r.status, 429, "{}", r.body);
+    assert!(r.body.contains("Too many failed sign-in attempts"));
+    // Other accounts from this IP still work until the IP limit (6) is reached.
+    for _ in 0..3 {
+        assert_eq!(b.submit_login(&page, "someone", "wrong password!").await.status, 401);
+    }
+    op.add_user("carol").await;
+    assert_eq!(b.submit_login(&page, "carol", PASSWORD).await.status, 429, "the IP is throttled now");
+}
+
+#[tokio::test]
+async fn session_cookie_is_httponly_lax_and_replaced_at_login() {
+    let op = setup().await;
+    let b = Browser::new(&op);
+    let page = login_page(&op, &b).await;
+    let r = b.submit_login(&page, "alice", PASSWORD).await;
+    assert_eq!(r.status, 303);
+    let cookie = r.headers.get_all("set-cookie").iter().map(|c| c.to_str().unwrap().to_owned()).find(|c| c.starts_with("oxid_session="));
+    let cookie = cookie.expect("a session cookie");
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+    assert!(cookie.contains("SameSite=Lax"), "{cookie}");
+    assert!(!cookie.contains("Secure"), "plain-http loopback issuer: no Secure flag");
+    assert!(cookie.contains("Path=/"));
+}
+
+#[tokio::test]
+async fn secure_cookies_for_https_issuers() {
+    // Served on loopback, but configured with an https issuer (as behind a TLS-terminating proxy).
+    let op = TestOp::start_with(|c| c.issuer = "https://login.example".into()).await;
+    op.add_user("alice").await;
+    op.add_client("webapp", ClientAuthMethod::ClientSecretBasic, |_| {}).await;
+    let b = Browser::new(&op);
+    let page = b.follow(b.get(&op.authorize_url("webapp", "")).await).await;
+    let cookie = page.headers["set-cookie"].to_str().unwrap();
+    assert!(cookie.starts_with("oxid_csrf=") && cookie.contains("Secure") && cookie.contains("HttpOnly"), "{cookie}");
+}
