@@ -99,9 +99,7 @@ impl Config {
         }
         let loopback = matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
         if url.scheme() != "https" && !(url.scheme() == "http" && loopback) {
-            return Err(ConfigError(
-                "issuer must use https (http is allowed only for loopback hosts)".into(),
-            ));
+            return Err(ConfigError("issuer must use https (http is allowed only for loopback hosts)".into()));
         }
         if self.issuer.ends_with('/') {
             return Err(ConfigError("issuer must not end with '/'".into()));
@@ -133,10 +131,7 @@ impl Config {
     pub fn sqlite_path(&self) -> Result<PathBuf, ConfigError> {
         match self.database_url.strip_prefix("sqlite://") {
             Some(path) if !path.is_empty() => Ok(PathBuf::from(path)),
-            _ => Err(ConfigError(format!(
-                "database_url {:?} is not supported: use sqlite://PATH",
-                self.database_url
-            ))),
+            _ => Err(ConfigError(format!("database_url {:?} is not supported: use sqlite://PATH", self.database_url))),
         }
     }
 

@@ -21,16 +21,11 @@ pub async fn hash(password: String) -> Result<String, PasswordError> {
     if password.chars().count() < 8 || password.len() > MAX_PASSWORD_LEN {
         return Err(PasswordError::Length);
     }
-    tokio::task::spawn_blocking(move || hash_blocking(&password))
-        .await
-        .map_err(|_| PasswordError::Hashing)?
+    tokio::task::spawn_blocking(move || hash_blocking(&password)).await.map_err(|_| PasswordError::Hashing)?
 }
 
 fn hash_blocking(password: &str) -> Result<String, PasswordError> {
-    Argon2::default()
-        .hash_password(password.as_bytes())
-        .map(|h| h.to_string())
-        .map_err(|_| PasswordError::Hashing)
+    Argon2::default().hash_password(password.as_bytes()).map(|h| h.to_string()).map_err(|_| PasswordError::Hashing)
 }
 
 /// Checks `password` against `stored`; with `stored` None (unknown user) a dummy hash is checked so

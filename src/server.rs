@@ -9,8 +9,8 @@ use tokio::net::TcpListener;
 
 use crate::config::Config;
 use crate::http::{AppState, SharedState, router};
-use crate::jose::keys::{KeyRing, ensure_current_keys};
 use crate::jose::SharedKeyRing;
+use crate::jose::keys::{KeyRing, ensure_current_keys};
 use crate::store::{SqliteStore, Store, now};
 use crate::ui::Pages;
 
@@ -19,9 +19,8 @@ const KEY_REFRESH: Duration = Duration::from_secs(60);
 
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<SqliteStore>> {
     let path = config.sqlite_path()?;
-    let store = SqliteStore::open(&path)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot open database {}: {e}", path.display()))?;
+    let store =
+        SqliteStore::open(&path).await.map_err(|e| anyhow::anyhow!("cannot open database {}: {e}", path.display()))?;
     Ok(Arc::new(store))
 }
 

@@ -131,9 +131,7 @@ impl ScopeSet {
     pub fn parse(s: &str) -> Result<Self, InvalidValue> {
         let mut set = BTreeSet::new();
         for token in s.split(' ').filter(|t| !t.is_empty()) {
-            let valid = token
-                .bytes()
-                .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b));
+            let valid = token.bytes().all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b));
             if !valid || token.len() > MAX_IDENTIFIER_LEN {
                 return Err(invalid("scope contains an invalid token"));
             }

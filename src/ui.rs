@@ -57,7 +57,10 @@ mod tests {
     fn templates_escape_user_input() {
         let pages = Pages::load(None).unwrap();
         let html = pages
-            .render("error.html", minijinja::context! { error => "invalid_request", description => "<script>x</script>" })
+            .render(
+                "error.html",
+                minijinja::context! { error => "invalid_request", description => "<script>x</script>" },
+            )
             .unwrap();
         assert!(html.contains("&lt;script&gt;"));
         assert!(!html.contains("<script>"));

@@ -15,7 +15,8 @@ async fn op_with_client() -> TestOp {
 
 /// Asserts the response redirects to the client with `error` (and the request's state and iss).
 fn assert_redirected_error(op: &TestOp, page: &common::Page, error: &str) {
-    let location = page.location.as_deref().unwrap_or_else(|| panic!("expected a redirect, got {}: {}", page.status, page.body));
+    let location =
+        page.location.as_deref().unwrap_or_else(|| panic!("expected a redirect, got {}: {}", page.status, page.body));
     assert!(location.starts_with(REDIRECT_URI), "{location}");
     let q = query(location);
     assert_eq!(q.get("error").map(String::as_str), Some(error), "{location}");
@@ -56,7 +57,10 @@ async fn other_errors_redirect_with_state_and_iss() {
     let op = op_with_client().await;
     let b = Browser::new(&op);
     let cases = [
-        (op.authorize_url("webapp", "").replace("response_type=code", "response_type=token"), "unsupported_response_type"),
+        (
+            op.authorize_url("webapp", "").replace("response_type=code", "response_type=token"),
+            "unsupported_response_type",
+        ),
         (op.authorize_url("webapp", "").replace("response_type=code&", ""), "invalid_request"),
         (op.authorize_url("webapp", "").replace("scope=openid%20email%20profile", "scope=email"), "invalid_scope"),
         (op.authorize_url("webapp", "&prompt=none%20login"), "invalid_request"),
@@ -80,7 +84,8 @@ async fn other_errors_redirect_with_state_and_iss() {
 #[tokio::test]
 async fn public_clients_must_use_pkce() {
     let op = op_with_client().await;
-    let url = op.authorize_url("spa", "").replace(&format!("&code_challenge={CHALLENGE}&code_challenge_method=S256"), "");
+    let url =
+        op.authorize_url("spa", "").replace(&format!("&code_challenge={CHALLENGE}&code_challenge_method=S256"), "");
     assert_redirected_error(&op, &Browser::new(&op).get(&url).await, "invalid_request");
 }
 
@@ -168,7 +173,8 @@ async fn id_token_hint_for_another_user_requires_login() {
     // Get an ID Token for alice.
     let callback = b.sign_in(&op.authorize_url("hinted", ""), "alice").await;
     let code = query(&callback)["code"].clone();
-    let (_, tokens) = common::json(common::exchange_code(&op, "hinted", &secret.unwrap(), &code, Some(common::VERIFIER)).await).await;
+    let (_, tokens) =
+        common::json(common::exchange_code(&op, "hinted", &secret.unwrap(), &code, Some(common::VERIFIER)).await).await;
     let hint = tokens["id_token"].as_str().unwrap().to_owned();
     // Same user: prompt=none succeeds.
     let page = b.get(&op.authorize_url("hinted", &format!("&prompt=none&id_token_hint={hint}"))).await;

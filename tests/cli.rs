@@ -43,7 +43,8 @@ fn value_of(stdout: &str, key: &str) -> String {
 #[test]
 fn bad_configuration_is_one_line_and_exit_code_2() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [(&[(&str, &str)], &[&str]); 4] = [
+    type Env<'a> = &'a [(&'a str, &'a str)];
+    let cases: [(Env, &[&str]); 4] = [
         (&[("OXID_ISSUER", "ftp://example.com")], &["user", "list"]),
         (&[("OXID_LISTEN", "not-an-address")], &["user", "list"]),
         (&[("OXID_DATABASE_URL", "mysql://x")], &["user", "list"]),
@@ -74,7 +75,11 @@ fn bad_configuration_is_one_line_and_exit_code_2() {
 fn users_are_managed_from_the_cli() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let out = ok(oxid(d, &["user", "add", "alice", "--email", "a@example.com", "--name", "Alice A", "--password-stdin"], Some("s3cret-password\n")));
+    let out = ok(oxid(
+        d,
+        &["user", "add", "alice", "--email", "a@example.com", "--name", "Alice A", "--password-stdin"],
+        Some("s3cret-password\n"),
+    ));
     assert!(out.contains("added user alice"));
     // Duplicate, short password, and missing --password-stdin are errors.
     assert!(!oxid(d, &["user", "add", "alice", "--password-stdin"], Some("another-password\n")).status.success());
@@ -94,19 +99,62 @@ fn users_are_managed_from_the_cli() {
 fn clients_and_keys_are_managed_from_the_cli() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let out = ok(oxid(d, &["client", "add", "--name", "Web", "--redirect-uri", "https://rp.example/cb", "--id", "web"], None));
+    let out = ok(oxid(
+        d,
+        &["client", "add", "--name", "Web", "--redirect-uri", "https://rp.example/cb", "--id", "web"],
+        None,
+    ));
     assert_eq!(value_of(&out, "client_id"), "web");
     let secret = value_of(&out, "client_secret");
     assert!(secret.len() >= 32);
-    let out = ok(oxid(d, &["client", "add", "--name", "SPA", "--redirect-uri", "https://spa.example/cb", "--public"], None));
+    let out =
+        ok(oxid(d, &["client", "add", "--name", "SPA", "--redirect-uri", "https://spa.example/cb", "--public"], None));
     assert!(!out.contains("client_secret"), "public clients get no secret");
     // Invalid registrations.
     assert!(!oxid(d, &["client", "add", "--name", "X", "--redirect-uri", "https://x/cb#frag"], None).status.success());
     assert!(!oxid(d, &["client", "add", "--name", "X"], None).status.success(), "code flow needs a redirect URI");
-    assert!(!oxid(d, &["client", "add", "--name", "X", "--redirect-uri", "https://x/cb", "--public", "--grant-type", "client_credentials"], None).status.success());
-    assert!(!oxid(d, &["client", "add", "--name", "X", "--redirect-uri", "https://x/cb", "--auth-method", "private_key_jwt"], None).status.success());
-    assert!(!oxid(d, &["client", "add", "--name", "X", "--redirect-uri", "https://x/cb", "--secret-stdin"], Some("too-short\n")).status.success());
-    let out = ok(oxid(d, &["client", "add", "--name", "Own", "--redirect-uri", "https://o/cb", "--id", "own", "--secret-stdin"], Some("an-operator-chosen-secret-of-40-characters\n")));
+    assert!(
+        !oxid(
+            d,
+            &[
+                "client",
+                "add",
+                "--name",
+                "X",
+                "--redirect-uri",
+                "https://x/cb",
+                "--public",
+                "--grant-type",
+                "client_credentials"
+            ],
+            None
+        )
+        .status
+        .success()
+    );
+    assert!(
+        !oxid(
+            d,
+            &["client", "add", "--name", "X", "--redirect-uri", "https://x/cb", "--auth-method", "private_key_jwt"],
+            None
+        )
+        .status
+        .success()
+    );
+    assert!(
+        !oxid(
+            d,
+            &["client", "add", "--name", "X", "--redirect-uri", "https://x/cb", "--secret-stdin"],
+            Some("too-short\n")
+        )
+        .status
+        .success()
+    );
+    let out = ok(oxid(
+        d,
+        &["client", "add", "--name", "Own", "--redirect-uri", "https://o/cb", "--id", "own", "--secret-stdin"],
+        Some("an-operator-chosen-secret-of-40-characters\n"),
+    ));
     assert_eq!(value_of(&out, "client_secret"), "an-operator-chosen-secret-of-40-characters");
 
     let show = ok(oxid(d, &["client", "show", "web"], None));
@@ -135,8 +183,16 @@ fn clients_and_keys_are_managed_from_the_cli() {
 async fn a_newcomer_signs_in_to_a_served_op() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    ok(oxid(d, &["user", "add", "alice", "--email", "alice@example.com", "--password-stdin"], Some(&format!("{}\n", common::PASSWORD))));
-    let out = ok(oxid(d, &["client", "add", "--name", "My App", "--redirect-uri", REDIRECT_URI, "--id", "myapp", "--skip-consent"], None));
+    ok(oxid(
+        d,
+        &["user", "add", "alice", "--email", "alice@example.com", "--password-stdin"],
+        Some(&format!("{}\n", common::PASSWORD)),
+    ));
+    let out = ok(oxid(
+        d,
+        &["client", "add", "--name", "My App", "--redirect-uri", REDIRECT_URI, "--id", "myapp", "--skip-consent"],
+        None,
+    ));
     let secret = value_of(&out, "client_secret");
 
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -172,13 +228,23 @@ async fn a_newcomer_signs_in_to_a_served_op() {
     let r = http
         .post(format!("{issuer}/token"))
         .basic_auth("myapp", Some(&secret))
-        .form(&[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT_URI), ("code_verifier", VERIFIER)])
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT_URI),
+            ("code_verifier", VERIFIER),
+        ])
         .send()
         .await
         .unwrap();
     let (status, tokens) = common::json(r).await;
     assert_eq!(status, 200, "{tokens}");
-    let info = http.get(format!("{issuer}/userinfo")).bearer_auth(tokens["access_token"].as_str().unwrap()).send().await.unwrap();
+    let info = http
+        .get(format!("{issuer}/userinfo"))
+        .bearer_auth(tokens["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
     let (_, claims) = common::json(info).await;
     assert_eq!(claims["email"], "alice@example.com");
 

@@ -23,13 +23,16 @@ fn rp_http() -> reqwest::Client {
 async fn full_sign_in(alg: SigningAlg) {
     let op = TestOp::start().await;
     op.add_user("alice").await;
-    let (_, secret) = op.add_client("webapp", ClientAuthMethod::ClientSecretBasic, |c| c.id_token_signed_response_alg = alg).await;
+    let (_, secret) =
+        op.add_client("webapp", ClientAuthMethod::ClientSecretBasic, |c| c.id_token_signed_response_alg = alg).await;
     let http = rp_http();
 
     // Discovery 1.0 4: the RP learns every endpoint from the issuer.
-    let metadata = CoreProviderMetadata::discover_async(IssuerUrl::new(op.issuer.clone()).unwrap(), &http).await.unwrap();
-    let client = CoreClient::from_provider_metadata(metadata, ClientId::new("webapp".into()), secret.map(ClientSecret::new))
-        .set_redirect_uri(RedirectUrl::new(REDIRECT_URI.into()).unwrap());
+    let metadata =
+        CoreProviderMetadata::discover_async(IssuerUrl::new(op.issuer.clone()).unwrap(), &http).await.unwrap();
+    let client =
+        CoreClient::from_provider_metadata(metadata, ClientId::new("webapp".into()), secret.map(ClientSecret::new))
+            .set_redirect_uri(RedirectUrl::new(REDIRECT_URI.into()).unwrap());
 
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let (auth_url, csrf, nonce) = client
@@ -133,7 +136,8 @@ async fn public_client_with_pkce() {
     op.add_user("bob").await;
     op.add_client("spa", ClientAuthMethod::None, |c| c.skip_consent = true).await;
     let http = rp_http();
-    let metadata = CoreProviderMetadata::discover_async(IssuerUrl::new(op.issuer.clone()).unwrap(), &http).await.unwrap();
+    let metadata =
+        CoreProviderMetadata::discover_async(IssuerUrl::new(op.issuer.clone()).unwrap(), &http).await.unwrap();
     let client = CoreClient::from_provider_metadata(metadata, ClientId::new("spa".into()), None)
         .set_redirect_uri(RedirectUrl::new(REDIRECT_URI.into()).unwrap())
         .set_auth_type(openidconnect::AuthType::RequestBody);

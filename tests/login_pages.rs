@@ -40,6 +40,8 @@ async fn pages_carry_security_headers_and_accessible_markup() {
     assert!(page.body.contains("<label for=\"password\">") && page.body.contains("id=\"password\""));
     assert!(page.body.contains("<html lang=\"en\">"));
     assert!(!page.body.contains("<script"));
+    // Without a login_hint the username field starts empty (not "None").
+    assert!(page.body.contains("maxlength=\"128\" value=\"\""), "{}", page.body);
     assert!(page.body.contains("webapp app"), "the page names the client");
 }
 
@@ -50,14 +52,21 @@ async fn forms_without_a_valid_csrf_token_are_refused() {
     let page = login_page(&op, &b).await;
     let request = page.hidden("request");
     for token in ["", "forged"] {
-        let r = b.post("/login", &[("request", &request), ("csrf_token", token), ("username", "alice"), ("password", PASSWORD)]).await;
+        let r = b
+            .post(
+                "/login",
+                &[("request", &request), ("csrf_token", token), ("username", "alice"), ("password", PASSWORD)],
+            )
+            .await;
         assert_eq!(r.status, 400, "{}", r.body);
         assert!(r.headers.get("set-cookie").is_none_or(|c| !c.to_str().unwrap().contains("oxid_session")));
     }
     // A token from one browser does not work in another (bound to the browser's cookie).
     let other = Browser::new(&op);
     let csrf = page.hidden("csrf_token");
-    let r = other.post("/login", &[("request", &request), ("csrf_token", &csrf), ("username", "alice"), ("password", PASSWORD)]).await;
+    let r = other
+        .post("/login", &[("request", &request), ("csrf_token", &csrf), ("username", "alice"), ("password", PASSWORD)])
+        .await;
     assert_eq!(r.status, 400);
 }
 
@@ -108,7 +117,12 @@ async fn session_cookie_is_httponly_lax_and_replaced_at_login() {
     let page = login_page(&op, &b).await;
     let r = b.submit_login(&page, "alice", PASSWORD).await;
     assert_eq!(r.status, 303);
-    let cookie = r.headers.get_all("set-cookie").iter().map(|c| c.to_str().unwrap().to_owned()).find(|c| c.starts_with("oxid_session="));
+    let cookie = r
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|c| c.to_str().unwrap().to_owned())
+        .find(|c| c.starts_with("oxid_session="));
     let cookie = cookie.expect("a session cookie");
     assert!(cookie.contains("HttpOnly"), "{cookie}");
     assert!(cookie.contains("SameSite=Lax"), "{cookie}");

@@ -52,12 +52,19 @@ async fn a_code_works_once_and_its_reuse_revokes_what_it_issued() {
 #[tokio::test]
 async fn the_code_is_bound_to_redirect_uri_pkce_and_client() {
     let (op, secret) = setup().await;
-    let (_, other_secret) = op.add_client("other", ClientAuthMethod::ClientSecretBasic, |c| c.skip_consent = true).await;
+    let (_, other_secret) =
+        op.add_client("other", ClientAuthMethod::ClientSecretBasic, |c| c.skip_consent = true).await;
     let http = reqwest::Client::new();
 
     let code = code_for(&op, "webapp").await;
-    let form = [("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", "http://127.0.0.1:9/other"), ("code_verifier", VERIFIER)];
-    let (s, b) = json(http.post(op.url("/token")).basic_auth("webapp", Some(&secret)).form(&form).send().await.unwrap()).await;
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", &code),
+        ("redirect_uri", "http://127.0.0.1:9/other"),
+        ("code_verifier", VERIFIER),
+    ];
+    let (s, b) =
+        json(http.post(op.url("/token")).basic_auth("webapp", Some(&secret)).form(&form).send().await.unwrap()).await;
     assert_oauth_error(s, &b, 400, "invalid_grant");
 
     let code = code_for(&op, "webapp").await;
@@ -81,7 +88,9 @@ async fn the_code_is_bound_to_redirect_uri_pkce_and_client() {
 async fn pkce_downgrade_is_refused() {
     // A confidential client that sent no challenge cannot present a verifier (RFC 9700 2.1.1).
     let (op, secret) = setup().await;
-    let url = op.authorize_url("webapp", "").replace(&format!("&code_challenge={}&code_challenge_method=S256", common::CHALLENGE), "");
+    let url = op
+        .authorize_url("webapp", "")
+        .replace(&format!("&code_challenge={}&code_challenge_method=S256", common::CHALLENGE), "");
     let callback = Browser::new(&op).sign_in(&url, "alice").await;
     let code = query(&callback)["code"].clone();
     let (s, b) = json(exchange_code(&op, "webapp", &secret, &code, Some(VERIFIER)).await).await;
@@ -105,7 +114,12 @@ async fn bad_client_authentication_is_401_with_www_authenticate() {
     let (op, secret) = setup().await;
     let http = reqwest::Client::new();
     let code = code_for(&op, "webapp").await;
-    let form = [("grant_type", "authorization_code"), ("code", code.as_str()), ("redirect_uri", REDIRECT_URI), ("code_verifier", VERIFIER)];
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", REDIRECT_URI),
+        ("code_verifier", VERIFIER),
+    ];
     for (id, pw) in [("webapp", "wrong-secret"), ("nobody", secret.as_str())] {
         let r = http.post(op.url("/token")).basic_auth(id, Some(pw)).form(&form).send().await.unwrap();
         assert_eq!(r.status(), 401);
@@ -122,7 +136,9 @@ async fn bad_client_authentication_is_401_with_www_authenticate() {
     let (s, b) = json(http.post(op.url("/token")).form(&form).send().await.unwrap()).await;
     assert_oauth_error(s, &b, 401, "invalid_client");
     // Two methods at once (RFC 6749 2.3).
-    let (s, b) = json(http.post(op.url("/token")).basic_auth("webapp", Some(&secret)).form(&post_form).send().await.unwrap()).await;
+    let (s, b) =
+        json(http.post(op.url("/token")).basic_auth("webapp", Some(&secret)).form(&post_form).send().await.unwrap())
+            .await;
     assert_oauth_error(s, &b, 400, "invalid_request");
 }
 
@@ -156,7 +172,13 @@ async fn malformed_token_requests_get_spec_errors() {
     assert_oauth_error(s, &b, 400, "invalid_request");
     // Oversized body: a 4xx, never a 500.
     let big = format!("grant_type=client_credentials&junk={}", "x".repeat(200_000));
-    let r = http.post(op.url("/token")).header("content-type", "application/x-www-form-urlencoded").body(big).send().await.unwrap();
+    let r = http
+        .post(op.url("/token"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
     assert!(r.status().is_client_error(), "{}", r.status());
     // Wrong method.
     assert_eq!(http.get(op.url("/token")).send().await.unwrap().status(), 405);
@@ -167,15 +189,21 @@ async fn client_credentials_for_confidential_clients() {
     let (op, secret) = setup().await;
     let http = reqwest::Client::new();
     let form = [("grant_type", "client_credentials"), ("scope", "api.read openid")];
-    let (s, b) = json(http.post(op.url("/token")).basic_auth("webapp", Some(&secret)).form(&form).send().await.unwrap()).await;
+    let (s, b) =
+        json(http.post(op.url("/token")).basic_auth("webapp", Some(&secret)).form(&form).send().await.unwrap()).await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["scope"], "api.read", "user scopes are not granted without a user");
     assert!(b.get("refresh_token").is_none() && b.get("id_token").is_none());
     // The token is for the client, not a user: UserInfo refuses it (RFC 6750 3.1 insufficient_scope).
     assert_eq!(userinfo_status(&op, b["access_token"].as_str().unwrap()).await, 403);
     // A client not registered for the grant.
-    let (_, s2) = op.add_client("nocc", ClientAuthMethod::ClientSecretBasic, |c| c.grant_types.retain(|g| g.as_str() != "client_credentials")).await;
-    let (s, b) = json(http.post(op.url("/token")).basic_auth("nocc", s2.as_deref()).form(&form).send().await.unwrap()).await;
+    let (_, s2) = op
+        .add_client("nocc", ClientAuthMethod::ClientSecretBasic, |c| {
+            c.grant_types.retain(|g| g.as_str() != "client_credentials")
+        })
+        .await;
+    let (s, b) =
+        json(http.post(op.url("/token")).basic_auth("nocc", s2.as_deref()).form(&form).send().await.unwrap()).await;
     assert_oauth_error(s, &b, 400, "unauthorized_client");
 }
 
@@ -267,9 +295,12 @@ async fn private_key_jwt_is_verified_and_replay_protected() {
     let other = jws::ES256.generate_key_pair().unwrap();
     let mut other_signer = jws::ES256.signer_from_der(other.to_der_private_key()).unwrap();
     other_signer.set_key_id("k1");
-    let forged =
-        jws::serialize_compact(assertion_claims(&op, "pkjwt", "jti-4").to_string().as_bytes(), &JwsHeader::new(), &other_signer)
-            .unwrap();
+    let forged = jws::serialize_compact(
+        assertion_claims(&op, "pkjwt", "jti-4").to_string().as_bytes(),
+        &JwsHeader::new(),
+        &other_signer,
+    )
+    .unwrap();
     let (s, b) = json(token(forged).await.unwrap()).await;
     assert_oauth_error(s, &b, 401, "invalid_client");
 
@@ -293,7 +324,8 @@ async fn client_secret_jwt_and_post() {
     let secret = secret.unwrap();
     let signer = jws::HS256.signer_from_bytes(secret.as_bytes()).unwrap();
     let assertion =
-        jws::serialize_compact(assertion_claims(&op, "hmac", "h-1").to_string().as_bytes(), &JwsHeader::new(), &signer).unwrap();
+        jws::serialize_compact(assertion_claims(&op, "hmac", "h-1").to_string().as_bytes(), &JwsHeader::new(), &signer)
+            .unwrap();
     let http = reqwest::Client::new();
     let r = http
         .post(op.url("/token"))
@@ -311,7 +343,11 @@ async fn client_secret_jwt_and_post() {
     let (_, post_secret) = op.add_client("poster", ClientAuthMethod::ClientSecretPost, |_| {}).await;
     let r = http
         .post(op.url("/token"))
-        .form(&[("grant_type", "client_credentials"), ("client_id", "poster"), ("client_secret", &post_secret.unwrap())])
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "poster"),
+            ("client_secret", &post_secret.unwrap()),
+        ])
         .send()
         .await
         .unwrap();

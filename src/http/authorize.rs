@@ -12,7 +12,11 @@ use crate::protocol::OAuthError;
 use crate::protocol::authorize::{self, AuthorizationRequest, NextStep, Policy, Rejection, SignedIn};
 use crate::store::{BrowserSession, Client, CodeGrant, PendingAuthorization, StoreError, now};
 
-pub async fn authorize(State(state): State<SharedState>, jar: CookieJar, RequestParams(params): RequestParams) -> Response {
+pub async fn authorize(
+    State(state): State<SharedState>,
+    jar: CookieJar,
+    RequestParams(params): RequestParams,
+) -> Response {
     // Until the client and redirect_uri are known good, errors are shown, never redirected.
     let params = match params {
         Ok(p) => p,
@@ -99,7 +103,10 @@ pub(super) async fn load_pending(
 }
 
 /// The browser's current session, if it has a live one.
-pub(super) async fn current_session(state: &SharedState, jar: &CookieJar) -> Result<Option<BrowserSession>, StoreError> {
+pub(super) async fn current_session(
+    state: &SharedState,
+    jar: &CookieJar,
+) -> Result<Option<BrowserSession>, StoreError> {
     match cookies::session_hash(jar) {
         Some(hash) => state.store.session(&hash, now()).await,
         None => Ok(None),

@@ -66,7 +66,9 @@ fn presented(headers: &HeaderMap, params: &Params) -> Result<Credentials, OAuthE
     }
     let id = body_id.ok_or_else(|| invalid_client("client authentication is missing"))?.to_owned();
     Ok(match post_secret {
-        Some(secret) => Credentials::Secret { id, secret: secret.to_owned(), method: ClientAuthMethod::ClientSecretPost },
+        Some(secret) => {
+            Credentials::Secret { id, secret: secret.to_owned(), method: ClientAuthMethod::ClientSecretPost }
+        }
         None => Credentials::NoneButId { id },
     })
 }
@@ -101,8 +103,7 @@ pub async fn authenticate(state: &SharedState, headers: &HeaderMap, params: &Par
             let client = load(state, &id).await?;
             let audiences = [state.token_endpoint.as_str(), state.config.issuer.as_str()];
             let now = now();
-            let verified = assertion::verify(&assertion, &client, &audiences, now)
-                .map_err(|e| invalid_client(e.0))?;
+            let verified = assertion::verify(&assertion, &client, &audiences, now).map_err(|e| invalid_client(e.0))?;
             // RFC 7523 3 item 7: a jti is accepted once.
             let key = format!("jti:{}:{}", client.id, verified.jti);
             match state.store.first_use(&key, verified.exp, now).await {

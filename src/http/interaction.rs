@@ -29,22 +29,27 @@ pub struct PageQuery {
 const BAD_CREDENTIALS: &str = "Incorrect username or password.";
 const THROTTLED: &str = "Too many failed sign-in attempts. Wait a few minutes, then try again.";
 
+/// The flow a page belongs to.
+struct Flow<'a> {
+    id: &'a str,
+    request: &'a AuthorizationRequest,
+    client: &'a Client,
+}
+
 fn login_form(
     state: &SharedState,
     jar: CookieJar,
     status: StatusCode,
-    request_id: &str,
-    request: &AuthorizationRequest,
-    client: &Client,
+    flow: &Flow<'_>,
     username: Option<&str>,
     error: Option<&str>,
 ) -> Response {
     let (jar, secret) = cookies::ensure_csrf_secret(&state.config, jar);
     let ctx = context! {
-        client_name => &client.name,
-        request_id => request_id,
-        csrf_token => cookies::csrf_token(&secret, request_id),
-        login_hint => username.or(request.login_hint.as_deref()),
+        client_name => &flow.client.name,
+        request_id => flow.id,
+        csrf_token => cookies::csrf_token(&secret, flow.id),
+        login_hint => username.or(flow.request.login_hint.as_deref()),
         error => error,
         lang => "en",
     };
@@ -53,18 +58,22 @@ fn login_form(
 
 pub async fn login_page(State(state): State<SharedState>, jar: CookieJar, Query(q): Query<PageQuery>) -> Response {
     match load_pending(&state, &q.request).await {
-        Ok((_, request, client)) => login_form(&state, jar, StatusCode::OK, &q.request, &request, &client, None, None),
+        Ok((_, request, client)) => {
+            let flow = Flow { id: &q.request, request: &request, client: &client };
+            login_form(&state, jar, StatusCode::OK, &flow, None, None)
+        }
         Err(response) => response,
     }
 }
 
 /// The fields of a submitted page: its flow, and a CSRF token proven against the browser's cookie.
-fn checked_form(state: &SharedState, jar: &CookieJar, params: Result<Params, OAuthError>) -> Result<Params, Response> {
-    let params = params.map_err(|e| reply::error_page(state, &e))?;
+fn checked_form(jar: &CookieJar, params: Result<Params, OAuthError>) -> Result<Params, OAuthError> {
+    let params = params?;
     let request_id = params.get("request").unwrap_or_default();
     if !cookies::csrf_valid(jar, request_id, params.get("csrf_token")) {
-        let e = OAuthError::invalid_request("the form has expired or did not come from this site; go back and try again");
-        return Err(reply::error_page(state, &e));
+        return Err(OAuthError::invalid_request(
+            "the form has expired or did not come from this site; go back and try again",
+        ));
     }
     Ok(params)
 }
@@ -75,9 +84,9 @@ pub async fn login_submit(
     jar: CookieJar,
     RequestParams(params): RequestParams,
 ) -> Response {
-    let params = match checked_form(&state, &jar, params) {
+    let params = match checked_form(&jar, params) {
         Ok(p) => p,
-        Err(response) => return response,
+        Err(e) => return reply::error_page(&state, &e),
     };
     let request_id = params.get("request").unwrap_or_default();
     let (_, request, client) = match load_pending(&state, request_id).await {
@@ -86,7 +95,8 @@ pub async fn login_submit(
     };
     let username = params.get("username").unwrap_or_default().trim();
     let password = params.get("password").unwrap_or_default();
-    let form = |jar, status, error| login_form(&state, jar, status, request_id, &request, &client, Some(username), Some(error));
+    let flow = Flow { id: request_id, request: &request, client: &client };
+    let form = |jar, status, error| login_form(&state, jar, status, &flow, Some(username), Some(error));
 
     match authenticate(&state, peer, username, password).await {
         Ok(Some(user_id)) => match start_session(&state, jar, user_id, request_id).await {
@@ -202,10 +212,14 @@ pub async fn consent_page(State(state): State<SharedState>, jar: CookieJar, Quer
     (jar, reply::page(&state, StatusCode::OK, "consent.html", ctx)).into_response()
 }
 
-pub async fn consent_submit(State(state): State<SharedState>, jar: CookieJar, RequestParams(params): RequestParams) -> Response {
-    let params = match checked_form(&state, &jar, params) {
+pub async fn consent_submit(
+    State(state): State<SharedState>,
+    jar: CookieJar,
+    RequestParams(params): RequestParams,
+) -> Response {
+    let params = match checked_form(&jar, params) {
         Ok(p) => p,
-        Err(response) => return response,
+        Err(e) => return reply::error_page(&state, &e),
     };
     let (pending, request, client) = match load_pending(&state, params.get("request").unwrap_or_default()).await {
         Ok(found) => found,

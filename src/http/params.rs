@@ -27,9 +27,7 @@ impl<S: Send + Sync> FromRequest<S> for RequestParams {
             return Ok(Self(Params::parse(query.as_bytes())));
         }
         if !is_form(req.headers()) {
-            return Ok(Self(Err(OAuthError::invalid_request(
-                "the body must be application/x-www-form-urlencoded",
-            ))));
+            return Ok(Self(Err(OAuthError::invalid_request("the body must be application/x-www-form-urlencoded"))));
         }
         Ok(Self(match Bytes::from_request(req, state).await {
             Ok(body) => Params::parse(&body),

@@ -25,11 +25,7 @@ pub fn page(state: &AppState, status: StatusCode, template: &str, ctx: minijinja
     match state.pages.render(template, ctx) {
         Ok(html) => (
             status,
-            [
-                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-                (header::CONTENT_SECURITY_POLICY, PAGE_CSP),
-                NO_STORE,
-            ],
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CONTENT_SECURITY_POLICY, PAGE_CSP), NO_STORE],
             html,
         )
             .into_response(),
@@ -86,9 +82,7 @@ pub fn json_error(error: &OAuthError) -> Response {
     let body = ErrorBody { error: error.code.as_str(), error_description: &error.description };
     let mut response = (status, [NO_STORE, (header::PRAGMA, "no-cache")], axum::Json(body)).into_response();
     if status == StatusCode::UNAUTHORIZED {
-        response
-            .headers_mut()
-            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"oxid\""));
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"oxid\""));
     }
     response
 }

@@ -25,11 +25,13 @@ struct TokenResponse {
     scope: String,
 }
 
-pub async fn token(State(state): State<SharedState>, headers: HeaderMap, RequestParams(params): RequestParams) -> Response {
+pub async fn token(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+    RequestParams(params): RequestParams,
+) -> Response {
     match handle(&state, &headers, params).await {
-        Ok(body) => {
-            ([reply::NO_STORE, (header::PRAGMA, "no-cache")], axum::Json(body)).into_response()
-        }
+        Ok(body) => ([reply::NO_STORE, (header::PRAGMA, "no-cache")], axum::Json(body)).into_response(),
         Err(e) => reply::json_error(&e),
     }
 }
@@ -50,9 +52,8 @@ async fn handle(
     let params = params?;
     let grant_type = required(&params, "grant_type")?;
     let client = client_auth::authenticate(state, headers, &params).await?;
-    let grant: GrantType = grant_type
-        .parse()
-        .map_err(|_| OAuthError::new(ErrorCode::UnsupportedGrantType, "unsupported grant_type"))?;
+    let grant: GrantType =
+        grant_type.parse().map_err(|_| OAuthError::new(ErrorCode::UnsupportedGrantType, "unsupported grant_type"))?;
     if !client.allows_grant(grant) {
         return Err(OAuthError::new(ErrorCode::UnauthorizedClient, "client may not use this grant type"));
     }
@@ -64,7 +65,11 @@ async fn handle(
 }
 
 /// RFC 6749 4.1.3 and Core 3.1.3.2.
-async fn authorization_code(state: &SharedState, client: &Client, params: &Params) -> Result<TokenResponse, OAuthError> {
+async fn authorization_code(
+    state: &SharedState,
+    client: &Client,
+    params: &Params,
+) -> Result<TokenResponse, OAuthError> {
     let code = required(params, "code")?;
     let grant = match state.store.redeem_code(&crypto::token_hash(code)).await.map_err(reply::internal)? {
         CodeRedemption::Redeemed(grant) => grant,
@@ -90,7 +95,8 @@ async fn authorization_code(state: &SharedState, client: &Client, params: &Param
     }
     let user = active_user(state, &grant.user_id).await?;
     let session = SessionFacts { auth_time: grant.auth_time, amr: grant.amr, acr: grant.acr, sid: grant.sid };
-    issue(state, client, &user, grant.scope.clone(), grant.scope, &grant.grant_id, &session, grant.nonce.as_deref()).await
+    issue(state, client, &user, grant.scope.clone(), grant.scope, &grant.grant_id, &session, grant.nonce.as_deref())
+        .await
 }
 
 /// RFC 6749 6, with rotation and reuse detection (RFC 9700 4.14.2).
@@ -124,7 +130,11 @@ async fn refresh_token(state: &SharedState, client: &Client, params: &Params) ->
 }
 
 /// RFC 6749 4.4: a token for the client itself; confidential clients only.
-async fn client_credentials(state: &SharedState, client: &Client, params: &Params) -> Result<TokenResponse, OAuthError> {
+async fn client_credentials(
+    state: &SharedState,
+    client: &Client,
+    params: &Params,
+) -> Result<TokenResponse, OAuthError> {
     if client.is_public() {
         return Err(OAuthError::new(ErrorCode::UnauthorizedClient, "public clients cannot use client_credentials"));
     }

@@ -4,8 +4,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use josekit::jwk::Jwk;
-use josekit::jwk::alg::ed::EdCurve;
 use josekit::jwk::KeyPair;
+use josekit::jwk::alg::ed::EdCurve;
 use josekit::jws::{self, JwsHeader, JwsSigner, JwsVerifier};
 use serde::Serialize;
 

@@ -66,9 +66,8 @@ const MAX_NONCE_LEN: usize = 512;
 
 /// Finds the `client_id` of a request, for the caller to look up.
 pub fn client_id(params: &Params) -> Result<ClientId, Rejection> {
-    let raw = params
-        .get("client_id")
-        .ok_or_else(|| Rejection::Page(OAuthError::invalid_request("client_id is missing")))?;
+    let raw =
+        params.get("client_id").ok_or_else(|| Rejection::Page(OAuthError::invalid_request("client_id is missing")))?;
     raw.parse().map_err(|_| Rejection::Page(OAuthError::invalid_request("client_id is malformed")))
 }
 
@@ -86,14 +85,9 @@ pub fn validate(
     let redirect_uri = params
         .get("redirect_uri")
         .ok_or_else(|| Rejection::Page(OAuthError::invalid_request("redirect_uri is missing")))?;
-    let redirect_uri = client
-        .redirect_uris
-        .iter()
-        .find(|r| r.as_str() == redirect_uri)
-        .cloned()
-        .ok_or_else(|| {
-            Rejection::Page(OAuthError::invalid_request("redirect_uri is not registered for this client"))
-        })?;
+    let redirect_uri = client.redirect_uris.iter().find(|r| r.as_str() == redirect_uri).cloned().ok_or_else(|| {
+        Rejection::Page(OAuthError::invalid_request("redirect_uri is not registered for this client"))
+    })?;
 
     let state = params.get("state").map(str::to_owned);
     let fail = |code: ErrorCode, description: &'static str| {
@@ -308,18 +302,25 @@ mod tests {
 
     #[test]
     fn accepts_a_good_request() {
-        let r = run(&format!("{BASE}&scope=openid%20email%20bogus&nonce=n&code_challenge={CHALLENGE}&code_challenge_method=S256"), true)
-            .unwrap();
+        let r = run(
+            &format!(
+                "{BASE}&scope=openid%20email%20bogus&nonce=n&code_challenge={CHALLENGE}&code_challenge_method=S256"
+            ),
+            true,
+        )
+        .unwrap();
         assert_eq!(r.scope.to_string(), "email openid", "unknown scopes are ignored (Core 3.1.2.1)");
         assert_eq!(r.state.as_deref(), Some("s1"));
     }
 
     #[test]
     fn unregistered_redirect_uri_is_never_redirected_to() {
-        let r = run("client_id=app&redirect_uri=https%3A%2F%2Fevil.example%2Fcb&response_type=code&scope=openid", false);
+        let r =
+            run("client_id=app&redirect_uri=https%3A%2F%2Fevil.example%2Fcb&response_type=code&scope=openid", false);
         assert!(matches!(r, Err(Rejection::Page(_))));
         // Exact match only: a registered prefix is not enough (RFC 9700 4.1.3).
-        let r = run("client_id=app&redirect_uri=https%3A%2F%2Frp.example%2Fcb%2Fx&response_type=code&scope=openid", false);
+        let r =
+            run("client_id=app&redirect_uri=https%3A%2F%2Frp.example%2Fcb%2Fx&response_type=code&scope=openid", false);
         assert!(matches!(r, Err(Rejection::Page(_))));
         let params = Params::parse(b"redirect_uri=https%3A%2F%2Frp.example%2Fcb").unwrap();
         let r = validate(&params, None, Policy { require_pkce_for_all_clients: false }, |_| None);
@@ -341,9 +342,15 @@ mod tests {
             redirect_code(run(&BASE.replace("response_type=code", "response_type=token"), false)),
             ErrorCode::UnsupportedResponseType
         );
-        assert_eq!(redirect_code(run(&format!("{BASE}&scope=openid&prompt=none%20login"), false)), ErrorCode::InvalidRequest);
+        assert_eq!(
+            redirect_code(run(&format!("{BASE}&scope=openid&prompt=none%20login"), false)),
+            ErrorCode::InvalidRequest
+        );
         assert_eq!(redirect_code(run(&format!("{BASE}&scope=openid&max_age=-1"), false)), ErrorCode::InvalidRequest);
-        assert_eq!(redirect_code(run(&format!("{BASE}&scope=openid&request=x"), false)), ErrorCode::RequestNotSupported);
+        assert_eq!(
+            redirect_code(run(&format!("{BASE}&scope=openid&request=x"), false)),
+            ErrorCode::RequestNotSupported
+        );
     }
 
     #[test]

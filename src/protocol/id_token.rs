@@ -46,7 +46,10 @@ mod tests {
     fn at_hash_matches_core_example() {
         // Core Appendix A.3: access token "jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y" -> at_hash
         // "77QmUPtjPfzWtF2AnpK9RQ" (RS256).
-        assert_eq!(half_hash(SigningAlg::RS256, "jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y"), "77QmUPtjPfzWtF2AnpK9RQ");
+        assert_eq!(
+            half_hash(SigningAlg::RS256, "jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y"),
+            "77QmUPtjPfzWtF2AnpK9RQ"
+        );
         assert_eq!(half_hash(SigningAlg::EdDSA, "x").len(), 43);
     }
 }

@@ -30,10 +30,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub type Timestamp = i64;
 
 pub fn now() -> Timestamp {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,7 +130,7 @@ pub struct CodeGrant {
 /// The outcome of redeeming an authorization code.
 #[derive(Debug)]
 pub enum CodeRedemption {
-    Redeemed(CodeGrant),
+    Redeemed(Box<CodeGrant>),
     /// The code was used before; the grant it started has been revoked.
     Replayed,
     Unknown,

@@ -286,16 +286,18 @@ impl UserStore for SqliteStore {
 #[async_trait]
 impl SessionStore for SqliteStore {
     async fn insert_session(&self, s: &BrowserSession) -> StoreResult<()> {
-        sqlx::query("INSERT INTO sessions (id_hash, sid, user_id, auth_time, amr, acr, expires_at) VALUES (?,?,?,?,?,?,?)")
-            .bind(&s.id_hash)
-            .bind(&s.sid)
-            .bind(&s.user_id)
-            .bind(s.auth_time)
-            .bind(to_json(&s.amr))
-            .bind(&s.acr)
-            .bind(s.expires_at)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "INSERT INTO sessions (id_hash, sid, user_id, auth_time, amr, acr, expires_at) VALUES (?,?,?,?,?,?,?)",
+        )
+        .bind(&s.id_hash)
+        .bind(&s.sid)
+        .bind(&s.user_id)
+        .bind(s.auth_time)
+        .bind(to_json(&s.amr))
+        .bind(&s.acr)
+        .bind(s.expires_at)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -383,11 +385,12 @@ impl InteractionStore for SqliteStore {
 #[async_trait]
 impl ConsentStore for SqliteStore {
     async fn consented_scopes(&self, user_id: &str, client_id: &ClientId) -> StoreResult<Option<ScopeSet>> {
-        let scope: Option<String> = sqlx::query_scalar("SELECT scope FROM consents WHERE user_id = ? AND client_id = ?")
-            .bind(user_id)
-            .bind(client_id.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
+        let scope: Option<String> =
+            sqlx::query_scalar("SELECT scope FROM consents WHERE user_id = ? AND client_id = ?")
+                .bind(user_id)
+                .bind(client_id.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
         scope.map(|s| parse("consents.scope", &s)).transpose()
     }
 
@@ -435,18 +438,20 @@ impl GrantStore for SqliteStore {
 
     async fn redeem_code(&self, code_hash: &str) -> StoreResult<CodeRedemption> {
         // One statement: two concurrent redemptions cannot both succeed.
-        let json: Option<String> =
-            sqlx::query_scalar("UPDATE authorization_codes SET used = 1 WHERE code_hash = ? AND used = 0 RETURNING grant_json")
+        let json: Option<String> = sqlx::query_scalar(
+            "UPDATE authorization_codes SET used = 1 WHERE code_hash = ? AND used = 0 RETURNING grant_json",
+        )
+        .bind(code_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        if let Some(json) = json {
+            return Ok(CodeRedemption::Redeemed(Box::new(from_json("authorization_codes.grant_json", &json)?)));
+        }
+        let grant_id: Option<String> =
+            sqlx::query_scalar("SELECT grant_id FROM authorization_codes WHERE code_hash = ?")
                 .bind(code_hash)
                 .fetch_optional(&self.pool)
                 .await?;
-        if let Some(json) = json {
-            return Ok(CodeRedemption::Redeemed(from_json("authorization_codes.grant_json", &json)?));
-        }
-        let grant_id: Option<String> = sqlx::query_scalar("SELECT grant_id FROM authorization_codes WHERE code_hash = ?")
-            .bind(code_hash)
-            .fetch_optional(&self.pool)
-            .await?;
         match grant_id {
             Some(grant_id) => {
                 self.revoke_grant(&grant_id).await?;
@@ -581,10 +586,7 @@ impl GrantStore for SqliteStore {
             .bind(now())
             .execute(&mut *tx)
             .await?;
-        for sql in [
-            "DELETE FROM access_tokens WHERE grant_id = ?",
-            "DELETE FROM refresh_tokens WHERE grant_id = ?",
-        ] {
+        for sql in ["DELETE FROM access_tokens WHERE grant_id = ?", "DELETE FROM refresh_tokens WHERE grant_id = ?"] {
             sqlx::query(sql).bind(grant_id).execute(&mut *tx).await?;
         }
         tx.commit().await?;
@@ -672,11 +674,12 @@ impl ReplayStore for SqliteStore {
 #[async_trait]
 impl ThrottleStore for SqliteStore {
     async fn failures(&self, key: &str, now: Timestamp) -> StoreResult<u32> {
-        let n: Option<i64> = sqlx::query_scalar("SELECT failures FROM login_failures WHERE key = ? AND window_ends_at > ?")
-            .bind(key)
-            .bind(now)
-            .fetch_optional(&self.pool)
-            .await?;
+        let n: Option<i64> =
+            sqlx::query_scalar("SELECT failures FROM login_failures WHERE key = ? AND window_ends_at > ?")
+                .bind(key)
+                .bind(now)
+                .fetch_optional(&self.pool)
+                .await?;
         Ok(n.unwrap_or(0).clamp(0, u32::MAX as i64) as u32)
     }
 

@@ -33,9 +33,11 @@ impl TestOp {
         let dir = tempfile::tempdir().unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        let mut config = Config::default();
-        config.issuer = format!("http://127.0.0.1:{port}");
-        config.database_url = format!("sqlite://{}/oxid.db", dir.path().display());
+        let mut config = Config {
+            issuer: format!("http://127.0.0.1:{port}"),
+            database_url: format!("sqlite://{}/oxid.db", dir.path().display()),
+            ..Config::default()
+        };
         adjust(&mut config);
         let store = server::open_store(&config).await.unwrap();
         let state = server::prepare(config, store.clone()).await.unwrap();
@@ -70,10 +72,17 @@ impl TestOp {
     }
 
     /// Registers a client; returns it and its secret (if its method uses one).
-    pub async fn add_client(&self, id: &str, method: ClientAuthMethod, adjust: impl FnOnce(&mut Client)) -> (Client, Option<String>) {
+    pub async fn add_client(
+        &self,
+        id: &str,
+        method: ClientAuthMethod,
+        adjust: impl FnOnce(&mut Client),
+    ) -> (Client, Option<String>) {
         let secret = matches!(
             method,
-            ClientAuthMethod::ClientSecretBasic | ClientAuthMethod::ClientSecretPost | ClientAuthMethod::ClientSecretJwt
+            ClientAuthMethod::ClientSecretBasic
+                | ClientAuthMethod::ClientSecretPost
+                | ClientAuthMethod::ClientSecretJwt
         )
         .then(crypto::random_token);
         let mut client = Client {
@@ -129,7 +138,8 @@ impl Page {
     /// The value of the hidden input `name` in the page's form.
     pub fn hidden(&self, name: &str) -> String {
         let marker = format!("name=\"{name}\" value=\"");
-        let start = self.body.find(&marker).unwrap_or_else(|| panic!("no {name} in page:\n{}", self.body)) + marker.len();
+        let start =
+            self.body.find(&marker).unwrap_or_else(|| panic!("no {name} in page:\n{}", self.body)) + marker.len();
         let end = self.body[start..].find('"').unwrap() + start;
         self.body[start..end].to_owned()
     }
@@ -147,7 +157,8 @@ impl Browser {
     }
 
     pub fn for_issuer(issuer: &str) -> Self {
-        let http = reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        let http =
+            reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
         Self { http, issuer: issuer.to_owned() }
     }
 
@@ -185,8 +196,11 @@ impl Browser {
     pub async fn submit_login(&self, page: &Page, username: &str, password: &str) -> Page {
         let request = page.hidden("request");
         let csrf = page.hidden("csrf_token");
-        self.post("/login", &[("request", &request), ("csrf_token", &csrf), ("username", username), ("password", password)])
-            .await
+        self.post(
+            "/login",
+            &[("request", &request), ("csrf_token", &csrf), ("username", username), ("password", password)],
+        )
+        .await
     }
 
     pub async fn submit_consent(&self, page: &Page, decision: &str) -> Page {
@@ -210,7 +224,13 @@ impl Browser {
 }
 
 /// Exchanges a code at the token endpoint with client_secret_basic.
-pub async fn exchange_code(op: &TestOp, client_id: &str, secret: &str, code: &str, verifier: Option<&str>) -> reqwest::Response {
+pub async fn exchange_code(
+    op: &TestOp,
+    client_id: &str,
+    secret: &str,
+    code: &str,
+    verifier: Option<&str>,
+) -> reqwest::Response {
     let mut form = vec![("grant_type", "authorization_code"), ("code", code), ("redirect_uri", REDIRECT_URI)];
     if let Some(v) = verifier {
         form.push(("code_verifier", v));

@@ -1,0 +1,139 @@
+//! The login and consent pages in a real browser: Debian's headless Chromium, driven over WebDriver.
+//! Needs `chromium` and `chromedriver` on PATH (`scripts/test` installs them on Debian).
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::{PASSWORD, TestOp, VERIFIER, query};
+use fantoccini::{ClientBuilder, Locator};
+use oxid::types::ClientAuthMethod;
+
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+async fn start_chromedriver() -> (Driver, String) {
+    let port = free_port();
+    // Wrapped at once, so the process is killed and reaped on every path.
+    let driver = Driver(
+        Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver must be installed (Debian: apt-get install chromium chromium-driver)"),
+    );
+    let url = format!("http://127.0.0.1:{port}");
+    for _ in 0..100 {
+        if reqwest::get(format!("{url}/status")).await.is_ok() {
+            return (driver, url);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("chromedriver did not start");
+}
+
+/// A stand-in RP callback page, so the browser's last navigation lands somewhere real.
+async fn start_callback_server() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = axum::Router::new().route("/cb", axum::routing::get(|| async { "signed in" }));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://127.0.0.1:{}/cb", addr.port())
+}
+
+#[tokio::test]
+async fn login_and_consent_pages_work_in_chromium() {
+    let op = TestOp::start().await;
+    op.add_user("alice").await;
+    let callback = start_callback_server().await;
+    let cb = callback.clone();
+    let (_, secret) = op
+        .add_client("webapp", ClientAuthMethod::ClientSecretBasic, move |c| c.redirect_uris = vec![cb.parse().unwrap()])
+        .await;
+
+    let (_driver, driver_url) = start_chromedriver().await;
+    let profile = tempfile::tempdir().unwrap();
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": "/usr/bin/chromium",
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
+                "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                format!("--user-data-dir={}", profile.path().display()),
+            ]
+        }),
+    );
+    // chromedriver speaks plain HTTP on loopback: no TLS connector needed.
+    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    let browser =
+        ClientBuilder::new(connector).capabilities(caps).connect(&driver_url).await.expect("a Chromium session");
+
+    let url =
+        op.authorize_url("webapp", "").replace(&common::urlencode(common::REDIRECT_URI), &common::urlencode(&callback));
+    browser.goto(&url).await.unwrap();
+    assert!(browser.title().await.unwrap().starts_with("Sign in"));
+    // The username field has focus on arrival (keyboard users can type at once).
+    let focused = browser.active_element().await.unwrap();
+    assert_eq!(focused.attr("id").await.unwrap().as_deref(), Some("username"));
+
+    // A wrong password shows the generic message on the same page.
+    focused.send_keys("alice").await.unwrap();
+    browser.find(Locator::Id("password")).await.unwrap().send_keys("wrong password").await.unwrap();
+    browser.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
+    let alert = browser.wait().for_element(Locator::Css("[role=alert]")).await.unwrap();
+    assert_eq!(alert.text().await.unwrap(), "Incorrect username or password.");
+
+    // The username is kept; type the right password and sign in.
+    let username = browser.find(Locator::Id("username")).await.unwrap();
+    assert_eq!(username.prop("value").await.unwrap().as_deref(), Some("alice"));
+    browser.find(Locator::Id("password")).await.unwrap().send_keys(PASSWORD).await.unwrap();
+    browser.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
+
+    // Consent: the scopes in words, then Allow. (Clicks return before navigation ends: wait for it.)
+    let scopes = browser.wait().for_element(Locator::Css("ul.scopes")).await.unwrap();
+    assert!(browser.title().await.unwrap().starts_with("Allow access"));
+    let listed = scopes.text().await.unwrap();
+    assert!(listed.contains("See your email address"), "{listed}");
+    browser.find(Locator::Css("button[value=allow]")).await.unwrap().click().await.unwrap();
+
+    // Back at the client with a code that redeems.
+    let mut landed = String::new();
+    for _ in 0..100 {
+        landed = browser.current_url().await.unwrap().to_string();
+        if landed.starts_with(&callback) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(landed.starts_with(&callback), "{landed}");
+    let code = query(&landed)["code"].clone();
+    browser.close().await.unwrap();
+
+    let r = reqwest::Client::new()
+        .post(op.url("/token"))
+        .basic_auth("webapp", secret.as_deref())
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", &callback),
+            ("code_verifier", VERIFIER),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
