@@ -2,7 +2,6 @@
 
 use std::io::BufRead;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
@@ -12,7 +11,7 @@ use crate::crypto;
 use crate::jose::keys;
 use crate::password;
 use crate::server;
-use crate::store::{Client, SqliteStore, Store, StoreError, User, now};
+use crate::store::{Client, Store, StoreError, User, now};
 use crate::types::{ClientAuthMethod, ClientId, GrantType, RedirectUri, SigningAlg};
 
 #[derive(Parser)]
@@ -158,29 +157,28 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             println!("database is up to date");
             Ok(())
         }
-        Command::User(cmd) => user(cmd, &*server::open_store(&config).await?).await,
-        Command::Client(cmd) => client(cmd, &*server::open_store(&config).await?).await,
-        Command::Keys(cmd) => keys_command(cmd, &*server::open_store(&config).await?).await,
+        Command::User(cmd) => user(cmd, server::open_store(&config).await?.as_ref()).await,
+        Command::Client(cmd) => client(cmd, server::open_store(&config).await?.as_ref()).await,
+        Command::Keys(cmd) => keys_command(cmd, server::open_store(&config).await?.as_ref()).await,
     }
 }
 
 async fn serve(config: Config, dev: bool) -> anyhow::Result<()> {
     let store = server::open_store(&config).await?;
     if dev {
-        seed_demo(&store, &config).await?;
+        seed_demo(store.as_ref(), &config).await?;
     }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     tracing::info!(issuer = %config.issuer, listen = %config.listen, "oxid is serving");
-    let state = server::prepare(config, store as Arc<dyn Store>).await?;
+    let state = server::prepare(config, store).await?;
     server::serve(state, listener, server::shutdown_signal()).await?;
     Ok(())
 }
 
 /// `serve --dev`: a demo user and client, only into an empty database, credentials printed once.
-async fn seed_demo(store: &SqliteStore, config: &Config) -> anyhow::Result<()> {
-    use crate::store::{ClientStore, UserStore};
+async fn seed_demo(store: &dyn Store, config: &Config) -> anyhow::Result<()> {
     if !store.users().await?.is_empty() || !store.clients().await?.is_empty() {
         return Ok(());
     }
@@ -224,8 +222,7 @@ async fn seed_demo(store: &SqliteStore, config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn user(cmd: UserCommand, store: &SqliteStore) -> anyhow::Result<()> {
-    use crate::store::UserStore;
+async fn user(cmd: UserCommand, store: &dyn Store) -> anyhow::Result<()> {
     match cmd {
         UserCommand::Add(a) => {
             if a.username.is_empty() || a.username.len() > 128 || a.username.chars().any(char::is_whitespace) {
@@ -376,8 +373,7 @@ fn print_client(c: &Client) {
     println!("skip_consent:  {}", c.skip_consent);
 }
 
-async fn client(cmd: ClientCommand, store: &SqliteStore) -> anyhow::Result<()> {
-    use crate::store::ClientStore;
+async fn client(cmd: ClientCommand, store: &dyn Store) -> anyhow::Result<()> {
     let parse_id = |id: &str| -> anyhow::Result<ClientId> { id.parse().map_err(|e| anyhow::anyhow!("{e}")) };
     match cmd {
         ClientCommand::Add(a) => {
@@ -424,8 +420,7 @@ async fn client(cmd: ClientCommand, store: &SqliteStore) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn keys_command(cmd: KeysCommand, store: &SqliteStore) -> anyhow::Result<()> {
-    use crate::store::KeyStore;
+async fn keys_command(cmd: KeysCommand, store: &dyn Store) -> anyhow::Result<()> {
     match cmd {
         KeysCommand::List => {
             keys::ensure_current_keys(store, now()).await?;

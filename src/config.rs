@@ -12,6 +12,13 @@ use serde::{Deserialize, Serialize};
 #[error("configuration error: {0}")]
 pub struct ConfigError(pub String);
 
+/// Where the data lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Database {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -26,7 +33,7 @@ pub struct Config {
     pub issuer: String,
     /// The address the HTTP server binds to.
     pub listen: SocketAddr,
-    /// `sqlite://PATH` (created if missing).
+    /// `sqlite://PATH` (created if missing) or `postgres://USER:PASSWORD@HOST/DB`.
     pub database_url: String,
     /// Seconds an authorization code stays valid (RFC 6749 4.1.2 recommends at most 10 minutes).
     pub code_lifetime: u64,
@@ -104,7 +111,7 @@ impl Config {
         if self.issuer.ends_with('/') {
             return Err(ConfigError("issuer must not end with '/'".into()));
         }
-        self.sqlite_path()?;
+        self.database()?;
         for (name, value) in [
             ("code_lifetime", self.code_lifetime),
             ("access_token_lifetime", self.access_token_lifetime),
@@ -127,12 +134,16 @@ impl Config {
         Ok(())
     }
 
-    /// The SQLite database file named by `database_url`.
-    pub fn sqlite_path(&self) -> Result<PathBuf, ConfigError> {
-        match self.database_url.strip_prefix("sqlite://") {
-            Some(path) if !path.is_empty() => Ok(PathBuf::from(path)),
-            _ => Err(ConfigError(format!("database_url {:?} is not supported: use sqlite://PATH", self.database_url))),
+    /// The database `database_url` names.
+    pub fn database(&self) -> Result<Database, ConfigError> {
+        let url = &self.database_url;
+        if let Some(path) = url.strip_prefix("sqlite://").filter(|p| !p.is_empty()) {
+            return Ok(Database::Sqlite(PathBuf::from(path)));
         }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Database::Postgres(url.clone()));
+        }
+        Err(ConfigError("database_url must be sqlite://PATH or postgres://...".into()))
     }
 
     /// True when cookies must carry `Secure` (the issuer is served over https).

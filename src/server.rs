@@ -7,21 +7,29 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
-use crate::config::Config;
+use crate::config::{Config, Database};
 use crate::http::{AppState, SharedState, router};
 use crate::jose::SharedKeyRing;
 use crate::jose::keys::{KeyRing, ensure_current_keys};
-use crate::store::{SqliteStore, Store, now};
+use crate::store::{PgStore, SqliteStore, Store, now};
 use crate::ui::Pages;
 
 /// How often a node re-reads the key set, to pick up rotations made elsewhere (CLI, other nodes).
 const KEY_REFRESH: Duration = Duration::from_secs(60);
 
-pub async fn open_store(config: &Config) -> anyhow::Result<Arc<SqliteStore>> {
-    let path = config.sqlite_path()?;
-    let store =
-        SqliteStore::open(&path).await.map_err(|e| anyhow::anyhow!("cannot open database {}: {e}", path.display()))?;
-    Ok(Arc::new(store))
+/// Opens the configured database and brings its schema up to date.
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    Ok(match config.database()? {
+        Database::Sqlite(path) => Arc::new(
+            SqliteStore::open(&path)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot open database {}: {e}", path.display()))?,
+        ),
+        // The URL may hold a password: it is not repeated in the error.
+        Database::Postgres(url) => Arc::new(
+            PgStore::open(&url).await.map_err(|e| anyhow::anyhow!("cannot open the PostgreSQL database: {e}"))?,
+        ),
+    })
 }
 
 async fn load_key_ring(store: &dyn Store, config: &Config) -> anyhow::Result<KeyRing> {

@@ -4,15 +4,15 @@
 mod common;
 
 use std::io::Write;
-use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use common::{Browser, CHALLENGE, REDIRECT_URI, VERIFIER, query, urlencode};
 
-fn oxid(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+/// Runs `oxid ARGS` against the database `db`.
+fn oxid(db: &str, args: &[&str], stdin: Option<&str>) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_oxid"))
         .args(args)
-        .env("OXID_DATABASE_URL", format!("sqlite://{}/oxid.db", dir.display()))
+        .env("OXID_DATABASE_URL", db)
         .env_remove("RUST_LOG")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -65,16 +65,17 @@ fn bad_configuration_is_one_line_and_exit_code_2() {
     // A TOML file works, and its unknown keys are errors too.
     let file = dir.path().join("oxid.toml");
     std::fs::write(&file, "issuer = \"https://id.example\"\nbogus = 1\n").unwrap();
-    let out = oxid(dir.path(), &["--config", file.to_str().unwrap(), "user", "list"], None);
+    let db = common::test_database_url_blocking(dir.path());
+    let out = oxid(&db, &["--config", file.to_str().unwrap(), "user", "list"], None);
     assert_eq!(out.status.code(), Some(2));
     std::fs::write(&file, "issuer = \"https://id.example\"\naccess_token_lifetime = 600\n").unwrap();
-    ok(oxid(dir.path(), &["--config", file.to_str().unwrap(), "user", "list"], None));
+    ok(oxid(&db, &["--config", file.to_str().unwrap(), "user", "list"], None));
 }
 
 #[test]
 fn users_are_managed_from_the_cli() {
     let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
+    let d = &common::test_database_url_blocking(dir.path());
     let out = ok(oxid(
         d,
         &["user", "add", "alice", "--email", "a@example.com", "--name", "Alice A", "--password-stdin"],
@@ -98,7 +99,7 @@ fn users_are_managed_from_the_cli() {
 #[test]
 fn clients_and_keys_are_managed_from_the_cli() {
     let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
+    let d = &common::test_database_url_blocking(dir.path());
     let out = ok(oxid(
         d,
         &["client", "add", "--name", "Web", "--redirect-uri", "https://rp.example/cb", "--id", "web"],
@@ -182,7 +183,7 @@ fn clients_and_keys_are_managed_from_the_cli() {
 #[tokio::test]
 async fn a_newcomer_signs_in_to_a_served_op() {
     let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
+    let d = &common::test_database_url(dir.path()).await;
     ok(oxid(
         d,
         &["user", "add", "alice", "--email", "alice@example.com", "--password-stdin"],
@@ -199,7 +200,7 @@ async fn a_newcomer_signs_in_to_a_served_op() {
     let issuer = format!("http://127.0.0.1:{port}");
     let mut server = Command::new(env!("CARGO_BIN_EXE_oxid"))
         .args(["serve"])
-        .env("OXID_DATABASE_URL", format!("sqlite://{}/oxid.db", d.display()))
+        .env("OXID_DATABASE_URL", d)
         .env("OXID_ISSUER", &issuer)
         .env("OXID_LISTEN", format!("127.0.0.1:{port}"))
         .stdout(Stdio::null())

@@ -3,7 +3,6 @@
 mod common;
 
 use common::{Browser, PASSWORD, TestOp};
-use oxid::store::UserStore;
 use oxid::types::ClientAuthMethod;
 
 async fn setup() -> TestOp {

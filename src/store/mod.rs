@@ -3,6 +3,8 @@
 //! Handlers and protocol code see only these traits; all SQL lives in the backend modules. Secrets
 //! (codes, tokens, session ids) are handed to the store already hashed.
 
+mod postgres;
+mod sql;
 mod sqlite;
 
 use async_trait::async_trait;
@@ -10,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::types::{ClientAuthMethod, ClientId, GrantType, RedirectUri, ScopeSet, SigningAlg};
 
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -284,9 +287,16 @@ pub trait ThrottleStore: Send + Sync {
     async fn clear_failures(&self, key: &str) -> StoreResult<()>;
 }
 
+/// Reachability, for readiness checks.
+#[async_trait]
+pub trait Health: Send + Sync {
+    async fn ping(&self) -> StoreResult<()>;
+}
+
 /// Everything the server needs from a backend.
 pub trait Store:
-    ClientStore
+    Health
+    + ClientStore
     + UserStore
     + SessionStore
     + InteractionStore
@@ -299,7 +309,8 @@ pub trait Store:
 }
 
 impl<T> Store for T where
-    T: ClientStore
+    T: Health
+        + ClientStore
         + UserStore
         + SessionStore
         + InteractionStore

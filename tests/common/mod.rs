@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use oxid::config::Config;
-use oxid::store::{Client, ClientStore, SqliteStore, User, UserStore};
+use oxid::store::{Client, Store, User};
 use oxid::types::{ClientAuthMethod, GrantType, SigningAlg};
 use oxid::{crypto, password, server};
 use reqwest::StatusCode;
@@ -19,7 +19,7 @@ pub const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 
 pub struct TestOp {
     pub issuer: String,
-    pub store: Arc<SqliteStore>,
+    pub store: Arc<dyn Store>,
     _dir: tempfile::TempDir,
     _stop: oneshot::Sender<()>,
 }
@@ -35,7 +35,7 @@ impl TestOp {
         let port = listener.local_addr().unwrap().port();
         let mut config = Config {
             issuer: format!("http://127.0.0.1:{port}"),
-            database_url: format!("sqlite://{}/oxid.db", dir.path().display()),
+            database_url: test_database_url(dir.path()).await,
             ..Config::default()
         };
         adjust(&mut config);
@@ -115,6 +115,30 @@ impl TestOp {
             urlencode(REDIRECT_URI)
         )
     }
+}
+
+/// The database for one test: a new SQLite file in `dir` or, when `OXID_TEST_POSTGRES_URL` names a
+/// PostgreSQL server (as `scripts/test` arranges), a new database on it.
+pub async fn test_database_url(dir: &std::path::Path) -> String {
+    let Ok(admin_url) = std::env::var("OXID_TEST_POSTGRES_URL") else {
+        return format!("sqlite://{}/oxid.db", dir.display());
+    };
+    use sqlx::{Connection, Executor};
+    let name = format!("oxid_test_{}", hex(&crypto::sha256(crypto::random_token().as_bytes())[..8]));
+    let mut admin = sqlx::PgConnection::connect(&admin_url).await.expect("the test PostgreSQL server is reachable");
+    admin.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.unwrap();
+    let mut url = url::Url::parse(&admin_url).unwrap();
+    url.set_path(&name);
+    url.to_string()
+}
+
+/// `test_database_url` for tests that are not async.
+pub fn test_database_url_blocking(dir: &std::path::Path) -> String {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(test_database_url(dir))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 pub fn urlencode(s: &str) -> String {
