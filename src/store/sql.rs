@@ -644,8 +644,9 @@ macro_rules! sql_store {
                 sqlx::query(
                     "INSERT INTO login_failures (key, failures, window_ends_at) VALUES ($1, 1, $2 + $3) \
                      ON CONFLICT (key) DO UPDATE SET \
-                       failures = CASE WHEN window_ends_at > $2 THEN failures + 1 ELSE 1 END, \
-                       window_ends_at = CASE WHEN window_ends_at > $2 THEN window_ends_at ELSE $2 + $3 END",
+                       failures = CASE WHEN login_failures.window_ends_at > $2 THEN login_failures.failures + 1 ELSE 1 END, \
+                       window_ends_at = CASE WHEN login_failures.window_ends_at > $2 THEN login_failures.window_ends_at \
+                       ELSE $2 + $3 END",
                 )
                 .bind(key)
                 .bind(now)

@@ -117,10 +117,10 @@ impl TestOp {
     }
 }
 
-/// The database for one test: a new SQLite file in `dir` or, when `OXID_TEST_POSTGRES_URL` names a
+/// The database for one test: a new SQLite file in `dir` or, when `TEST_POSTGRES_URL` names a
 /// PostgreSQL server (as `scripts/test` arranges), a new database on it.
 pub async fn test_database_url(dir: &std::path::Path) -> String {
-    let Ok(admin_url) = std::env::var("OXID_TEST_POSTGRES_URL") else {
+    let Ok(admin_url) = std::env::var("TEST_POSTGRES_URL") else {
         return format!("sqlite://{}/oxid.db", dir.display());
     };
     use sqlx::{Connection, Executor};
