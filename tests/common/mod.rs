@@ -18,10 +18,13 @@ pub const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 pub const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 
 pub struct TestOp {
+    /// The issuer: the first node's address, standing in for a load balancer's.
     pub issuer: String,
+    /// Every node's base URL; all serve the same issuer from the same database.
+    pub nodes: Vec<String>,
     pub store: Arc<dyn Store>,
     _dir: tempfile::TempDir,
-    _stop: oneshot::Sender<()>,
+    _stops: Vec<oneshot::Sender<()>>,
 }
 
 impl TestOp {
@@ -30,22 +33,42 @@ impl TestOp {
     }
 
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
+        Self::start_cluster(1, adjust).await
+    }
+
+    /// Starts `nodes` servers sharing one database and one issuer. Their start-up (key generation
+    /// included) runs concurrently, as when several nodes boot at once.
+    pub async fn start_cluster(nodes: usize, adjust: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let mut config = Config {
-            issuer: format!("http://127.0.0.1:{port}"),
-            database_url: test_database_url(dir.path()).await,
-            ..Config::default()
-        };
+        let mut listeners = Vec::new();
+        for _ in 0..nodes {
+            listeners.push(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap());
+        }
+        let bases: Vec<String> =
+            listeners.iter().map(|l| format!("http://127.0.0.1:{}", l.local_addr().unwrap().port())).collect();
+        let mut config =
+            Config { issuer: bases[0].clone(), database_url: test_database_url(dir.path()).await, ..Config::default() };
         adjust(&mut config);
-        let store = server::open_store(&config).await.unwrap();
-        let state = server::prepare(config, store.clone()).await.unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(server::serve(state, listener, async {
-            let _ = stopped.await;
-        }));
-        Self { issuer: format!("http://127.0.0.1:{port}"), store, _dir: dir, _stop: stop }
+        // Each node has its own connection pool, as separate processes would.
+        let mut stores = Vec::new();
+        for _ in 0..nodes {
+            stores.push(server::open_store(&config).await.unwrap());
+        }
+        let mut starting = tokio::task::JoinSet::new();
+        for store in &stores {
+            let (config, store) = (config.clone(), store.clone());
+            starting.spawn(async move { server::prepare(config, store).await.unwrap() });
+        }
+        let states = starting.join_all().await;
+        let mut stops = Vec::new();
+        for (state, listener) in states.into_iter().zip(listeners) {
+            let (stop, stopped) = oneshot::channel::<()>();
+            tokio::spawn(server::serve(state, listener, async {
+                let _ = stopped.await;
+            }));
+            stops.push(stop);
+        }
+        Self { issuer: config.issuer.clone(), nodes: bases, store: stores.remove(0), _dir: dir, _stops: stops }
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -1,0 +1,114 @@
+//! Interchangeable nodes: two servers on one database (PostgreSQL under `scripts/test`'s second run)
+//! serve one issuer; every request of a sign-in alternates between them.
+
+mod common;
+
+use std::collections::HashSet;
+
+use common::{Browser, PASSWORD, REDIRECT_URI, TestOp, VERIFIER, json, query};
+use oxid::types::ClientAuthMethod;
+
+#[tokio::test]
+async fn nodes_started_together_agree_on_one_key_per_algorithm() {
+    let op = TestOp::start_cluster(3, |_| {}).await;
+    let keys = op.store.signing_keys().await.unwrap();
+    let current: Vec<_> = keys.iter().filter(|k| k.retired_at.is_none()).map(|k| k.alg).collect();
+    let distinct: HashSet<_> = current.iter().collect();
+    assert_eq!(current.len(), 4, "one current key per algorithm, no duplicates from the race: {current:?}");
+    assert_eq!(distinct.len(), 4);
+    let http = reqwest::Client::new();
+    let mut jwks = Vec::new();
+    for node in &op.nodes {
+        jwks.push(http.get(format!("{node}/jwks.json")).send().await.unwrap().text().await.unwrap());
+    }
+    assert!(jwks.windows(2).all(|w| w[0] == w[1]), "every node publishes the same JWKS");
+}
+
+#[tokio::test]
+async fn a_sign_in_alternating_between_two_nodes() {
+    let op = TestOp::start_cluster(2, |_| {}).await;
+    op.add_user("alice").await;
+    let (_, secret) = op.add_client("webapp", ClientAuthMethod::ClientSecretBasic, |_| {}).await;
+    let secret = secret.unwrap();
+    let node = |i: usize| op.nodes[i % 2].clone();
+    let b = Browser::new(&op);
+
+    // authorize on node 0 -> login page on node 1 -> login on node 0 -> resume on node 1
+    let url =
+        op.authorize_url("webapp", "&scope=openid%20offline_access").replace("&scope=openid%20email%20profile", "");
+    let to_login = b.get(&url).await.location.unwrap();
+    let login = b.get(&format!("{}{to_login}", node(1))).await;
+    let request = login.hidden("request");
+    let csrf = login.hidden("csrf_token");
+    let form = [("request", request.as_str()), ("csrf_token", &csrf), ("username", "alice"), ("password", PASSWORD)];
+    let to_resume = b.post(&format!("{}/login", node(0)), &form).await.location.unwrap();
+    let to_consent = b.get(&format!("{}{to_resume}", node(1))).await.location.unwrap();
+    // consent page on node 0, consent decision on node 1
+    let consent = b.get(&format!("{}{to_consent}", node(0))).await;
+    let form = [
+        ("request", consent.hidden("request")),
+        ("csrf_token", consent.hidden("csrf_token")),
+        ("decision", "allow".into()),
+    ];
+    let callback = b.http.post(format!("{}/consent", node(1))).form(&form).send().await.unwrap();
+    let callback = callback.headers()["location"].to_str().unwrap().to_owned();
+    assert!(callback.starts_with(REDIRECT_URI), "{callback}");
+    let code = query(&callback)["code"].clone();
+
+    // token on node 0, userinfo on node 1, refresh on node 0, userinfo on node 1
+    let http = reqwest::Client::new();
+    let r = http
+        .post(format!("{}/token", node(0)))
+        .basic_auth("webapp", Some(&secret))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT_URI),
+            ("code_verifier", VERIFIER),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let (status, tokens) = json(r).await;
+    assert_eq!(status, 200, "{tokens}");
+    let userinfo = |base: String, token: String| {
+        let http = http.clone();
+        async move { http.get(format!("{base}/userinfo")).bearer_auth(token).send().await.unwrap().status() }
+    };
+    assert_eq!(userinfo(node(1), tokens["access_token"].as_str().unwrap().into()).await, 200);
+    let r = http
+        .post(format!("{}/token", node(0)))
+        .basic_auth("webapp", Some(&secret))
+        .form(&[("grant_type", "refresh_token"), ("refresh_token", tokens["refresh_token"].as_str().unwrap())])
+        .send()
+        .await
+        .unwrap();
+    let (status, refreshed) = json(r).await;
+    assert_eq!(status, 200, "{refreshed}");
+    assert_eq!(userinfo(node(1), refreshed["access_token"].as_str().unwrap().into()).await, 200);
+
+    // The code is single-use across nodes too.
+    let r = http
+        .post(format!("{}/token", node(1)))
+        .basic_auth("webapp", Some(&secret))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT_URI),
+            ("code_verifier", VERIFIER),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    // The ID Token signed by node 0 verifies with node 1's JWKS.
+    let id_token = tokens["id_token"].as_str().unwrap();
+    let kid = {
+        use base64::Engine;
+        let header =
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(id_token.split('.').next().unwrap()).unwrap();
+        serde_json::from_slice::<serde_json::Value>(&header).unwrap()["kid"].as_str().unwrap().to_owned()
+    };
+    let jwks = http.get(format!("{}/jwks.json", node(1))).send().await.unwrap().text().await.unwrap();
+    assert!(jwks.contains(&kid));
+}
