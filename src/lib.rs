@@ -12,5 +12,6 @@ pub mod password;
 pub mod protocol;
 pub mod server;
 pub mod store;
+pub mod telemetry;
 pub mod types;
 pub mod ui;

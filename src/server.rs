@@ -41,6 +41,7 @@ async fn load_key_ring(store: &dyn Store, config: &Config) -> anyhow::Result<Key
 
 /// Everything the server needs, ready to serve.
 pub async fn prepare(config: Config, store: Arc<dyn Store>) -> anyhow::Result<SharedState> {
+    crate::telemetry::init();
     let ring = load_key_ring(store.as_ref(), &config).await?;
     let pages = Pages::load(config.templates_dir.as_deref()).map_err(|e| anyhow::anyhow!(e))?;
     Ok(Arc::new(AppState::new(config, store, SharedKeyRing::new(ring), pages)))

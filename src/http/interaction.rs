@@ -151,6 +151,7 @@ async fn authenticate(
             store.record_failure(&account_key, now, window).await?;
             store.record_failure(&ip_key, now, window).await?;
             tracing::info!(client_ip = %peer.ip(), "failed login");
+            crate::telemetry::failed_login();
             Ok(None)
         }
     }

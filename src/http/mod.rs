@@ -65,6 +65,9 @@ pub fn router(state: SharedState) -> Router {
         .route("/userinfo", get(userinfo::userinfo).post(userinfo::userinfo))
         .route("/assets/oxid.css", get(stylesheet))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readiness))
+        .route("/metrics", get(|| async { crate::telemetry::render() }))
+        .route_layer(axum::middleware::from_fn(crate::telemetry::track_requests))
         .fallback(|| async { (StatusCode::NOT_FOUND, "not found") })
         .with_state(state)
         .layer(DefaultBodyLimit::max(max_body))
@@ -85,6 +88,17 @@ pub fn router(state: SharedState) -> Router {
 /// Sets a header on every response unless the handler set its own.
 fn security_header(name: HeaderName, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
     SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
+}
+
+/// Ready when the store answers; a load balancer stops sending traffic to a node that is not.
+async fn readiness(axum::extract::State(state): axum::extract::State<SharedState>) -> impl IntoResponse {
+    match state.store.ping().await {
+        Ok(()) => (StatusCode::OK, "ready"),
+        Err(e) => {
+            tracing::warn!(error = %e, "store is not reachable");
+            (StatusCode::SERVICE_UNAVAILABLE, "store unreachable")
+        }
+    }
 }
 
 async fn stylesheet() -> impl IntoResponse {

@@ -57,11 +57,13 @@ async fn handle(
     if !client.allows_grant(grant) {
         return Err(OAuthError::new(ErrorCode::UnauthorizedClient, "client may not use this grant type"));
     }
-    match grant {
+    let issued = match grant {
         GrantType::AuthorizationCode => authorization_code(state, &client, &params).await,
         GrantType::RefreshToken => refresh_token(state, &client, &params).await,
         GrantType::ClientCredentials => client_credentials(state, &client, &params).await,
-    }
+    }?;
+    crate::telemetry::token_issued(grant.as_str());
+    Ok(issued)
 }
 
 /// RFC 6749 4.1.3 and Core 3.1.3.2.

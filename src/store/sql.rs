@@ -69,70 +69,88 @@ macro_rules! sql_store {
         #[async_trait]
         impl Health for $store {
             async fn ping(&self) -> StoreResult<()> {
-                sqlx::query("SELECT 1").execute(&self.pool).await?;
-                Ok(())
+                crate::telemetry::timed("ping", async move {
+                    sqlx::query("SELECT 1").execute(&self.pool).await?;
+                    Ok(())
+                })
+                .await
             }
         }
 
         #[async_trait]
         impl ClientStore for $store {
             async fn insert_client(&self, c: &Client) -> StoreResult<()> {
-                sqlx::query(
-                    "INSERT INTO clients (id, name, secret_hash, secret_for_jwt, redirect_uris, grant_types, auth_method, \
-                     id_token_signed_response_alg, jwks, skip_consent, created_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)",
-                )
-                .bind(c.id.as_str())
-                .bind(&c.name)
-                .bind(&c.secret_hash)
-                .bind(&c.secret_for_jwt)
-                .bind(to_json(&c.redirect_uris))
-                .bind(to_json(&c.grant_types))
-                .bind(c.auth_method.as_str())
-                .bind(c.id_token_signed_response_alg.as_str())
-                .bind(&c.jwks)
-                .bind(c.skip_consent)
-                .bind(c.created_at)
-                .execute(&self.pool)
+                crate::telemetry::timed("insert_client", async move {
+                    sqlx::query(
+                        "INSERT INTO clients (id, name, secret_hash, secret_for_jwt, redirect_uris, grant_types, auth_method, \
+                         id_token_signed_response_alg, jwks, skip_consent, created_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)",
+                    )
+                    .bind(c.id.as_str())
+                    .bind(&c.name)
+                    .bind(&c.secret_hash)
+                    .bind(&c.secret_for_jwt)
+                    .bind(to_json(&c.redirect_uris))
+                    .bind(to_json(&c.grant_types))
+                    .bind(c.auth_method.as_str())
+                    .bind(c.id_token_signed_response_alg.as_str())
+                    .bind(&c.jwks)
+                    .bind(c.skip_consent)
+                    .bind(c.created_at)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| if unique_violation(&e) { StoreError::Conflict } else { e.into() })?;
+                    Ok(())
+                })
                 .await
-                .map_err(|e| if unique_violation(&e) { StoreError::Conflict } else { e.into() })?;
-                Ok(())
             }
 
             async fn client(&self, id: &ClientId) -> StoreResult<Option<Client>> {
-                let sql = sqlx::AssertSqlSafe(format!("{CLIENT_COLUMNS} WHERE id = $1"));
-                let row: Option<ClientRow> = sqlx::query_as(sql).bind(id.as_str()).fetch_optional(&self.pool).await?;
-                row.map(Client::try_from).transpose()
+                crate::telemetry::timed("client", async move {
+                    let sql = sqlx::AssertSqlSafe(format!("{CLIENT_COLUMNS} WHERE id = $1"));
+                    let row: Option<ClientRow> = sqlx::query_as(sql).bind(id.as_str()).fetch_optional(&self.pool).await?;
+                    row.map(Client::try_from).transpose()
+                })
+                .await
             }
 
             async fn clients(&self) -> StoreResult<Vec<Client>> {
-                let sql = sqlx::AssertSqlSafe(format!("{CLIENT_COLUMNS} ORDER BY id"));
-                let rows: Vec<ClientRow> = sqlx::query_as(sql).fetch_all(&self.pool).await?;
-                rows.into_iter().map(Client::try_from).collect()
+                crate::telemetry::timed("clients", async move {
+                    let sql = sqlx::AssertSqlSafe(format!("{CLIENT_COLUMNS} ORDER BY id"));
+                    let rows: Vec<ClientRow> = sqlx::query_as(sql).fetch_all(&self.pool).await?;
+                    rows.into_iter().map(Client::try_from).collect()
+                })
+                .await
             }
 
             async fn delete_client(&self, id: &ClientId) -> StoreResult<bool> {
-                let mut tx = self.pool.begin().await?;
-                for sql in [
-                    "DELETE FROM refresh_tokens WHERE client_id = $1",
-                    "DELETE FROM access_tokens WHERE client_id = $1",
-                    "DELETE FROM consents WHERE client_id = $1",
-                    "DELETE FROM pending_authorizations WHERE client_id = $1",
-                ] {
-                    sqlx::query(sql).bind(id.as_str()).execute(&mut *tx).await?;
-                }
-                let done = sqlx::query("DELETE FROM clients WHERE id = $1").bind(id.as_str()).execute(&mut *tx).await?;
-                tx.commit().await?;
-                Ok(done.rows_affected() == 1)
+                crate::telemetry::timed("delete_client", async move {
+                    let mut tx = self.pool.begin().await?;
+                    for sql in [
+                        "DELETE FROM refresh_tokens WHERE client_id = $1",
+                        "DELETE FROM access_tokens WHERE client_id = $1",
+                        "DELETE FROM consents WHERE client_id = $1",
+                        "DELETE FROM pending_authorizations WHERE client_id = $1",
+                    ] {
+                        sqlx::query(sql).bind(id.as_str()).execute(&mut *tx).await?;
+                    }
+                    let done = sqlx::query("DELETE FROM clients WHERE id = $1").bind(id.as_str()).execute(&mut *tx).await?;
+                    tx.commit().await?;
+                    Ok(done.rows_affected() == 1)
+                })
+                .await
             }
 
             async fn set_client_secret(&self, id: &ClientId, hash: &str, for_jwt: Option<&str>) -> StoreResult<bool> {
-                let done = sqlx::query("UPDATE clients SET secret_hash = $1, secret_for_jwt = $2 WHERE id = $3")
-                    .bind(hash)
-                    .bind(for_jwt)
-                    .bind(id.as_str())
-                    .execute(&self.pool)
-                    .await?;
-                Ok(done.rows_affected() == 1)
+                crate::telemetry::timed("set_client_secret", async move {
+                    let done = sqlx::query("UPDATE clients SET secret_hash = $1, secret_for_jwt = $2 WHERE id = $3")
+                        .bind(hash)
+                        .bind(for_jwt)
+                        .bind(id.as_str())
+                        .execute(&self.pool)
+                        .await?;
+                    Ok(done.rows_affected() == 1)
+                })
+                .await
             }
         }
 
@@ -161,208 +179,256 @@ macro_rules! sql_store {
         #[async_trait]
         impl UserStore for $store {
             async fn insert_user(&self, u: &User) -> StoreResult<()> {
-                sqlx::query(
-                    "INSERT INTO users (id, username, password_hash, email, email_verified, name, given_name, family_name, \
-                     phone_number, phone_number_verified, address, disabled, created_at, updated_at) \
-                     VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14)",
-                )
-                .bind(&u.id)
-                .bind(&u.username)
-                .bind(&u.password_hash)
-                .bind(&u.email)
-                .bind(u.email_verified)
-                .bind(&u.name)
-                .bind(&u.given_name)
-                .bind(&u.family_name)
-                .bind(&u.phone_number)
-                .bind(u.phone_number_verified)
-                .bind(&u.address)
-                .bind(u.disabled)
-                .bind(u.created_at)
-                .bind(u.updated_at)
-                .execute(&self.pool)
+                crate::telemetry::timed("insert_user", async move {
+                    sqlx::query(
+                        "INSERT INTO users (id, username, password_hash, email, email_verified, name, given_name, family_name, \
+                         phone_number, phone_number_verified, address, disabled, created_at, updated_at) \
+                         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14)",
+                    )
+                    .bind(&u.id)
+                    .bind(&u.username)
+                    .bind(&u.password_hash)
+                    .bind(&u.email)
+                    .bind(u.email_verified)
+                    .bind(&u.name)
+                    .bind(&u.given_name)
+                    .bind(&u.family_name)
+                    .bind(&u.phone_number)
+                    .bind(u.phone_number_verified)
+                    .bind(&u.address)
+                    .bind(u.disabled)
+                    .bind(u.created_at)
+                    .bind(u.updated_at)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| if unique_violation(&e) { StoreError::Conflict } else { e.into() })?;
+                    Ok(())
+                })
                 .await
-                .map_err(|e| if unique_violation(&e) { StoreError::Conflict } else { e.into() })?;
-                Ok(())
             }
 
             async fn user(&self, id: &str) -> StoreResult<Option<User>> {
-                let sql = sqlx::AssertSqlSafe(format!("{USER_COLUMNS} WHERE id = $1"));
-                let row = sqlx::query(sql).bind(id).fetch_optional(&self.pool).await?;
-                row.as_ref().map(user_from_row).transpose()
+                crate::telemetry::timed("user", async move {
+                    let sql = sqlx::AssertSqlSafe(format!("{USER_COLUMNS} WHERE id = $1"));
+                    let row = sqlx::query(sql).bind(id).fetch_optional(&self.pool).await?;
+                    row.as_ref().map(user_from_row).transpose()
+                })
+                .await
             }
 
             async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>> {
-                let sql = sqlx::AssertSqlSafe(format!("{USER_COLUMNS} WHERE username = $1"));
-                let row = sqlx::query(sql).bind(username).fetch_optional(&self.pool).await?;
-                row.as_ref().map(user_from_row).transpose()
+                crate::telemetry::timed("user_by_username", async move {
+                    let sql = sqlx::AssertSqlSafe(format!("{USER_COLUMNS} WHERE username = $1"));
+                    let row = sqlx::query(sql).bind(username).fetch_optional(&self.pool).await?;
+                    row.as_ref().map(user_from_row).transpose()
+                })
+                .await
             }
 
             async fn users(&self) -> StoreResult<Vec<User>> {
-                let sql = sqlx::AssertSqlSafe(format!("{USER_COLUMNS} ORDER BY username"));
-                let rows = sqlx::query(sql).fetch_all(&self.pool).await?;
-                rows.iter().map(user_from_row).collect()
+                crate::telemetry::timed("users", async move {
+                    let sql = sqlx::AssertSqlSafe(format!("{USER_COLUMNS} ORDER BY username"));
+                    let rows = sqlx::query(sql).fetch_all(&self.pool).await?;
+                    rows.iter().map(user_from_row).collect()
+                })
+                .await
             }
 
             async fn set_password_hash(&self, username: &str, hash: &str) -> StoreResult<bool> {
-                let done = sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE username = $3")
-                    .bind(hash)
-                    .bind(now())
-                    .bind(username)
-                    .execute(&self.pool)
-                    .await?;
-                Ok(done.rows_affected() == 1)
+                crate::telemetry::timed("set_password_hash", async move {
+                    let done = sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE username = $3")
+                        .bind(hash)
+                        .bind(now())
+                        .bind(username)
+                        .execute(&self.pool)
+                        .await?;
+                    Ok(done.rows_affected() == 1)
+                })
+                .await
             }
 
             async fn disable_user(&self, username: &str) -> StoreResult<bool> {
-                let mut tx = self.pool.begin().await?;
-                let done = sqlx::query("UPDATE users SET disabled = TRUE, updated_at = $1 WHERE username = $2")
-                    .bind(now())
-                    .bind(username)
-                    .execute(&mut *tx)
-                    .await?;
-                // A disabled account loses its sessions and tokens at once.
-                for sql in [
-                    "DELETE FROM sessions WHERE user_id = (SELECT id FROM users WHERE username = $1)",
-                    "DELETE FROM access_tokens WHERE user_id = (SELECT id FROM users WHERE username = $1)",
-                    "DELETE FROM refresh_tokens WHERE user_id = (SELECT id FROM users WHERE username = $1)",
-                ] {
-                    sqlx::query(sql).bind(username).execute(&mut *tx).await?;
-                }
-                tx.commit().await?;
-                Ok(done.rows_affected() == 1)
+                crate::telemetry::timed("disable_user", async move {
+                    let mut tx = self.pool.begin().await?;
+                    let done = sqlx::query("UPDATE users SET disabled = TRUE, updated_at = $1 WHERE username = $2")
+                        .bind(now())
+                        .bind(username)
+                        .execute(&mut *tx)
+                        .await?;
+                    // A disabled account loses its sessions and tokens at once.
+                    for sql in [
+                        "DELETE FROM sessions WHERE user_id = (SELECT id FROM users WHERE username = $1)",
+                        "DELETE FROM access_tokens WHERE user_id = (SELECT id FROM users WHERE username = $1)",
+                        "DELETE FROM refresh_tokens WHERE user_id = (SELECT id FROM users WHERE username = $1)",
+                    ] {
+                        sqlx::query(sql).bind(username).execute(&mut *tx).await?;
+                    }
+                    tx.commit().await?;
+                    Ok(done.rows_affected() == 1)
+                })
+                .await
             }
 
             async fn delete_user(&self, username: &str) -> StoreResult<bool> {
-                // Dependent rows go by ON DELETE CASCADE.
-                let done = sqlx::query("DELETE FROM users WHERE username = $1").bind(username).execute(&self.pool).await?;
-                Ok(done.rows_affected() == 1)
+                crate::telemetry::timed("delete_user", async move {
+                    // Dependent rows go by ON DELETE CASCADE.
+                    let done = sqlx::query("DELETE FROM users WHERE username = $1").bind(username).execute(&self.pool).await?;
+                    Ok(done.rows_affected() == 1)
+                })
+                .await
             }
         }
 
         #[async_trait]
         impl SessionStore for $store {
             async fn insert_session(&self, s: &BrowserSession) -> StoreResult<()> {
-                sqlx::query(
-                    "INSERT INTO sessions (id_hash, sid, user_id, auth_time, amr, acr, expires_at) VALUES ($1,$2,$3,$4,$5,$6,$7)",
-                )
-                .bind(&s.id_hash)
-                .bind(&s.sid)
-                .bind(&s.user_id)
-                .bind(s.auth_time)
-                .bind(to_json(&s.amr))
-                .bind(&s.acr)
-                .bind(s.expires_at)
-                .execute(&self.pool)
-                .await?;
-                Ok(())
+                crate::telemetry::timed("insert_session", async move {
+                    sqlx::query(
+                        "INSERT INTO sessions (id_hash, sid, user_id, auth_time, amr, acr, expires_at) VALUES ($1,$2,$3,$4,$5,$6,$7)",
+                    )
+                    .bind(&s.id_hash)
+                    .bind(&s.sid)
+                    .bind(&s.user_id)
+                    .bind(s.auth_time)
+                    .bind(to_json(&s.amr))
+                    .bind(&s.acr)
+                    .bind(s.expires_at)
+                    .execute(&self.pool)
+                    .await?;
+                    Ok(())
+                })
+                .await
             }
 
             async fn session(&self, id_hash: &str, now: Timestamp) -> StoreResult<Option<BrowserSession>> {
-                let row = sqlx::query(
-                    "SELECT id_hash, sid, user_id, auth_time, amr, acr, expires_at FROM sessions WHERE id_hash = $1 AND expires_at > $2",
-                )
-                .bind(id_hash)
-                .bind(now)
-                .fetch_optional(&self.pool)
-                .await?;
-                row.map(|r| {
-                    Ok(BrowserSession {
-                        id_hash: r.try_get("id_hash")?,
-                        sid: r.try_get("sid")?,
-                        user_id: r.try_get("user_id")?,
-                        auth_time: r.try_get("auth_time")?,
-                        amr: from_json("sessions.amr", r.try_get("amr")?)?,
-                        acr: r.try_get("acr")?,
-                        expires_at: r.try_get("expires_at")?,
+                crate::telemetry::timed("session", async move {
+                    let row = sqlx::query(
+                        "SELECT id_hash, sid, user_id, auth_time, amr, acr, expires_at FROM sessions WHERE id_hash = $1 AND expires_at > $2",
+                    )
+                    .bind(id_hash)
+                    .bind(now)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    row.map(|r| {
+                        Ok(BrowserSession {
+                            id_hash: r.try_get("id_hash")?,
+                            sid: r.try_get("sid")?,
+                            user_id: r.try_get("user_id")?,
+                            auth_time: r.try_get("auth_time")?,
+                            amr: from_json("sessions.amr", r.try_get("amr")?)?,
+                            acr: r.try_get("acr")?,
+                            expires_at: r.try_get("expires_at")?,
+                        })
                     })
+                    .transpose()
                 })
-                .transpose()
+                .await
             }
 
             async fn delete_session(&self, id_hash: &str) -> StoreResult<()> {
-                sqlx::query("DELETE FROM sessions WHERE id_hash = $1").bind(id_hash).execute(&self.pool).await?;
-                Ok(())
+                crate::telemetry::timed("delete_session", async move {
+                    sqlx::query("DELETE FROM sessions WHERE id_hash = $1").bind(id_hash).execute(&self.pool).await?;
+                    Ok(())
+                })
+                .await
             }
         }
 
         #[async_trait]
         impl InteractionStore for $store {
             async fn insert_pending(&self, p: &PendingAuthorization) -> StoreResult<()> {
-                sqlx::query(
-                    "INSERT INTO pending_authorizations (id, client_id, request_json, created_at, expires_at) VALUES ($1,$2,$3,$4,$5)",
-                )
-                .bind(&p.id)
-                .bind(p.client_id.as_str())
-                .bind(&p.request_json)
-                .bind(p.created_at)
-                .bind(p.expires_at)
-                .execute(&self.pool)
-                .await?;
-                Ok(())
+                crate::telemetry::timed("insert_pending", async move {
+                    sqlx::query(
+                        "INSERT INTO pending_authorizations (id, client_id, request_json, created_at, expires_at) VALUES ($1,$2,$3,$4,$5)",
+                    )
+                    .bind(&p.id)
+                    .bind(p.client_id.as_str())
+                    .bind(&p.request_json)
+                    .bind(p.created_at)
+                    .bind(p.expires_at)
+                    .execute(&self.pool)
+                    .await?;
+                    Ok(())
+                })
+                .await
             }
 
             async fn pending(&self, id: &str, now: Timestamp) -> StoreResult<Option<PendingAuthorization>> {
-                let row = sqlx::query(
-                    "SELECT id, client_id, request_json, login_sid, created_at, expires_at FROM pending_authorizations \
-                     WHERE id = $1 AND expires_at > $2",
-                )
-                .bind(id)
-                .bind(now)
-                .fetch_optional(&self.pool)
-                .await?;
-                row.map(|r| {
-                    Ok(PendingAuthorization {
-                        id: r.try_get("id")?,
-                        client_id: parse("pending.client_id", r.try_get("client_id")?)?,
-                        request_json: r.try_get("request_json")?,
-                        login_sid: r.try_get("login_sid")?,
-                        created_at: r.try_get("created_at")?,
-                        expires_at: r.try_get("expires_at")?,
+                crate::telemetry::timed("pending", async move {
+                    let row = sqlx::query(
+                        "SELECT id, client_id, request_json, login_sid, created_at, expires_at FROM pending_authorizations \
+                         WHERE id = $1 AND expires_at > $2",
+                    )
+                    .bind(id)
+                    .bind(now)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    row.map(|r| {
+                        Ok(PendingAuthorization {
+                            id: r.try_get("id")?,
+                            client_id: parse("pending.client_id", r.try_get("client_id")?)?,
+                            request_json: r.try_get("request_json")?,
+                            login_sid: r.try_get("login_sid")?,
+                            created_at: r.try_get("created_at")?,
+                            expires_at: r.try_get("expires_at")?,
+                        })
                     })
+                    .transpose()
                 })
-                .transpose()
+                .await
             }
 
             async fn delete_pending(&self, id: &str) -> StoreResult<()> {
-                sqlx::query("DELETE FROM pending_authorizations WHERE id = $1").bind(id).execute(&self.pool).await?;
-                Ok(())
+                crate::telemetry::timed("delete_pending", async move {
+                    sqlx::query("DELETE FROM pending_authorizations WHERE id = $1").bind(id).execute(&self.pool).await?;
+                    Ok(())
+                })
+                .await
             }
 
             async fn set_pending_login(&self, id: &str, sid: &str) -> StoreResult<()> {
-                sqlx::query("UPDATE pending_authorizations SET login_sid = $1 WHERE id = $2")
-                    .bind(sid)
-                    .bind(id)
-                    .execute(&self.pool)
-                    .await?;
-                Ok(())
+                crate::telemetry::timed("set_pending_login", async move {
+                    sqlx::query("UPDATE pending_authorizations SET login_sid = $1 WHERE id = $2")
+                        .bind(sid)
+                        .bind(id)
+                        .execute(&self.pool)
+                        .await?;
+                    Ok(())
+                })
+                .await
             }
         }
 
         #[async_trait]
         impl ConsentStore for $store {
             async fn consented_scopes(&self, user_id: &str, client_id: &ClientId) -> StoreResult<Option<ScopeSet>> {
-                let scope: Option<String> =
-                    sqlx::query_scalar("SELECT scope FROM consents WHERE user_id = $1 AND client_id = $2")
-                        .bind(user_id)
-                        .bind(client_id.as_str())
-                        .fetch_optional(&self.pool)
-                        .await?;
-                scope.map(|s| parse("consents.scope", &s)).transpose()
+                crate::telemetry::timed("consented_scopes", async move {
+                    let scope: Option<String> =
+                        sqlx::query_scalar("SELECT scope FROM consents WHERE user_id = $1 AND client_id = $2")
+                            .bind(user_id)
+                            .bind(client_id.as_str())
+                            .fetch_optional(&self.pool)
+                            .await?;
+                    scope.map(|s| parse("consents.scope", &s)).transpose()
+                })
+                .await
             }
 
             async fn save_consent(&self, user_id: &str, client_id: &ClientId, scope: &ScopeSet) -> StoreResult<()> {
-                sqlx::query(
-                    "INSERT INTO consents (user_id, client_id, scope, granted_at) VALUES ($1,$2,$3,$4) \
-                     ON CONFLICT (user_id, client_id) DO UPDATE SET scope = excluded.scope, granted_at = excluded.granted_at",
-                )
-                .bind(user_id)
-                .bind(client_id.as_str())
-                .bind(scope.to_string())
-                .bind(now())
-                .execute(&self.pool)
-                .await?;
-                Ok(())
+                crate::telemetry::timed("save_consent", async move {
+                    sqlx::query(
+                        "INSERT INTO consents (user_id, client_id, scope, granted_at) VALUES ($1,$2,$3,$4) \
+                         ON CONFLICT (user_id, client_id) DO UPDATE SET scope = excluded.scope, granted_at = excluded.granted_at",
+                    )
+                    .bind(user_id)
+                    .bind(client_id.as_str())
+                    .bind(scope.to_string())
+                    .bind(now())
+                    .execute(&self.pool)
+                    .await?;
+                    Ok(())
+                })
+                .await
             }
         }
 
@@ -383,39 +449,45 @@ macro_rules! sql_store {
         #[async_trait]
         impl GrantStore for $store {
             async fn insert_code(&self, code_hash: &str, grant: &CodeGrant) -> StoreResult<()> {
-                sqlx::query("INSERT INTO authorization_codes (code_hash, grant_id, grant_json, expires_at) VALUES ($1,$2,$3,$4)")
-                    .bind(code_hash)
-                    .bind(&grant.grant_id)
-                    .bind(to_json(grant))
-                    .bind(grant.expires_at)
-                    .execute(&self.pool)
-                    .await?;
-                Ok(())
+                crate::telemetry::timed("insert_code", async move {
+                    sqlx::query("INSERT INTO authorization_codes (code_hash, grant_id, grant_json, expires_at) VALUES ($1,$2,$3,$4)")
+                        .bind(code_hash)
+                        .bind(&grant.grant_id)
+                        .bind(to_json(grant))
+                        .bind(grant.expires_at)
+                        .execute(&self.pool)
+                        .await?;
+                    Ok(())
+                })
+                .await
             }
 
             async fn redeem_code(&self, code_hash: &str) -> StoreResult<CodeRedemption> {
-                // One statement: two concurrent redemptions cannot both succeed.
-                let json: Option<String> = sqlx::query_scalar(
-                    "UPDATE authorization_codes SET used = TRUE WHERE code_hash = $1 AND used = FALSE RETURNING grant_json",
-                )
-                .bind(code_hash)
-                .fetch_optional(&self.pool)
-                .await?;
-                if let Some(json) = json {
-                    return Ok(CodeRedemption::Redeemed(Box::new(from_json("authorization_codes.grant_json", &json)?)));
-                }
-                let grant_id: Option<String> =
-                    sqlx::query_scalar("SELECT grant_id FROM authorization_codes WHERE code_hash = $1")
-                        .bind(code_hash)
-                        .fetch_optional(&self.pool)
-                        .await?;
-                match grant_id {
-                    Some(grant_id) => {
-                        self.revoke_grant(&grant_id).await?;
-                        Ok(CodeRedemption::Replayed)
+                crate::telemetry::timed("redeem_code", async move {
+                    // One statement: two concurrent redemptions cannot both succeed.
+                    let json: Option<String> = sqlx::query_scalar(
+                        "UPDATE authorization_codes SET used = TRUE WHERE code_hash = $1 AND used = FALSE RETURNING grant_json",
+                    )
+                    .bind(code_hash)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    if let Some(json) = json {
+                        return Ok(CodeRedemption::Redeemed(Box::new(from_json("authorization_codes.grant_json", &json)?)));
                     }
-                    None => Ok(CodeRedemption::Unknown),
-                }
+                    let grant_id: Option<String> =
+                        sqlx::query_scalar("SELECT grant_id FROM authorization_codes WHERE code_hash = $1")
+                            .bind(code_hash)
+                            .fetch_optional(&self.pool)
+                            .await?;
+                    match grant_id {
+                        Some(grant_id) => {
+                            self.revoke_grant(&grant_id).await?;
+                            Ok(CodeRedemption::Replayed)
+                        }
+                        None => Ok(CodeRedemption::Unknown),
+                    }
+                })
+                .await
             }
 
             async fn insert_tokens(
@@ -424,65 +496,71 @@ macro_rules! sql_store {
                 a: &AccessToken,
                 refresh: Option<(&str, &RefreshToken)>,
             ) -> StoreResult<()> {
-                let mut tx = self.pool.begin().await?;
-                // Conditional on the grant not being revoked, so a code replayed while this request was in
-                // flight still revokes what it issues.
-                let done = sqlx::query(
-                    "INSERT INTO access_tokens (token_hash, client_id, user_id, scope, grant_id, expires_at) \
-                     SELECT $1,$2,$3,$4,$5,$6 WHERE NOT EXISTS (SELECT 1 FROM revoked_grants WHERE grant_id = $7)",
-                )
-                .bind(access_hash)
-                .bind(a.client_id.as_str())
-                .bind(&a.user_id)
-                .bind(a.scope.to_string())
-                .bind(&a.grant_id)
-                .bind(a.expires_at)
-                .bind(&a.grant_id)
-                .execute(&mut *tx)
-                .await?;
-                if done.rows_affected() == 0 {
-                    return Err(StoreError::Conflict);
-                }
-                if let Some((hash, r)) = refresh {
-                    sqlx::query(
-                        "INSERT INTO refresh_tokens (token_hash, client_id, user_id, scope, grant_id, auth_time, amr, acr, sid, expires_at) \
-                         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)",
+                crate::telemetry::timed("insert_tokens", async move {
+                    let mut tx = self.pool.begin().await?;
+                    // Conditional on the grant not being revoked, so a code replayed while this request was in
+                    // flight still revokes what it issues.
+                    let done = sqlx::query(
+                        "INSERT INTO access_tokens (token_hash, client_id, user_id, scope, grant_id, expires_at) \
+                         SELECT $1,$2,$3,$4,$5,$6 WHERE NOT EXISTS (SELECT 1 FROM revoked_grants WHERE grant_id = $7)",
                     )
-                    .bind(hash)
-                    .bind(r.client_id.as_str())
-                    .bind(&r.user_id)
-                    .bind(r.scope.to_string())
-                    .bind(&r.grant_id)
-                    .bind(r.auth_time)
-                    .bind(to_json(&r.amr))
-                    .bind(&r.acr)
-                    .bind(&r.sid)
-                    .bind(r.expires_at)
+                    .bind(access_hash)
+                    .bind(a.client_id.as_str())
+                    .bind(&a.user_id)
+                    .bind(a.scope.to_string())
+                    .bind(&a.grant_id)
+                    .bind(a.expires_at)
+                    .bind(&a.grant_id)
                     .execute(&mut *tx)
                     .await?;
-                }
-                tx.commit().await?;
-                Ok(())
+                    if done.rows_affected() == 0 {
+                        return Err(StoreError::Conflict);
+                    }
+                    if let Some((hash, r)) = refresh {
+                        sqlx::query(
+                            "INSERT INTO refresh_tokens (token_hash, client_id, user_id, scope, grant_id, auth_time, amr, acr, sid, expires_at) \
+                             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)",
+                        )
+                        .bind(hash)
+                        .bind(r.client_id.as_str())
+                        .bind(&r.user_id)
+                        .bind(r.scope.to_string())
+                        .bind(&r.grant_id)
+                        .bind(r.auth_time)
+                        .bind(to_json(&r.amr))
+                        .bind(&r.acr)
+                        .bind(&r.sid)
+                        .bind(r.expires_at)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    tx.commit().await?;
+                    Ok(())
+                })
+                .await
             }
 
             async fn access_token(&self, access_hash: &str, now: Timestamp) -> StoreResult<Option<AccessToken>> {
-                let row = sqlx::query(
-                    "SELECT client_id, user_id, scope, grant_id, expires_at FROM access_tokens WHERE token_hash = $1 AND expires_at > $2",
-                )
-                .bind(access_hash)
-                .bind(now)
-                .fetch_optional(&self.pool)
-                .await?;
-                row.map(|r| {
-                    Ok(AccessToken {
-                        client_id: parse("access_tokens.client_id", r.try_get("client_id")?)?,
-                        user_id: r.try_get("user_id")?,
-                        scope: parse("access_tokens.scope", r.try_get("scope")?)?,
-                        grant_id: r.try_get("grant_id")?,
-                        expires_at: r.try_get("expires_at")?,
+                crate::telemetry::timed("access_token", async move {
+                    let row = sqlx::query(
+                        "SELECT client_id, user_id, scope, grant_id, expires_at FROM access_tokens WHERE token_hash = $1 AND expires_at > $2",
+                    )
+                    .bind(access_hash)
+                    .bind(now)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    row.map(|r| {
+                        Ok(AccessToken {
+                            client_id: parse("access_tokens.client_id", r.try_get("client_id")?)?,
+                            user_id: r.try_get("user_id")?,
+                            scope: parse("access_tokens.scope", r.try_get("scope")?)?,
+                            grant_id: r.try_get("grant_id")?,
+                            expires_at: r.try_get("expires_at")?,
+                        })
                     })
+                    .transpose()
                 })
-                .transpose()
+                .await
             }
 
             async fn refresh_token(
@@ -491,16 +569,19 @@ macro_rules! sql_store {
                 client_id: &ClientId,
                 now: Timestamp,
             ) -> StoreResult<Option<RefreshToken>> {
-                let row = sqlx::query(
-                    "SELECT client_id, user_id, scope, grant_id, auth_time, amr, acr, sid, expires_at FROM refresh_tokens \
-                     WHERE token_hash = $1 AND client_id = $2 AND used = FALSE AND expires_at > $3",
-                )
-                .bind(refresh_hash)
-                .bind(client_id.as_str())
-                .bind(now)
-                .fetch_optional(&self.pool)
-                .await?;
-                row.as_ref().map(refresh_from_row).transpose()
+                crate::telemetry::timed("refresh_token", async move {
+                    let row = sqlx::query(
+                        "SELECT client_id, user_id, scope, grant_id, auth_time, amr, acr, sid, expires_at FROM refresh_tokens \
+                         WHERE token_hash = $1 AND client_id = $2 AND used = FALSE AND expires_at > $3",
+                    )
+                    .bind(refresh_hash)
+                    .bind(client_id.as_str())
+                    .bind(now)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    row.as_ref().map(refresh_from_row).transpose()
+                })
+                .await
             }
 
             async fn rotate_refresh_token(
@@ -509,156 +590,183 @@ macro_rules! sql_store {
                 client_id: &ClientId,
                 now: Timestamp,
             ) -> StoreResult<RefreshRotation> {
-                let row = sqlx::query(
-                    "UPDATE refresh_tokens SET used = TRUE WHERE token_hash = $1 AND client_id = $2 AND used = FALSE AND expires_at > $3 \
-                     RETURNING client_id, user_id, scope, grant_id, auth_time, amr, acr, sid, expires_at",
-                )
-                .bind(refresh_hash)
-                .bind(client_id.as_str())
-                .bind(now)
-                .fetch_optional(&self.pool)
-                .await?;
-                if let Some(r) = row {
-                    return Ok(RefreshRotation::Rotated(refresh_from_row(&r)?));
-                }
-                let used: Option<(String, bool)> =
-                    sqlx::query_as("SELECT grant_id, used FROM refresh_tokens WHERE token_hash = $1 AND client_id = $2")
-                        .bind(refresh_hash)
-                        .bind(client_id.as_str())
-                        .fetch_optional(&self.pool)
-                        .await?;
-                match used {
-                    Some((grant_id, true)) => {
-                        self.revoke_grant(&grant_id).await?;
-                        Ok(RefreshRotation::Replayed)
+                crate::telemetry::timed("rotate_refresh_token", async move {
+                    let row = sqlx::query(
+                        "UPDATE refresh_tokens SET used = TRUE WHERE token_hash = $1 AND client_id = $2 AND used = FALSE AND expires_at > $3 \
+                         RETURNING client_id, user_id, scope, grant_id, auth_time, amr, acr, sid, expires_at",
+                    )
+                    .bind(refresh_hash)
+                    .bind(client_id.as_str())
+                    .bind(now)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    if let Some(r) = row {
+                        return Ok(RefreshRotation::Rotated(refresh_from_row(&r)?));
                     }
-                    _ => Ok(RefreshRotation::Unknown),
-                }
+                    let used: Option<(String, bool)> =
+                        sqlx::query_as("SELECT grant_id, used FROM refresh_tokens WHERE token_hash = $1 AND client_id = $2")
+                            .bind(refresh_hash)
+                            .bind(client_id.as_str())
+                            .fetch_optional(&self.pool)
+                            .await?;
+                    match used {
+                        Some((grant_id, true)) => {
+                            self.revoke_grant(&grant_id).await?;
+                            Ok(RefreshRotation::Replayed)
+                        }
+                        _ => Ok(RefreshRotation::Unknown),
+                    }
+                })
+                .await
             }
 
             async fn revoke_grant(&self, grant_id: &str) -> StoreResult<()> {
-                let mut tx = self.pool.begin().await?;
-                sqlx::query("INSERT INTO revoked_grants (grant_id, revoked_at) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                    .bind(grant_id)
-                    .bind(now())
-                    .execute(&mut *tx)
-                    .await?;
-                for sql in ["DELETE FROM access_tokens WHERE grant_id = $1", "DELETE FROM refresh_tokens WHERE grant_id = $1"] {
-                    sqlx::query(sql).bind(grant_id).execute(&mut *tx).await?;
-                }
-                tx.commit().await?;
-                Ok(())
+                crate::telemetry::timed("revoke_grant", async move {
+                    let mut tx = self.pool.begin().await?;
+                    sqlx::query("INSERT INTO revoked_grants (grant_id, revoked_at) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                        .bind(grant_id)
+                        .bind(now())
+                        .execute(&mut *tx)
+                        .await?;
+                    for sql in ["DELETE FROM access_tokens WHERE grant_id = $1", "DELETE FROM refresh_tokens WHERE grant_id = $1"] {
+                        sqlx::query(sql).bind(grant_id).execute(&mut *tx).await?;
+                    }
+                    tx.commit().await?;
+                    Ok(())
+                })
+                .await
             }
         }
 
         #[async_trait]
         impl KeyStore for $store {
             async fn signing_keys(&self) -> StoreResult<Vec<SigningKey>> {
-                let rows = sqlx::query(
-                    "SELECT kid, alg, private_jwk, public_jwk, created_at, retired_at FROM signing_keys ORDER BY created_at, kid",
-                )
-                .fetch_all(&self.pool)
-                .await?;
-                rows.iter()
-                    .map(|r| {
-                        Ok(SigningKey {
-                            kid: r.try_get("kid")?,
-                            alg: parse("signing_keys.alg", r.try_get("alg")?)?,
-                            private_jwk: r.try_get("private_jwk")?,
-                            public_jwk: r.try_get("public_jwk")?,
-                            created_at: r.try_get("created_at")?,
-                            retired_at: r.try_get("retired_at")?,
+                crate::telemetry::timed("signing_keys", async move {
+                    let rows = sqlx::query(
+                        "SELECT kid, alg, private_jwk, public_jwk, created_at, retired_at FROM signing_keys ORDER BY created_at, kid",
+                    )
+                    .fetch_all(&self.pool)
+                    .await?;
+                    rows.iter()
+                        .map(|r| {
+                            Ok(SigningKey {
+                                kid: r.try_get("kid")?,
+                                alg: parse("signing_keys.alg", r.try_get("alg")?)?,
+                                private_jwk: r.try_get("private_jwk")?,
+                                public_jwk: r.try_get("public_jwk")?,
+                                created_at: r.try_get("created_at")?,
+                                retired_at: r.try_get("retired_at")?,
+                            })
                         })
-                    })
-                    .collect()
+                        .collect()
+                })
+                .await
             }
 
             async fn install_signing_key(&self, key: &SigningKey, only_if_none: bool) -> StoreResult<bool> {
-                let mut tx = self.pool.begin().await?;
-                if !only_if_none {
-                    sqlx::query("UPDATE signing_keys SET retired_at = $1 WHERE alg = $2 AND retired_at IS NULL")
-                        .bind(key.created_at)
-                        .bind(key.alg.as_str())
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                let inserted = sqlx::query(
-                    "INSERT INTO signing_keys (kid, alg, private_jwk, public_jwk, created_at, retired_at) VALUES ($1,$2,$3,$4,$5,NULL)",
-                )
-                .bind(&key.kid)
-                .bind(key.alg.as_str())
-                .bind(&key.private_jwk)
-                .bind(&key.public_jwk)
-                .bind(key.created_at)
-                .execute(&mut *tx)
-                .await;
-                match inserted {
-                    Ok(_) => {
-                        tx.commit().await?;
-                        Ok(true)
+                crate::telemetry::timed("install_signing_key", async move {
+                    let mut tx = self.pool.begin().await?;
+                    if !only_if_none {
+                        sqlx::query("UPDATE signing_keys SET retired_at = $1 WHERE alg = $2 AND retired_at IS NULL")
+                            .bind(key.created_at)
+                            .bind(key.alg.as_str())
+                            .execute(&mut *tx)
+                            .await?;
                     }
-                    // The unique index on current keys: another node installed one first.
-                    Err(e) if only_if_none && unique_violation(&e) => Ok(false),
-                    Err(e) => Err(e.into()),
-                }
+                    let inserted = sqlx::query(
+                        "INSERT INTO signing_keys (kid, alg, private_jwk, public_jwk, created_at, retired_at) VALUES ($1,$2,$3,$4,$5,NULL)",
+                    )
+                    .bind(&key.kid)
+                    .bind(key.alg.as_str())
+                    .bind(&key.private_jwk)
+                    .bind(&key.public_jwk)
+                    .bind(key.created_at)
+                    .execute(&mut *tx)
+                    .await;
+                    match inserted {
+                        Ok(_) => {
+                            tx.commit().await?;
+                            Ok(true)
+                        }
+                        // The unique index on current keys: another node installed one first.
+                        Err(e) if only_if_none && unique_violation(&e) => Ok(false),
+                        Err(e) => Err(e.into()),
+                    }
+                })
+                .await
             }
 
             async fn delete_keys_retired_before(&self, before: Timestamp) -> StoreResult<u64> {
-                let done = sqlx::query("DELETE FROM signing_keys WHERE retired_at IS NOT NULL AND retired_at < $1")
-                    .bind(before)
-                    .execute(&self.pool)
-                    .await?;
-                Ok(done.rows_affected())
+                crate::telemetry::timed("delete_keys_retired_before", async move {
+                    let done = sqlx::query("DELETE FROM signing_keys WHERE retired_at IS NOT NULL AND retired_at < $1")
+                        .bind(before)
+                        .execute(&self.pool)
+                        .await?;
+                    Ok(done.rows_affected())
+                })
+                .await
             }
         }
 
         #[async_trait]
         impl ReplayStore for $store {
             async fn first_use(&self, key: &str, expires_at: Timestamp, now: Timestamp) -> StoreResult<bool> {
-                let done = sqlx::query(
-                    "INSERT INTO used_once (key, expires_at) VALUES ($1, $2) \
-                     ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at WHERE used_once.expires_at <= $3",
-                )
-                .bind(key)
-                .bind(expires_at)
-                .bind(now)
-                .execute(&self.pool)
-                .await?;
-                Ok(done.rows_affected() == 1)
+                crate::telemetry::timed("first_use", async move {
+                    let done = sqlx::query(
+                        "INSERT INTO used_once (key, expires_at) VALUES ($1, $2) \
+                         ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at WHERE used_once.expires_at <= $3",
+                    )
+                    .bind(key)
+                    .bind(expires_at)
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await?;
+                    Ok(done.rows_affected() == 1)
+                })
+                .await
             }
         }
 
         #[async_trait]
         impl ThrottleStore for $store {
             async fn failures(&self, key: &str, now: Timestamp) -> StoreResult<u32> {
-                let n: Option<i64> =
-                    sqlx::query_scalar("SELECT failures FROM login_failures WHERE key = $1 AND window_ends_at > $2")
-                        .bind(key)
-                        .bind(now)
-                        .fetch_optional(&self.pool)
-                        .await?;
-                Ok(n.unwrap_or(0).clamp(0, u32::MAX as i64) as u32)
+                crate::telemetry::timed("failures", async move {
+                    let n: Option<i64> =
+                        sqlx::query_scalar("SELECT failures FROM login_failures WHERE key = $1 AND window_ends_at > $2")
+                            .bind(key)
+                            .bind(now)
+                            .fetch_optional(&self.pool)
+                            .await?;
+                    Ok(n.unwrap_or(0).clamp(0, u32::MAX as i64) as u32)
+                })
+                .await
             }
 
             async fn record_failure(&self, key: &str, now: Timestamp, window: i64) -> StoreResult<()> {
-                sqlx::query(
-                    "INSERT INTO login_failures (key, failures, window_ends_at) VALUES ($1, 1, $2 + $3) \
-                     ON CONFLICT (key) DO UPDATE SET \
-                       failures = CASE WHEN login_failures.window_ends_at > $2 THEN login_failures.failures + 1 ELSE 1 END, \
-                       window_ends_at = CASE WHEN login_failures.window_ends_at > $2 THEN login_failures.window_ends_at \
-                       ELSE $2 + $3 END",
-                )
-                .bind(key)
-                .bind(now)
-                .bind(window)
-                .execute(&self.pool)
-                .await?;
-                Ok(())
+                crate::telemetry::timed("record_failure", async move {
+                    sqlx::query(
+                        "INSERT INTO login_failures (key, failures, window_ends_at) VALUES ($1, 1, $2 + $3) \
+                         ON CONFLICT (key) DO UPDATE SET \
+                           failures = CASE WHEN login_failures.window_ends_at > $2 THEN login_failures.failures + 1 ELSE 1 END, \
+                           window_ends_at = CASE WHEN login_failures.window_ends_at > $2 THEN login_failures.window_ends_at \
+                           ELSE $2 + $3 END",
+                    )
+                    .bind(key)
+                    .bind(now)
+                    .bind(window)
+                    .execute(&self.pool)
+                    .await?;
+                    Ok(())
+                })
+                .await
             }
 
             async fn clear_failures(&self, key: &str) -> StoreResult<()> {
-                sqlx::query("DELETE FROM login_failures WHERE key = $1").bind(key).execute(&self.pool).await?;
-                Ok(())
+                crate::telemetry::timed("clear_failures", async move {
+                    sqlx::query("DELETE FROM login_failures WHERE key = $1").bind(key).execute(&self.pool).await?;
+                    Ok(())
+                })
+                .await
             }
         }
     };
