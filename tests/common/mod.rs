@@ -72,7 +72,7 @@ impl TestOp {
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.issuer)
+        format!("{}{path}", self.nodes[0])
     }
 
     pub async fn add_user(&self, username: &str) -> User {
@@ -134,7 +134,7 @@ impl TestOp {
         format!(
             "{}/authorize?response_type=code&client_id={client_id}&redirect_uri={}&scope=openid%20email%20profile\
              &state=st4te&nonce=n0nce&code_challenge={CHALLENGE}&code_challenge_method=S256{extra}",
-            self.issuer,
+            self.nodes[0],
             urlencode(REDIRECT_URI)
         )
     }
@@ -200,7 +200,7 @@ pub fn query(url: &str) -> std::collections::HashMap<String, String> {
 
 impl Browser {
     pub fn new(op: &TestOp) -> Self {
-        Self::for_issuer(&op.issuer)
+        Self::for_issuer(&op.nodes[0])
     }
 
     pub fn for_issuer(issuer: &str) -> Self {
