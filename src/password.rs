@@ -3,6 +3,8 @@
 
 use std::sync::OnceLock;
 
+use tokio::sync::Semaphore;
+
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 
@@ -17,10 +19,19 @@ pub enum PasswordError {
     Hashing,
 }
 
+/// Each Argon2 computation holds 19 MiB; without a bound, a burst of logins would hold that much per
+/// request in flight (a memory DoS). One at a time per core keeps memory flat and loses no throughput.
+async fn hashing_permit() -> tokio::sync::SemaphorePermit<'static> {
+    static PERMITS: OnceLock<Semaphore> = OnceLock::new();
+    let permits = PERMITS.get_or_init(|| Semaphore::new(std::thread::available_parallelism().map_or(1, |n| n.get())));
+    permits.acquire().await.expect("the semaphore is never closed")
+}
+
 pub async fn hash(password: String) -> Result<String, PasswordError> {
     if password.chars().count() < 8 || password.len() > MAX_PASSWORD_LEN {
         return Err(PasswordError::Length);
     }
+    let _permit = hashing_permit().await;
     tokio::task::spawn_blocking(move || hash_blocking(&password)).await.map_err(|_| PasswordError::Hashing)?
 }
 
@@ -34,6 +45,7 @@ pub async fn verify(password: String, stored: Option<String>) -> bool {
     if password.len() > MAX_PASSWORD_LEN {
         return false;
     }
+    let _permit = hashing_permit().await;
     tokio::task::spawn_blocking(move || {
         let (hash, real) = match &stored {
             Some(h) => (h.as_str(), true),

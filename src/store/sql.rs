@@ -26,7 +26,8 @@ pub(super) fn unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }
 
-/// Implements every storage trait for `$store` (which has a `pool` field) whose rows are `$row`.
+/// Implements every storage trait for `$store`, whose rows are `$row`. The store has a `pool` for
+/// reads and a `writer` for anything that writes.
 macro_rules! sql_store {
     ($store:ty, $row:ty) => {
         #[derive(FromRow)]
@@ -96,7 +97,7 @@ macro_rules! sql_store {
                     .bind(&c.jwks)
                     .bind(c.skip_consent)
                     .bind(c.created_at)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await
                     .map_err(|e| if unique_violation(&e) { StoreError::Conflict } else { e.into() })?;
                     Ok(())
@@ -124,7 +125,7 @@ macro_rules! sql_store {
 
             async fn delete_client(&self, id: &ClientId) -> StoreResult<bool> {
                 crate::telemetry::timed("delete_client", async move {
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = self.writer.begin().await?;
                     for sql in [
                         "DELETE FROM refresh_tokens WHERE client_id = $1",
                         "DELETE FROM access_tokens WHERE client_id = $1",
@@ -146,7 +147,7 @@ macro_rules! sql_store {
                         .bind(hash)
                         .bind(for_jwt)
                         .bind(id.as_str())
-                        .execute(&self.pool)
+                        .execute(&self.writer)
                         .await?;
                     Ok(done.rows_affected() == 1)
                 })
@@ -199,7 +200,7 @@ macro_rules! sql_store {
                     .bind(u.disabled)
                     .bind(u.created_at)
                     .bind(u.updated_at)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await
                     .map_err(|e| if unique_violation(&e) { StoreError::Conflict } else { e.into() })?;
                     Ok(())
@@ -240,7 +241,7 @@ macro_rules! sql_store {
                         .bind(hash)
                         .bind(now())
                         .bind(username)
-                        .execute(&self.pool)
+                        .execute(&self.writer)
                         .await?;
                     Ok(done.rows_affected() == 1)
                 })
@@ -249,7 +250,7 @@ macro_rules! sql_store {
 
             async fn disable_user(&self, username: &str) -> StoreResult<bool> {
                 crate::telemetry::timed("disable_user", async move {
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = self.writer.begin().await?;
                     let done = sqlx::query("UPDATE users SET disabled = TRUE, updated_at = $1 WHERE username = $2")
                         .bind(now())
                         .bind(username)
@@ -272,7 +273,7 @@ macro_rules! sql_store {
             async fn delete_user(&self, username: &str) -> StoreResult<bool> {
                 crate::telemetry::timed("delete_user", async move {
                     // Dependent rows go by ON DELETE CASCADE.
-                    let done = sqlx::query("DELETE FROM users WHERE username = $1").bind(username).execute(&self.pool).await?;
+                    let done = sqlx::query("DELETE FROM users WHERE username = $1").bind(username).execute(&self.writer).await?;
                     Ok(done.rows_affected() == 1)
                 })
                 .await
@@ -293,7 +294,7 @@ macro_rules! sql_store {
                     .bind(to_json(&s.amr))
                     .bind(&s.acr)
                     .bind(s.expires_at)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                     Ok(())
                 })
@@ -327,7 +328,7 @@ macro_rules! sql_store {
 
             async fn delete_session(&self, id_hash: &str) -> StoreResult<()> {
                 crate::telemetry::timed("delete_session", async move {
-                    sqlx::query("DELETE FROM sessions WHERE id_hash = $1").bind(id_hash).execute(&self.pool).await?;
+                    sqlx::query("DELETE FROM sessions WHERE id_hash = $1").bind(id_hash).execute(&self.writer).await?;
                     Ok(())
                 })
                 .await
@@ -346,7 +347,7 @@ macro_rules! sql_store {
                     .bind(&p.request_json)
                     .bind(p.created_at)
                     .bind(p.expires_at)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                     Ok(())
                 })
@@ -380,7 +381,7 @@ macro_rules! sql_store {
 
             async fn delete_pending(&self, id: &str) -> StoreResult<()> {
                 crate::telemetry::timed("delete_pending", async move {
-                    sqlx::query("DELETE FROM pending_authorizations WHERE id = $1").bind(id).execute(&self.pool).await?;
+                    sqlx::query("DELETE FROM pending_authorizations WHERE id = $1").bind(id).execute(&self.writer).await?;
                     Ok(())
                 })
                 .await
@@ -391,7 +392,7 @@ macro_rules! sql_store {
                     sqlx::query("UPDATE pending_authorizations SET login_sid = $1 WHERE id = $2")
                         .bind(sid)
                         .bind(id)
-                        .execute(&self.pool)
+                        .execute(&self.writer)
                         .await?;
                     Ok(())
                 })
@@ -424,7 +425,7 @@ macro_rules! sql_store {
                     .bind(client_id.as_str())
                     .bind(scope.to_string())
                     .bind(now())
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                     Ok(())
                 })
@@ -455,7 +456,7 @@ macro_rules! sql_store {
                         .bind(&grant.grant_id)
                         .bind(to_json(grant))
                         .bind(grant.expires_at)
-                        .execute(&self.pool)
+                        .execute(&self.writer)
                         .await?;
                     Ok(())
                 })
@@ -469,7 +470,7 @@ macro_rules! sql_store {
                         "UPDATE authorization_codes SET used = TRUE WHERE code_hash = $1 AND used = FALSE RETURNING grant_json",
                     )
                     .bind(code_hash)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&self.writer)
                     .await?;
                     if let Some(json) = json {
                         return Ok(CodeRedemption::Redeemed(Box::new(from_json("authorization_codes.grant_json", &json)?)));
@@ -477,7 +478,7 @@ macro_rules! sql_store {
                     let grant_id: Option<String> =
                         sqlx::query_scalar("SELECT grant_id FROM authorization_codes WHERE code_hash = $1")
                             .bind(code_hash)
-                            .fetch_optional(&self.pool)
+                            .fetch_optional(&self.writer)
                             .await?;
                     match grant_id {
                         Some(grant_id) => {
@@ -497,10 +498,9 @@ macro_rules! sql_store {
                 refresh: Option<(&str, &RefreshToken)>,
             ) -> StoreResult<()> {
                 crate::telemetry::timed("insert_tokens", async move {
-                    let mut tx = self.pool.begin().await?;
                     // Conditional on the grant not being revoked, so a code replayed while this request was in
                     // flight still revokes what it issues.
-                    let done = sqlx::query(
+                    let insert_access = sqlx::query(
                         "INSERT INTO access_tokens (token_hash, client_id, user_id, scope, grant_id, expires_at) \
                          SELECT $1,$2,$3,$4,$5,$6 WHERE NOT EXISTS (SELECT 1 FROM revoked_grants WHERE grant_id = $7)",
                     )
@@ -510,30 +510,32 @@ macro_rules! sql_store {
                     .bind(a.scope.to_string())
                     .bind(&a.grant_id)
                     .bind(a.expires_at)
-                    .bind(&a.grant_id)
-                    .execute(&mut *tx)
-                    .await?;
-                    if done.rows_affected() == 0 {
+                    .bind(&a.grant_id);
+                    let Some((hash, r)) = refresh else {
+                        // A single statement needs no transaction (one round trip instead of three).
+                        let done = insert_access.execute(&self.writer).await?;
+                        return if done.rows_affected() == 0 { Err(StoreError::Conflict) } else { Ok(()) };
+                    };
+                    let mut tx = self.writer.begin().await?;
+                    if insert_access.execute(&mut *tx).await?.rows_affected() == 0 {
                         return Err(StoreError::Conflict);
                     }
-                    if let Some((hash, r)) = refresh {
-                        sqlx::query(
-                            "INSERT INTO refresh_tokens (token_hash, client_id, user_id, scope, grant_id, auth_time, amr, acr, sid, expires_at) \
-                             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)",
-                        )
-                        .bind(hash)
-                        .bind(r.client_id.as_str())
-                        .bind(&r.user_id)
-                        .bind(r.scope.to_string())
-                        .bind(&r.grant_id)
-                        .bind(r.auth_time)
-                        .bind(to_json(&r.amr))
-                        .bind(&r.acr)
-                        .bind(&r.sid)
-                        .bind(r.expires_at)
-                        .execute(&mut *tx)
-                        .await?;
-                    }
+                    sqlx::query(
+                        "INSERT INTO refresh_tokens (token_hash, client_id, user_id, scope, grant_id, auth_time, amr, acr, sid, expires_at) \
+                         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)",
+                    )
+                    .bind(hash)
+                    .bind(r.client_id.as_str())
+                    .bind(&r.user_id)
+                    .bind(r.scope.to_string())
+                    .bind(&r.grant_id)
+                    .bind(r.auth_time)
+                    .bind(to_json(&r.amr))
+                    .bind(&r.acr)
+                    .bind(&r.sid)
+                    .bind(r.expires_at)
+                    .execute(&mut *tx)
+                    .await?;
                     tx.commit().await?;
                     Ok(())
                 })
@@ -598,7 +600,7 @@ macro_rules! sql_store {
                     .bind(refresh_hash)
                     .bind(client_id.as_str())
                     .bind(now)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&self.writer)
                     .await?;
                     if let Some(r) = row {
                         return Ok(RefreshRotation::Rotated(refresh_from_row(&r)?));
@@ -607,7 +609,7 @@ macro_rules! sql_store {
                         sqlx::query_as("SELECT grant_id, used FROM refresh_tokens WHERE token_hash = $1 AND client_id = $2")
                             .bind(refresh_hash)
                             .bind(client_id.as_str())
-                            .fetch_optional(&self.pool)
+                            .fetch_optional(&self.writer)
                             .await?;
                     match used {
                         Some((grant_id, true)) => {
@@ -622,7 +624,7 @@ macro_rules! sql_store {
 
             async fn revoke_grant(&self, grant_id: &str) -> StoreResult<()> {
                 crate::telemetry::timed("revoke_grant", async move {
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = self.writer.begin().await?;
                     sqlx::query("INSERT INTO revoked_grants (grant_id, revoked_at) VALUES ($1, $2) ON CONFLICT DO NOTHING")
                         .bind(grant_id)
                         .bind(now())
@@ -665,7 +667,7 @@ macro_rules! sql_store {
 
             async fn install_signing_key(&self, key: &SigningKey, only_if_none: bool) -> StoreResult<bool> {
                 crate::telemetry::timed("install_signing_key", async move {
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = self.writer.begin().await?;
                     if !only_if_none {
                         sqlx::query("UPDATE signing_keys SET retired_at = $1 WHERE alg = $2 AND retired_at IS NULL")
                             .bind(key.created_at)
@@ -700,7 +702,7 @@ macro_rules! sql_store {
                 crate::telemetry::timed("delete_keys_retired_before", async move {
                     let done = sqlx::query("DELETE FROM signing_keys WHERE retired_at IS NOT NULL AND retired_at < $1")
                         .bind(before)
-                        .execute(&self.pool)
+                        .execute(&self.writer)
                         .await?;
                     Ok(done.rows_affected())
                 })
@@ -719,7 +721,7 @@ macro_rules! sql_store {
                     .bind(key)
                     .bind(expires_at)
                     .bind(now)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                     Ok(done.rows_affected() == 1)
                 })
@@ -754,7 +756,7 @@ macro_rules! sql_store {
                     .bind(key)
                     .bind(now)
                     .bind(window)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                     Ok(())
                 })
@@ -763,7 +765,7 @@ macro_rules! sql_store {
 
             async fn clear_failures(&self, key: &str) -> StoreResult<()> {
                 crate::telemetry::timed("clear_failures", async move {
-                    sqlx::query("DELETE FROM login_failures WHERE key = $1").bind(key).execute(&self.pool).await?;
+                    sqlx::query("DELETE FROM login_failures WHERE key = $1").bind(key).execute(&self.writer).await?;
                     Ok(())
                 })
                 .await
