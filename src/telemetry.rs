@@ -58,6 +58,15 @@ pub fn failed_login() {
     metrics::counter!("oxid_failed_logins_total").increment(1);
 }
 
+/// Runs a synchronous store operation and records how long it took.
+pub fn timed_sync<T>(operation: &'static str, work: impl FnOnce() -> T) -> T {
+    let started = Instant::now();
+    let out = work();
+    metrics::histogram!("oxid_store_operation_duration_seconds", "operation" => operation)
+        .record(started.elapsed().as_secs_f64());
+    out
+}
+
 /// Runs a store operation and records how long it took.
 pub async fn timed<T>(operation: &'static str, work: impl Future<Output = T>) -> T {
     let started = Instant::now();

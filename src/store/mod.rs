@@ -4,6 +4,7 @@
 //! (codes, tokens, session ids) are handed to the store already hashed.
 
 mod postgres;
+mod queries;
 mod sql;
 mod sqlite;
 
@@ -21,6 +22,8 @@ pub enum StoreError {
     Conflict,
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     #[error("migration error: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
     #[error("stored record is corrupt: {0}")]

@@ -6,7 +6,8 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::{FromRow, Row};
 
-use super::sql::{from_json, parse, sql_store, to_json, unique_violation};
+use super::queries as q;
+use super::sql::{from_json, parse, to_json};
 use super::*;
 use crate::types::ClientId;
 
@@ -15,6 +16,10 @@ pub struct PgStore {
     pool: PgPool,
     /// The same pool: PostgreSQL handles concurrent writers itself.
     writer: PgPool,
+}
+
+fn unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }
 
 impl PgStore {
@@ -28,4 +33,626 @@ impl PgStore {
     }
 }
 
-sql_store!(PgStore, PgRow);
+#[derive(FromRow)]
+struct ClientRow {
+    id: String,
+    name: String,
+    secret_hash: Option<String>,
+    secret_for_jwt: Option<String>,
+    redirect_uris: String,
+    grant_types: String,
+    auth_method: String,
+    id_token_signed_response_alg: String,
+    jwks: Option<String>,
+    skip_consent: bool,
+    created_at: i64,
+}
+
+impl TryFrom<ClientRow> for Client {
+    type Error = StoreError;
+    fn try_from(r: ClientRow) -> StoreResult<Client> {
+        Ok(Client {
+            id: parse("clients.id", &r.id)?,
+            name: r.name,
+            secret_hash: r.secret_hash,
+            secret_for_jwt: r.secret_for_jwt,
+            redirect_uris: from_json("clients.redirect_uris", &r.redirect_uris)?,
+            grant_types: from_json("clients.grant_types", &r.grant_types)?,
+            auth_method: parse("clients.auth_method", &r.auth_method)?,
+            id_token_signed_response_alg: parse("clients.alg", &r.id_token_signed_response_alg)?,
+            jwks: r.jwks,
+            skip_consent: r.skip_consent,
+            created_at: r.created_at,
+        })
+    }
+}
+
+#[async_trait]
+impl Health for PgStore {
+    async fn ping(&self) -> StoreResult<()> {
+        crate::telemetry::timed("ping", async move {
+            sqlx::query("SELECT 1").execute(&self.pool).await?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl ClientStore for PgStore {
+    async fn insert_client(&self, c: &Client) -> StoreResult<()> {
+        crate::telemetry::timed("insert_client", async move {
+            sqlx::query(q::INSERT_CLIENT)
+                .bind(c.id.as_str())
+                .bind(&c.name)
+                .bind(&c.secret_hash)
+                .bind(&c.secret_for_jwt)
+                .bind(to_json(&c.redirect_uris))
+                .bind(to_json(&c.grant_types))
+                .bind(c.auth_method.as_str())
+                .bind(c.id_token_signed_response_alg.as_str())
+                .bind(&c.jwks)
+                .bind(c.skip_consent)
+                .bind(c.created_at)
+                .execute(&self.writer)
+                .await
+                .map_err(|e| if unique_violation(&e) { StoreError::Conflict } else { e.into() })?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn client(&self, id: &ClientId) -> StoreResult<Option<Client>> {
+        crate::telemetry::timed("client", async move {
+            let sql = q::CLIENT;
+            let row: Option<ClientRow> = sqlx::query_as(sql).bind(id.as_str()).fetch_optional(&self.pool).await?;
+            row.map(Client::try_from).transpose()
+        })
+        .await
+    }
+
+    async fn clients(&self) -> StoreResult<Vec<Client>> {
+        crate::telemetry::timed("clients", async move {
+            let sql = q::CLIENTS;
+            let rows: Vec<ClientRow> = sqlx::query_as(sql).fetch_all(&self.pool).await?;
+            rows.into_iter().map(Client::try_from).collect()
+        })
+        .await
+    }
+
+    async fn delete_client(&self, id: &ClientId) -> StoreResult<bool> {
+        crate::telemetry::timed("delete_client", async move {
+            let mut tx = self.writer.begin().await?;
+            for sql in [q::DELETE_CLIENT_1, q::DELETE_CLIENT_2, q::DELETE_CLIENT_3, q::DELETE_CLIENT_4] {
+                sqlx::query(sql).bind(id.as_str()).execute(&mut *tx).await?;
+            }
+            let done = sqlx::query(q::DELETE_CLIENT_5).bind(id.as_str()).execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(done.rows_affected() == 1)
+        })
+        .await
+    }
+
+    async fn set_client_secret(&self, id: &ClientId, hash: &str, for_jwt: Option<&str>) -> StoreResult<bool> {
+        crate::telemetry::timed("set_client_secret", async move {
+            let done = sqlx::query(q::SET_CLIENT_SECRET)
+                .bind(hash)
+                .bind(for_jwt)
+                .bind(id.as_str())
+                .execute(&self.writer)
+                .await?;
+            Ok(done.rows_affected() == 1)
+        })
+        .await
+    }
+}
+
+fn user_from_row(r: &PgRow) -> StoreResult<User> {
+    Ok(User {
+        id: r.try_get("id")?,
+        username: r.try_get("username")?,
+        password_hash: r.try_get("password_hash")?,
+        email: r.try_get("email")?,
+        email_verified: r.try_get("email_verified")?,
+        name: r.try_get("name")?,
+        given_name: r.try_get("given_name")?,
+        family_name: r.try_get("family_name")?,
+        phone_number: r.try_get("phone_number")?,
+        phone_number_verified: r.try_get("phone_number_verified")?,
+        address: r.try_get("address")?,
+        disabled: r.try_get("disabled")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+#[async_trait]
+impl UserStore for PgStore {
+    async fn insert_user(&self, u: &User) -> StoreResult<()> {
+        crate::telemetry::timed("insert_user", async move {
+            sqlx::query(q::INSERT_USER)
+                .bind(&u.id)
+                .bind(&u.username)
+                .bind(&u.password_hash)
+                .bind(&u.email)
+                .bind(u.email_verified)
+                .bind(&u.name)
+                .bind(&u.given_name)
+                .bind(&u.family_name)
+                .bind(&u.phone_number)
+                .bind(u.phone_number_verified)
+                .bind(&u.address)
+                .bind(u.disabled)
+                .bind(u.created_at)
+                .bind(u.updated_at)
+                .execute(&self.writer)
+                .await
+                .map_err(|e| if unique_violation(&e) { StoreError::Conflict } else { e.into() })?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn user(&self, id: &str) -> StoreResult<Option<User>> {
+        crate::telemetry::timed("user", async move {
+            let sql = q::USER;
+            let row = sqlx::query(sql).bind(id).fetch_optional(&self.pool).await?;
+            row.as_ref().map(user_from_row).transpose()
+        })
+        .await
+    }
+
+    async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>> {
+        crate::telemetry::timed("user_by_username", async move {
+            let sql = q::USER_BY_USERNAME;
+            let row = sqlx::query(sql).bind(username).fetch_optional(&self.pool).await?;
+            row.as_ref().map(user_from_row).transpose()
+        })
+        .await
+    }
+
+    async fn users(&self) -> StoreResult<Vec<User>> {
+        crate::telemetry::timed("users", async move {
+            let sql = q::USERS;
+            let rows = sqlx::query(sql).fetch_all(&self.pool).await?;
+            rows.iter().map(user_from_row).collect()
+        })
+        .await
+    }
+
+    async fn set_password_hash(&self, username: &str, hash: &str) -> StoreResult<bool> {
+        crate::telemetry::timed("set_password_hash", async move {
+            let done =
+                sqlx::query(q::SET_PASSWORD_HASH).bind(hash).bind(now()).bind(username).execute(&self.writer).await?;
+            Ok(done.rows_affected() == 1)
+        })
+        .await
+    }
+
+    async fn disable_user(&self, username: &str) -> StoreResult<bool> {
+        crate::telemetry::timed("disable_user", async move {
+            let mut tx = self.writer.begin().await?;
+            let done = sqlx::query(q::DISABLE_USER_1).bind(now()).bind(username).execute(&mut *tx).await?;
+            // A disabled account loses its sessions and tokens at once.
+            for sql in [q::DISABLE_USER_2, q::DISABLE_USER_3, q::DISABLE_USER_4] {
+                sqlx::query(sql).bind(username).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok(done.rows_affected() == 1)
+        })
+        .await
+    }
+
+    async fn delete_user(&self, username: &str) -> StoreResult<bool> {
+        crate::telemetry::timed("delete_user", async move {
+            // Dependent rows go by ON DELETE CASCADE.
+            let done = sqlx::query(q::DELETE_USER).bind(username).execute(&self.writer).await?;
+            Ok(done.rows_affected() == 1)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl SessionStore for PgStore {
+    async fn insert_session(&self, s: &BrowserSession) -> StoreResult<()> {
+        crate::telemetry::timed("insert_session", async move {
+            sqlx::query(q::INSERT_SESSION)
+                .bind(&s.id_hash)
+                .bind(&s.sid)
+                .bind(&s.user_id)
+                .bind(s.auth_time)
+                .bind(to_json(&s.amr))
+                .bind(&s.acr)
+                .bind(s.expires_at)
+                .execute(&self.writer)
+                .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn session(&self, id_hash: &str, now: Timestamp) -> StoreResult<Option<BrowserSession>> {
+        crate::telemetry::timed("session", async move {
+            let row = sqlx::query(q::SESSION).bind(id_hash).bind(now).fetch_optional(&self.pool).await?;
+            row.map(|r| {
+                Ok(BrowserSession {
+                    id_hash: r.try_get("id_hash")?,
+                    sid: r.try_get("sid")?,
+                    user_id: r.try_get("user_id")?,
+                    auth_time: r.try_get("auth_time")?,
+                    amr: from_json("sessions.amr", r.try_get("amr")?)?,
+                    acr: r.try_get("acr")?,
+                    expires_at: r.try_get("expires_at")?,
+                })
+            })
+            .transpose()
+        })
+        .await
+    }
+
+    async fn delete_session(&self, id_hash: &str) -> StoreResult<()> {
+        crate::telemetry::timed("delete_session", async move {
+            sqlx::query(q::DELETE_SESSION).bind(id_hash).execute(&self.writer).await?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl InteractionStore for PgStore {
+    async fn insert_pending(&self, p: &PendingAuthorization) -> StoreResult<()> {
+        crate::telemetry::timed("insert_pending", async move {
+            sqlx::query(q::INSERT_PENDING)
+                .bind(&p.id)
+                .bind(p.client_id.as_str())
+                .bind(&p.request_json)
+                .bind(p.created_at)
+                .bind(p.expires_at)
+                .execute(&self.writer)
+                .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn pending(&self, id: &str, now: Timestamp) -> StoreResult<Option<PendingAuthorization>> {
+        crate::telemetry::timed("pending", async move {
+            let row = sqlx::query(q::PENDING).bind(id).bind(now).fetch_optional(&self.pool).await?;
+            row.map(|r| {
+                Ok(PendingAuthorization {
+                    id: r.try_get("id")?,
+                    client_id: parse("pending.client_id", r.try_get("client_id")?)?,
+                    request_json: r.try_get("request_json")?,
+                    login_sid: r.try_get("login_sid")?,
+                    created_at: r.try_get("created_at")?,
+                    expires_at: r.try_get("expires_at")?,
+                })
+            })
+            .transpose()
+        })
+        .await
+    }
+
+    async fn delete_pending(&self, id: &str) -> StoreResult<()> {
+        crate::telemetry::timed("delete_pending", async move {
+            sqlx::query(q::DELETE_PENDING).bind(id).execute(&self.writer).await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn set_pending_login(&self, id: &str, sid: &str) -> StoreResult<()> {
+        crate::telemetry::timed("set_pending_login", async move {
+            sqlx::query(q::SET_PENDING_LOGIN).bind(sid).bind(id).execute(&self.writer).await?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl ConsentStore for PgStore {
+    async fn consented_scopes(&self, user_id: &str, client_id: &ClientId) -> StoreResult<Option<ScopeSet>> {
+        crate::telemetry::timed("consented_scopes", async move {
+            let scope: Option<String> = sqlx::query_scalar(q::CONSENTED_SCOPES)
+                .bind(user_id)
+                .bind(client_id.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+            scope.map(|s| parse("consents.scope", &s)).transpose()
+        })
+        .await
+    }
+
+    async fn save_consent(&self, user_id: &str, client_id: &ClientId, scope: &ScopeSet) -> StoreResult<()> {
+        crate::telemetry::timed("save_consent", async move {
+            sqlx::query(q::SAVE_CONSENT)
+                .bind(user_id)
+                .bind(client_id.as_str())
+                .bind(scope.to_string())
+                .bind(now())
+                .execute(&self.writer)
+                .await?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+fn refresh_from_row(r: &PgRow) -> StoreResult<RefreshToken> {
+    Ok(RefreshToken {
+        client_id: parse("refresh_tokens.client_id", r.try_get("client_id")?)?,
+        user_id: r.try_get("user_id")?,
+        scope: parse("refresh_tokens.scope", r.try_get("scope")?)?,
+        grant_id: r.try_get("grant_id")?,
+        auth_time: r.try_get("auth_time")?,
+        amr: from_json("refresh_tokens.amr", r.try_get("amr")?)?,
+        acr: r.try_get("acr")?,
+        sid: r.try_get("sid")?,
+        expires_at: r.try_get("expires_at")?,
+    })
+}
+
+#[async_trait]
+impl GrantStore for PgStore {
+    async fn insert_code(&self, code_hash: &str, grant: &CodeGrant) -> StoreResult<()> {
+        crate::telemetry::timed("insert_code", async move {
+            sqlx::query(q::INSERT_CODE)
+                .bind(code_hash)
+                .bind(&grant.grant_id)
+                .bind(to_json(grant))
+                .bind(grant.expires_at)
+                .execute(&self.writer)
+                .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn redeem_code(&self, code_hash: &str) -> StoreResult<CodeRedemption> {
+        crate::telemetry::timed("redeem_code", async move {
+            // One statement: two concurrent redemptions cannot both succeed.
+            let json: Option<String> =
+                sqlx::query_scalar(q::REDEEM_CODE_1).bind(code_hash).fetch_optional(&self.writer).await?;
+            if let Some(json) = json {
+                return Ok(CodeRedemption::Redeemed(Box::new(from_json("authorization_codes.grant_json", &json)?)));
+            }
+            let grant_id: Option<String> =
+                sqlx::query_scalar(q::REDEEM_CODE_2).bind(code_hash).fetch_optional(&self.writer).await?;
+            match grant_id {
+                Some(grant_id) => {
+                    self.revoke_grant(&grant_id).await?;
+                    Ok(CodeRedemption::Replayed)
+                }
+                None => Ok(CodeRedemption::Unknown),
+            }
+        })
+        .await
+    }
+
+    async fn insert_tokens(
+        &self,
+        access_hash: &str,
+        a: &AccessToken,
+        refresh: Option<(&str, &RefreshToken)>,
+    ) -> StoreResult<()> {
+        crate::telemetry::timed("insert_tokens", async move {
+            // Conditional on the grant not being revoked, so a code replayed while this request was in
+            // flight still revokes what it issues.
+            let insert_access = sqlx::query(q::INSERT_TOKENS_1)
+                .bind(access_hash)
+                .bind(a.client_id.as_str())
+                .bind(&a.user_id)
+                .bind(a.scope.to_string())
+                .bind(&a.grant_id)
+                .bind(a.expires_at)
+                .bind(&a.grant_id);
+            let Some((hash, r)) = refresh else {
+                // A single statement needs no transaction (one round trip instead of three).
+                let done = insert_access.execute(&self.writer).await?;
+                return if done.rows_affected() == 0 { Err(StoreError::Conflict) } else { Ok(()) };
+            };
+            let mut tx = self.writer.begin().await?;
+            if insert_access.execute(&mut *tx).await?.rows_affected() == 0 {
+                return Err(StoreError::Conflict);
+            }
+            sqlx::query(q::INSERT_TOKENS_2)
+                .bind(hash)
+                .bind(r.client_id.as_str())
+                .bind(&r.user_id)
+                .bind(r.scope.to_string())
+                .bind(&r.grant_id)
+                .bind(r.auth_time)
+                .bind(to_json(&r.amr))
+                .bind(&r.acr)
+                .bind(&r.sid)
+                .bind(r.expires_at)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn access_token(&self, access_hash: &str, now: Timestamp) -> StoreResult<Option<AccessToken>> {
+        crate::telemetry::timed("access_token", async move {
+            let row = sqlx::query(q::ACCESS_TOKEN).bind(access_hash).bind(now).fetch_optional(&self.pool).await?;
+            row.map(|r| {
+                Ok(AccessToken {
+                    client_id: parse("access_tokens.client_id", r.try_get("client_id")?)?,
+                    user_id: r.try_get("user_id")?,
+                    scope: parse("access_tokens.scope", r.try_get("scope")?)?,
+                    grant_id: r.try_get("grant_id")?,
+                    expires_at: r.try_get("expires_at")?,
+                })
+            })
+            .transpose()
+        })
+        .await
+    }
+
+    async fn refresh_token(
+        &self,
+        refresh_hash: &str,
+        client_id: &ClientId,
+        now: Timestamp,
+    ) -> StoreResult<Option<RefreshToken>> {
+        crate::telemetry::timed("refresh_token", async move {
+            let row = sqlx::query(q::REFRESH_TOKEN)
+                .bind(refresh_hash)
+                .bind(client_id.as_str())
+                .bind(now)
+                .fetch_optional(&self.pool)
+                .await?;
+            row.as_ref().map(refresh_from_row).transpose()
+        })
+        .await
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        refresh_hash: &str,
+        client_id: &ClientId,
+        now: Timestamp,
+    ) -> StoreResult<RefreshRotation> {
+        crate::telemetry::timed("rotate_refresh_token", async move {
+            let row = sqlx::query(q::ROTATE_REFRESH_TOKEN_1)
+                .bind(refresh_hash)
+                .bind(client_id.as_str())
+                .bind(now)
+                .fetch_optional(&self.writer)
+                .await?;
+            if let Some(r) = row {
+                return Ok(RefreshRotation::Rotated(refresh_from_row(&r)?));
+            }
+            let used: Option<(String, bool)> = sqlx::query_as(q::ROTATE_REFRESH_TOKEN_2)
+                .bind(refresh_hash)
+                .bind(client_id.as_str())
+                .fetch_optional(&self.writer)
+                .await?;
+            match used {
+                Some((grant_id, true)) => {
+                    self.revoke_grant(&grant_id).await?;
+                    Ok(RefreshRotation::Replayed)
+                }
+                _ => Ok(RefreshRotation::Unknown),
+            }
+        })
+        .await
+    }
+
+    async fn revoke_grant(&self, grant_id: &str) -> StoreResult<()> {
+        crate::telemetry::timed("revoke_grant", async move {
+            let mut tx = self.writer.begin().await?;
+            sqlx::query(q::REVOKE_GRANT_1).bind(grant_id).bind(now()).execute(&mut *tx).await?;
+            for sql in [q::REVOKE_GRANT_2, q::REVOKE_GRANT_3] {
+                sqlx::query(sql).bind(grant_id).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl KeyStore for PgStore {
+    async fn signing_keys(&self) -> StoreResult<Vec<SigningKey>> {
+        crate::telemetry::timed("signing_keys", async move {
+            let rows = sqlx::query(q::SIGNING_KEYS).fetch_all(&self.pool).await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(SigningKey {
+                        kid: r.try_get("kid")?,
+                        alg: parse("signing_keys.alg", r.try_get("alg")?)?,
+                        private_jwk: r.try_get("private_jwk")?,
+                        public_jwk: r.try_get("public_jwk")?,
+                        created_at: r.try_get("created_at")?,
+                        retired_at: r.try_get("retired_at")?,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn install_signing_key(&self, key: &SigningKey, only_if_none: bool) -> StoreResult<bool> {
+        crate::telemetry::timed("install_signing_key", async move {
+            let mut tx = self.writer.begin().await?;
+            if !only_if_none {
+                sqlx::query(q::INSTALL_SIGNING_KEY_1)
+                    .bind(key.created_at)
+                    .bind(key.alg.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let inserted = sqlx::query(q::INSTALL_SIGNING_KEY_2)
+                .bind(&key.kid)
+                .bind(key.alg.as_str())
+                .bind(&key.private_jwk)
+                .bind(&key.public_jwk)
+                .bind(key.created_at)
+                .execute(&mut *tx)
+                .await;
+            match inserted {
+                Ok(_) => {
+                    tx.commit().await?;
+                    Ok(true)
+                }
+                // The unique index on current keys: another node installed one first.
+                Err(e) if only_if_none && unique_violation(&e) => Ok(false),
+                Err(e) => Err(e.into()),
+            }
+        })
+        .await
+    }
+
+    async fn delete_keys_retired_before(&self, before: Timestamp) -> StoreResult<u64> {
+        crate::telemetry::timed("delete_keys_retired_before", async move {
+            let done = sqlx::query(q::DELETE_KEYS_RETIRED_BEFORE).bind(before).execute(&self.writer).await?;
+            Ok(done.rows_affected())
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl ReplayStore for PgStore {
+    async fn first_use(&self, key: &str, expires_at: Timestamp, now: Timestamp) -> StoreResult<bool> {
+        crate::telemetry::timed("first_use", async move {
+            let done = sqlx::query(q::FIRST_USE).bind(key).bind(expires_at).bind(now).execute(&self.writer).await?;
+            Ok(done.rows_affected() == 1)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl ThrottleStore for PgStore {
+    async fn failures(&self, key: &str, now: Timestamp) -> StoreResult<u32> {
+        crate::telemetry::timed("failures", async move {
+            let n: Option<i64> = sqlx::query_scalar(q::FAILURES).bind(key).bind(now).fetch_optional(&self.pool).await?;
+            Ok(n.unwrap_or(0).clamp(0, u32::MAX as i64) as u32)
+        })
+        .await
+    }
+
+    async fn record_failure(&self, key: &str, now: Timestamp, window: i64) -> StoreResult<()> {
+        crate::telemetry::timed("record_failure", async move {
+            sqlx::query(q::RECORD_FAILURE).bind(key).bind(now).bind(window).execute(&self.writer).await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn clear_failures(&self, key: &str) -> StoreResult<()> {
+        crate::telemetry::timed("clear_failures", async move {
+            sqlx::query(q::CLEAR_FAILURES).bind(key).execute(&self.writer).await?;
+            Ok(())
+        })
+        .await
+    }
+}

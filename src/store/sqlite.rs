@@ -1,24 +1,50 @@
-//! The embedded default backend: one SQLite file in WAL mode.
+//! The embedded default backend: one SQLite file in WAL mode, queried in place.
+//!
+//! Statements run synchronously on the calling task (through rusqlite, with cached statements): on a
+//! local file they take microseconds, and running them in place avoids the hand-off to a per-connection
+//! worker thread that an async driver needs, which dominated request cost on a single core (two
+//! context switches per statement). Writes go through one connection, as SQLite allows one writer.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::sqlite::SqliteRow;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{FromRow, Row};
+use rusqlite::types::Type;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
+use serde::de::DeserializeOwned;
 
-use super::sql::{from_json, parse, sql_store, to_json, unique_violation};
+use super::queries as q;
+use super::sql::to_json;
 use super::*;
+use crate::telemetry::timed_sync;
 use crate::types::ClientId;
 
-#[derive(Clone)]
+/// Idle read connections kept for reuse.
+const MAX_IDLE_READERS: usize = 16;
+
 pub struct SqliteStore {
-    pool: SqlitePool,
-    /// SQLite allows one writer at a time. Queuing writes on one connection here, instead of letting
-    /// connections collide on the file lock (and sleep in SQLite's busy handler), keeps write latency
-    /// flat under load.
-    writer: SqlitePool,
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn connect(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
 }
 
 impl SqliteStore {
@@ -31,19 +57,41 @@ impl SqliteStore {
                 restrict_permissions(dir, 0o700);
             }
         }
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5));
-        let writer = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
+        let writer = connect(path)?;
         restrict_permissions(path, 0o600);
-        sqlx::migrate!("migrations/sqlite").run(&writer).await?;
-        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
-        Ok(Self { pool, writer })
+        migrate(path).await?;
+        Ok(Self { path: path.to_owned(), writer: Mutex::new(writer), readers: Mutex::new(Vec::new()) })
     }
+
+    fn read<T>(&self, op: &'static str, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> StoreResult<T> {
+        timed_sync(op, || {
+            let conn = match lock(&self.readers).pop() {
+                Some(c) => c,
+                None => connect(&self.path)?,
+            };
+            let out = f(&conn);
+            let mut idle = lock(&self.readers);
+            if idle.len() < MAX_IDLE_READERS {
+                idle.push(conn);
+            }
+            Ok(out?)
+        })
+    }
+
+    fn write<T>(&self, op: &'static str, f: impl FnOnce(&mut Connection) -> StoreResult<T>) -> StoreResult<T> {
+        timed_sync(op, || f(&mut lock(&self.writer)))
+    }
+}
+
+/// The migrations are sqlx's (shared tracking table and tooling with the PostgreSQL backend), applied
+/// through a short-lived sqlx connection.
+async fn migrate(path: &Path) -> StoreResult<()> {
+    use sqlx::Connection as _;
+    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(path).busy_timeout(Duration::from_secs(5));
+    let mut conn = sqlx::SqliteConnection::connect_with(&options).await?;
+    sqlx::migrate!("migrations/sqlite").run(&mut conn).await?;
+    conn.close().await?;
+    Ok(())
 }
 
 #[cfg(unix)]
@@ -57,4 +105,521 @@ fn restrict_permissions(path: &Path, mode: u32) {
 #[cfg(not(unix))]
 fn restrict_permissions(_path: &Path, _mode: u32) {}
 
-sql_store!(SqliteStore, SqliteRow);
+fn conversion(idx: usize, e: impl std::error::Error + Send + Sync + 'static) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(idx, Type::Text, Box::new(e))
+}
+
+/// A text column parsed into a protocol type.
+fn parsed<T: FromStr>(row: &Row<'_>, idx: usize) -> rusqlite::Result<T>
+where
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    row.get::<_, String>(idx)?.parse().map_err(|e| conversion(idx, e))
+}
+
+/// A JSON text column.
+fn json<T: DeserializeOwned>(row: &Row<'_>, idx: usize) -> rusqlite::Result<T> {
+    serde_json::from_str(&row.get::<_, String>(idx)?).map_err(|e| conversion(idx, e))
+}
+
+fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation)
+}
+
+fn client_from_row(r: &Row<'_>) -> rusqlite::Result<Client> {
+    Ok(Client {
+        id: parsed(r, 0)?,
+        name: r.get(1)?,
+        secret_hash: r.get(2)?,
+        secret_for_jwt: r.get(3)?,
+        redirect_uris: json(r, 4)?,
+        grant_types: json(r, 5)?,
+        auth_method: parsed(r, 6)?,
+        id_token_signed_response_alg: parsed(r, 7)?,
+        jwks: r.get(8)?,
+        skip_consent: r.get(9)?,
+        created_at: r.get(10)?,
+    })
+}
+
+fn user_from_row(r: &Row<'_>) -> rusqlite::Result<User> {
+    Ok(User {
+        id: r.get(0)?,
+        username: r.get(1)?,
+        password_hash: r.get(2)?,
+        email: r.get(3)?,
+        email_verified: r.get(4)?,
+        name: r.get(5)?,
+        given_name: r.get(6)?,
+        family_name: r.get(7)?,
+        phone_number: r.get(8)?,
+        phone_number_verified: r.get(9)?,
+        address: r.get(10)?,
+        disabled: r.get(11)?,
+        created_at: r.get(12)?,
+        updated_at: r.get(13)?,
+    })
+}
+
+fn refresh_from_row(r: &Row<'_>) -> rusqlite::Result<RefreshToken> {
+    Ok(RefreshToken {
+        client_id: parsed(r, 0)?,
+        user_id: r.get(1)?,
+        scope: parsed(r, 2)?,
+        grant_id: r.get(3)?,
+        auth_time: r.get(4)?,
+        amr: json(r, 5)?,
+        acr: r.get(6)?,
+        sid: r.get(7)?,
+        expires_at: r.get(8)?,
+    })
+}
+
+fn key_from_row(r: &Row<'_>) -> rusqlite::Result<SigningKey> {
+    Ok(SigningKey {
+        kid: r.get(0)?,
+        alg: parsed(r, 1)?,
+        private_jwk: r.get(2)?,
+        public_jwk: r.get(3)?,
+        created_at: r.get(4)?,
+        retired_at: r.get(5)?,
+    })
+}
+
+/// Runs `sql` with `args` on a cached statement; returns the number of rows changed.
+fn exec(conn: &Connection, sql: &str, args: impl rusqlite::Params) -> rusqlite::Result<usize> {
+    conn.prepare_cached(sql)?.execute(args)
+}
+
+fn conflict_or(e: rusqlite::Error) -> StoreError {
+    if is_unique_violation(&e) { StoreError::Conflict } else { e.into() }
+}
+
+#[async_trait]
+impl Health for SqliteStore {
+    async fn ping(&self) -> StoreResult<()> {
+        self.read("ping", |c| c.query_row("SELECT 1", [], |_| Ok(())))
+    }
+}
+
+#[async_trait]
+impl ClientStore for SqliteStore {
+    async fn insert_client(&self, c: &Client) -> StoreResult<()> {
+        self.write("insert_client", |conn| {
+            exec(
+                conn,
+                q::INSERT_CLIENT,
+                params![
+                    c.id.as_str(),
+                    c.name,
+                    c.secret_hash,
+                    c.secret_for_jwt,
+                    to_json(&c.redirect_uris),
+                    to_json(&c.grant_types),
+                    c.auth_method.as_str(),
+                    c.id_token_signed_response_alg.as_str(),
+                    c.jwks,
+                    c.skip_consent,
+                    c.created_at
+                ],
+            )
+            .map_err(conflict_or)?;
+            Ok(())
+        })
+    }
+
+    async fn client(&self, id: &ClientId) -> StoreResult<Option<Client>> {
+        self.read("client", |c| c.prepare_cached(q::CLIENT)?.query_row([id.as_str()], client_from_row).optional())
+    }
+
+    async fn clients(&self) -> StoreResult<Vec<Client>> {
+        self.read("clients", |c| c.prepare_cached(q::CLIENTS)?.query_map([], client_from_row)?.collect())
+    }
+
+    async fn delete_client(&self, id: &ClientId) -> StoreResult<bool> {
+        self.write("delete_client", |conn| {
+            let tx = conn.transaction()?;
+            for sql in [q::DELETE_CLIENT_1, q::DELETE_CLIENT_2, q::DELETE_CLIENT_3, q::DELETE_CLIENT_4] {
+                exec(&tx, sql, [id.as_str()])?;
+            }
+            let done = exec(&tx, q::DELETE_CLIENT_5, [id.as_str()])?;
+            tx.commit()?;
+            Ok(done == 1)
+        })
+    }
+
+    async fn set_client_secret(&self, id: &ClientId, hash: &str, for_jwt: Option<&str>) -> StoreResult<bool> {
+        self.write("set_client_secret", |conn| {
+            Ok(exec(conn, q::SET_CLIENT_SECRET, params![hash, for_jwt, id.as_str()])? == 1)
+        })
+    }
+}
+
+#[async_trait]
+impl UserStore for SqliteStore {
+    async fn insert_user(&self, u: &User) -> StoreResult<()> {
+        self.write("insert_user", |conn| {
+            exec(
+                conn,
+                q::INSERT_USER,
+                params![
+                    u.id,
+                    u.username,
+                    u.password_hash,
+                    u.email,
+                    u.email_verified,
+                    u.name,
+                    u.given_name,
+                    u.family_name,
+                    u.phone_number,
+                    u.phone_number_verified,
+                    u.address,
+                    u.disabled,
+                    u.created_at,
+                    u.updated_at
+                ],
+            )
+            .map_err(conflict_or)?;
+            Ok(())
+        })
+    }
+
+    async fn user(&self, id: &str) -> StoreResult<Option<User>> {
+        self.read("user", |c| c.prepare_cached(q::USER)?.query_row([id], user_from_row).optional())
+    }
+
+    async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>> {
+        self.read("user_by_username", |c| {
+            c.prepare_cached(q::USER_BY_USERNAME)?.query_row([username], user_from_row).optional()
+        })
+    }
+
+    async fn users(&self) -> StoreResult<Vec<User>> {
+        self.read("users", |c| c.prepare_cached(q::USERS)?.query_map([], user_from_row)?.collect())
+    }
+
+    async fn set_password_hash(&self, username: &str, hash: &str) -> StoreResult<bool> {
+        self.write("set_password_hash", |conn| {
+            Ok(exec(conn, q::SET_PASSWORD_HASH, params![hash, now(), username])? == 1)
+        })
+    }
+
+    async fn disable_user(&self, username: &str) -> StoreResult<bool> {
+        self.write("disable_user", |conn| {
+            let tx = conn.transaction()?;
+            let done = exec(&tx, q::DISABLE_USER_1, params![now(), username])?;
+            // A disabled account loses its sessions and tokens at once.
+            for sql in [q::DISABLE_USER_2, q::DISABLE_USER_3, q::DISABLE_USER_4] {
+                exec(&tx, sql, [username])?;
+            }
+            tx.commit()?;
+            Ok(done == 1)
+        })
+    }
+
+    async fn delete_user(&self, username: &str) -> StoreResult<bool> {
+        // Dependent rows go by ON DELETE CASCADE.
+        self.write("delete_user", |conn| Ok(exec(conn, q::DELETE_USER, [username])? == 1))
+    }
+}
+
+#[async_trait]
+impl SessionStore for SqliteStore {
+    async fn insert_session(&self, s: &BrowserSession) -> StoreResult<()> {
+        self.write("insert_session", |conn| {
+            exec(
+                conn,
+                q::INSERT_SESSION,
+                params![s.id_hash, s.sid, s.user_id, s.auth_time, to_json(&s.amr), s.acr, s.expires_at],
+            )?;
+            Ok(())
+        })
+    }
+
+    async fn session(&self, id_hash: &str, now: Timestamp) -> StoreResult<Option<BrowserSession>> {
+        self.read("session", |c| {
+            c.prepare_cached(q::SESSION)?
+                .query_row(params![id_hash, now], |r| {
+                    Ok(BrowserSession {
+                        id_hash: r.get(0)?,
+                        sid: r.get(1)?,
+                        user_id: r.get(2)?,
+                        auth_time: r.get(3)?,
+                        amr: json(r, 4)?,
+                        acr: r.get(5)?,
+                        expires_at: r.get(6)?,
+                    })
+                })
+                .optional()
+        })
+    }
+
+    async fn delete_session(&self, id_hash: &str) -> StoreResult<()> {
+        self.write("delete_session", |conn| Ok(exec(conn, q::DELETE_SESSION, [id_hash]).map(drop)?))
+    }
+}
+
+#[async_trait]
+impl InteractionStore for SqliteStore {
+    async fn insert_pending(&self, p: &PendingAuthorization) -> StoreResult<()> {
+        self.write("insert_pending", |conn| {
+            exec(
+                conn,
+                q::INSERT_PENDING,
+                params![p.id, p.client_id.as_str(), p.request_json, p.created_at, p.expires_at],
+            )?;
+            Ok(())
+        })
+    }
+
+    async fn pending(&self, id: &str, now: Timestamp) -> StoreResult<Option<PendingAuthorization>> {
+        self.read("pending", |c| {
+            c.prepare_cached(q::PENDING)?
+                .query_row(params![id, now], |r| {
+                    Ok(PendingAuthorization {
+                        id: r.get(0)?,
+                        client_id: parsed(r, 1)?,
+                        request_json: r.get(2)?,
+                        login_sid: r.get(3)?,
+                        created_at: r.get(4)?,
+                        expires_at: r.get(5)?,
+                    })
+                })
+                .optional()
+        })
+    }
+
+    async fn delete_pending(&self, id: &str) -> StoreResult<()> {
+        self.write("delete_pending", |conn| Ok(exec(conn, q::DELETE_PENDING, [id]).map(drop)?))
+    }
+
+    async fn set_pending_login(&self, id: &str, sid: &str) -> StoreResult<()> {
+        self.write("set_pending_login", |conn| Ok(exec(conn, q::SET_PENDING_LOGIN, [sid, id]).map(drop)?))
+    }
+}
+
+#[async_trait]
+impl ConsentStore for SqliteStore {
+    async fn consented_scopes(&self, user_id: &str, client_id: &ClientId) -> StoreResult<Option<ScopeSet>> {
+        self.read("consented_scopes", |c| {
+            c.prepare_cached(q::CONSENTED_SCOPES)?.query_row([user_id, client_id.as_str()], |r| parsed(r, 0)).optional()
+        })
+    }
+
+    async fn save_consent(&self, user_id: &str, client_id: &ClientId, scope: &ScopeSet) -> StoreResult<()> {
+        self.write("save_consent", |conn| {
+            exec(conn, q::SAVE_CONSENT, params![user_id, client_id.as_str(), scope.to_string(), now()])?;
+            Ok(())
+        })
+    }
+}
+
+/// Revokes a grant on an open connection (used inside other writes).
+fn revoke(conn: &mut Connection, grant_id: &str) -> StoreResult<()> {
+    let tx = conn.transaction()?;
+    exec(&tx, q::REVOKE_GRANT_1, params![grant_id, now()])?;
+    for sql in [q::REVOKE_GRANT_2, q::REVOKE_GRANT_3] {
+        exec(&tx, sql, [grant_id])?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+#[async_trait]
+impl GrantStore for SqliteStore {
+    async fn insert_code(&self, code_hash: &str, grant: &CodeGrant) -> StoreResult<()> {
+        self.write("insert_code", |conn| {
+            exec(conn, q::INSERT_CODE, params![code_hash, grant.grant_id, to_json(grant), grant.expires_at])?;
+            Ok(())
+        })
+    }
+
+    async fn redeem_code(&self, code_hash: &str) -> StoreResult<CodeRedemption> {
+        self.write("redeem_code", |conn| {
+            // One statement: two concurrent redemptions cannot both succeed.
+            let redeemed: Option<CodeGrant> =
+                conn.prepare_cached(q::REDEEM_CODE_1)?.query_row([code_hash], |r| json(r, 0)).optional()?;
+            if let Some(grant) = redeemed {
+                return Ok(CodeRedemption::Redeemed(Box::new(grant)));
+            }
+            let grant_id: Option<String> =
+                conn.prepare_cached(q::REDEEM_CODE_2)?.query_row([code_hash], |r| r.get(0)).optional()?;
+            match grant_id {
+                Some(grant_id) => {
+                    revoke(conn, &grant_id)?;
+                    Ok(CodeRedemption::Replayed)
+                }
+                None => Ok(CodeRedemption::Unknown),
+            }
+        })
+    }
+
+    async fn insert_tokens(
+        &self,
+        access_hash: &str,
+        a: &AccessToken,
+        refresh: Option<(&str, &RefreshToken)>,
+    ) -> StoreResult<()> {
+        self.write("insert_tokens", |conn| {
+            let tx = conn.transaction()?;
+            // Conditional on the grant not being revoked, so a code replayed while this request was in
+            // flight still revokes what it issues.
+            let inserted = exec(
+                &tx,
+                q::INSERT_TOKENS_1,
+                params![
+                    access_hash,
+                    a.client_id.as_str(),
+                    a.user_id,
+                    a.scope.to_string(),
+                    a.grant_id,
+                    a.expires_at,
+                    a.grant_id
+                ],
+            )?;
+            if inserted == 0 {
+                return Err(StoreError::Conflict);
+            }
+            if let Some((hash, r)) = refresh {
+                exec(
+                    &tx,
+                    q::INSERT_TOKENS_2,
+                    params![
+                        hash,
+                        r.client_id.as_str(),
+                        r.user_id,
+                        r.scope.to_string(),
+                        r.grant_id,
+                        r.auth_time,
+                        to_json(&r.amr),
+                        r.acr,
+                        r.sid,
+                        r.expires_at
+                    ],
+                )?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    async fn access_token(&self, access_hash: &str, now: Timestamp) -> StoreResult<Option<AccessToken>> {
+        self.read("access_token", |c| {
+            c.prepare_cached(q::ACCESS_TOKEN)?
+                .query_row(params![access_hash, now], |r| {
+                    Ok(AccessToken {
+                        client_id: parsed(r, 0)?,
+                        user_id: r.get(1)?,
+                        scope: parsed(r, 2)?,
+                        grant_id: r.get(3)?,
+                        expires_at: r.get(4)?,
+                    })
+                })
+                .optional()
+        })
+    }
+
+    async fn refresh_token(
+        &self,
+        refresh_hash: &str,
+        client_id: &ClientId,
+        now: Timestamp,
+    ) -> StoreResult<Option<RefreshToken>> {
+        self.read("refresh_token", |c| {
+            c.prepare_cached(q::REFRESH_TOKEN)?
+                .query_row(params![refresh_hash, client_id.as_str(), now], refresh_from_row)
+                .optional()
+        })
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        refresh_hash: &str,
+        client_id: &ClientId,
+        now: Timestamp,
+    ) -> StoreResult<RefreshRotation> {
+        self.write("rotate_refresh_token", |conn| {
+            let rotated = conn
+                .prepare_cached(q::ROTATE_REFRESH_TOKEN_1)?
+                .query_row(params![refresh_hash, client_id.as_str(), now], refresh_from_row)
+                .optional()?;
+            if let Some(old) = rotated {
+                return Ok(RefreshRotation::Rotated(old));
+            }
+            let used: Option<(String, bool)> = conn
+                .prepare_cached(q::ROTATE_REFRESH_TOKEN_2)?
+                .query_row([refresh_hash, client_id.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            match used {
+                Some((grant_id, true)) => {
+                    revoke(conn, &grant_id)?;
+                    Ok(RefreshRotation::Replayed)
+                }
+                _ => Ok(RefreshRotation::Unknown),
+            }
+        })
+    }
+
+    async fn revoke_grant(&self, grant_id: &str) -> StoreResult<()> {
+        self.write("revoke_grant", |conn| revoke(conn, grant_id))
+    }
+}
+
+#[async_trait]
+impl KeyStore for SqliteStore {
+    async fn signing_keys(&self) -> StoreResult<Vec<SigningKey>> {
+        self.read("signing_keys", |c| c.prepare_cached(q::SIGNING_KEYS)?.query_map([], key_from_row)?.collect())
+    }
+
+    async fn install_signing_key(&self, key: &SigningKey, only_if_none: bool) -> StoreResult<bool> {
+        self.write("install_signing_key", |conn| {
+            let tx = conn.transaction()?;
+            if !only_if_none {
+                exec(&tx, q::INSTALL_SIGNING_KEY_1, params![key.created_at, key.alg.as_str()])?;
+            }
+            let inserted = exec(
+                &tx,
+                q::INSTALL_SIGNING_KEY_2,
+                params![key.kid, key.alg.as_str(), key.private_jwk, key.public_jwk, key.created_at],
+            );
+            match inserted {
+                Ok(_) => {
+                    tx.commit()?;
+                    Ok(true)
+                }
+                // The unique index on current keys: another node installed one first.
+                Err(e) if only_if_none && is_unique_violation(&e) => Ok(false),
+                Err(e) => Err(e.into()),
+            }
+        })
+    }
+
+    async fn delete_keys_retired_before(&self, before: Timestamp) -> StoreResult<u64> {
+        self.write("delete_keys_retired_before", |conn| Ok(exec(conn, q::DELETE_KEYS_RETIRED_BEFORE, [before])? as u64))
+    }
+}
+
+#[async_trait]
+impl ReplayStore for SqliteStore {
+    async fn first_use(&self, key: &str, expires_at: Timestamp, now: Timestamp) -> StoreResult<bool> {
+        self.write("first_use", |conn| Ok(exec(conn, q::FIRST_USE, params![key, expires_at, now])? == 1))
+    }
+}
+
+#[async_trait]
+impl ThrottleStore for SqliteStore {
+    async fn failures(&self, key: &str, now: Timestamp) -> StoreResult<u32> {
+        let n: Option<i64> = self.read("failures", |c| {
+            c.prepare_cached(q::FAILURES)?.query_row(params![key, now], |r| r.get(0)).optional()
+        })?;
+        Ok(n.unwrap_or(0).clamp(0, u32::MAX as i64) as u32)
+    }
+
+    async fn record_failure(&self, key: &str, now: Timestamp, window: i64) -> StoreResult<()> {
+        self.write("record_failure", |conn| Ok(exec(conn, q::RECORD_FAILURE, params![key, now, window]).map(drop)?))
+    }
+
+    async fn clear_failures(&self, key: &str) -> StoreResult<()> {
+        self.write("clear_failures", |conn| Ok(exec(conn, q::CLEAR_FAILURES, [key]).map(drop)?))
+    }
+}
