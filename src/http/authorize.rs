@@ -209,10 +209,7 @@ pub(super) async fn issue_code(
         scope: request.scope.clone(),
         nonce: request.nonce.clone(),
         code_challenge: request.code_challenge.clone(),
-        auth_time: session.auth_time,
-        amr: session.amr.clone(),
-        acr: session.acr.clone(),
-        sid: session.sid.clone(),
+        auth: session.authentication(),
         grant_id: crypto::random_token(),
         expires_at: now() + state.config.code_lifetime as i64,
     };

@@ -10,7 +10,9 @@ use super::{SharedState, client_auth, reply};
 use crate::crypto;
 use crate::protocol::id_token::{IdTokenClaims, half_hash};
 use crate::protocol::{ErrorCode, OAuthError, Params, pkce};
-use crate::store::{AccessToken, Client, CodeRedemption, RefreshRotation, RefreshToken, StoreError, User, now};
+use crate::store::{
+    AccessToken, Authentication, Client, CodeRedemption, RefreshRotation, RefreshToken, StoreError, User, now,
+};
 use crate::types::{GrantType, ScopeSet};
 
 #[derive(Serialize)]
@@ -96,8 +98,7 @@ async fn authorization_code(
         (None, None) => {}
     }
     let user = active_user(state, &grant.user_id).await?;
-    let session = SessionFacts { auth_time: grant.auth_time, amr: grant.amr, acr: grant.acr, sid: grant.sid };
-    issue(state, client, &user, grant.scope.clone(), grant.scope, &grant.grant_id, &session, grant.nonce.as_deref())
+    issue(state, client, &user, grant.scope.clone(), grant.scope, &grant.grant_id, &grant.auth, grant.nonce.as_deref())
         .await
 }
 
@@ -127,8 +128,7 @@ async fn refresh_token(state: &SharedState, client: &Client, params: &Params) ->
     };
     let access_scope = asked.unwrap_or_else(|| old.scope.clone());
     let user = active_user(state, &old.user_id).await?;
-    let session = SessionFacts { auth_time: old.auth_time, amr: old.amr, acr: old.acr, sid: old.sid };
-    issue(state, client, &user, access_scope, old.scope, &old.grant_id, &session, None).await
+    issue(state, client, &user, access_scope, old.scope, &old.grant_id, &old.auth, None).await
 }
 
 /// RFC 6749 4.4: a token for the client itself; confidential clients only.
@@ -173,14 +173,6 @@ async fn active_user(state: &SharedState, user_id: &str) -> Result<User, OAuthEr
     }
 }
 
-/// How the user authenticated, carried from the browser session into every token of the grant.
-struct SessionFacts {
-    auth_time: i64,
-    amr: Vec<String>,
-    acr: String,
-    sid: String,
-}
-
 /// Issues an access token, a refresh token (for `offline_access`, Core 11) and an ID Token.
 #[allow(clippy::too_many_arguments)]
 async fn issue(
@@ -190,7 +182,7 @@ async fn issue(
     access_scope: ScopeSet,
     grant_scope: ScopeSet,
     grant_id: &str,
-    session: &SessionFacts,
+    session: &Authentication,
     nonce: Option<&str>,
 ) -> Result<TokenResponse, OAuthError> {
     let now = now();
@@ -211,10 +203,7 @@ async fn issue(
             user_id: user.id.clone(),
             scope: grant_scope.clone(),
             grant_id: grant_id.to_owned(),
-            auth_time: session.auth_time,
-            amr: session.amr.clone(),
-            acr: session.acr.clone(),
-            sid: session.sid.clone(),
+            auth: session.clone(),
             expires_at: now + config.refresh_token_lifetime as i64,
         };
         (crypto::token_hash(t), record)

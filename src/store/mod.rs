@@ -101,6 +101,27 @@ pub struct BrowserSession {
     pub expires_at: Timestamp,
 }
 
+/// How and when the user authenticated, carried from the browser session into the code and every
+/// token of the grant (Core 2: `auth_time`, `acr`, `amr`; `sid` for logout).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Authentication {
+    pub sid: String,
+    pub auth_time: Timestamp,
+    pub amr: Vec<String>,
+    pub acr: String,
+}
+
+impl BrowserSession {
+    pub fn authentication(&self) -> Authentication {
+        Authentication {
+            sid: self.sid.clone(),
+            auth_time: self.auth_time,
+            amr: self.amr.clone(),
+            acr: self.acr.clone(),
+        }
+    }
+}
+
 /// An authorization request waiting for the user (login or consent), stored so that any node can
 /// continue it.
 #[derive(Debug, Clone)]
@@ -124,10 +145,8 @@ pub struct CodeGrant {
     pub scope: ScopeSet,
     pub nonce: Option<String>,
     pub code_challenge: Option<String>,
-    pub auth_time: Timestamp,
-    pub amr: Vec<String>,
-    pub acr: String,
-    pub sid: String,
+    #[serde(flatten)]
+    pub auth: Authentication,
     /// All tokens issued from this code share this id, so a replayed code revokes them (RFC 6749 4.1.2).
     pub grant_id: String,
     pub expires_at: Timestamp,
@@ -160,10 +179,7 @@ pub struct RefreshToken {
     pub user_id: String,
     pub scope: ScopeSet,
     pub grant_id: String,
-    pub auth_time: Timestamp,
-    pub amr: Vec<String>,
-    pub acr: String,
-    pub sid: String,
+    pub auth: Authentication,
     pub expires_at: Timestamp,
 }
 

@@ -387,10 +387,12 @@ fn refresh_from_row(r: &PgRow) -> StoreResult<RefreshToken> {
         user_id: r.try_get("user_id")?,
         scope: parse("refresh_tokens.scope", r.try_get("scope")?)?,
         grant_id: r.try_get("grant_id")?,
-        auth_time: r.try_get("auth_time")?,
-        amr: from_json("refresh_tokens.amr", r.try_get("amr")?)?,
-        acr: r.try_get("acr")?,
-        sid: r.try_get("sid")?,
+        auth: Authentication {
+            auth_time: r.try_get("auth_time")?,
+            amr: from_json("refresh_tokens.amr", r.try_get("amr")?)?,
+            acr: r.try_get("acr")?,
+            sid: r.try_get("sid")?,
+        },
         expires_at: r.try_get("expires_at")?,
     })
 }
@@ -464,10 +466,10 @@ impl GrantStore for PgStore {
                 .bind(&r.user_id)
                 .bind(r.scope.to_string())
                 .bind(&r.grant_id)
-                .bind(r.auth_time)
-                .bind(to_json(&r.amr))
-                .bind(&r.acr)
-                .bind(&r.sid)
+                .bind(r.auth.auth_time)
+                .bind(to_json(&r.auth.amr))
+                .bind(&r.auth.acr)
+                .bind(&r.auth.sid)
                 .bind(r.expires_at)
                 .execute(&mut *tx)
                 .await?;

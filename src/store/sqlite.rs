@@ -167,10 +167,7 @@ fn refresh_from_row(r: &Row<'_>) -> rusqlite::Result<RefreshToken> {
         user_id: r.get(1)?,
         scope: parsed(r, 2)?,
         grant_id: r.get(3)?,
-        auth_time: r.get(4)?,
-        amr: json(r, 5)?,
-        acr: r.get(6)?,
-        sid: r.get(7)?,
+        auth: Authentication { auth_time: r.get(4)?, amr: json(r, 5)?, acr: r.get(6)?, sid: r.get(7)? },
         expires_at: r.get(8)?,
     })
 }
@@ -490,10 +487,10 @@ impl GrantStore for SqliteStore {
                         r.user_id,
                         r.scope.to_string(),
                         r.grant_id,
-                        r.auth_time,
-                        to_json(&r.amr),
-                        r.acr,
-                        r.sid,
+                        r.auth.auth_time,
+                        to_json(&r.auth.amr),
+                        r.auth.acr,
+                        r.auth.sid,
                         r.expires_at
                     ],
                 )?;
