@@ -43,3 +43,19 @@ async fn metrics_count_requests_tokens_and_store_latency() {
     }
     assert!(!metrics.contains(secret.as_deref().unwrap()));
 }
+
+/// Private signing keys live in the database: the SQLite file and its directory are private to the
+/// server's user (0600 / 0700).
+#[cfg(unix)]
+#[tokio::test]
+async fn the_sqlite_database_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let file = data.join("oxid.db");
+    let store = oxid::store::SqliteStore::open(&file).await.unwrap();
+    oxid::jose::keys::ensure_current_keys(&store, oxid::store::now()).await.unwrap();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&file), 0o600);
+    assert_eq!(mode(&data), 0o700);
+}
