@@ -1,6 +1,6 @@
 //! Settings: defaults, then an optional TOML file, then `OXID_<NAME>` environment variables.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use figment::Figment;
@@ -55,6 +55,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Addresses of reverse proxies whose `X-Forwarded-For` is believed (for per-IP login throttling).
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl Default for Config {
@@ -76,6 +78,7 @@ impl Default for Config {
             templates_dir: None,
             log_format: LogFormat::Text,
             max_body_bytes: 64 * 1024,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -146,8 +149,50 @@ impl Config {
         Err(ConfigError("database_url must be sqlite://PATH or postgres://...".into()))
     }
 
+    /// The client's address: the peer's, or, when the peer is a trusted proxy, the nearest address in
+    /// `X-Forwarded-For` that is not itself a trusted proxy. Addresses further left were written by the
+    /// client and cannot be believed.
+    pub fn client_ip(&self, peer: IpAddr, forwarded_for: Option<&str>) -> IpAddr {
+        if !self.trusted_proxies.contains(&peer) {
+            return peer;
+        }
+        let hops = forwarded_for.unwrap_or_default().rsplit(',').map(|h| h.trim().parse::<IpAddr>());
+        let mut client = peer;
+        for hop in hops {
+            match hop {
+                Ok(ip) => {
+                    client = ip;
+                    if !self.trusted_proxies.contains(&ip) {
+                        break;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        client
+    }
+
     /// True when cookies must carry `Secure` (the issuer is served over https).
     pub fn secure_cookies(&self) -> bool {
         self.issuer.starts_with("https://")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_ip_believes_only_trusted_proxies() {
+        let proxy: IpAddr = "10.0.0.1".parse().unwrap();
+        let config = Config { trusted_proxies: vec![proxy], ..Config::default() };
+        let client: IpAddr = "203.0.113.7".parse().unwrap();
+        // From the proxy: the nearest untrusted hop; a spoofed left-most entry is ignored.
+        assert_eq!(config.client_ip(proxy, Some("198.51.100.1, 203.0.113.7")), client);
+        assert_eq!(config.client_ip(proxy, Some("203.0.113.7, 10.0.0.1")), client);
+        assert_eq!(config.client_ip(proxy, None), proxy);
+        assert_eq!(config.client_ip(proxy, Some("garbage")), proxy);
+        // From anyone else the header is not believed.
+        assert_eq!(config.client_ip(client, Some("1.2.3.4")), client);
     }
 }

@@ -140,3 +140,30 @@ async fn secure_cookies_for_https_issuers() {
     let cookie = page.headers["set-cookie"].to_str().unwrap();
     assert!(cookie.starts_with("oxid_csrf=") && cookie.contains("Secure") && cookie.contains("HttpOnly"), "{cookie}");
 }
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_forwarded_address_is_throttled() {
+    let op = TestOp::start_with(|c| {
+        c.login_max_failures_per_ip = 2;
+        c.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    })
+    .await;
+    op.add_user("alice").await;
+    op.add_client("webapp", ClientAuthMethod::ClientSecretBasic, |_| {}).await;
+    let b = Browser::new(&op);
+    let page = login_page(&op, &b).await;
+    let login = |from: &'static str, user: &'static str| {
+        let form = [
+            ("request", page.hidden("request")),
+            ("csrf_token", page.hidden("csrf_token")),
+            ("username", user.to_owned()),
+            ("password", "wrong password!".to_owned()),
+        ];
+        b.http.post(op.url("/login")).header("x-forwarded-for", from).form(&form).send()
+    };
+    for user in ["u1", "u2"] {
+        assert_eq!(login("203.0.113.1", user).await.unwrap().status(), 401);
+    }
+    assert_eq!(login("203.0.113.1", "u3").await.unwrap().status(), 429, "that client is throttled");
+    assert_eq!(login("203.0.113.2", "u3").await.unwrap().status(), 401, "another client behind the proxy is not");
+}

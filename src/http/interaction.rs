@@ -1,6 +1,6 @@
 //! The login and consent pages.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::StatusCode;
@@ -81,6 +81,7 @@ fn checked_form(jar: &CookieJar, params: Result<Params, OAuthError>) -> Result<P
 pub async fn login_submit(
     State(state): State<SharedState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: axum::http::HeaderMap,
     jar: CookieJar,
     RequestParams(params): RequestParams,
 ) -> Response {
@@ -98,7 +99,9 @@ pub async fn login_submit(
     let flow = Flow { id: request_id, request: &request, client: &client };
     let form = |jar, status, error| login_form(&state, jar, status, &flow, Some(username), Some(error));
 
-    match authenticate(&state, peer, username, password).await {
+    let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+    let client_ip = state.config.client_ip(peer.ip(), forwarded);
+    match authenticate(&state, client_ip, username, password).await {
         Ok(Some(user_id)) => match start_session(&state, jar, user_id, request_id).await {
             Ok(jar) => (jar, reply::see_other(&format!("/authorize/resume?request={request_id}"))).into_response(),
             Err(e) => reply::error_page(&state, &reply::internal(e)),
@@ -124,7 +127,7 @@ impl From<StoreError> for LoginError {
 /// disabled users and wrong passwords are indistinguishable, in the answer and in its timing.
 async fn authenticate(
     state: &SharedState,
-    peer: SocketAddr,
+    client_ip: IpAddr,
     username: &str,
     password: &str,
 ) -> Result<Option<String>, LoginError> {
@@ -132,7 +135,7 @@ async fn authenticate(
     let store = &state.store;
     let now = now();
     let account_key = format!("account:{}", username.to_lowercase());
-    let ip_key = format!("ip:{}", peer.ip());
+    let ip_key = format!("ip:{client_ip}");
     if store.failures(&account_key, now).await? >= config.login_max_failures_per_account
         || store.failures(&ip_key, now).await? >= config.login_max_failures_per_ip
     {
@@ -150,7 +153,7 @@ async fn authenticate(
             let window = config.login_throttle_window as i64;
             store.record_failure(&account_key, now, window).await?;
             store.record_failure(&ip_key, now, window).await?;
-            tracing::info!(client_ip = %peer.ip(), "failed login");
+            tracing::info!(%client_ip, "failed login");
             crate::telemetry::failed_login();
             Ok(None)
         }
