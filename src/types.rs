@@ -88,6 +88,28 @@ impl RedirectUri {
     }
 }
 
+impl RedirectUri {
+    /// The URL to redirect to with `params` in the fragment (Multiple Response Type Encoding Practices 2.1).
+    pub fn with_fragment(&self, params: &[(&str, &str)]) -> String {
+        let encoded = form_urlencoded::Serializer::new(String::new()).extend_pairs(params).finish();
+        format!("{}#{encoded}", self.0)
+    }
+
+    /// A Content-Security-Policy source matching this URI, for the `form-action` of a form_post page:
+    /// scheme, host, port and path for http(s) (CSP sources carry no query), the bare scheme otherwise.
+    pub fn csp_source(&self) -> String {
+        let url = url::Url::parse(&self.0).expect("validated at construction");
+        let path = url.path();
+        match url.scheme() {
+            "http" | "https" if !path.contains([';', ',', ' ']) => {
+                format!("{}{}", url.origin().ascii_serialization(), path)
+            }
+            "http" | "https" => url.origin().ascii_serialization(),
+            scheme => format!("{scheme}:"),
+        }
+    }
+}
+
 impl TryFrom<String> for RedirectUri {
     type Error = InvalidValue;
     fn try_from(s: String) -> Result<Self, InvalidValue> {
@@ -254,6 +276,23 @@ wire_enum!(
     /// Response types accepted at the authorization endpoint.
     ResponseType { Code = "code" }
 );
+
+wire_enum!(
+    /// How the authorization response reaches the client (OAuth 2.0 Multiple Response Type Encoding
+    /// Practices 2.1; OAuth 2.0 Form Post Response Mode).
+    ResponseMode {
+        Query = "query",
+        Fragment = "fragment",
+        FormPost = "form_post",
+    }
+);
+
+impl Default for ResponseMode {
+    /// The default for `response_type=code` (Multiple Response Type Encoding Practices 2.1).
+    fn default() -> Self {
+        ResponseMode::Query
+    }
+}
 
 wire_enum!(
     /// Token endpoint client authentication methods (Core 9).

@@ -9,6 +9,7 @@ const BUILT_IN: &[(&str, &str)] = &[
     ("login.html", include_str!("../templates/login.html")),
     ("consent.html", include_str!("../templates/consent.html")),
     ("error.html", include_str!("../templates/error.html")),
+    ("form_post.html", include_str!("../templates/form_post.html")),
 ];
 
 pub const STYLESHEET: &str = include_str!("../assets/oxid.css");

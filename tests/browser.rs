@@ -48,22 +48,16 @@ async fn start_chromedriver() -> (Driver, String) {
 async fn start_callback_server() -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let app = axum::Router::new().route("/cb", axum::routing::get(|| async { "signed in" }));
+    // GET for query responses; POST echoes a form_post response's body.
+    let app = axum::Router::new()
+        .route("/cb", axum::routing::get(|| async { "signed in" }).post(|body: String| async move { body }));
     tokio::spawn(async move { axum::serve(listener, app).await });
     format!("http://127.0.0.1:{}/cb", addr.port())
 }
 
-#[tokio::test]
-async fn login_and_consent_pages_work_in_chromium() {
-    let op = TestOp::start().await;
-    op.add_user("alice").await;
-    let callback = start_callback_server().await;
-    let cb = callback.clone();
-    let (_, secret) = op
-        .add_client("webapp", ClientAuthMethod::ClientSecretBasic, move |c| c.redirect_uris = vec![cb.parse().unwrap()])
-        .await;
-
-    let (_driver, driver_url) = start_chromedriver().await;
+/// A headless Chromium session; keep the driver and profile alive as long as the client.
+async fn start_browser() -> (Driver, fantoccini::Client, tempfile::TempDir) {
+    let (driver, driver_url) = start_chromedriver().await;
     let profile = tempfile::tempdir().unwrap();
     let mut caps = serde_json::Map::new();
     caps.insert(
@@ -81,6 +75,52 @@ async fn login_and_consent_pages_work_in_chromium() {
     let connector = hyper_util::client::legacy::connect::HttpConnector::new();
     let browser =
         ClientBuilder::new(connector).capabilities(caps).connect(&driver_url).await.expect("a Chromium session");
+    (driver, browser, profile)
+}
+
+#[tokio::test]
+async fn form_post_response_is_submitted_by_chromium() {
+    let op = TestOp::start().await;
+    op.add_user("alice").await;
+    let callback = start_callback_server().await;
+    let cb = callback.clone();
+    op.add_client("webapp", ClientAuthMethod::ClientSecretBasic, move |c| c.redirect_uris = vec![cb.parse().unwrap()])
+        .await;
+    let (_driver, browser, _profile) = start_browser().await;
+    let url = op
+        .authorize_url("webapp", "&response_mode=form_post")
+        .replace(&common::urlencode(common::REDIRECT_URI), &common::urlencode(&callback));
+    browser.goto(&url).await.unwrap();
+    browser.find(Locator::Id("username")).await.unwrap().send_keys("alice").await.unwrap();
+    browser.find(Locator::Id("password")).await.unwrap().send_keys(PASSWORD).await.unwrap();
+    browser.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
+    browser.wait().for_element(Locator::Css("button[value=allow]")).await.unwrap().click().await.unwrap();
+    // The form_post page submits itself (its script is allowed by the CSP hash) to the client.
+    let mut posted = String::new();
+    for _ in 0..100 {
+        if browser.current_url().await.unwrap().as_str().starts_with(&callback) {
+            posted = browser.find(Locator::Css("body")).await.unwrap().text().await.unwrap();
+            if posted.contains("code=") {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(posted.contains("code=") && posted.contains("state=st4te"), "the client received: {posted:?}");
+    browser.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn login_and_consent_pages_work_in_chromium() {
+    let op = TestOp::start().await;
+    op.add_user("alice").await;
+    let callback = start_callback_server().await;
+    let cb = callback.clone();
+    let (_, secret) = op
+        .add_client("webapp", ClientAuthMethod::ClientSecretBasic, move |c| c.redirect_uris = vec![cb.parse().unwrap()])
+        .await;
+
+    let (_driver, browser, _profile) = start_browser().await;
 
     let url =
         op.authorize_url("webapp", "").replace(&common::urlencode(common::REDIRECT_URI), &common::urlencode(&callback));

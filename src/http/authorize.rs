@@ -58,7 +58,7 @@ pub async fn resume(State(state): State<SharedState>, jar: CookieJar, Query(q): 
 fn reject(state: &SharedState, rejection: &Rejection) -> Response {
     match rejection {
         Rejection::Page(e) => reply::error_page(state, e),
-        Rejection::Redirect(e) => reply::error_redirect(&state.config.issuer, e),
+        Rejection::Redirect(e) => reply::error_redirect(state, e),
     }
 }
 
@@ -149,7 +149,7 @@ pub(super) async fn proceed(
                 if let Some(p) = pending {
                     state.store.delete_pending(&p.id).await?;
                 }
-                reply::error_redirect(&state.config.issuer, &request.error(e))
+                reply::error_redirect(state, &request.error(e))
             }
             Ok(NextStep::IssueCode) => {
                 let session = session.expect("a code is issued only with a session");
@@ -218,6 +218,5 @@ pub(super) async fn issue_code(
     if let Some(s) = &request.state {
         params.push(("state", s));
     }
-    params.push(("iss", &state.config.issuer));
-    Ok(reply::see_other(&request.redirect_uri.with_query(&params)))
+    Ok(reply::authorization_response(state, &request.redirect_uri, request.response_mode, &params))
 }

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::SharedState;
 use crate::config::Config;
-use crate::types::{ClientAuthMethod, GrantType, Prompt, SUPPORTED_SCOPES, SigningAlg};
+use crate::types::{ClientAuthMethod, GrantType, Prompt, ResponseMode, SUPPORTED_SCOPES, SigningAlg};
 
 /// The metadata document: it advertises only what is implemented.
 pub fn document(config: &Config) -> Bytes {
@@ -23,7 +23,7 @@ pub fn document(config: &Config) -> Bytes {
         "jwks_uri": format!("{iss}/jwks.json"),
         "scopes_supported": SUPPORTED_SCOPES,
         "response_types_supported": ["code"],
-        "response_modes_supported": ["query"],
+        "response_modes_supported": ResponseMode::ALL.iter().map(|m| m.as_str()).collect::<Vec<_>>(),
         "grant_types_supported": GrantType::ALL.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": algs,

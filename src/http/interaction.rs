@@ -236,7 +236,7 @@ pub async fn consent_submit(
         if params.get("decision") != Some("allow") {
             state.store.delete_pending(&pending.id).await?;
             let denied = OAuthError::new(ErrorCode::AccessDenied, "the user denied the request");
-            return Ok(reply::error_redirect(&state.config.issuer, &request.error(denied)));
+            return Ok(reply::error_redirect(&state, &request.error(denied)));
         }
         // Consent is now given; every other condition (prompt=login, max_age, id_token_hint) must
         // still hold, so a form posted directly cannot skip a required login.

@@ -5,9 +5,13 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::AppState;
+use crate::crypto;
 use crate::protocol::authorize::ErrorRedirect;
 use crate::protocol::{ErrorCode, OAuthError};
 use crate::store::StoreError;
+use crate::types::{RedirectUri, ResponseMode};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 
 /// For everything but pages: nothing may be loaded, framed or submitted.
 pub const DEFAULT_CSP: &str = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
@@ -54,15 +58,50 @@ pub fn see_other(location: &str) -> Response {
     }
 }
 
+/// The script that submits a form_post page; allowed by its hash in the page's CSP, nothing else runs.
+const FORM_POST_SCRIPT: &str = "document.forms[0].submit()";
+
+/// Delivers an authorization response (code or error) to the client in its response mode. `iss` is
+/// always added (RFC 9207).
+pub fn authorization_response(
+    state: &AppState,
+    redirect_uri: &RedirectUri,
+    mode: ResponseMode,
+    params: &[(&str, &str)],
+) -> Response {
+    let params: Vec<(&str, &str)> = params.iter().copied().chain([("iss", state.config.issuer.as_str())]).collect();
+    let params = &params;
+    match mode {
+        ResponseMode::Query => see_other(&redirect_uri.with_query(params)),
+        ResponseMode::Fragment => see_other(&redirect_uri.with_fragment(params)),
+        // OAuth 2.0 Form Post Response Mode 2: an auto-submitting form, with a button for browsers
+        // without JavaScript; never cached, never framed, and only able to post to this redirect URI.
+        ResponseMode::FormPost => {
+            let script_hash = STANDARD.encode(crypto::sha256(FORM_POST_SCRIPT.as_bytes()));
+            let csp = format!(
+                "default-src 'none'; script-src 'sha256-{script_hash}'; style-src 'self'; form-action {}; \
+                 frame-ancestors 'none'; base-uri 'none'",
+                redirect_uri.csp_source()
+            );
+            let fields: Vec<_> = params.iter().map(|&(name, value)| minijinja::context! { name, value }).collect();
+            let ctx = minijinja::context! { action => redirect_uri.as_str(), fields, script => FORM_POST_SCRIPT };
+            let mut response = page(state, StatusCode::OK, "form_post.html", ctx);
+            if let Ok(csp) = HeaderValue::from_str(&csp) {
+                response.headers_mut().insert(header::CONTENT_SECURITY_POLICY, csp);
+            }
+            response
+        }
+    }
+}
+
 /// Sends an authorization error back to the client: `error`, `error_description`, `state`
 /// (RFC 6749 4.1.2.1) and `iss` (RFC 9207).
-pub fn error_redirect(issuer: &str, e: &ErrorRedirect) -> Response {
+pub fn error_redirect(state: &AppState, e: &ErrorRedirect) -> Response {
     let mut params = vec![("error", e.error.code.as_str()), ("error_description", &*e.error.description)];
-    if let Some(state) = &e.state {
-        params.push(("state", state));
+    if let Some(s) = &e.state {
+        params.push(("state", s));
     }
-    params.push(("iss", issuer));
-    see_other(&e.redirect_uri.with_query(&params))
+    authorization_response(state, &e.redirect_uri, e.response_mode, &params)
 }
 
 #[derive(Serialize)]

@@ -7,13 +7,15 @@ use super::error::{ErrorCode, OAuthError};
 use super::params::Params;
 use super::pkce;
 use crate::store::{Client, Timestamp};
-use crate::types::{ClientId, GrantType, Prompt, RedirectUri, ResponseType, ScopeSet};
+use crate::types::{ClientId, GrantType, Prompt, RedirectUri, ResponseMode, ResponseType, ScopeSet};
 
 /// A validated authorization request: everything later steps need, and nothing unchecked.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuthorizationRequest {
     pub client_id: ClientId,
     pub redirect_uri: RedirectUri,
+    #[serde(default)]
+    pub response_mode: ResponseMode,
     pub scope: ScopeSet,
     pub state: Option<String>,
     pub nonce: Option<String>,
@@ -35,7 +37,12 @@ impl AuthorizationRequest {
 
     /// The error response for this request, sent to its redirect_uri.
     pub fn error(&self, error: OAuthError) -> ErrorRedirect {
-        ErrorRedirect { redirect_uri: self.redirect_uri.clone(), state: self.state.clone(), error }
+        ErrorRedirect {
+            redirect_uri: self.redirect_uri.clone(),
+            response_mode: self.response_mode,
+            state: self.state.clone(),
+            error,
+        }
     }
 }
 
@@ -43,6 +50,7 @@ impl AuthorizationRequest {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ErrorRedirect {
     pub redirect_uri: RedirectUri,
+    pub response_mode: ResponseMode,
     pub state: Option<String>,
     pub error: OAuthError,
 }
@@ -90,13 +98,20 @@ pub fn validate(
     })?;
 
     let state = params.get("state").map(str::to_owned);
+    // An unusable response_mode is itself reported in the default mode.
+    let requested_mode = params.get("response_mode").map(str::parse::<ResponseMode>);
+    let response_mode = requested_mode.clone().and_then(Result::ok).unwrap_or_default();
     let fail = |code: ErrorCode, description: &'static str| {
         Rejection::Redirect(ErrorRedirect {
             redirect_uri: redirect_uri.clone(),
+            response_mode,
             state: state.clone(),
             error: OAuthError::new(code, description),
         })
     };
+    if let Some(Err(_)) = requested_mode {
+        return Err(fail(ErrorCode::InvalidRequest, "unsupported response_mode"));
+    }
 
     // Core 6 request objects and Core 7.2.1 self-issued registration are not offered here.
     if params.contains("request") {
@@ -116,9 +131,6 @@ pub fn validate(
     }
     if !client.allows_grant(GrantType::AuthorizationCode) {
         return Err(fail(ErrorCode::UnauthorizedClient, "client may not use the authorization code flow"));
-    }
-    if params.get("response_mode").is_some_and(|m| m != "query") {
-        return Err(fail(ErrorCode::InvalidRequest, "only response_mode=query is supported"));
     }
 
     // Core 3.1.2.1: `openid` must be present; values the OP does not understand are ignored.
@@ -196,6 +208,7 @@ pub fn validate(
     Ok(AuthorizationRequest {
         client_id: client.id.clone(),
         redirect_uri,
+        response_mode,
         scope,
         state,
         nonce,

@@ -188,8 +188,18 @@ impl Page {
         let start =
             self.body.find(&marker).unwrap_or_else(|| panic!("no {name} in page:\n{}", self.body)) + marker.len();
         let end = self.body[start..].find('"').unwrap() + start;
-        self.body[start..end].to_owned()
+        unescape(&self.body[start..end])
     }
+}
+
+/// Undoes the HTML escaping minijinja applies to attribute values.
+pub fn unescape(s: &str) -> String {
+    s.replace("&#x2f;", "/")
+        .replace("&quot;", "\"")
+        .replace("&#x27;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
 }
 
 /// Query parameters of a URL.
