@@ -9,6 +9,7 @@ mod params;
 mod reply;
 mod token;
 mod userinfo;
+mod webfinger;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,6 +58,7 @@ pub fn router(state: SharedState) -> Router {
     Router::new()
         .route("/.well-known/openid-configuration", get(discovery::configuration))
         .route("/jwks.json", get(discovery::jwks))
+        .route("/.well-known/webfinger", get(webfinger::webfinger))
         .route("/authorize", get(authorize::authorize).post(authorize::authorize))
         .route("/authorize/resume", get(authorize::resume))
         .route("/login", get(interaction::login_page).post(interaction::login_submit))
