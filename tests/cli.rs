@@ -226,19 +226,8 @@ async fn a_newcomer_signs_in_to_a_served_op() {
     );
     let callback = browser.sign_in(&url, "alice").await;
     let code = query(&callback)["code"].clone();
-    let r = http
-        .post(format!("{issuer}/token"))
-        .basic_auth("myapp", Some(&secret))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT_URI),
-            ("code_verifier", VERIFIER),
-        ])
-        .send()
-        .await
-        .unwrap();
-    let (status, tokens) = common::json(r).await;
+    let (status, tokens) =
+        common::json(common::exchange_code_at(&issuer, "myapp", &secret, &code, Some(VERIFIER)).await).await;
     assert_eq!(status, 200, "{tokens}");
     let info = http
         .get(format!("{issuer}/userinfo"))

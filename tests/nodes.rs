@@ -5,7 +5,7 @@ mod common;
 
 use std::collections::HashSet;
 
-use common::{Browser, PASSWORD, REDIRECT_URI, TestOp, VERIFIER, json, query};
+use common::{Browser, PASSWORD, REDIRECT_URI, TestOp, VERIFIER, exchange_code_at, json, query};
 use oxid::types::ClientAuthMethod;
 
 #[tokio::test]
@@ -57,19 +57,7 @@ async fn a_sign_in_alternating_between_two_nodes() {
 
     // token on node 0, userinfo on node 1, refresh on node 0, userinfo on node 1
     let http = reqwest::Client::new();
-    let r = http
-        .post(format!("{}/token", node(0)))
-        .basic_auth("webapp", Some(&secret))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT_URI),
-            ("code_verifier", VERIFIER),
-        ])
-        .send()
-        .await
-        .unwrap();
-    let (status, tokens) = json(r).await;
+    let (status, tokens) = json(exchange_code_at(&node(0), "webapp", &secret, &code, Some(VERIFIER)).await).await;
     assert_eq!(status, 200, "{tokens}");
     let userinfo = |base: String, token: String| {
         let http = http.clone();
@@ -88,19 +76,8 @@ async fn a_sign_in_alternating_between_two_nodes() {
     assert_eq!(userinfo(node(1), refreshed["access_token"].as_str().unwrap().into()).await, 200);
 
     // The code is single-use across nodes too.
-    let r = http
-        .post(format!("{}/token", node(1)))
-        .basic_auth("webapp", Some(&secret))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT_URI),
-            ("code_verifier", VERIFIER),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 400);
+    let replay = exchange_code_at(&node(1), "webapp", &secret, &code, Some(VERIFIER)).await;
+    assert_eq!(replay.status(), 400);
     // The ID Token signed by node 0 verifies with node 1's JWKS.
     let id_token = tokens["id_token"].as_str().unwrap();
     let kid = {

@@ -288,11 +288,23 @@ pub async fn exchange_code(
     code: &str,
     verifier: Option<&str>,
 ) -> reqwest::Response {
+    exchange_code_at(&op.nodes[0], client_id, secret, code, verifier).await
+}
+
+/// Exchanges a code at the token endpoint of the server at `base`, with client_secret_basic.
+pub async fn exchange_code_at(
+    base: &str,
+    client_id: &str,
+    secret: &str,
+    code: &str,
+    verifier: Option<&str>,
+) -> reqwest::Response {
     let mut form = vec![("grant_type", "authorization_code"), ("code", code), ("redirect_uri", REDIRECT_URI)];
     if let Some(v) = verifier {
         form.push(("code_verifier", v));
     }
-    reqwest::Client::new().post(op.url("/token")).basic_auth(client_id, Some(secret)).form(&form).send().await.unwrap()
+    let url = format!("{base}/token");
+    reqwest::Client::new().post(url).basic_auth(client_id, Some(secret)).form(&form).send().await.unwrap()
 }
 
 pub async fn json(response: reqwest::Response) -> (StatusCode, serde_json::Value) {
