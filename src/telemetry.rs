@@ -62,16 +62,19 @@ pub fn failed_login() {
 pub fn timed_sync<T>(operation: &'static str, work: impl FnOnce() -> T) -> T {
     let started = Instant::now();
     let out = work();
+    record_store_operation(operation, started);
+    out
+}
+
+fn record_store_operation(operation: &'static str, started: Instant) {
     metrics::histogram!("oxid_store_operation_duration_seconds", "operation" => operation)
         .record(started.elapsed().as_secs_f64());
-    out
 }
 
 /// Runs a store operation and records how long it took.
 pub async fn timed<T>(operation: &'static str, work: impl Future<Output = T>) -> T {
     let started = Instant::now();
     let out = work.await;
-    metrics::histogram!("oxid_store_operation_duration_seconds", "operation" => operation)
-        .record(started.elapsed().as_secs_f64());
+    record_store_operation(operation, started);
     out
 }

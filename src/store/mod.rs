@@ -5,7 +5,6 @@
 
 mod postgres;
 mod queries;
-mod sql;
 mod sqlite;
 
 use async_trait::async_trait;
@@ -31,6 +30,11 @@ pub enum StoreError {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Lists and records are stored as JSON text in both backends.
+fn to_json<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("plain data serializes")
+}
 
 /// Unix time in seconds.
 pub type Timestamp = i64;

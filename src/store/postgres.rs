@@ -1,21 +1,29 @@
 //! The PostgreSQL backend, for several interchangeable nodes sharing one database.
 
+use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use serde::de::DeserializeOwned;
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::{FromRow, Row};
 
 use super::queries as q;
-use super::sql::{from_json, parse, to_json};
+use super::to_json;
 use super::*;
 use crate::types::ClientId;
 
 #[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
-    /// The same pool: PostgreSQL handles concurrent writers itself.
-    writer: PgPool,
+}
+
+fn from_json<T: DeserializeOwned>(column: &str, text: &str) -> StoreResult<T> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
+}
+
+fn parse<T: FromStr>(column: &str, text: &str) -> StoreResult<T> {
+    text.parse().map_err(|_| StoreError::Corrupt(format!("{column}: {text:?}")))
 }
 
 fn unique_violation(e: &sqlx::Error) -> bool {
@@ -29,7 +37,7 @@ impl PgStore {
         let pool =
             PgPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(5)).connect(url).await?;
         sqlx::migrate!("migrations/postgres").run(&pool).await?;
-        Ok(Self { writer: pool.clone(), pool })
+        Ok(Self { pool })
     }
 }
 
@@ -94,7 +102,7 @@ impl ClientStore for PgStore {
                 .bind(&c.jwks)
                 .bind(c.skip_consent)
                 .bind(c.created_at)
-                .execute(&self.writer)
+                .execute(&self.pool)
                 .await
                 .map_err(|e| if unique_violation(&e) { StoreError::Conflict } else { e.into() })?;
             Ok(())
@@ -122,7 +130,7 @@ impl ClientStore for PgStore {
 
     async fn delete_client(&self, id: &ClientId) -> StoreResult<bool> {
         crate::telemetry::timed("delete_client", async move {
-            let mut tx = self.writer.begin().await?;
+            let mut tx = self.pool.begin().await?;
             for sql in [q::DELETE_CLIENT_1, q::DELETE_CLIENT_2, q::DELETE_CLIENT_3, q::DELETE_CLIENT_4] {
                 sqlx::query(sql).bind(id.as_str()).execute(&mut *tx).await?;
             }
@@ -139,7 +147,7 @@ impl ClientStore for PgStore {
                 .bind(hash)
                 .bind(for_jwt)
                 .bind(id.as_str())
-                .execute(&self.writer)
+                .execute(&self.pool)
                 .await?;
             Ok(done.rows_affected() == 1)
         })
@@ -185,7 +193,7 @@ impl UserStore for PgStore {
                 .bind(u.disabled)
                 .bind(u.created_at)
                 .bind(u.updated_at)
-                .execute(&self.writer)
+                .execute(&self.pool)
                 .await
                 .map_err(|e| if unique_violation(&e) { StoreError::Conflict } else { e.into() })?;
             Ok(())
@@ -223,7 +231,7 @@ impl UserStore for PgStore {
     async fn set_password_hash(&self, username: &str, hash: &str) -> StoreResult<bool> {
         crate::telemetry::timed("set_password_hash", async move {
             let done =
-                sqlx::query(q::SET_PASSWORD_HASH).bind(hash).bind(now()).bind(username).execute(&self.writer).await?;
+                sqlx::query(q::SET_PASSWORD_HASH).bind(hash).bind(now()).bind(username).execute(&self.pool).await?;
             Ok(done.rows_affected() == 1)
         })
         .await
@@ -231,7 +239,7 @@ impl UserStore for PgStore {
 
     async fn disable_user(&self, username: &str) -> StoreResult<bool> {
         crate::telemetry::timed("disable_user", async move {
-            let mut tx = self.writer.begin().await?;
+            let mut tx = self.pool.begin().await?;
             let done = sqlx::query(q::DISABLE_USER_1).bind(now()).bind(username).execute(&mut *tx).await?;
             // A disabled account loses its sessions and tokens at once.
             for sql in [q::DISABLE_USER_2, q::DISABLE_USER_3, q::DISABLE_USER_4] {
@@ -246,7 +254,7 @@ impl UserStore for PgStore {
     async fn delete_user(&self, username: &str) -> StoreResult<bool> {
         crate::telemetry::timed("delete_user", async move {
             // Dependent rows go by ON DELETE CASCADE.
-            let done = sqlx::query(q::DELETE_USER).bind(username).execute(&self.writer).await?;
+            let done = sqlx::query(q::DELETE_USER).bind(username).execute(&self.pool).await?;
             Ok(done.rows_affected() == 1)
         })
         .await
@@ -265,7 +273,7 @@ impl SessionStore for PgStore {
                 .bind(to_json(&s.amr))
                 .bind(&s.acr)
                 .bind(s.expires_at)
-                .execute(&self.writer)
+                .execute(&self.pool)
                 .await?;
             Ok(())
         })
@@ -293,7 +301,7 @@ impl SessionStore for PgStore {
 
     async fn delete_session(&self, id_hash: &str) -> StoreResult<()> {
         crate::telemetry::timed("delete_session", async move {
-            sqlx::query(q::DELETE_SESSION).bind(id_hash).execute(&self.writer).await?;
+            sqlx::query(q::DELETE_SESSION).bind(id_hash).execute(&self.pool).await?;
             Ok(())
         })
         .await
@@ -310,7 +318,7 @@ impl InteractionStore for PgStore {
                 .bind(&p.request_json)
                 .bind(p.created_at)
                 .bind(p.expires_at)
-                .execute(&self.writer)
+                .execute(&self.pool)
                 .await?;
             Ok(())
         })
@@ -337,7 +345,7 @@ impl InteractionStore for PgStore {
 
     async fn delete_pending(&self, id: &str) -> StoreResult<()> {
         crate::telemetry::timed("delete_pending", async move {
-            sqlx::query(q::DELETE_PENDING).bind(id).execute(&self.writer).await?;
+            sqlx::query(q::DELETE_PENDING).bind(id).execute(&self.pool).await?;
             Ok(())
         })
         .await
@@ -345,7 +353,7 @@ impl InteractionStore for PgStore {
 
     async fn set_pending_login(&self, id: &str, sid: &str) -> StoreResult<()> {
         crate::telemetry::timed("set_pending_login", async move {
-            sqlx::query(q::SET_PENDING_LOGIN).bind(sid).bind(id).execute(&self.writer).await?;
+            sqlx::query(q::SET_PENDING_LOGIN).bind(sid).bind(id).execute(&self.pool).await?;
             Ok(())
         })
         .await
@@ -373,7 +381,7 @@ impl ConsentStore for PgStore {
                 .bind(client_id.as_str())
                 .bind(scope.to_string())
                 .bind(now())
-                .execute(&self.writer)
+                .execute(&self.pool)
                 .await?;
             Ok(())
         })
@@ -406,7 +414,7 @@ impl GrantStore for PgStore {
                 .bind(&grant.grant_id)
                 .bind(to_json(grant))
                 .bind(grant.expires_at)
-                .execute(&self.writer)
+                .execute(&self.pool)
                 .await?;
             Ok(())
         })
@@ -417,12 +425,12 @@ impl GrantStore for PgStore {
         crate::telemetry::timed("redeem_code", async move {
             // One statement: two concurrent redemptions cannot both succeed.
             let json: Option<String> =
-                sqlx::query_scalar(q::REDEEM_CODE_1).bind(code_hash).fetch_optional(&self.writer).await?;
+                sqlx::query_scalar(q::REDEEM_CODE_1).bind(code_hash).fetch_optional(&self.pool).await?;
             if let Some(json) = json {
                 return Ok(CodeRedemption::Redeemed(Box::new(from_json("authorization_codes.grant_json", &json)?)));
             }
             let grant_id: Option<String> =
-                sqlx::query_scalar(q::REDEEM_CODE_2).bind(code_hash).fetch_optional(&self.writer).await?;
+                sqlx::query_scalar(q::REDEEM_CODE_2).bind(code_hash).fetch_optional(&self.pool).await?;
             match grant_id {
                 Some(grant_id) => {
                     self.revoke_grant(&grant_id).await?;
@@ -453,10 +461,10 @@ impl GrantStore for PgStore {
                 .bind(&a.grant_id);
             let Some((hash, r)) = refresh else {
                 // A single statement needs no transaction (one round trip instead of three).
-                let done = insert_access.execute(&self.writer).await?;
+                let done = insert_access.execute(&self.pool).await?;
                 return if done.rows_affected() == 0 { Err(StoreError::Conflict) } else { Ok(()) };
             };
-            let mut tx = self.writer.begin().await?;
+            let mut tx = self.pool.begin().await?;
             if insert_access.execute(&mut *tx).await?.rows_affected() == 0 {
                 return Err(StoreError::Conflict);
             }
@@ -525,7 +533,7 @@ impl GrantStore for PgStore {
                 .bind(refresh_hash)
                 .bind(client_id.as_str())
                 .bind(now)
-                .fetch_optional(&self.writer)
+                .fetch_optional(&self.pool)
                 .await?;
             if let Some(r) = row {
                 return Ok(RefreshRotation::Rotated(refresh_from_row(&r)?));
@@ -533,7 +541,7 @@ impl GrantStore for PgStore {
             let used: Option<(String, bool)> = sqlx::query_as(q::ROTATE_REFRESH_TOKEN_2)
                 .bind(refresh_hash)
                 .bind(client_id.as_str())
-                .fetch_optional(&self.writer)
+                .fetch_optional(&self.pool)
                 .await?;
             match used {
                 Some((grant_id, true)) => {
@@ -548,7 +556,7 @@ impl GrantStore for PgStore {
 
     async fn revoke_grant(&self, grant_id: &str) -> StoreResult<()> {
         crate::telemetry::timed("revoke_grant", async move {
-            let mut tx = self.writer.begin().await?;
+            let mut tx = self.pool.begin().await?;
             sqlx::query(q::REVOKE_GRANT_1).bind(grant_id).bind(now()).execute(&mut *tx).await?;
             for sql in [q::REVOKE_GRANT_2, q::REVOKE_GRANT_3] {
                 sqlx::query(sql).bind(grant_id).execute(&mut *tx).await?;
@@ -583,7 +591,7 @@ impl KeyStore for PgStore {
 
     async fn install_signing_key(&self, key: &SigningKey, only_if_none: bool) -> StoreResult<bool> {
         crate::telemetry::timed("install_signing_key", async move {
-            let mut tx = self.writer.begin().await?;
+            let mut tx = self.pool.begin().await?;
             if !only_if_none {
                 sqlx::query(q::INSTALL_SIGNING_KEY_1)
                     .bind(key.created_at)
@@ -614,7 +622,7 @@ impl KeyStore for PgStore {
 
     async fn delete_keys_retired_before(&self, before: Timestamp) -> StoreResult<u64> {
         crate::telemetry::timed("delete_keys_retired_before", async move {
-            let done = sqlx::query(q::DELETE_KEYS_RETIRED_BEFORE).bind(before).execute(&self.writer).await?;
+            let done = sqlx::query(q::DELETE_KEYS_RETIRED_BEFORE).bind(before).execute(&self.pool).await?;
             Ok(done.rows_affected())
         })
         .await
@@ -625,7 +633,7 @@ impl KeyStore for PgStore {
 impl ReplayStore for PgStore {
     async fn first_use(&self, key: &str, expires_at: Timestamp, now: Timestamp) -> StoreResult<bool> {
         crate::telemetry::timed("first_use", async move {
-            let done = sqlx::query(q::FIRST_USE).bind(key).bind(expires_at).bind(now).execute(&self.writer).await?;
+            let done = sqlx::query(q::FIRST_USE).bind(key).bind(expires_at).bind(now).execute(&self.pool).await?;
             Ok(done.rows_affected() == 1)
         })
         .await
@@ -644,7 +652,7 @@ impl ThrottleStore for PgStore {
 
     async fn record_failure(&self, key: &str, now: Timestamp, window: i64) -> StoreResult<()> {
         crate::telemetry::timed("record_failure", async move {
-            sqlx::query(q::RECORD_FAILURE).bind(key).bind(now).bind(window).execute(&self.writer).await?;
+            sqlx::query(q::RECORD_FAILURE).bind(key).bind(now).bind(window).execute(&self.pool).await?;
             Ok(())
         })
         .await
@@ -652,7 +660,7 @@ impl ThrottleStore for PgStore {
 
     async fn clear_failures(&self, key: &str) -> StoreResult<()> {
         crate::telemetry::timed("clear_failures", async move {
-            sqlx::query(q::CLEAR_FAILURES).bind(key).execute(&self.writer).await?;
+            sqlx::query(q::CLEAR_FAILURES).bind(key).execute(&self.pool).await?;
             Ok(())
         })
         .await

@@ -16,7 +16,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 use serde::de::DeserializeOwned;
 
 use super::queries as q;
-use super::sql::to_json;
+use super::to_json;
 use super::*;
 use crate::telemetry::timed_sync;
 use crate::types::ClientId;
