@@ -11,7 +11,7 @@ use crate::crypto;
 use crate::jose::keys;
 use crate::password;
 use crate::server;
-use crate::store::{Client, Store, StoreError, User, now};
+use crate::store::{Client, ClientMetadata, Store, StoreError, User, now};
 use crate::types::{ClientAuthMethod, ClientId, GrantType, RedirectUri, SigningAlg};
 
 #[derive(Parser)]
@@ -125,6 +125,9 @@ pub struct ClientAdd {
     /// ID Token signing algorithm for this client.
     #[arg(long, default_value = "RS256")]
     id_token_alg: String,
+    /// A response type the client may use, e.g. "code id_token" (repeatable; default: code).
+    #[arg(long = "response-type", value_name = "TYPE")]
+    response_types: Vec<String>,
 }
 
 #[derive(Subcommand)]
@@ -211,6 +214,7 @@ async fn seed_demo(store: &dyn Store, config: &Config) -> anyhow::Result<()> {
         jwks: None,
         skip_consent: false,
         created_at: now,
+        metadata: Default::default(),
     };
     store.insert_client(&client).await?;
     println!("--dev: seeded a demo user and client (shown once):");
@@ -320,6 +324,18 @@ fn build_client(a: &ClientAdd) -> anyhow::Result<Client> {
         (None, ClientAuthMethod::PrivateKeyJwt) => bail!("private_key_jwt needs --jwks FILE"),
         (None, _) => None,
     };
+    let mut metadata = ClientMetadata::default();
+    if !a.response_types.is_empty() {
+        metadata.response_types = a
+            .response_types
+            .iter()
+            .map(|r| r.parse())
+            .collect::<Result<_, _>>()
+            .map_err(|e| anyhow::anyhow!("--response-type: {e}"))?;
+    }
+    if metadata.response_types.iter().any(|r| r.has_code()) && !grant_types.contains(&GrantType::AuthorizationCode) {
+        bail!("response types with a code need the authorization_code grant");
+    }
     let id: ClientId = match &a.id {
         Some(id) => id.parse().map_err(|e| anyhow::anyhow!("--id: {e}"))?,
         None => crypto::random_token()[..22].parse()?,
@@ -336,6 +352,7 @@ fn build_client(a: &ClientAdd) -> anyhow::Result<Client> {
         jwks,
         skip_consent: a.skip_consent,
         created_at: now(),
+        metadata,
     })
 }
 
@@ -366,6 +383,9 @@ fn print_client(c: &Client) {
     println!("name:          {}", c.name);
     println!("auth_method:   {}", c.auth_method);
     println!("grant_types:   {}", c.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>().join(" "));
+    for r in &c.metadata.response_types {
+        println!("response_type: {r}");
+    }
     for r in &c.redirect_uris {
         println!("redirect_uri:  {}", r.as_str());
     }

@@ -272,10 +272,127 @@ wire_enum!(
     }
 );
 
-wire_enum!(
-    /// Response types accepted at the authorization endpoint.
-    ResponseType { Code = "code" }
-);
+/// The response types oxid offers at the authorization endpoint (Core 3; OAuth 2.0 Multiple Response
+/// Type Encoding Practices 3 and 5). A request names a set of values in any order; each set is one
+/// variant, written in its canonical order. Bare `token` (OAuth 2.0 implicit without OpenID) is not
+/// offered (RFC 9700 2.1.2).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum ResponseType {
+    #[default]
+    Code,
+    IdToken,
+    IdTokenToken,
+    CodeIdToken,
+    CodeToken,
+    CodeIdTokenToken,
+    None,
+}
+
+impl ResponseType {
+    pub const ALL: &'static [ResponseType] = &[
+        ResponseType::Code,
+        ResponseType::IdToken,
+        ResponseType::IdTokenToken,
+        ResponseType::CodeIdToken,
+        ResponseType::CodeToken,
+        ResponseType::CodeIdTokenToken,
+        ResponseType::None,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResponseType::Code => "code",
+            ResponseType::IdToken => "id_token",
+            ResponseType::IdTokenToken => "id_token token",
+            ResponseType::CodeIdToken => "code id_token",
+            ResponseType::CodeToken => "code token",
+            ResponseType::CodeIdTokenToken => "code id_token token",
+            ResponseType::None => "none",
+        }
+    }
+
+    /// An authorization code is returned.
+    pub fn has_code(self) -> bool {
+        matches!(self, Self::Code | Self::CodeIdToken | Self::CodeToken | Self::CodeIdTokenToken)
+    }
+
+    /// An ID Token is returned from the authorization endpoint.
+    pub fn has_id_token(self) -> bool {
+        matches!(self, Self::IdToken | Self::IdTokenToken | Self::CodeIdToken | Self::CodeIdTokenToken)
+    }
+
+    /// An access token is returned from the authorization endpoint.
+    pub fn has_token(self) -> bool {
+        matches!(self, Self::IdTokenToken | Self::CodeToken | Self::CodeIdTokenToken)
+    }
+
+    /// Multiple Response Type Encoding Practices 2.1, 3, 5: query for `code` and `none`, fragment for
+    /// everything that returns a token from the authorization endpoint.
+    pub fn default_mode(self) -> ResponseMode {
+        if self.has_id_token() || self.has_token() { ResponseMode::Fragment } else { ResponseMode::Query }
+    }
+
+    /// The default mode for a `response_type` value that may not be valid: fragment when it names a
+    /// token, so that errors about such requests never put anything token-like in a query.
+    pub fn default_mode_for(raw: &str) -> ResponseMode {
+        if raw.split(' ').any(|v| v == "token" || v == "id_token") {
+            ResponseMode::Fragment
+        } else {
+            ResponseMode::Query
+        }
+    }
+}
+
+impl FromStr for ResponseType {
+    type Err = InvalidValue;
+    /// Multiple Response Type Encoding Practices 5: the values are a space-separated set, order
+    /// irrelevant; `none` stands alone.
+    fn from_str(s: &str) -> Result<Self, InvalidValue> {
+        let (mut code, mut id_token, mut token, mut none) = (false, false, false, false);
+        for value in s.split(' ') {
+            let seen = match value {
+                "code" => &mut code,
+                "id_token" => &mut id_token,
+                "token" => &mut token,
+                "none" => &mut none,
+                _ => return Err(invalid(format!("unsupported response_type: {s}"))),
+            };
+            if std::mem::replace(seen, true) {
+                return Err(invalid("response_type repeats a value"));
+            }
+        }
+        Ok(match (code, id_token, token, none) {
+            (true, false, false, false) => Self::Code,
+            (false, true, false, false) => Self::IdToken,
+            (false, true, true, false) => Self::IdTokenToken,
+            (true, true, false, false) => Self::CodeIdToken,
+            (true, false, true, false) => Self::CodeToken,
+            (true, true, true, false) => Self::CodeIdTokenToken,
+            (false, false, false, true) => Self::None,
+            _ => return Err(invalid(format!("unsupported response_type: {s}"))),
+        })
+    }
+}
+
+impl TryFrom<String> for ResponseType {
+    type Error = InvalidValue;
+    fn try_from(s: String) -> Result<Self, InvalidValue> {
+        s.parse()
+    }
+}
+
+impl From<ResponseType> for String {
+    fn from(r: ResponseType) -> String {
+        r.as_str().to_owned()
+    }
+}
+
+impl fmt::Display for ResponseType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 wire_enum!(
     /// How the authorization response reaches the client (OAuth 2.0 Multiple Response Type Encoding
@@ -335,6 +452,20 @@ impl ClientAuthMethod {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn response_types_are_sets_in_any_order() {
+        assert_eq!("token id_token code".parse(), Ok(ResponseType::CodeIdTokenToken));
+        assert_eq!("id_token code".parse(), Ok(ResponseType::CodeIdToken));
+        assert_eq!(ResponseType::CodeIdToken.to_string(), "code id_token");
+        for bad in ["token", "code code", "none code", "", "code  id_token", "Code"] {
+            assert!(bad.parse::<ResponseType>().is_err(), "{bad}");
+        }
+        assert_eq!(ResponseType::Code.default_mode(), ResponseMode::Query);
+        assert_eq!(ResponseType::None.default_mode(), ResponseMode::Query);
+        assert_eq!(ResponseType::CodeToken.default_mode(), ResponseMode::Fragment);
+        assert_eq!(ResponseType::default_mode_for("token bogus"), ResponseMode::Fragment);
+    }
 
     #[test]
     fn scope_set_parses_sorts_and_rejects_bad_tokens() {

@@ -58,7 +58,8 @@ async fn other_errors_redirect_with_state_and_iss() {
     let b = Browser::new(&op);
     let cases = [
         (
-            op.authorize_url("webapp", "").replace("response_type=code", "response_type=token"),
+            // (Bare `token` is refused too, in the fragment: tests/implicit_hybrid.rs.)
+            op.authorize_url("webapp", "").replace("response_type=code", "response_type=code%20bogus"),
             "unsupported_response_type",
         ),
         (op.authorize_url("webapp", "").replace("response_type=code&", ""), "invalid_request"),

@@ -158,8 +158,30 @@ fn clients_and_keys_are_managed_from_the_cli() {
     ));
     assert_eq!(value_of(&out, "client_secret"), "an-operator-chosen-secret-of-40-characters");
 
+    // Response types: registered per client, validated, shown.
+    let hybrid = [
+        "client",
+        "add",
+        "--name",
+        "Hybrid",
+        "--redirect-uri",
+        "https://h/cb",
+        "--id",
+        "hybrid",
+        "--response-type",
+        "id_token code",
+        "--response-type",
+        "code",
+    ];
+    ok(oxid(d, &hybrid, None));
+    let show = ok(oxid(d, &["client", "show", "hybrid"], None));
+    assert!(show.contains("response_type: code id_token") && show.contains("response_type: code\n"), "{show}");
+    let bad = ["client", "add", "--name", "X", "--redirect-uri", "https://x/cb", "--response-type", "token"];
+    assert!(!oxid(d, &bad, None).status.success(), "bare token is not offered");
+
     let show = ok(oxid(d, &["client", "show", "web"], None));
     assert!(show.contains("https://rp.example/cb") && show.contains("client_secret_basic"));
+    assert!(show.contains("response_type: code"), "code only by default: {show}");
     assert!(!show.contains(&secret), "secrets are shown once only");
     let rotated = value_of(&ok(oxid(d, &["client", "rotate-secret", "web"], None)), "client_secret");
     assert_ne!(rotated, secret);

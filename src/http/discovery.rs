@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::SharedState;
 use crate::config::Config;
-use crate::types::{ClientAuthMethod, GrantType, Prompt, ResponseMode, SUPPORTED_SCOPES, SigningAlg};
+use crate::types::{ClientAuthMethod, GrantType, Prompt, ResponseMode, ResponseType, SUPPORTED_SCOPES, SigningAlg};
 
 /// The metadata document: it advertises only what is implemented.
 pub fn document(config: &Config) -> Bytes {
@@ -22,9 +22,11 @@ pub fn document(config: &Config) -> Bytes {
         "userinfo_endpoint": format!("{iss}/userinfo"),
         "jwks_uri": format!("{iss}/jwks.json"),
         "scopes_supported": SUPPORTED_SCOPES,
-        "response_types_supported": ["code"],
+        "response_types_supported": ResponseType::ALL.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
         "response_modes_supported": ResponseMode::ALL.iter().map(|m| m.as_str()).collect::<Vec<_>>(),
-        "grant_types_supported": GrantType::ALL.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
+        // `implicit` names the tokens the authorization endpoint returns (Discovery 3); it has no token
+        // endpoint grant of its own.
+        "grant_types_supported": GrantType::ALL.iter().map(|g| g.as_str()).chain(["implicit"]).collect::<Vec<_>>(),
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": algs,
         "token_endpoint_auth_methods_supported": auth_methods,
@@ -33,7 +35,7 @@ pub fn document(config: &Config) -> Bytes {
         "prompt_values_supported": Prompt::ALL.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
         "display_values_supported": ["page", "popup", "touch", "wap"],
         "claims_supported": [
-            "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "at_hash", "sid",
+            "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "at_hash", "c_hash", "sid",
             "name", "given_name", "family_name", "preferred_username", "updated_at",
             "email", "email_verified", "phone_number", "phone_number_verified", "address"
         ],

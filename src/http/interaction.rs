@@ -9,7 +9,7 @@ use axum_extra::extract::cookie::CookieJar;
 use minijinja::context;
 use serde::Deserialize;
 
-use super::authorize::{current_session, issue_code, load_pending, proceed, signed_in};
+use super::authorize::{current_session, issue_response, load_pending, proceed, signed_in};
 use super::params::RequestParams;
 use super::{SharedState, cookies, reply};
 use crate::protocol::authorize::{AuthorizationRequest, NextStep, next_step};
@@ -251,7 +251,7 @@ pub async fn consent_submit(
                 };
                 state.store.save_consent(&session.user_id, &client.id, &scope).await?;
                 state.store.delete_pending(&pending.id).await?;
-                issue_code(&state, &request, &session).await
+                issue_response(&state, &client, &request, &session).await
             }
             _ => Ok(proceed(&state, &jar, &client, request, Some(&pending)).await),
         }

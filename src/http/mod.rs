@@ -5,6 +5,7 @@ mod client_auth;
 mod cookies;
 mod discovery;
 mod interaction;
+mod issuance;
 mod params;
 mod reply;
 mod token;

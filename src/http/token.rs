@@ -5,14 +5,12 @@ use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use super::issuance::{self, IdTokenContents};
 use super::params::RequestParams;
 use super::{SharedState, client_auth, reply};
 use crate::crypto;
-use crate::protocol::id_token::{IdTokenClaims, half_hash};
 use crate::protocol::{ErrorCode, OAuthError, Params, pkce};
-use crate::store::{
-    AccessToken, Authentication, Client, CodeRedemption, RefreshRotation, RefreshToken, StoreError, User, now,
-};
+use crate::store::{Authentication, Client, CodeRedemption, RefreshRotation, RefreshToken, User, now};
 use crate::types::{GrantType, ScopeSet};
 
 #[derive(Serialize)]
@@ -146,23 +144,15 @@ async fn client_credentials(
     let scope = ["openid", "offline_access", "profile", "email", "address", "phone"]
         .iter()
         .fold(scope, |s, user_scope| s.without(user_scope));
-    let access_token = crypto::random_token();
-    let expires_in = state.config.access_token_lifetime;
-    let record = AccessToken {
-        client_id: client.id.clone(),
-        user_id: None,
-        scope: scope.clone(),
-        grant_id: crypto::random_token(),
-        expires_at: now() + expires_in as i64,
-    };
-    store_tokens(state, &access_token, &record, None).await?;
+    let (access_token, record) = issuance::access_token(state, client, None, scope, &crypto::random_token());
+    issuance::store_tokens(state, &access_token, &record, None).await?;
     Ok(TokenResponse {
         access_token,
         token_type: "Bearer",
-        expires_in,
+        expires_in: state.config.access_token_lifetime,
         refresh_token: None,
         id_token: None,
-        scope: scope.to_string(),
+        scope: record.scope.to_string(),
     })
 }
 
@@ -182,19 +172,10 @@ async fn issue(
     access_scope: ScopeSet,
     grant_scope: ScopeSet,
     grant_id: &str,
-    session: &Authentication,
+    auth: &Authentication,
     nonce: Option<&str>,
 ) -> Result<TokenResponse, OAuthError> {
-    let now = now();
-    let config = &state.config;
-    let access_token = crypto::random_token();
-    let access = AccessToken {
-        client_id: client.id.clone(),
-        user_id: Some(user.id.clone()),
-        scope: access_scope.clone(),
-        grant_id: grant_id.to_owned(),
-        expires_at: now + config.access_token_lifetime as i64,
-    };
+    let (access_token, access) = issuance::access_token(state, client, Some(&user.id), access_scope, grant_id);
     let refresh_token = (grant_scope.contains("offline_access") && client.allows_grant(GrantType::RefreshToken))
         .then(crypto::random_token);
     let refresh = refresh_token.as_ref().map(|t| {
@@ -203,56 +184,25 @@ async fn issue(
             user_id: user.id.clone(),
             scope: grant_scope.clone(),
             grant_id: grant_id.to_owned(),
-            auth: session.clone(),
-            expires_at: now + config.refresh_token_lifetime as i64,
+            auth: auth.clone(),
+            expires_at: now() + state.config.refresh_token_lifetime as i64,
         };
         (crypto::token_hash(t), record)
     });
     let id_token = if grant_scope.contains("openid") {
-        let alg = client.id_token_signed_response_alg;
-        let claims = IdTokenClaims {
-            iss: &config.issuer,
-            sub: &user.id,
-            aud: client.id.as_str(),
-            exp: now + config.id_token_lifetime as i64,
-            iat: now,
-            auth_time: session.auth_time,
-            nonce,
-            acr: &session.acr,
-            amr: &session.amr,
-            azp: client.id.as_str(),
-            at_hash: Some(half_hash(alg, &access_token)),
-            sid: &session.sid,
-        };
-        let signed = state.keys.get().sign(alg, &claims).map_err(|e| {
-            tracing::error!(error = %e, "ID Token signing failed");
-            OAuthError::server_error()
-        })?;
-        Some(signed)
+        let contents =
+            IdTokenContents { auth, nonce, access_token: Some(&access_token), code: None, claims: Default::default() };
+        Some(issuance::id_token(state, client, user, contents)?)
     } else {
         None
     };
-    store_tokens(state, &access_token, &access, refresh.as_ref().map(|(h, r)| (h.as_str(), r))).await?;
+    issuance::store_tokens(state, &access_token, &access, refresh.as_ref().map(|(h, r)| (h.as_str(), r))).await?;
     Ok(TokenResponse {
         access_token,
         token_type: "Bearer",
-        expires_in: config.access_token_lifetime,
+        expires_in: state.config.access_token_lifetime,
         refresh_token,
         id_token,
-        scope: access_scope.to_string(),
+        scope: access.scope.to_string(),
     })
-}
-
-async fn store_tokens(
-    state: &SharedState,
-    access_token: &str,
-    access: &AccessToken,
-    refresh: Option<(&str, &RefreshToken)>,
-) -> Result<(), OAuthError> {
-    match state.store.insert_tokens(&crypto::token_hash(access_token), access, refresh).await {
-        Ok(()) => Ok(()),
-        // The grant was revoked (its code was replayed) while this request was in flight.
-        Err(StoreError::Conflict) => Err(invalid_grant("the grant has been revoked")),
-        Err(e) => Err(reply::internal(e)),
-    }
 }

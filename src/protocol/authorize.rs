@@ -15,6 +15,8 @@ pub struct AuthorizationRequest {
     pub client_id: ClientId,
     pub redirect_uri: RedirectUri,
     #[serde(default)]
+    pub response_type: ResponseType,
+    #[serde(default)]
     pub response_mode: ResponseMode,
     pub scope: ScopeSet,
     pub state: Option<String>,
@@ -98,9 +100,22 @@ pub fn validate(
     })?;
 
     let state = params.get("state").map(str::to_owned);
+    let raw_response_type = params.get("response_type");
+    let response_type = raw_response_type.map(str::parse::<ResponseType>);
+    let default_mode = match &response_type {
+        Some(Ok(rt)) => rt.default_mode(),
+        _ => ResponseType::default_mode_for(raw_response_type.unwrap_or_default()),
+    };
     // An unusable response_mode is itself reported in the default mode.
-    let requested_mode = params.get("response_mode").map(str::parse::<ResponseMode>);
-    let response_mode = requested_mode.clone().and_then(Result::ok).unwrap_or_default();
+    let (response_mode, mode_error) = match params.get("response_mode").map(str::parse::<ResponseMode>) {
+        None => (default_mode, None),
+        Some(Err(_)) => (default_mode, Some("unsupported response_mode")),
+        // Multiple Response Type Encoding Practices 2.1: tokens never go in a query.
+        Some(Ok(ResponseMode::Query)) if default_mode == ResponseMode::Fragment => {
+            (default_mode, Some("response_mode=query cannot be used with a response_type that returns tokens"))
+        }
+        Some(Ok(mode)) => (mode, None),
+    };
     let fail = |code: ErrorCode, description: &'static str| {
         Rejection::Redirect(ErrorRedirect {
             redirect_uri: redirect_uri.clone(),
@@ -109,8 +124,8 @@ pub fn validate(
             error: OAuthError::new(code, description),
         })
     };
-    if let Some(Err(_)) = requested_mode {
-        return Err(fail(ErrorCode::InvalidRequest, "unsupported response_mode"));
+    if let Some(description) = mode_error {
+        return Err(fail(ErrorCode::InvalidRequest, description));
     }
 
     // Core 6 request objects and Core 7.2.1 self-issued registration are not offered here.
@@ -124,12 +139,16 @@ pub fn validate(
         return Err(fail(ErrorCode::RegistrationNotSupported, "registration parameter is not supported"));
     }
 
-    match params.get("response_type") {
+    let response_type = match response_type {
         None => return Err(fail(ErrorCode::InvalidRequest, "response_type is missing")),
-        Some(rt) if rt.parse::<ResponseType>() == Ok(ResponseType::Code) => {}
-        Some(_) => return Err(fail(ErrorCode::UnsupportedResponseType, "only response_type=code is supported")),
+        Some(Err(_)) => return Err(fail(ErrorCode::UnsupportedResponseType, "unsupported response_type")),
+        Some(Ok(rt)) => rt,
+    };
+    // RFC 6749 4.1.2.1 / Registration 2: each client uses only its registered response types.
+    if !client.allows_response_type(response_type) {
+        return Err(fail(ErrorCode::UnauthorizedClient, "client may not use this response_type"));
     }
-    if !client.allows_grant(GrantType::AuthorizationCode) {
+    if response_type.has_code() && !client.allows_grant(GrantType::AuthorizationCode) {
         return Err(fail(ErrorCode::UnauthorizedClient, "client may not use the authorization code flow"));
     }
 
@@ -140,14 +159,18 @@ pub fn validate(
         return Err(fail(ErrorCode::InvalidScope, "the openid scope is required"));
     }
     let mut scope = scope.retain_supported();
-    if !client.allows_grant(GrantType::RefreshToken) {
-        // Core 11: offline access means a refresh token, which this client may not receive.
+    // Core 11: offline access means a refresh token, so it needs a code and a client that may refresh.
+    if !response_type.has_code() || !client.allows_grant(GrantType::RefreshToken) {
         scope = scope.without("offline_access");
     }
 
     let nonce = params.get("nonce").map(str::to_owned);
     if nonce.as_ref().is_some_and(|n| n.len() > MAX_NONCE_LEN) {
         return Err(fail(ErrorCode::InvalidRequest, "nonce is too long"));
+    }
+    // Core 3.2.2.1, 3.3.2.11: an ID Token from the authorization endpoint must carry a nonce.
+    if response_type.has_id_token() && nonce.is_none() {
+        return Err(fail(ErrorCode::InvalidRequest, "nonce is required when the ID Token comes from this endpoint"));
     }
 
     // RFC 7636 4.3, RFC 9700 2.1.1: S256 only; required for public clients.
@@ -162,6 +185,8 @@ pub fn validate(
         None => {}
     }
     let code_challenge = match code_challenge {
+        // PKCE binds a code; without one there is nothing to bind.
+        _ if !response_type.has_code() => None,
         Some(c) if pkce::is_valid_s256_challenge(c) => Some(c.to_owned()),
         Some(_) => return Err(fail(ErrorCode::InvalidRequest, "code_challenge is malformed")),
         None if client.is_public() || policy.require_pkce_for_all_clients => {
@@ -208,6 +233,7 @@ pub fn validate(
     Ok(AuthorizationRequest {
         client_id: client.id.clone(),
         redirect_uri,
+        response_type,
         response_mode,
         scope,
         state,
@@ -294,6 +320,7 @@ mod tests {
             jwks: None,
             skip_consent: false,
             created_at: 0,
+            metadata: Default::default(),
         }
     }
 

@@ -1,6 +1,7 @@
 //! ID Token contents (Core 2, 3.1.3.6) and the `at_hash` / `c_hash` values.
 
 use serde::Serialize;
+use serde_json::{Map, Value};
 
 use crate::crypto;
 use crate::store::Timestamp;
@@ -23,8 +24,14 @@ pub struct IdTokenClaims<'a> {
     pub azp: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub at_hash: Option<String>,
+    /// Core 3.3.2.11: the hash of the code issued alongside (hybrid flow).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub c_hash: Option<String>,
     /// Front-Channel Logout 1.0 3 / Back-Channel Logout 1.0 2.1: the browser session.
     pub sid: &'a str,
+    /// User claims released in the ID Token itself (Core 5.4, 5.5).
+    #[serde(flatten)]
+    pub claims: Map<String, Value>,
 }
 
 /// Core 3.1.3.6 `at_hash` (and 3.3.2.11 `c_hash`): the left half of the hash of the ASCII token, using

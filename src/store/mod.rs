@@ -10,7 +10,7 @@ mod sqlite;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::types::{ClientAuthMethod, ClientId, GrantType, RedirectUri, ScopeSet, SigningAlg};
+use crate::types::{ClientAuthMethod, ClientId, GrantType, RedirectUri, ResponseType, ScopeSet, SigningAlg};
 
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -60,6 +60,22 @@ pub struct Client {
     pub jwks: Option<String>,
     pub skip_consent: bool,
     pub created_at: Timestamp,
+    pub metadata: ClientMetadata,
+}
+
+/// Registration metadata (Dynamic Registration 1.0 2) beyond what every client has; stored as one JSON
+/// object so that a new field needs only a serde default.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ClientMetadata {
+    /// The response types the client may use (Registration 2 `response_types`; default `code`).
+    pub response_types: Vec<ResponseType>,
+}
+
+impl Default for ClientMetadata {
+    fn default() -> Self {
+        Self { response_types: vec![ResponseType::Code] }
+    }
 }
 
 impl Client {
@@ -69,6 +85,10 @@ impl Client {
 
     pub fn allows_grant(&self, grant: GrantType) -> bool {
         self.grant_types.contains(&grant)
+    }
+
+    pub fn allows_response_type(&self, response_type: ResponseType) -> bool {
+        self.metadata.response_types.contains(&response_type)
     }
 }
 

@@ -54,6 +54,7 @@ struct ClientRow {
     jwks: Option<String>,
     skip_consent: bool,
     created_at: i64,
+    metadata: String,
 }
 
 impl TryFrom<ClientRow> for Client {
@@ -71,6 +72,7 @@ impl TryFrom<ClientRow> for Client {
             jwks: r.jwks,
             skip_consent: r.skip_consent,
             created_at: r.created_at,
+            metadata: from_json("clients.metadata", &r.metadata)?,
         })
     }
 }
@@ -102,6 +104,7 @@ impl ClientStore for PgStore {
                 .bind(&c.jwks)
                 .bind(c.skip_consent)
                 .bind(c.created_at)
+                .bind(to_json(&c.metadata))
                 .execute(&self.pool)
                 .await
                 .map_err(|e| if unique_violation(&e) { StoreError::Conflict } else { e.into() })?;

@@ -1,12 +1,12 @@
 //! The SQL statements, written once in the dialect both SQLite and PostgreSQL accept: `$N`
 //! placeholders numbered in order of first use, `TRUE`/`FALSE`, `ON CONFLICT`, `RETURNING`.
 
-pub const CLIENT: &str = "SELECT id, name, secret_hash, secret_for_jwt, redirect_uris, grant_types, auth_method, id_token_signed_response_alg, jwks, skip_consent, created_at FROM clients WHERE id = $1";
-pub const CLIENTS: &str = "SELECT id, name, secret_hash, secret_for_jwt, redirect_uris, grant_types, auth_method, id_token_signed_response_alg, jwks, skip_consent, created_at FROM clients ORDER BY id";
+pub const CLIENT: &str = "SELECT id, name, secret_hash, secret_for_jwt, redirect_uris, grant_types, auth_method, id_token_signed_response_alg, jwks, skip_consent, created_at, metadata FROM clients WHERE id = $1";
+pub const CLIENTS: &str = "SELECT id, name, secret_hash, secret_for_jwt, redirect_uris, grant_types, auth_method, id_token_signed_response_alg, jwks, skip_consent, created_at, metadata FROM clients ORDER BY id";
 pub const USER: &str = "SELECT id, username, password_hash, email, email_verified, name, given_name, family_name, phone_number, phone_number_verified, address, disabled, created_at, updated_at FROM users WHERE id = $1";
 pub const USER_BY_USERNAME: &str = "SELECT id, username, password_hash, email, email_verified, name, given_name, family_name, phone_number, phone_number_verified, address, disabled, created_at, updated_at FROM users WHERE username = $1";
 pub const USERS: &str = "SELECT id, username, password_hash, email, email_verified, name, given_name, family_name, phone_number, phone_number_verified, address, disabled, created_at, updated_at FROM users ORDER BY username";
-pub const INSERT_CLIENT: &str = "INSERT INTO clients (id, name, secret_hash, secret_for_jwt, redirect_uris, grant_types, auth_method, id_token_signed_response_alg, jwks, skip_consent, created_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)";
+pub const INSERT_CLIENT: &str = "INSERT INTO clients (id, name, secret_hash, secret_for_jwt, redirect_uris, grant_types, auth_method, id_token_signed_response_alg, jwks, skip_consent, created_at, metadata) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)";
 pub const DELETE_CLIENT_1: &str = "DELETE FROM refresh_tokens WHERE client_id = $1";
 pub const DELETE_CLIENT_2: &str = "DELETE FROM access_tokens WHERE client_id = $1";
 pub const DELETE_CLIENT_3: &str = "DELETE FROM consents WHERE client_id = $1";

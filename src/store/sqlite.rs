@@ -139,6 +139,7 @@ fn client_from_row(r: &Row<'_>) -> rusqlite::Result<Client> {
         jwks: r.get(8)?,
         skip_consent: r.get(9)?,
         created_at: r.get(10)?,
+        metadata: json(r, 11)?,
     })
 }
 
@@ -217,7 +218,8 @@ impl ClientStore for SqliteStore {
                     c.id_token_signed_response_alg.as_str(),
                     c.jwks,
                     c.skip_consent,
-                    c.created_at
+                    c.created_at,
+                    to_json(&c.metadata)
                 ],
             )
             .map_err(conflict_or)?;

@@ -120,6 +120,7 @@ impl TestOp {
             jwks: None,
             skip_consent: false,
             created_at: oxid::store::now(),
+            metadata: Default::default(),
         };
         if method == ClientAuthMethod::None {
             client.grant_types.retain(|g| *g != GrantType::ClientCredentials);
@@ -311,4 +312,10 @@ pub async fn json(response: reqwest::Response) -> (StatusCode, serde_json::Value
     let status = response.status();
     let body = response.text().await.unwrap();
     (status, serde_json::from_str(&body).unwrap_or_else(|_| panic!("not JSON ({status}): {body}")))
+}
+
+/// Fragment parameters of a URL (Multiple Response Type Encoding Practices 2.1).
+pub fn fragment(url: &str) -> std::collections::HashMap<String, String> {
+    let fragment = url.split_once('#').map(|(_, f)| f).unwrap_or_default();
+    form_urlencoded::parse(fragment.as_bytes()).into_owned().collect()
 }

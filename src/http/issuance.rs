@@ -1,0 +1,87 @@
+//! Minting what the authorization and token endpoints hand out: access tokens (random, stored hashed)
+//! and signed ID Tokens (Core 2). Both endpoints go through here so the two can never disagree.
+
+use serde_json::{Map, Value};
+
+use super::{SharedState, reply};
+use crate::crypto;
+use crate::protocol::id_token::{IdTokenClaims, half_hash};
+use crate::protocol::{ErrorCode, OAuthError};
+use crate::store::{AccessToken, Authentication, Client, RefreshToken, StoreError, User, now};
+use crate::types::ScopeSet;
+
+/// A new access token and its record, for `user_id` (None: the client itself).
+pub fn access_token(
+    state: &SharedState,
+    client: &Client,
+    user_id: Option<&str>,
+    scope: ScopeSet,
+    grant_id: &str,
+) -> (String, AccessToken) {
+    let record = AccessToken {
+        client_id: client.id.clone(),
+        user_id: user_id.map(str::to_owned),
+        scope,
+        grant_id: grant_id.to_owned(),
+        expires_at: now() + state.config.access_token_lifetime as i64,
+    };
+    (crypto::random_token(), record)
+}
+
+/// Stores an access token and optionally a refresh token, in one transaction.
+pub async fn store_tokens(
+    state: &SharedState,
+    access_token: &str,
+    access: &AccessToken,
+    refresh: Option<(&str, &RefreshToken)>,
+) -> Result<(), OAuthError> {
+    match state.store.insert_tokens(&crypto::token_hash(access_token), access, refresh).await {
+        Ok(()) => Ok(()),
+        // The grant was revoked (its code was replayed) while this request was in flight.
+        Err(StoreError::Conflict) => Err(OAuthError::new(ErrorCode::InvalidGrant, "the grant has been revoked")),
+        Err(e) => Err(reply::internal(e)),
+    }
+}
+
+/// What goes into one ID Token besides what the client, user and configuration determine.
+pub struct IdTokenContents<'a> {
+    pub auth: &'a Authentication,
+    pub nonce: Option<&'a str>,
+    /// The access token issued alongside, for `at_hash` (Core 3.1.3.6, 3.2.2.10, 3.3.2.11).
+    pub access_token: Option<&'a str>,
+    /// The code issued alongside, for `c_hash` (Core 3.3.2.11).
+    pub code: Option<&'a str>,
+    /// User claims carried in the ID Token itself (Core 5.4 when no access token is issued).
+    pub claims: Map<String, Value>,
+}
+
+/// Signs an ID Token for `user` with the client's `id_token_signed_response_alg`.
+pub fn id_token(
+    state: &SharedState,
+    client: &Client,
+    user: &User,
+    contents: IdTokenContents<'_>,
+) -> Result<String, OAuthError> {
+    let now = now();
+    let alg = client.id_token_signed_response_alg;
+    let claims = IdTokenClaims {
+        iss: &state.config.issuer,
+        sub: &user.id,
+        aud: client.id.as_str(),
+        exp: now + state.config.id_token_lifetime as i64,
+        iat: now,
+        auth_time: contents.auth.auth_time,
+        nonce: contents.nonce,
+        acr: &contents.auth.acr,
+        amr: &contents.auth.amr,
+        azp: client.id.as_str(),
+        at_hash: contents.access_token.map(|t| half_hash(alg, t)),
+        c_hash: contents.code.map(|c| half_hash(alg, c)),
+        sid: &contents.auth.sid,
+        claims: contents.claims,
+    };
+    state.keys.get().sign(alg, &claims).map_err(|e| {
+        tracing::error!(error = %e, "ID Token signing failed");
+        OAuthError::server_error()
+    })
+}
