@@ -57,6 +57,16 @@ pub enum UserCommand {
         #[arg(long, required = true)]
         password_stdin: bool,
     },
+    /// Show, set or remove a user's further claims (Core 5.1: nickname, picture, birthdate…;
+    /// language-tagged forms such as name#fr; custom claims).
+    Claims {
+        username: String,
+        /// NAME=VALUE; VALUE is text, or JSON when it starts with { [ or " or is true/false.
+        #[arg(long = "set", value_name = "NAME=VALUE")]
+        set: Vec<String>,
+        #[arg(long = "unset", value_name = "NAME")]
+        unset: Vec<String>,
+    },
     /// Disable a user and end their sessions and tokens.
     Disable { username: String },
     /// Delete a user and everything issued to them.
@@ -79,6 +89,9 @@ pub struct UserAdd {
     family_name: Option<String>,
     #[arg(long)]
     phone: Option<String>,
+    /// A further claim, NAME=VALUE (repeatable; see `user claims`).
+    #[arg(long = "claim", value_name = "NAME=VALUE")]
+    claims: Vec<String>,
     #[arg(long, required = true)]
     password_stdin: bool,
 }
@@ -232,6 +245,8 @@ async fn user(cmd: UserCommand, store: &dyn Store) -> anyhow::Result<()> {
             if a.username.is_empty() || a.username.len() > 128 || a.username.chars().any(char::is_whitespace) {
                 bail!("username must be 1 to 128 characters without spaces");
             }
+            let mut claims = serde_json::Map::new();
+            set_claims(&mut claims, &a.claims)?;
             let password = read_stdin_line("password")?;
             let now = now();
             let user = User {
@@ -244,6 +259,7 @@ async fn user(cmd: UserCommand, store: &dyn Store) -> anyhow::Result<()> {
                 given_name: a.given_name,
                 family_name: a.family_name,
                 phone_number: a.phone,
+                claims,
                 created_at: now,
                 updated_at: now,
                 ..User::default()
@@ -267,6 +283,22 @@ async fn user(cmd: UserCommand, store: &dyn Store) -> anyhow::Result<()> {
                 bail!("no user {username}");
             }
             println!("password changed for {username}");
+        }
+        UserCommand::Claims { username, set, unset } => {
+            let Some(user) = store.user_by_username(&username).await? else {
+                bail!("no user {username}");
+            };
+            let mut claims = user.claims;
+            if !set.is_empty() || !unset.is_empty() {
+                set_claims(&mut claims, &set)?;
+                for name in &unset {
+                    claims.remove(name);
+                }
+                store.set_user_claims(&username, &claims).await?;
+            }
+            for (name, value) in &claims {
+                println!("{name}: {value}");
+            }
         }
         UserCommand::Disable { username } => {
             if !store.disable_user(&username).await? {
@@ -354,6 +386,24 @@ fn build_client(a: &ClientAdd) -> anyhow::Result<Client> {
         created_at: now(),
         metadata,
     })
+}
+
+/// Applies `NAME=VALUE` assignments to a user's further claims, each checked against Core 5.1.
+fn set_claims(claims: &mut serde_json::Map<String, serde_json::Value>, assignments: &[String]) -> anyhow::Result<()> {
+    for assignment in assignments {
+        let Some((name, raw)) = assignment.split_once('=') else {
+            bail!("--claim/--set takes NAME=VALUE, got {assignment:?}");
+        };
+        let json_like = raw.starts_with(['{', '[', '"']) || raw == "true" || raw == "false";
+        let value = if json_like {
+            serde_json::from_str(raw).with_context(|| format!("{name}: the value is not valid JSON"))?
+        } else {
+            serde_json::Value::String(raw.to_owned())
+        };
+        crate::protocol::claims::validate_user_claim(name, &value).map_err(|e| anyhow::anyhow!(e))?;
+        claims.insert(name.to_owned(), value);
+    }
+    Ok(())
 }
 
 /// Gives `client` a secret if its method uses one; returns the secret to show.

@@ -1,5 +1,6 @@
 //! Settings: defaults, then an optional TOML file, then `OXID_<NAME>` environment variables.
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
@@ -57,6 +58,9 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Addresses of reverse proxies whose `X-Forwarded-For` is believed (for per-IP login throttling).
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Scopes and the user claims each releases, replacing Core 5.4's entry for a standard scope or
+    /// adding a custom scope (TOML: `[scope_claims]` then `groups = ["groups"]`).
+    pub scope_claims: BTreeMap<String, Vec<String>>,
 }
 
 impl Default for Config {
@@ -79,6 +83,7 @@ impl Default for Config {
             log_format: LogFormat::Text,
             max_body_bytes: 64 * 1024,
             trusted_proxies: Vec::new(),
+            scope_claims: BTreeMap::new(),
         }
     }
 }
@@ -131,6 +136,17 @@ impl Config {
         if self.code_lifetime > 600 {
             return Err(ConfigError("code_lifetime must be at most 600 seconds (RFC 6749 4.1.2)".into()));
         }
+        for (scope, claims) in &self.scope_claims {
+            if crate::types::ScopeSet::parse(scope).map_or(true, |s| s.iter().count() != 1) {
+                return Err(ConfigError(format!("scope_claims: {scope:?} is not a scope name")));
+            }
+            if ["openid", "offline_access"].contains(&scope.as_str()) {
+                return Err(ConfigError(format!("scope_claims: {scope} releases no claims")));
+            }
+            if let Some(bad) = claims.iter().find(|c| crate::protocol::claims::is_reserved(c)) {
+                return Err(ConfigError(format!("scope_claims: {bad} describes the token, not the user")));
+            }
+        }
         if self.max_body_bytes < 1024 {
             return Err(ConfigError("max_body_bytes must be at least 1024".into()));
         }
@@ -181,6 +197,18 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scope_claims_are_checked() {
+        let with = |scope: &str, claims: &[&str]| Config {
+            scope_claims: BTreeMap::from([(scope.to_owned(), claims.iter().map(|c| c.to_string()).collect())]),
+            ..Config::default()
+        };
+        assert!(with("groups", &["groups"]).validate().is_ok());
+        assert!(with("two words", &["x"]).validate().is_err());
+        assert!(with("offline_access", &["x"]).validate().is_err());
+        assert!(with("groups", &["sub"]).validate().is_err(), "a reserved claim");
+    }
 
     #[test]
     fn client_ip_believes_only_trusted_proxies() {

@@ -141,8 +141,6 @@ impl From<RedirectUri> for String {
 }
 
 /// The scopes oxid gives meaning to (Core 5.4, Core 11).
-pub const SUPPORTED_SCOPES: &[&str] = &["openid", "profile", "email", "address", "phone", "offline_access"];
-
 /// A set of scope tokens (RFC 6749 3.3), kept sorted so equal sets compare and print equal.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -179,8 +177,9 @@ impl ScopeSet {
     }
 
     /// Keeps only the scopes oxid supports (Core 3.1.2.1: unknown scope values SHOULD be ignored).
-    pub fn retain_supported(mut self) -> Self {
-        self.0.retain(|s| SUPPORTED_SCOPES.contains(&s.as_str()));
+    /// The scopes `keep` accepts.
+    pub fn retain(mut self, keep: impl Fn(&str) -> bool) -> Self {
+        self.0.retain(|s| keep(s));
         self
     }
 

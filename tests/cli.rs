@@ -88,6 +88,19 @@ fn users_are_managed_from_the_cli() {
     assert_eq!(oxid(d, &["user", "add", "bob"], None).status.code(), Some(2));
     let list = ok(oxid(d, &["user", "list"], None));
     assert!(list.contains("alice") && list.contains("a@example.com") && list.contains("active"));
+    // Further claims (Core 5.1), checked as they are set.
+    let with_claims =
+        ["user", "add", "carol", "--claim", "nickname=Caz", "--claim", "groups=[\"a\"]", "--password-stdin"];
+    ok(oxid(d, &with_claims, Some("carols-password-1\n")));
+    let set =
+        ["user", "claims", "carol", "--set", "birthdate=1980-01-02", "--set", "name#fr=Carole", "--unset", "groups"];
+    let claims = ok(oxid(d, &set, None));
+    assert!(claims.contains("nickname: \"Caz\"") && claims.contains("birthdate: \"1980-01-02\""), "{claims}");
+    assert!(claims.contains("name#fr: \"Carole\"") && !claims.contains("groups"), "{claims}");
+    for bad in ["birthdate=yesterday", "sub=other", "email=x@example.com", "noequals", "picture=[1"] {
+        assert!(!oxid(d, &["user", "claims", "carol", "--set", bad], None).status.success(), "{bad}");
+    }
+    assert!(!oxid(d, &["user", "claims", "nobody"], None).status.success());
     ok(oxid(d, &["user", "passwd", "alice", "--password-stdin"], Some("new-password-123\n")));
     ok(oxid(d, &["user", "disable", "alice"], None));
     assert!(ok(oxid(d, &["user", "list"], None)).contains("disabled"));

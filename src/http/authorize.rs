@@ -10,7 +10,7 @@ use super::params::RequestParams;
 use super::{SharedState, cookies, reply};
 use crate::crypto;
 use crate::protocol::authorize::{self, AuthorizationRequest, NextStep, Policy, Rejection, SignedIn};
-use crate::protocol::claims::userinfo_claims;
+use crate::protocol::claims::{self, ClaimsRequest};
 use crate::protocol::{ErrorCode, OAuthError};
 use crate::store::{BrowserSession, Client, CodeGrant, PendingAuthorization, StoreError, now};
 
@@ -34,7 +34,8 @@ pub async fn authorize(
     };
     let keys = state.keys.get();
     let verify_hint = |hint: &str| hinted_subject(&keys, &state.config.issuer, hint);
-    let policy = Policy { require_pkce_for_all_clients: state.config.require_pkce_for_all_clients };
+    let policy =
+        Policy { require_pkce_for_all_clients: state.config.require_pkce_for_all_clients, scopes: &state.scope_claims };
     let request = match authorize::validate(&params, client.as_ref(), policy, verify_hint) {
         Ok(r) => r,
         Err(rejection) => return reject(&state, &rejection),
@@ -115,6 +116,11 @@ pub(super) async fn current_session(
     }
 }
 
+/// The claims a `claims` parameter asks to have in the ID Token (Core 5.5).
+pub(super) fn requested_id_token_claims(claims: Option<&ClaimsRequest>) -> impl Iterator<Item = &str> {
+    claims.into_iter().flat_map(|c| c.id_token.keys().map(String::as_str))
+}
+
 /// Whether the user has already granted this client everything the request asks for.
 async fn consent_given(
     state: &SharedState,
@@ -125,8 +131,8 @@ async fn consent_given(
     if client.skip_consent {
         return Ok(true);
     }
-    let granted = state.store.consented_scopes(user_id, &client.id).await?;
-    Ok(granted.is_some_and(|g| request.scope.is_subset(&g)))
+    let consent = state.store.consent(user_id, &client.id).await?;
+    Ok(consent.is_some_and(|c| request.is_covered_by(&c, &state.scope_claims)))
 }
 
 /// Takes a validated request to its next step: a login or consent page, a code, or an error redirect.
@@ -252,6 +258,7 @@ async fn authorization_response_params(
             scope: request.scope.clone(),
             nonce: request.nonce.clone(),
             code_challenge: request.code_challenge.clone(),
+            claims: request.claims.clone(),
             auth: auth.clone(),
             grant_id: grant_id.clone(),
             expires_at: now() + state.config.code_lifetime as i64,
@@ -263,8 +270,15 @@ async fn authorization_response_params(
     };
 
     let access_token = if response_type.has_token() {
-        let (token, record) =
-            issuance::access_token(state, client, Some(&session.user_id), request.scope.clone(), &grant_id);
+        let userinfo_claims = request.claims.as_ref().map(|c| c.userinfo.clone());
+        let (token, record) = issuance::access_token(
+            state,
+            client,
+            Some(&session.user_id),
+            request.scope.clone(),
+            &grant_id,
+            userinfo_claims,
+        );
         issuance::store_tokens(state, &token, &record, None).await?;
         params.push(("token_type", "Bearer".to_owned()));
         params.push(("expires_in", state.config.access_token_lifetime.to_string()));
@@ -278,14 +292,11 @@ async fn authorization_response_params(
             Some(user) if !user.disabled => user,
             _ => return Err(OAuthError::new(ErrorCode::LoginRequired, "the user is no longer active").into()),
         };
-        // Core 5.4: without an access token there is no UserInfo call, so the scopes' claims go here.
-        let claims = if access_token.is_none() {
-            let mut claims = userinfo_claims(&user, &request.scope);
-            claims.remove("sub");
-            claims
-        } else {
-            Default::default()
-        };
+        // Core 5.4: without an access token there is no UserInfo call, so the scopes' claims go here;
+        // Core 5.5: plus those the claims parameter asks for in the ID Token.
+        let by_scope =
+            access_token.is_none().then(|| state.scope_claims.claims_for(&request.scope)).into_iter().flatten();
+        let claims = claims::release(&user, by_scope.chain(requested_id_token_claims(request.claims.as_ref())));
         let contents = IdTokenContents {
             auth: &auth,
             nonce: request.nonce.as_deref(),

@@ -8,10 +8,14 @@ use serde_json::json;
 
 use super::SharedState;
 use crate::config::Config;
-use crate::types::{ClientAuthMethod, GrantType, Prompt, ResponseMode, ResponseType, SUPPORTED_SCOPES, SigningAlg};
+use crate::protocol::claims::ScopeClaims;
+use crate::types::{ClientAuthMethod, GrantType, Prompt, ResponseMode, ResponseType, SigningAlg};
 
 /// The metadata document: it advertises only what is implemented.
-pub fn document(config: &Config) -> Bytes {
+pub fn document(config: &Config, scopes: &ScopeClaims) -> Bytes {
+    let id_token_claims =
+        ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "at_hash", "c_hash", "sid"];
+    let claims: Vec<&str> = id_token_claims.into_iter().chain(scopes.claims()).collect();
     let iss = &config.issuer;
     let algs: Vec<&str> = SigningAlg::ALL.iter().map(|a| a.as_str()).collect();
     let auth_methods: Vec<&str> = ClientAuthMethod::ALL.iter().map(|m| m.as_str()).collect();
@@ -21,7 +25,7 @@ pub fn document(config: &Config) -> Bytes {
         "token_endpoint": format!("{iss}/token"),
         "userinfo_endpoint": format!("{iss}/userinfo"),
         "jwks_uri": format!("{iss}/jwks.json"),
-        "scopes_supported": SUPPORTED_SCOPES,
+        "scopes_supported": scopes.scopes(),
         "response_types_supported": ResponseType::ALL.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
         "response_modes_supported": ResponseMode::ALL.iter().map(|m| m.as_str()).collect::<Vec<_>>(),
         // `implicit` names the tokens the authorization endpoint returns (Discovery 3); it has no token
@@ -34,13 +38,10 @@ pub fn document(config: &Config) -> Bytes {
         "code_challenge_methods_supported": ["S256"],
         "prompt_values_supported": Prompt::ALL.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
         "display_values_supported": ["page", "popup", "touch", "wap"],
-        "claims_supported": [
-            "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "at_hash", "c_hash", "sid",
-            "name", "given_name", "family_name", "preferred_username", "updated_at",
-            "email", "email_verified", "phone_number", "phone_number_verified", "address"
-        ],
-        "acr_values_supported": [crate::http::interaction::PASSWORD_ACR],
-        "claims_parameter_supported": false,
+        "claims_supported": claims,
+        "claim_types_supported": ["normal"],
+        "acr_values_supported": [crate::protocol::authorize::PASSWORD_ACR],
+        "claims_parameter_supported": true,
         "request_parameter_supported": false,
         "request_uri_parameter_supported": false,
         "require_request_uri_registration": false,

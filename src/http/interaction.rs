@@ -12,14 +12,11 @@ use serde::Deserialize;
 use super::authorize::{current_session, issue_response, load_pending, proceed, signed_in};
 use super::params::RequestParams;
 use super::{SharedState, cookies, reply};
-use crate::protocol::authorize::{AuthorizationRequest, NextStep, next_step};
+use crate::protocol::authorize::{AuthorizationRequest, NextStep, PASSWORD_ACR, next_step};
 use crate::protocol::{ErrorCode, OAuthError, Params};
 use crate::store::{BrowserSession, Client, StoreError, now};
 use crate::types::Prompt;
 use crate::{crypto, password, ui};
-
-/// The `acr` of a password login, and the only one offered so far.
-pub const PASSWORD_ACR: &str = "urn:oxid:acr:password";
 
 #[derive(Deserialize)]
 pub struct PageQuery {
@@ -203,7 +200,21 @@ pub async fn consent_page(State(state): State<SharedState>, jar: CookieJar, Quer
         Ok(None) => return proceed(&state, &jar, &client, request, Some(&pending)).await,
         Err(e) => return reply::error_page(&state, &reply::internal(e)),
     };
-    let scopes: Vec<&str> = request.scope.iter().filter_map(ui::describe_scope).collect();
+    let mut scopes: Vec<String> = Vec::new();
+    for scope in request.scope.iter() {
+        match ui::describe_scope(scope) {
+            Some(words) => scopes.push(words.to_owned()),
+            // A custom scope: name what it releases.
+            None => {
+                let claims: Vec<&str> = state.scope_claims.claims_of(scope).collect();
+                scopes.push(format!("See your {}", claims.join(", ")));
+            }
+        }
+    }
+    let individually = request.claims_beyond_scope(&state.scope_claims);
+    if !individually.is_empty() {
+        scopes.push(format!("See these details: {}", individually.into_iter().collect::<Vec<_>>().join(", ")));
+    }
     let (jar, secret) = cookies::ensure_csrf_secret(&state.config, jar);
     let ctx = context! {
         client_name => &client.name,
@@ -244,12 +255,9 @@ pub async fn consent_submit(
         without_consent_prompt.prompt.retain(|p| *p != Prompt::Consent);
         match next_step(&without_consent_prompt, Some(signed_in(&session, Some(&pending))), true, now()) {
             Ok(NextStep::IssueCode) => {
-                let remembered = state.store.consented_scopes(&session.user_id, &client.id).await?;
-                let scope = match remembered {
-                    Some(old) => old.union(&request.scope),
-                    None => request.scope.clone(),
-                };
-                state.store.save_consent(&session.user_id, &client.id, &scope).await?;
+                let remembered = state.store.consent(&session.user_id, &client.id).await?;
+                let consent = request.widen(remembered, &state.scope_claims);
+                state.store.save_consent(&session.user_id, &client.id, &consent).await?;
                 state.store.delete_pending(&pending.id).await?;
                 issue_response(&state, &client, &request, &session).await
             }

@@ -1,10 +1,13 @@
 //! Minting what the authorization and token endpoints hand out: access tokens (random, stored hashed)
 //! and signed ID Tokens (Core 2). Both endpoints go through here so the two can never disagree.
 
+use std::collections::BTreeMap;
+
 use serde_json::{Map, Value};
 
 use super::{SharedState, reply};
 use crate::crypto;
+use crate::protocol::claims::ClaimRequest;
 use crate::protocol::id_token::{IdTokenClaims, half_hash};
 use crate::protocol::{ErrorCode, OAuthError};
 use crate::store::{AccessToken, Authentication, Client, RefreshToken, StoreError, User, now};
@@ -17,6 +20,7 @@ pub fn access_token(
     user_id: Option<&str>,
     scope: ScopeSet,
     grant_id: &str,
+    userinfo_claims: Option<BTreeMap<String, ClaimRequest>>,
 ) -> (String, AccessToken) {
     let record = AccessToken {
         client_id: client.id.clone(),
@@ -24,6 +28,7 @@ pub fn access_token(
         scope,
         grant_id: grant_id.to_owned(),
         expires_at: now() + state.config.access_token_lifetime as i64,
+        claims: userinfo_claims.filter(|c| !c.is_empty()),
     };
     (crypto::random_token(), record)
 }

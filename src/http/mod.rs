@@ -28,6 +28,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
 use crate::jose::SharedKeyRing;
+use crate::protocol::claims::ScopeClaims;
 use crate::store::Store;
 use crate::ui::Pages;
 
@@ -40,15 +41,18 @@ pub struct AppState {
     /// The discovery document, serialized once (it only changes with the configuration).
     pub discovery_json: Bytes,
     pub token_endpoint: String,
+    /// What each scope releases (Core 5.4 plus configuration).
+    pub scope_claims: ScopeClaims,
 }
 
 pub type SharedState = Arc<AppState>;
 
 impl AppState {
     pub fn new(config: Config, store: Arc<dyn Store>, keys: SharedKeyRing, pages: Pages) -> Self {
-        let discovery_json = discovery::document(&config);
+        let scope_claims = ScopeClaims::new(&config.scope_claims);
+        let discovery_json = discovery::document(&config, &scope_claims);
         let token_endpoint = format!("{}/token", config.issuer);
-        Self { config, store, keys, pages, discovery_json, token_endpoint }
+        Self { config, store, keys, pages, discovery_json, token_endpoint, scope_claims }
     }
 }
 

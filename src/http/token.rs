@@ -5,10 +5,12 @@ use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use super::authorize::requested_id_token_claims;
 use super::issuance::{self, IdTokenContents};
 use super::params::RequestParams;
 use super::{SharedState, client_auth, reply};
 use crate::crypto;
+use crate::protocol::claims::{self, ClaimsRequest};
 use crate::protocol::{ErrorCode, OAuthError, Params, pkce};
 use crate::store::{Authentication, Client, CodeRedemption, RefreshRotation, RefreshToken, User, now};
 use crate::types::{GrantType, ScopeSet};
@@ -96,8 +98,16 @@ async fn authorization_code(
         (None, None) => {}
     }
     let user = active_user(state, &grant.user_id).await?;
-    issue(state, client, &user, grant.scope.clone(), grant.scope, &grant.grant_id, &grant.auth, grant.nonce.as_deref())
-        .await
+    let access_scope = grant.scope.clone();
+    let grant = Grant {
+        user: &user,
+        scope: grant.scope,
+        id: &grant.grant_id,
+        auth: &grant.auth,
+        nonce: grant.nonce.as_deref(),
+        claims: grant.claims.as_ref(),
+    };
+    issue(state, client, grant, access_scope).await
 }
 
 /// RFC 6749 6, with rotation and reuse detection (RFC 9700 4.14.2).
@@ -126,7 +136,15 @@ async fn refresh_token(state: &SharedState, client: &Client, params: &Params) ->
     };
     let access_scope = asked.unwrap_or_else(|| old.scope.clone());
     let user = active_user(state, &old.user_id).await?;
-    issue(state, client, &user, access_scope, old.scope, &old.grant_id, &old.auth, None).await
+    let grant = Grant {
+        user: &user,
+        scope: old.scope,
+        id: &old.grant_id,
+        auth: &old.auth,
+        nonce: None,
+        claims: old.claims.as_ref(),
+    };
+    issue(state, client, grant, access_scope).await
 }
 
 /// RFC 6749 4.4: a token for the client itself; confidential clients only.
@@ -144,7 +162,7 @@ async fn client_credentials(
     let scope = ["openid", "offline_access", "profile", "email", "address", "phone"]
         .iter()
         .fold(scope, |s, user_scope| s.without(user_scope));
-    let (access_token, record) = issuance::access_token(state, client, None, scope, &crypto::random_token());
+    let (access_token, record) = issuance::access_token(state, client, None, scope, &crypto::random_token(), None);
     issuance::store_tokens(state, &access_token, &record, None).await?;
     Ok(TokenResponse {
         access_token,
@@ -163,35 +181,51 @@ async fn active_user(state: &SharedState, user_id: &str) -> Result<User, OAuthEr
     }
 }
 
-/// Issues an access token, a refresh token (for `offline_access`, Core 11) and an ID Token.
-#[allow(clippy::too_many_arguments)]
+/// What the tokens being issued stand for: one grant by a user to the client.
+struct Grant<'a> {
+    user: &'a User,
+    scope: ScopeSet,
+    id: &'a str,
+    auth: &'a Authentication,
+    nonce: Option<&'a str>,
+    /// The `claims` request parameter of the original authorization (Core 5.5).
+    claims: Option<&'a ClaimsRequest>,
+}
+
+/// Issues an access token with `access_scope`, a refresh token (for `offline_access`, Core 11) and an
+/// ID Token.
 async fn issue(
     state: &SharedState,
     client: &Client,
-    user: &User,
+    grant: Grant<'_>,
     access_scope: ScopeSet,
-    grant_scope: ScopeSet,
-    grant_id: &str,
-    auth: &Authentication,
-    nonce: Option<&str>,
 ) -> Result<TokenResponse, OAuthError> {
-    let (access_token, access) = issuance::access_token(state, client, Some(&user.id), access_scope, grant_id);
-    let refresh_token = (grant_scope.contains("offline_access") && client.allows_grant(GrantType::RefreshToken))
+    let user = grant.user;
+    let userinfo_claims = grant.claims.map(|c| c.userinfo.clone());
+    let (access_token, access) =
+        issuance::access_token(state, client, Some(&user.id), access_scope, grant.id, userinfo_claims);
+    let refresh_token = (grant.scope.contains("offline_access") && client.allows_grant(GrantType::RefreshToken))
         .then(crypto::random_token);
     let refresh = refresh_token.as_ref().map(|t| {
         let record = RefreshToken {
             client_id: client.id.clone(),
             user_id: user.id.clone(),
-            scope: grant_scope.clone(),
-            grant_id: grant_id.to_owned(),
-            auth: auth.clone(),
+            scope: grant.scope.clone(),
+            grant_id: grant.id.to_owned(),
+            auth: grant.auth.clone(),
             expires_at: now() + state.config.refresh_token_lifetime as i64,
+            claims: grant.claims.cloned(),
         };
         (crypto::token_hash(t), record)
     });
-    let id_token = if grant_scope.contains("openid") {
-        let contents =
-            IdTokenContents { auth, nonce, access_token: Some(&access_token), code: None, claims: Default::default() };
+    let id_token = if grant.scope.contains("openid") {
+        let contents = IdTokenContents {
+            auth: grant.auth,
+            nonce: grant.nonce,
+            access_token: Some(&access_token),
+            code: None,
+            claims: claims::release(user, requested_id_token_claims(grant.claims)),
+        };
         Some(issuance::id_token(state, client, user, contents)?)
     } else {
         None

@@ -76,7 +76,8 @@ pub async fn userinfo(State(state): State<SharedState>, req: Request) -> Respons
     };
     match state.store.user(user_id).await {
         Ok(Some(user)) if !user.disabled => {
-            ([reply::NO_STORE], axum::Json(userinfo_claims(&user, &access.scope))).into_response()
+            let claims = userinfo_claims(&user, &state.scope_claims, &access.scope, access.claims.as_ref());
+            ([reply::NO_STORE], axum::Json(claims)).into_response()
         }
         Ok(_) => challenge(StatusCode::UNAUTHORIZED, Some(&invalid("the user is no longer active"))),
         Err(e) => reply::json_error(&reply::internal(e)),

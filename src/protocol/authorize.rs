@@ -1,16 +1,22 @@
 //! The authorization endpoint's rules (Core 3.1.2): validating a request, and deciding what the user
 //! must do next. Pure functions: the HTTP layer looks up the client and session and renders the result.
 
+use std::collections::BTreeSet;
+
 use serde::{Deserialize, Serialize};
 
+use super::claims::{ClaimsRequest, ScopeClaims};
 use super::error::{ErrorCode, OAuthError};
 use super::params::Params;
 use super::pkce;
-use crate::store::{Client, Timestamp};
+use crate::store::{Client, Consent, Timestamp};
 use crate::types::{ClientId, GrantType, Prompt, RedirectUri, ResponseMode, ResponseType, ScopeSet};
 
+/// The authentication context class of oxid's password login (Core 2 `acr`).
+pub const PASSWORD_ACR: &str = "urn:oxid:acr:password";
+
 /// A validated authorization request: everything later steps need, and nothing unchecked.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuthorizationRequest {
     pub client_id: ClientId,
     pub redirect_uri: RedirectUri,
@@ -28,13 +34,37 @@ pub struct AuthorizationRequest {
     pub login_hint: Option<String>,
     pub ui_locales: Option<String>,
     pub acr_values: Option<String>,
-    /// The `sub` of a valid `id_token_hint`.
+    /// The `sub` of a valid `id_token_hint`, or the one the `claims` parameter asks for (Core 5.5.1).
     pub hinted_subject: Option<String>,
+    /// The `claims` parameter (Core 5.5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claims: Option<ClaimsRequest>,
 }
 
 impl AuthorizationRequest {
     pub fn has_prompt(&self, p: Prompt) -> bool {
         self.prompt.contains(&p)
+    }
+
+    /// Claims the `claims` parameter asks for beyond what the requested scopes release: each needs the
+    /// user's consent of its own.
+    pub fn claims_beyond_scope(&self, scopes: &ScopeClaims) -> BTreeSet<String> {
+        let Some(claims) = &self.claims else { return BTreeSet::new() };
+        let by_scope: BTreeSet<&str> = scopes.claims_for(&self.scope).collect();
+        claims.user_claims().into_iter().filter(|c| !by_scope.contains(c)).map(str::to_owned).collect()
+    }
+
+    /// Whether remembered consent covers everything this request asks for.
+    pub fn is_covered_by(&self, consent: &Consent, scopes: &ScopeClaims) -> bool {
+        self.scope.is_subset(&consent.scope) && self.claims_beyond_scope(scopes).is_subset(&consent.claims)
+    }
+
+    /// The consent to remember once the user allows this request: what was allowed before, and this.
+    pub fn widen(&self, consent: Option<Consent>, scopes: &ScopeClaims) -> Consent {
+        let mut consent = consent.unwrap_or_default();
+        consent.scope = consent.scope.union(&self.scope);
+        consent.claims.extend(self.claims_beyond_scope(scopes));
+        consent
     }
 
     /// The error response for this request, sent to its redirect_uri.
@@ -68,8 +98,9 @@ pub enum Rejection {
 
 /// Server policy that shapes validation.
 #[derive(Debug, Clone, Copy)]
-pub struct Policy {
+pub struct Policy<'a> {
     pub require_pkce_for_all_clients: bool,
+    pub scopes: &'a ScopeClaims,
 }
 
 const MAX_NONCE_LEN: usize = 512;
@@ -86,7 +117,7 @@ pub fn client_id(params: &Params) -> Result<ClientId, Rejection> {
 pub fn validate(
     params: &Params,
     client: Option<&Client>,
-    policy: Policy,
+    policy: Policy<'_>,
     verify_hint: impl FnOnce(&str) -> Option<String>,
 ) -> Result<AuthorizationRequest, Rejection> {
     let client = client.ok_or_else(|| Rejection::Page(OAuthError::invalid_request("unknown client_id")))?;
@@ -158,7 +189,7 @@ pub fn validate(
     if !scope.contains("openid") {
         return Err(fail(ErrorCode::InvalidScope, "the openid scope is required"));
     }
-    let mut scope = scope.retain_supported();
+    let mut scope = scope.retain(|s| policy.scopes.is_known(s));
     // Core 11: offline access means a refresh token, so it needs a code and a client that may refresh.
     if !response_type.has_code() || !client.allows_grant(GrantType::RefreshToken) {
         scope = scope.without("offline_access");
@@ -230,6 +261,27 @@ pub fn validate(
         ),
     };
 
+    let claims = match params.get("claims") {
+        None => None,
+        Some(json) => Some(ClaimsRequest::parse(json).map_err(|e| fail(ErrorCode::InvalidRequest, e))?),
+    };
+    if let Some(acr) = claims.as_ref().and_then(|c| c.id_token.get("acr")) {
+        // Core 5.5.1.1: an essential acr the OP cannot satisfy fails the authentication.
+        if acr.essential && !acr.accepts(&serde_json::Value::from(PASSWORD_ACR)) {
+            return Err(fail(
+                ErrorCode::UnmetAuthenticationRequirements,
+                "none of the essential acr values can be satisfied",
+            ));
+        }
+    }
+    let required_subject = claims.as_ref().and_then(|c| c.required_subject()).map(str::to_owned);
+    let hinted_subject = match (hinted_subject, required_subject) {
+        (Some(a), Some(b)) if a != b => {
+            return Err(fail(ErrorCode::InvalidRequest, "id_token_hint and the claims parameter name different users"));
+        }
+        (a, b) => a.or(b),
+    };
+
     Ok(AuthorizationRequest {
         client_id: client.id.clone(),
         redirect_uri,
@@ -245,6 +297,7 @@ pub fn validate(
         ui_locales: params.get("ui_locales").map(str::to_owned),
         acr_values: params.get("acr_values").map(str::to_owned),
         hinted_subject,
+        claims,
     })
 }
 
@@ -328,7 +381,13 @@ mod tests {
 
     fn run(query: &str, public: bool) -> Result<AuthorizationRequest, Rejection> {
         let params = Params::parse(query.as_bytes()).unwrap();
-        validate(&params, Some(&client(public)), Policy { require_pkce_for_all_clients: false }, |_| None)
+        let scopes = ScopeClaims::new(&Default::default());
+        validate(
+            &params,
+            Some(&client(public)),
+            Policy { require_pkce_for_all_clients: false, scopes: &scopes },
+            |_| None,
+        )
     }
 
     fn redirect_code(r: Result<AuthorizationRequest, Rejection>) -> ErrorCode {
@@ -363,7 +422,8 @@ mod tests {
             run("client_id=app&redirect_uri=https%3A%2F%2Frp.example%2Fcb%2Fx&response_type=code&scope=openid", false);
         assert!(matches!(r, Err(Rejection::Page(_))));
         let params = Params::parse(b"redirect_uri=https%3A%2F%2Frp.example%2Fcb").unwrap();
-        let r = validate(&params, None, Policy { require_pkce_for_all_clients: false }, |_| None);
+        let scopes = ScopeClaims::new(&Default::default());
+        let r = validate(&params, None, Policy { require_pkce_for_all_clients: false, scopes: &scopes }, |_| None);
         assert!(matches!(r, Err(Rejection::Page(_))));
     }
 

@@ -1,68 +1,376 @@
-//! Which user claims a scope releases (Core 5.4), for UserInfo.
+//! User claims (Core 5): what each scope releases (5.4, configurable, custom scopes too), the `claims`
+//! request parameter (5.5), and the claim sets of UserInfo responses and ID Tokens.
 
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::store::User;
 use crate::types::ScopeSet;
 
-/// The UserInfo response (Core 5.3.2): `sub` always, other claims as the scopes allow; claims the user
-/// does not have are omitted rather than sent as null (Core 5.3.2).
-pub fn userinfo_claims(user: &User, scope: &ScopeSet) -> Map<String, Value> {
+/// Core 5.4: the claims each standard scope requests.
+const STANDARD_SCOPE_CLAIMS: &[(&str, &[&str])] = &[
+    (
+        "profile",
+        &[
+            "name",
+            "family_name",
+            "given_name",
+            "middle_name",
+            "nickname",
+            "preferred_username",
+            "profile",
+            "picture",
+            "website",
+            "gender",
+            "birthdate",
+            "zoneinfo",
+            "locale",
+            "updated_at",
+        ],
+    ),
+    ("email", &["email", "email_verified"]),
+    ("address", &["address"]),
+    ("phone", &["phone_number", "phone_number_verified"]),
+];
+
+/// Scopes that release no claims but mean something to the OP.
+const PROTOCOL_SCOPES: &[&str] = &["openid", "offline_access"];
+
+/// Claims that describe the token or the authentication, never the user: they cannot be stored as
+/// user claims, and the user's claims can never override them in an ID Token.
+const RESERVED_CLAIMS: &[&str] = &[
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "iat",
+    "nbf",
+    "jti",
+    "auth_time",
+    "nonce",
+    "acr",
+    "amr",
+    "azp",
+    "at_hash",
+    "c_hash",
+    "sid",
+    "cnf",
+    "scope",
+    "client_id",
+];
+
+/// Whether `claim` is about the token or authentication rather than the user.
+pub fn is_reserved(claim: &str) -> bool {
+    RESERVED_CLAIMS.contains(&claim)
+}
+
+/// Claims with their own fields in the user model (set with `oxid user add` flags).
+const MODELLED_CLAIMS: &[&str] = &[
+    "preferred_username",
+    "name",
+    "given_name",
+    "family_name",
+    "email",
+    "email_verified",
+    "phone_number",
+    "phone_number_verified",
+    "address",
+    "updated_at",
+];
+
+/// The most claims one `claims` parameter may name (bounded work per request).
+const MAX_REQUESTED_CLAIMS: usize = 64;
+
+/// The scopes this OP understands and the user claims each releases: Core 5.4's, with the operator's
+/// configuration replacing or adding entries (`scope_claims`).
+#[derive(Debug, Clone)]
+pub struct ScopeClaims(BTreeMap<String, Vec<String>>);
+
+impl ScopeClaims {
+    pub fn new(configured: &BTreeMap<String, Vec<String>>) -> Self {
+        let mut map: BTreeMap<String, Vec<String>> = STANDARD_SCOPE_CLAIMS
+            .iter()
+            .map(|(scope, claims)| (scope.to_string(), claims.iter().map(|c| c.to_string()).collect()))
+            .collect();
+        map.extend(configured.iter().map(|(k, v)| (k.clone(), v.clone())));
+        Self(map)
+    }
+
+    pub fn is_known(&self, scope: &str) -> bool {
+        PROTOCOL_SCOPES.contains(&scope) || self.0.contains_key(scope)
+    }
+
+    /// Every scope the OP understands (Discovery `scopes_supported`).
+    pub fn scopes(&self) -> Vec<&str> {
+        PROTOCOL_SCOPES.iter().copied().chain(self.0.keys().map(String::as_str)).collect()
+    }
+
+    /// Every user claim some scope releases (for Discovery `claims_supported`).
+    pub fn claims(&self) -> BTreeSet<&str> {
+        self.0.values().flatten().map(String::as_str).collect()
+    }
+
+    /// The claims the scopes of `scope` release.
+    pub fn claims_for<'a>(&'a self, scope: &'a ScopeSet) -> impl Iterator<Item = &'a str> + 'a {
+        scope.iter().flat_map(|s| self.claims_of(s))
+    }
+
+    /// The claims one scope releases.
+    pub fn claims_of<'a>(&'a self, scope: &str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0.get(scope).into_iter().flatten().map(String::as_str)
+    }
+}
+
+/// One entry of the `claims` parameter (Core 5.5.1): null, or an object with these members.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClaimRequest {
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub essential: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub values: Option<Vec<Value>>,
+}
+
+impl ClaimRequest {
+    /// Whether `candidate` is acceptable under `value` / `values` (no constraint: anything is).
+    pub fn accepts(&self, candidate: &Value) -> bool {
+        match (&self.value, &self.values) {
+            (None, None) => true,
+            (value, values) => {
+                value.as_ref() == Some(candidate) || values.as_ref().is_some_and(|vs| vs.contains(candidate))
+            }
+        }
+    }
+}
+
+/// The `claims` request parameter (Core 5.5): individual claims for the ID Token and for UserInfo.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClaimsRequest {
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub userinfo: BTreeMap<String, ClaimRequest>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub id_token: BTreeMap<String, ClaimRequest>,
+}
+
+impl ClaimsRequest {
+    /// Parses the parameter's JSON. Members other than `userinfo` and `id_token` are ignored
+    /// (Core 5.5: "other members MAY be present ... and MUST be ignored if not understood").
+    pub fn parse(json: &str) -> Result<Self, &'static str> {
+        let Ok(Value::Object(top)) = serde_json::from_str::<Value>(json) else {
+            return Err("claims must be a JSON object");
+        };
+        let mut request = Self::default();
+        for (member, entries) in top {
+            let target = match member.as_str() {
+                "userinfo" => &mut request.userinfo,
+                "id_token" => &mut request.id_token,
+                _ => continue,
+            };
+            let Value::Object(entries) = entries else {
+                return Err("claims.userinfo and claims.id_token must be JSON objects");
+            };
+            for (name, entry) in entries {
+                let entry = match entry {
+                    Value::Null => ClaimRequest::default(),
+                    entry @ Value::Object(_) => serde_json::from_value(entry)
+                        .map_err(|_| "each requested claim must be null or {essential, value, values}")?,
+                    _ => return Err("each requested claim must be null or {essential, value, values}"),
+                };
+                target.insert(name, entry);
+            }
+        }
+        if request.userinfo.len() + request.id_token.len() > MAX_REQUESTED_CLAIMS {
+            return Err("claims names too many claims");
+        }
+        Ok(request)
+    }
+
+    /// Every user claim the request names, for consent. Reserved claims (`sub`, `acr`, …) are about
+    /// the authentication, not personal data.
+    pub fn user_claims(&self) -> BTreeSet<&str> {
+        self.userinfo
+            .keys()
+            .chain(self.id_token.keys())
+            .map(String::as_str)
+            .filter(|c| !RESERVED_CLAIMS.contains(c))
+            .collect()
+    }
+
+    /// Core 5.5.1: `sub` with a value asks for that particular user.
+    pub fn required_subject(&self) -> Option<&str> {
+        self.id_token.get("sub").and_then(|r| r.value.as_ref()).and_then(Value::as_str)
+    }
+}
+
+/// The value of claim `name` for `user`, if the user has one.
+pub fn user_claim(user: &User, name: &str) -> Option<Value> {
+    match name {
+        "sub" => Some(json!(user.id)),
+        "preferred_username" => Some(json!(user.username)),
+        "name" => user.name.as_ref().map(|v| json!(v)),
+        "given_name" => user.given_name.as_ref().map(|v| json!(v)),
+        "family_name" => user.family_name.as_ref().map(|v| json!(v)),
+        "email" => user.email.as_ref().map(|v| json!(v)),
+        "email_verified" => user.email.as_ref().map(|_| json!(user.email_verified)),
+        "phone_number" => user.phone_number.as_ref().map(|v| json!(v)),
+        "phone_number_verified" => user.phone_number.as_ref().map(|_| json!(user.phone_number_verified)),
+        "address" => user.address.as_deref().and_then(|a| serde_json::from_str(a).ok()),
+        "updated_at" => Some(json!(user.updated_at)),
+        other => user.claims.get(other).cloned(),
+    }
+}
+
+/// The claims `names` of `user`, each with its language-tagged forms (Core 5.2, e.g. `name#fr`).
+/// Claims the user does not have are left out, never sent as null (Core 5.3.2).
+pub fn release<'a>(user: &User, names: impl IntoIterator<Item = &'a str>) -> Map<String, Value> {
     let mut claims = Map::new();
-    claims.insert("sub".into(), json!(user.id));
-    let mut put = |name: &str, value: Option<Value>| {
-        if let Some(v) = value {
-            claims.insert(name.into(), v);
+    for name in names {
+        if RESERVED_CLAIMS.contains(&name) {
+            continue;
         }
-    };
-    if scope.contains("profile") {
-        put("name", user.name.as_ref().map(|v| json!(v)));
-        put("given_name", user.given_name.as_ref().map(|v| json!(v)));
-        put("family_name", user.family_name.as_ref().map(|v| json!(v)));
-        put("preferred_username", Some(json!(user.username)));
-        put("updated_at", Some(json!(user.updated_at)));
-    }
-    if scope.contains("email") {
-        if let Some(email) = &user.email {
-            put("email", Some(json!(email)));
-            put("email_verified", Some(json!(user.email_verified)));
+        if let Some(v) = user_claim(user, name) {
+            claims.insert(name.to_owned(), v);
         }
-    }
-    if scope.contains("phone") {
-        if let Some(phone) = &user.phone_number {
-            put("phone_number", Some(json!(phone)));
-            put("phone_number_verified", Some(json!(user.phone_number_verified)));
+        if !name.contains('#') {
+            let tagged = user.claims.iter().filter(|(k, _)| k.split_once('#').is_some_and(|(base, _)| base == name));
+            claims.extend(tagged.map(|(k, v)| (k.clone(), v.clone())));
         }
-    }
-    if scope.contains("address") {
-        put("address", user.address.as_deref().and_then(|a| serde_json::from_str(a).ok()));
     }
     claims
+}
+
+/// The UserInfo response (Core 5.3.2): `sub`, the scopes' claims, and the individually requested
+/// userinfo claims (Core 5.5).
+pub fn userinfo_claims(
+    user: &User,
+    scopes: &ScopeClaims,
+    scope: &ScopeSet,
+    requested: Option<&BTreeMap<String, ClaimRequest>>,
+) -> Map<String, Value> {
+    let names = scopes.claims_for(scope).chain(requested.into_iter().flat_map(|r| r.keys().map(String::as_str)));
+    let mut claims = release(user, names);
+    claims.insert("sub".into(), json!(user.id));
+    claims
+}
+
+/// Checks a claim an operator stores on a user: not reserved, not one with its own field, and of the
+/// type Core 5.1 gives it (language-tagged forms included).
+pub fn validate_user_claim(name: &str, value: &Value) -> Result<(), String> {
+    let base = name.split_once('#').map_or(name, |(base, _)| base);
+    if name.is_empty() || name.len() > 128 || base.is_empty() {
+        return Err("a claim name must be 1 to 128 characters".into());
+    }
+    if RESERVED_CLAIMS.contains(&base) {
+        return Err(format!("{name} describes the token, not the user"));
+    }
+    if MODELLED_CLAIMS.contains(&name) {
+        return Err(format!("{name} has its own option"));
+    }
+    let standard_string = ["middle_name", "nickname", "profile", "picture", "website", "gender", "zoneinfo", "locale"];
+    if standard_string.contains(&base) && !value.is_string() {
+        return Err(format!("{name} must be a string (Core 5.1)"));
+    }
+    if base == "birthdate" {
+        // Core 5.1: YYYY-MM-DD, or YYYY (year only), or 0000-MM-DD (year withheld).
+        let ok = value.as_str().is_some_and(|s| {
+            let b = s.as_bytes();
+            let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
+            (b.len() == 4 && digits(0..4))
+                || (b.len() == 10 && digits(0..4) && b[4] == b'-' && digits(5..7) && b[7] == b'-' && digits(8..10))
+        });
+        if !ok {
+            return Err("birthdate must be YYYY-MM-DD or YYYY (Core 5.1)".into());
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn scopes_release_only_their_claims() {
-        let user = User {
+    fn alice() -> User {
+        let mut claims = Map::new();
+        claims.insert("nickname".into(), json!("Ali"));
+        claims.insert("name#fr".into(), json!("Alice la Grande"));
+        claims.insert("groups".into(), json!(["admins"]));
+        User {
             id: "u1".into(),
             username: "alice".into(),
             email: Some("a@example.com".into()),
             email_verified: true,
             name: Some("Alice A".into()),
+            claims,
             ..User::default()
-        };
-        let c = userinfo_claims(&user, &ScopeSet::parse("openid").unwrap());
+        }
+    }
+
+    fn scopes() -> ScopeClaims {
+        ScopeClaims::new(&BTreeMap::from([("groups".to_owned(), vec!["groups".to_owned()])]))
+    }
+
+    #[test]
+    fn scopes_release_only_their_claims() {
+        let user = alice();
+        let s = scopes();
+        let c = userinfo_claims(&user, &s, &ScopeSet::parse("openid").unwrap(), None);
         assert_eq!(Value::Object(c), json!({"sub": "u1"}));
-        let c = userinfo_claims(&user, &ScopeSet::parse("openid email").unwrap());
+        let c = userinfo_claims(&user, &s, &ScopeSet::parse("openid email").unwrap(), None);
         assert_eq!(c["email"], "a@example.com");
         assert_eq!(c["email_verified"], true);
         assert!(!c.contains_key("name"));
-        let c = userinfo_claims(&user, &ScopeSet::parse("openid profile phone").unwrap());
+        let c = userinfo_claims(&user, &s, &ScopeSet::parse("openid profile phone").unwrap(), None);
         assert_eq!(c["name"], "Alice A");
+        assert_eq!(c["name#fr"], "Alice la Grande", "language-tagged forms come along (Core 5.2)");
+        assert_eq!(c["nickname"], "Ali");
         assert_eq!(c["preferred_username"], "alice");
-        assert!(!c.contains_key("given_name") && !c.contains_key("phone_number"));
+        assert!(!c.contains_key("given_name") && !c.contains_key("phone_number"), "absent, not null");
+        assert!(!c.contains_key("groups"));
+        // A configured custom scope releases its claims.
+        let c = userinfo_claims(&user, &s, &ScopeSet::parse("openid groups").unwrap(), None);
+        assert_eq!(c["groups"], json!(["admins"]));
+        assert!(s.is_known("groups") && s.is_known("offline_access") && !s.is_known("bogus"));
+    }
+
+    #[test]
+    fn claims_parameter_requests_individual_claims() {
+        let r = ClaimsRequest::parse(
+            r#"{"userinfo": {"email": {"essential": true}, "nickname": null},
+                "id_token": {"sub": {"value": "u1"}, "acr": {"values": ["a", "b"]}}, "other": 1}"#,
+        )
+        .unwrap();
+        assert!(r.userinfo["email"].essential);
+        assert_eq!(r.required_subject(), Some("u1"));
+        assert!(r.id_token["acr"].accepts(&json!("b")) && !r.id_token["acr"].accepts(&json!("c")));
+        assert_eq!(r.user_claims(), BTreeSet::from(["email", "nickname"]));
+        let c = userinfo_claims(&alice(), &scopes(), &ScopeSet::parse("openid").unwrap(), Some(&r.userinfo));
+        assert_eq!(c["email"], "a@example.com");
+        assert_eq!(c["nickname"], "Ali");
+        for bad in [
+            "[]",
+            "{\"userinfo\": []}",
+            "{\"id_token\": {\"email\": 1}}",
+            "{\"userinfo\": {\"a\": {\"essential\": 1}}}",
+            "x",
+        ] {
+            assert!(ClaimsRequest::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn reserved_claims_are_never_released_from_user_data() {
+        let mut user = alice();
+        user.claims.insert("iss".into(), json!("https://evil.example"));
+        assert!(!release(&user, ["iss", "nickname"]).contains_key("iss"));
+        assert!(validate_user_claim("iss", &json!("x")).is_err());
+        assert!(validate_user_claim("email", &json!("x")).is_err(), "has its own option");
+        assert!(validate_user_claim("birthdate", &json!("1990-02-30")).is_ok());
+        assert!(validate_user_claim("birthdate", &json!("Feb 1990")).is_err());
+        assert!(validate_user_claim("picture", &json!(1)).is_err());
+        assert!(validate_user_claim("nickname#de", &json!("Ali")).is_ok());
+        assert!(validate_user_claim("groups", &json!(["a"])).is_ok());
     }
 }

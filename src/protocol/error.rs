@@ -24,6 +24,8 @@ pub enum ErrorCode {
     UnsupportedGrantType,
     InvalidToken,
     InsufficientScope,
+    /// OpenID Connect Core Unmet Authentication Requirements 1.0: the essential `acr` cannot be met.
+    UnmetAuthenticationRequirements,
 }
 
 impl ErrorCode {
@@ -47,6 +49,7 @@ impl ErrorCode {
             Self::UnsupportedGrantType => "unsupported_grant_type",
             Self::InvalidToken => "invalid_token",
             Self::InsufficientScope => "insufficient_scope",
+            Self::UnmetAuthenticationRequirements => "unmet_authentication_requirements",
         }
     }
 }

@@ -7,8 +7,13 @@ mod postgres;
 mod queries;
 mod sqlite;
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::protocol::claims::{ClaimRequest, ClaimsRequest};
 
 use crate::types::{ClientAuthMethod, ClientId, GrantType, RedirectUri, ResponseType, ScopeSet, SigningAlg};
 
@@ -107,6 +112,9 @@ pub struct User {
     pub phone_number_verified: bool,
     /// Core 5.1.1 address claim, as a JSON object.
     pub address: Option<String>,
+    /// Further claims by name: the rest of Core 5.1, language-tagged forms (Core 5.2, `name#fr`) and
+    /// custom claims.
+    pub claims: Map<String, Value>,
     pub disabled: bool,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
@@ -161,7 +169,7 @@ pub struct PendingAuthorization {
 }
 
 /// What an authorization code stands for (Core 3.1.2.5); stored under the hash of the code.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct CodeGrant {
     pub client_id: ClientId,
     pub user_id: String,
@@ -169,6 +177,9 @@ pub struct CodeGrant {
     pub scope: ScopeSet,
     pub nonce: Option<String>,
     pub code_challenge: Option<String>,
+    /// The `claims` request parameter (Core 5.5), for the ID Token and UserInfo.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claims: Option<ClaimsRequest>,
     #[serde(flatten)]
     pub auth: Authentication,
     /// All tokens issued from this code share this id, so a replayed code revokes them (RFC 6749 4.1.2).
@@ -186,7 +197,7 @@ pub enum CodeRedemption {
 }
 
 /// An access token, stored under its hash.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AccessToken {
     pub client_id: ClientId,
     /// None for `client_credentials` tokens, which act for the client itself.
@@ -194,10 +205,12 @@ pub struct AccessToken {
     pub scope: ScopeSet,
     pub grant_id: String,
     pub expires_at: Timestamp,
+    /// Claims requested individually for UserInfo (Core 5.5 `userinfo`).
+    pub claims: Option<BTreeMap<String, ClaimRequest>>,
 }
 
 /// A refresh token, stored under its hash. All rotations of one grant share `grant_id`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RefreshToken {
     pub client_id: ClientId,
     pub user_id: String,
@@ -205,11 +218,20 @@ pub struct RefreshToken {
     pub grant_id: String,
     pub auth: Authentication,
     pub expires_at: Timestamp,
+    /// The grant's `claims` request (Core 5.5), honoured again on every refresh.
+    pub claims: Option<ClaimsRequest>,
+}
+
+/// What a user has allowed a client: scopes, and claims requested one by one (Core 5.5).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Consent {
+    pub scope: ScopeSet,
+    pub claims: BTreeSet<String>,
 }
 
 #[derive(Debug)]
 pub enum RefreshRotation {
-    Rotated(RefreshToken),
+    Rotated(Box<RefreshToken>),
     /// The token had already been rotated: the whole grant is now revoked (RFC 9700 4.14.2).
     Replayed,
     Unknown,
@@ -248,6 +270,7 @@ pub trait UserStore: Send + Sync {
     async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>>;
     async fn users(&self) -> StoreResult<Vec<User>>;
     async fn set_password_hash(&self, username: &str, hash: &str) -> StoreResult<bool>;
+    async fn set_user_claims(&self, username: &str, claims: &Map<String, Value>) -> StoreResult<bool>;
     async fn disable_user(&self, username: &str) -> StoreResult<bool>;
     /// Deletes the user and everything issued to them (sessions, consents, tokens).
     async fn delete_user(&self, username: &str) -> StoreResult<bool>;
@@ -271,8 +294,8 @@ pub trait InteractionStore: Send + Sync {
 
 #[async_trait]
 pub trait ConsentStore: Send + Sync {
-    async fn consented_scopes(&self, user_id: &str, client_id: &ClientId) -> StoreResult<Option<ScopeSet>>;
-    async fn save_consent(&self, user_id: &str, client_id: &ClientId, scope: &ScopeSet) -> StoreResult<()>;
+    async fn consent(&self, user_id: &str, client_id: &ClientId) -> StoreResult<Option<Consent>>;
+    async fn save_consent(&self, user_id: &str, client_id: &ClientId, consent: &Consent) -> StoreResult<()>;
 }
 
 #[async_trait]

@@ -22,6 +22,10 @@ fn from_json<T: DeserializeOwned>(column: &str, text: &str) -> StoreResult<T> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
 }
 
+fn optional_json<T: DeserializeOwned>(column: &str, text: Option<&str>) -> StoreResult<Option<T>> {
+    text.map(|t| from_json(column, t)).transpose()
+}
+
 fn parse<T: FromStr>(column: &str, text: &str) -> StoreResult<T> {
     text.parse().map_err(|_| StoreError::Corrupt(format!("{column}: {text:?}")))
 }
@@ -174,6 +178,7 @@ fn user_from_row(r: &PgRow) -> StoreResult<User> {
         disabled: r.try_get("disabled")?,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
+        claims: from_json("users.claims", r.try_get("claims")?)?,
     })
 }
 
@@ -196,6 +201,7 @@ impl UserStore for PgStore {
                 .bind(u.disabled)
                 .bind(u.created_at)
                 .bind(u.updated_at)
+                .bind(to_json(&u.claims))
                 .execute(&self.pool)
                 .await
                 .map_err(|e| if unique_violation(&e) { StoreError::Conflict } else { e.into() })?;
@@ -235,6 +241,19 @@ impl UserStore for PgStore {
         crate::telemetry::timed("set_password_hash", async move {
             let done =
                 sqlx::query(q::SET_PASSWORD_HASH).bind(hash).bind(now()).bind(username).execute(&self.pool).await?;
+            Ok(done.rows_affected() == 1)
+        })
+        .await
+    }
+
+    async fn set_user_claims(&self, username: &str, claims: &Map<String, Value>) -> StoreResult<bool> {
+        crate::telemetry::timed("set_user_claims", async move {
+            let done = sqlx::query(q::SET_USER_CLAIMS)
+                .bind(to_json(claims))
+                .bind(now())
+                .bind(username)
+                .execute(&self.pool)
+                .await?;
             Ok(done.rows_affected() == 1)
         })
         .await
@@ -365,25 +384,26 @@ impl InteractionStore for PgStore {
 
 #[async_trait]
 impl ConsentStore for PgStore {
-    async fn consented_scopes(&self, user_id: &str, client_id: &ClientId) -> StoreResult<Option<ScopeSet>> {
-        crate::telemetry::timed("consented_scopes", async move {
-            let scope: Option<String> = sqlx::query_scalar(q::CONSENTED_SCOPES)
-                .bind(user_id)
-                .bind(client_id.as_str())
-                .fetch_optional(&self.pool)
-                .await?;
-            scope.map(|s| parse("consents.scope", &s)).transpose()
+    async fn consent(&self, user_id: &str, client_id: &ClientId) -> StoreResult<Option<Consent>> {
+        crate::telemetry::timed("consent", async move {
+            let row: Option<(String, String)> =
+                sqlx::query_as(q::CONSENT).bind(user_id).bind(client_id.as_str()).fetch_optional(&self.pool).await?;
+            row.map(|(scope, claims)| {
+                Ok(Consent { scope: parse("consents.scope", &scope)?, claims: from_json("consents.claims", &claims)? })
+            })
+            .transpose()
         })
         .await
     }
 
-    async fn save_consent(&self, user_id: &str, client_id: &ClientId, scope: &ScopeSet) -> StoreResult<()> {
+    async fn save_consent(&self, user_id: &str, client_id: &ClientId, consent: &Consent) -> StoreResult<()> {
         crate::telemetry::timed("save_consent", async move {
             sqlx::query(q::SAVE_CONSENT)
                 .bind(user_id)
                 .bind(client_id.as_str())
-                .bind(scope.to_string())
+                .bind(consent.scope.to_string())
                 .bind(now())
+                .bind(to_json(&consent.claims))
                 .execute(&self.pool)
                 .await?;
             Ok(())
@@ -405,6 +425,7 @@ fn refresh_from_row(r: &PgRow) -> StoreResult<RefreshToken> {
             sid: r.try_get("sid")?,
         },
         expires_at: r.try_get("expires_at")?,
+        claims: optional_json("refresh_tokens.claims", r.try_get("claims")?)?,
     })
 }
 
@@ -461,7 +482,7 @@ impl GrantStore for PgStore {
                 .bind(a.scope.to_string())
                 .bind(&a.grant_id)
                 .bind(a.expires_at)
-                .bind(&a.grant_id);
+                .bind(a.claims.as_ref().map(to_json));
             let Some((hash, r)) = refresh else {
                 // A single statement needs no transaction (one round trip instead of three).
                 let done = insert_access.execute(&self.pool).await?;
@@ -482,6 +503,7 @@ impl GrantStore for PgStore {
                 .bind(&r.auth.acr)
                 .bind(&r.auth.sid)
                 .bind(r.expires_at)
+                .bind(r.claims.as_ref().map(to_json))
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;
@@ -500,6 +522,7 @@ impl GrantStore for PgStore {
                     scope: parse("access_tokens.scope", r.try_get("scope")?)?,
                     grant_id: r.try_get("grant_id")?,
                     expires_at: r.try_get("expires_at")?,
+                    claims: optional_json("access_tokens.claims", r.try_get("claims")?)?,
                 })
             })
             .transpose()
@@ -539,7 +562,7 @@ impl GrantStore for PgStore {
                 .fetch_optional(&self.pool)
                 .await?;
             if let Some(r) = row {
-                return Ok(RefreshRotation::Rotated(refresh_from_row(&r)?));
+                return Ok(RefreshRotation::Rotated(Box::new(refresh_from_row(&r)?)));
             }
             let used: Option<(String, bool)> = sqlx::query_as(q::ROTATE_REFRESH_TOKEN_2)
                 .bind(refresh_hash)

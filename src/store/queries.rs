@@ -3,9 +3,9 @@
 
 pub const CLIENT: &str = "SELECT id, name, secret_hash, secret_for_jwt, redirect_uris, grant_types, auth_method, id_token_signed_response_alg, jwks, skip_consent, created_at, metadata FROM clients WHERE id = $1";
 pub const CLIENTS: &str = "SELECT id, name, secret_hash, secret_for_jwt, redirect_uris, grant_types, auth_method, id_token_signed_response_alg, jwks, skip_consent, created_at, metadata FROM clients ORDER BY id";
-pub const USER: &str = "SELECT id, username, password_hash, email, email_verified, name, given_name, family_name, phone_number, phone_number_verified, address, disabled, created_at, updated_at FROM users WHERE id = $1";
-pub const USER_BY_USERNAME: &str = "SELECT id, username, password_hash, email, email_verified, name, given_name, family_name, phone_number, phone_number_verified, address, disabled, created_at, updated_at FROM users WHERE username = $1";
-pub const USERS: &str = "SELECT id, username, password_hash, email, email_verified, name, given_name, family_name, phone_number, phone_number_verified, address, disabled, created_at, updated_at FROM users ORDER BY username";
+pub const USER: &str = "SELECT id, username, password_hash, email, email_verified, name, given_name, family_name, phone_number, phone_number_verified, address, disabled, created_at, updated_at, claims FROM users WHERE id = $1";
+pub const USER_BY_USERNAME: &str = "SELECT id, username, password_hash, email, email_verified, name, given_name, family_name, phone_number, phone_number_verified, address, disabled, created_at, updated_at, claims FROM users WHERE username = $1";
+pub const USERS: &str = "SELECT id, username, password_hash, email, email_verified, name, given_name, family_name, phone_number, phone_number_verified, address, disabled, created_at, updated_at, claims FROM users ORDER BY username";
 pub const INSERT_CLIENT: &str = "INSERT INTO clients (id, name, secret_hash, secret_for_jwt, redirect_uris, grant_types, auth_method, id_token_signed_response_alg, jwks, skip_consent, created_at, metadata) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)";
 pub const DELETE_CLIENT_1: &str = "DELETE FROM refresh_tokens WHERE client_id = $1";
 pub const DELETE_CLIENT_2: &str = "DELETE FROM access_tokens WHERE client_id = $1";
@@ -13,13 +13,14 @@ pub const DELETE_CLIENT_3: &str = "DELETE FROM consents WHERE client_id = $1";
 pub const DELETE_CLIENT_4: &str = "DELETE FROM pending_authorizations WHERE client_id = $1";
 pub const DELETE_CLIENT_5: &str = "DELETE FROM clients WHERE id = $1";
 pub const SET_CLIENT_SECRET: &str = "UPDATE clients SET secret_hash = $1, secret_for_jwt = $2 WHERE id = $3";
-pub const INSERT_USER: &str = "INSERT INTO users (id, username, password_hash, email, email_verified, name, given_name, family_name, phone_number, phone_number_verified, address, disabled, created_at, updated_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14)";
+pub const INSERT_USER: &str = "INSERT INTO users (id, username, password_hash, email, email_verified, name, given_name, family_name, phone_number, phone_number_verified, address, disabled, created_at, updated_at, claims) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15)";
 pub const SET_PASSWORD_HASH: &str = "UPDATE users SET password_hash = $1, updated_at = $2 WHERE username = $3";
 pub const DISABLE_USER_1: &str = "UPDATE users SET disabled = TRUE, updated_at = $1 WHERE username = $2";
 pub const DISABLE_USER_2: &str = "DELETE FROM sessions WHERE user_id = (SELECT id FROM users WHERE username = $1)";
 pub const DISABLE_USER_3: &str = "DELETE FROM access_tokens WHERE user_id = (SELECT id FROM users WHERE username = $1)";
 pub const DISABLE_USER_4: &str =
     "DELETE FROM refresh_tokens WHERE user_id = (SELECT id FROM users WHERE username = $1)";
+pub const SET_USER_CLAIMS: &str = "UPDATE users SET claims = $1, updated_at = $2 WHERE username = $3";
 pub const DELETE_USER: &str = "DELETE FROM users WHERE username = $1";
 pub const INSERT_SESSION: &str =
     "INSERT INTO sessions (id_hash, sid, user_id, auth_time, amr, acr, expires_at) VALUES ($1,$2,$3,$4,$5,$6,$7)";
@@ -30,18 +31,18 @@ pub const INSERT_PENDING: &str =
 pub const PENDING: &str = "SELECT id, client_id, request_json, login_sid, created_at, expires_at FROM pending_authorizations WHERE id = $1 AND expires_at > $2";
 pub const DELETE_PENDING: &str = "DELETE FROM pending_authorizations WHERE id = $1";
 pub const SET_PENDING_LOGIN: &str = "UPDATE pending_authorizations SET login_sid = $1 WHERE id = $2";
-pub const CONSENTED_SCOPES: &str = "SELECT scope FROM consents WHERE user_id = $1 AND client_id = $2";
-pub const SAVE_CONSENT: &str = "INSERT INTO consents (user_id, client_id, scope, granted_at) VALUES ($1,$2,$3,$4) ON CONFLICT (user_id, client_id) DO UPDATE SET scope = excluded.scope, granted_at = excluded.granted_at";
+pub const CONSENT: &str = "SELECT scope, claims FROM consents WHERE user_id = $1 AND client_id = $2";
+pub const SAVE_CONSENT: &str = "INSERT INTO consents (user_id, client_id, scope, granted_at, claims) VALUES ($1,$2,$3,$4,$5) ON CONFLICT (user_id, client_id) DO UPDATE SET scope = excluded.scope, claims = excluded.claims, granted_at = excluded.granted_at";
 pub const INSERT_CODE: &str =
     "INSERT INTO authorization_codes (code_hash, grant_id, grant_json, expires_at) VALUES ($1,$2,$3,$4)";
 pub const REDEEM_CODE_1: &str =
     "UPDATE authorization_codes SET used = TRUE WHERE code_hash = $1 AND used = FALSE RETURNING grant_json";
 pub const REDEEM_CODE_2: &str = "SELECT grant_id FROM authorization_codes WHERE code_hash = $1";
-pub const INSERT_TOKENS_1: &str = "INSERT INTO access_tokens (token_hash, client_id, user_id, scope, grant_id, expires_at) SELECT $1,$2,$3,$4,$5,$6 WHERE NOT EXISTS (SELECT 1 FROM revoked_grants WHERE grant_id = $7)";
-pub const INSERT_TOKENS_2: &str = "INSERT INTO refresh_tokens (token_hash, client_id, user_id, scope, grant_id, auth_time, amr, acr, sid, expires_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)";
-pub const ACCESS_TOKEN: &str = "SELECT client_id, user_id, scope, grant_id, expires_at FROM access_tokens WHERE token_hash = $1 AND expires_at > $2";
-pub const REFRESH_TOKEN: &str = "SELECT client_id, user_id, scope, grant_id, auth_time, amr, acr, sid, expires_at FROM refresh_tokens WHERE token_hash = $1 AND client_id = $2 AND used = FALSE AND expires_at > $3";
-pub const ROTATE_REFRESH_TOKEN_1: &str = "UPDATE refresh_tokens SET used = TRUE WHERE token_hash = $1 AND client_id = $2 AND used = FALSE AND expires_at > $3 RETURNING client_id, user_id, scope, grant_id, auth_time, amr, acr, sid, expires_at";
+pub const INSERT_TOKENS_1: &str = "INSERT INTO access_tokens (token_hash, client_id, user_id, scope, grant_id, expires_at, claims) SELECT $1,$2,$3,$4,$5,$6,$7 WHERE NOT EXISTS (SELECT 1 FROM revoked_grants WHERE grant_id = $5)";
+pub const INSERT_TOKENS_2: &str = "INSERT INTO refresh_tokens (token_hash, client_id, user_id, scope, grant_id, auth_time, amr, acr, sid, expires_at, claims) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)";
+pub const ACCESS_TOKEN: &str = "SELECT client_id, user_id, scope, grant_id, expires_at, claims FROM access_tokens WHERE token_hash = $1 AND expires_at > $2";
+pub const REFRESH_TOKEN: &str = "SELECT client_id, user_id, scope, grant_id, auth_time, amr, acr, sid, expires_at, claims FROM refresh_tokens WHERE token_hash = $1 AND client_id = $2 AND used = FALSE AND expires_at > $3";
+pub const ROTATE_REFRESH_TOKEN_1: &str = "UPDATE refresh_tokens SET used = TRUE WHERE token_hash = $1 AND client_id = $2 AND used = FALSE AND expires_at > $3 RETURNING client_id, user_id, scope, grant_id, auth_time, amr, acr, sid, expires_at, claims";
 pub const ROTATE_REFRESH_TOKEN_2: &str =
     "SELECT grant_id, used FROM refresh_tokens WHERE token_hash = $1 AND client_id = $2";
 pub const REVOKE_GRANT_1: &str =

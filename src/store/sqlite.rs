@@ -122,6 +122,14 @@ fn json<T: DeserializeOwned>(row: &Row<'_>, idx: usize) -> rusqlite::Result<T> {
     serde_json::from_str(&row.get::<_, String>(idx)?).map_err(|e| conversion(idx, e))
 }
 
+/// A nullable JSON text column.
+fn optional_json<T: DeserializeOwned>(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<T>> {
+    match row.get::<_, Option<String>>(idx)? {
+        Some(text) => serde_json::from_str(&text).map(Some).map_err(|e| conversion(idx, e)),
+        None => Ok(None),
+    }
+}
+
 fn is_unique_violation(e: &rusqlite::Error) -> bool {
     matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation)
 }
@@ -159,6 +167,7 @@ fn user_from_row(r: &Row<'_>) -> rusqlite::Result<User> {
         disabled: r.get(11)?,
         created_at: r.get(12)?,
         updated_at: r.get(13)?,
+        claims: json(r, 14)?,
     })
 }
 
@@ -170,6 +179,7 @@ fn refresh_from_row(r: &Row<'_>) -> rusqlite::Result<RefreshToken> {
         grant_id: r.get(3)?,
         auth: Authentication { auth_time: r.get(4)?, amr: json(r, 5)?, acr: r.get(6)?, sid: r.get(7)? },
         expires_at: r.get(8)?,
+        claims: optional_json(r, 9)?,
     })
 }
 
@@ -275,7 +285,8 @@ impl UserStore for SqliteStore {
                     u.address,
                     u.disabled,
                     u.created_at,
-                    u.updated_at
+                    u.updated_at,
+                    to_json(&u.claims)
                 ],
             )
             .map_err(conflict_or)?;
@@ -300,6 +311,12 @@ impl UserStore for SqliteStore {
     async fn set_password_hash(&self, username: &str, hash: &str) -> StoreResult<bool> {
         self.write("set_password_hash", |conn| {
             Ok(exec(conn, q::SET_PASSWORD_HASH, params![hash, now(), username])? == 1)
+        })
+    }
+
+    async fn set_user_claims(&self, username: &str, claims: &Map<String, Value>) -> StoreResult<bool> {
+        self.write("set_user_claims", |conn| {
+            Ok(exec(conn, q::SET_USER_CLAIMS, params![to_json(claims), now(), username])? == 1)
         })
     }
 
@@ -399,15 +416,18 @@ impl InteractionStore for SqliteStore {
 
 #[async_trait]
 impl ConsentStore for SqliteStore {
-    async fn consented_scopes(&self, user_id: &str, client_id: &ClientId) -> StoreResult<Option<ScopeSet>> {
-        self.read("consented_scopes", |c| {
-            c.prepare_cached(q::CONSENTED_SCOPES)?.query_row([user_id, client_id.as_str()], |r| parsed(r, 0)).optional()
+    async fn consent(&self, user_id: &str, client_id: &ClientId) -> StoreResult<Option<Consent>> {
+        self.read("consent", |c| {
+            c.prepare_cached(q::CONSENT)?
+                .query_row([user_id, client_id.as_str()], |r| Ok(Consent { scope: parsed(r, 0)?, claims: json(r, 1)? }))
+                .optional()
         })
     }
 
-    async fn save_consent(&self, user_id: &str, client_id: &ClientId, scope: &ScopeSet) -> StoreResult<()> {
+    async fn save_consent(&self, user_id: &str, client_id: &ClientId, consent: &Consent) -> StoreResult<()> {
         self.write("save_consent", |conn| {
-            exec(conn, q::SAVE_CONSENT, params![user_id, client_id.as_str(), scope.to_string(), now()])?;
+            let args = params![user_id, client_id.as_str(), consent.scope.to_string(), now(), to_json(&consent.claims)];
+            exec(conn, q::SAVE_CONSENT, args)?;
             Ok(())
         })
     }
@@ -473,7 +493,7 @@ impl GrantStore for SqliteStore {
                     a.scope.to_string(),
                     a.grant_id,
                     a.expires_at,
-                    a.grant_id
+                    a.claims.as_ref().map(to_json)
                 ],
             )?;
             if inserted == 0 {
@@ -493,7 +513,8 @@ impl GrantStore for SqliteStore {
                         to_json(&r.auth.amr),
                         r.auth.acr,
                         r.auth.sid,
-                        r.expires_at
+                        r.expires_at,
+                        r.claims.as_ref().map(to_json)
                     ],
                 )?;
             }
@@ -512,6 +533,7 @@ impl GrantStore for SqliteStore {
                         scope: parsed(r, 2)?,
                         grant_id: r.get(3)?,
                         expires_at: r.get(4)?,
+                        claims: optional_json(r, 5)?,
                     })
                 })
                 .optional()
@@ -543,7 +565,7 @@ impl GrantStore for SqliteStore {
                 .query_row(params![refresh_hash, client_id.as_str(), now], refresh_from_row)
                 .optional()?;
             if let Some(old) = rotated {
-                return Ok(RefreshRotation::Rotated(old));
+                return Ok(RefreshRotation::Rotated(Box::new(old)));
             }
             let used: Option<(String, bool)> = conn
                 .prepare_cached(q::ROTATE_REFRESH_TOKEN_2)?
