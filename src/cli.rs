@@ -141,6 +141,9 @@ pub struct ClientAdd {
     /// A response type the client may use, e.g. "code id_token" (repeatable; default: code).
     #[arg(long = "response-type", value_name = "TYPE")]
     response_types: Vec<String>,
+    /// Seconds after which a sign-in needs a fresh login, for requests without max_age.
+    #[arg(long, value_name = "SECONDS")]
+    default_max_age: Option<u32>,
 }
 
 #[derive(Subcommand)]
@@ -356,7 +359,7 @@ fn build_client(a: &ClientAdd) -> anyhow::Result<Client> {
         (None, ClientAuthMethod::PrivateKeyJwt) => bail!("private_key_jwt needs --jwks FILE"),
         (None, _) => None,
     };
-    let mut metadata = ClientMetadata::default();
+    let mut metadata = ClientMetadata { default_max_age: a.default_max_age, ..ClientMetadata::default() };
     if !a.response_types.is_empty() {
         metadata.response_types = a
             .response_types
@@ -435,6 +438,9 @@ fn print_client(c: &Client) {
     println!("grant_types:   {}", c.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>().join(" "));
     for r in &c.metadata.response_types {
         println!("response_type: {r}");
+    }
+    if let Some(age) = c.metadata.default_max_age {
+        println!("default_max_age: {age}");
     }
     for r in &c.redirect_uris {
         println!("redirect_uri:  {}", r.as_str());

@@ -3,7 +3,9 @@
 mod common;
 
 use common::{Browser, REDIRECT_URI, TestOp, query};
-use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata, CoreUserInfoClaims};
+use openidconnect::core::{
+    CoreAuthPrompt, CoreAuthenticationFlow, CoreClient, CoreProviderMetadata, CoreUserInfoClaims,
+};
 use openidconnect::{
     AccessTokenHash, AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce, OAuth2TokenResponse,
     PkceCodeChallenge, RedirectUrl, Scope, TokenResponse, reqwest,
@@ -40,6 +42,8 @@ async fn full_sign_in(alg: SigningAlg) {
         .add_scope(Scope::new("email".into()))
         .add_scope(Scope::new("profile".into()))
         .add_scope(Scope::new("offline_access".into()))
+        // Core 11: offline access is asked for with prompt=consent.
+        .add_prompt(CoreAuthPrompt::Consent)
         .set_pkce_challenge(challenge)
         .url();
 
@@ -158,4 +162,75 @@ async fn public_client_with_pkce() {
     let claims = tokens.id_token().unwrap().claims(&client.id_token_verifier(), &nonce).unwrap();
     assert_eq!(claims.subject().as_str(), "sub-bob");
     assert!(tokens.refresh_token().is_none(), "no offline_access, no refresh token");
+}
+
+/// Core 11: `offline_access` yields a refresh token only with `prompt=consent`, or once the user has
+/// allowed offline access before, or for a client trusted to skip consent; otherwise it is ignored.
+#[tokio::test]
+async fn offline_access_needs_consent() {
+    let op = TestOp::start().await;
+    op.add_user("alice").await;
+    let (_, secret) = op.add_client("webapp", ClientAuthMethod::ClientSecretBasic, |_| {}).await;
+    let (_, trusted_secret) =
+        op.add_client("trusted", ClientAuthMethod::ClientSecretBasic, |c| c.skip_consent = true).await;
+    let b = Browser::new(&op);
+    let url = |client: &str, extra: &str| {
+        op.authorize_url(client, extra).replace("scope=openid%20email%20profile", "scope=openid%20offline_access")
+    };
+    let refresh_token = |client: &'static str, secret: String, callback: String| {
+        let op = &op;
+        async move {
+            let code = query(&callback)["code"].clone();
+            let (status, tokens) =
+                common::json(common::exchange_code(op, client, &secret, &code, Some(common::VERIFIER)).await).await;
+            assert_eq!(status, 200, "{tokens}");
+            tokens.get("refresh_token").and_then(|t| t.as_str()).map(str::to_owned)
+        }
+    };
+    let secret = secret.unwrap();
+
+    // Without prompt=consent: the consent page does not offer offline access, and none is granted.
+    let login = b.follow(b.get(&url("webapp", "")).await).await;
+    let consent = b.follow(b.submit_login(&login, "alice", common::PASSWORD).await).await;
+    assert!(consent.body.contains("name=\"decision\""), "{}", consent.body);
+    assert!(!consent.body.contains("Stay connected"), "{}", consent.body);
+    let callback = b.follow(b.submit_consent(&consent, "allow").await).await.location.unwrap();
+    assert_eq!(refresh_token("webapp", secret.clone(), callback).await, None);
+
+    // With prompt=consent: asked for and granted.
+    let consent = b.follow(b.get(&url("webapp", "&prompt=consent")).await).await;
+    assert!(consent.body.contains("Stay connected"), "{}", consent.body);
+    let callback = b.follow(b.submit_consent(&consent, "allow").await).await.location.unwrap();
+    assert!(refresh_token("webapp", secret.clone(), callback).await.is_some());
+
+    // Remembered: offline access was allowed before, so no prompt is needed now.
+    let callback = b.get(&url("webapp", "&prompt=none")).await.location.unwrap();
+    assert!(refresh_token("webapp", secret, callback).await.is_some());
+
+    // A first-party client trusted to skip consent.
+    let callback = b.get(&url("trusted", "")).await.location.unwrap();
+    assert!(refresh_token("trusted", trusted_secret.unwrap(), callback).await.is_some());
+}
+
+/// Registration 2 `default_max_age`: a request without `max_age` gets the client's default; 0 means
+/// every sign-in needs a fresh login, and `auth_time` shows it (Core 3.1.2.1).
+#[tokio::test]
+async fn client_default_max_age_forces_fresh_logins() {
+    let op = TestOp::start().await;
+    op.add_user("alice").await;
+    op.add_client("strict", ClientAuthMethod::ClientSecretBasic, |c| {
+        c.skip_consent = true;
+        c.metadata.default_max_age = Some(0);
+    })
+    .await;
+    op.add_client("relaxed", ClientAuthMethod::ClientSecretBasic, |c| c.skip_consent = true).await;
+    let b = Browser::new(&op);
+    b.sign_in(&op.authorize_url("relaxed", ""), "alice").await;
+    // The session satisfies the relaxed client at once, but not the strict one.
+    assert!(query(&b.get(&op.authorize_url("relaxed", "")).await.location.unwrap()).contains_key("code"));
+    let page = b.follow(b.get(&op.authorize_url("strict", "")).await).await;
+    assert!(page.body.contains("name=\"password\""), "a fresh login: {}", page.body);
+    // An explicit max_age wins over the default.
+    let page = b.get(&op.authorize_url("strict", "&max_age=3600")).await;
+    assert!(query(&page.location.unwrap()).contains_key("code"));
 }

@@ -34,8 +34,9 @@ async fn a_sign_in_alternating_between_two_nodes() {
     let b = Browser::new(&op);
 
     // authorize on node 0 -> login page on node 1 -> login on node 0 -> resume on node 1
-    let url =
-        op.authorize_url("webapp", "&scope=openid%20offline_access").replace("&scope=openid%20email%20profile", "");
+    let url = op
+        .authorize_url("webapp", "&scope=openid%20offline_access&prompt=consent")
+        .replace("&scope=openid%20email%20profile", "");
     let to_login = b.get(&url).await.location.unwrap();
     let login = b.get(&format!("{}{to_login}", node(1))).await;
     let request = login.hidden("request");

@@ -211,7 +211,7 @@ async fn client_credentials_for_confidential_clients() {
 async fn refresh_rotation_scope_and_reuse_detection() {
     let (op, secret) = setup().await;
     let http = reqwest::Client::new();
-    let url = op.authorize_url("webapp", "").replace("scope=openid", "scope=openid%20offline_access");
+    let url = op.authorize_url("webapp", "&prompt=consent").replace("scope=openid", "scope=openid%20offline_access");
     let code = query(&Browser::new(&op).sign_in(&url, "alice").await)["code"].clone();
     let (_, first) = json(exchange_code(&op, "webapp", &secret, &code, Some(VERIFIER)).await).await;
     let rt1 = first["refresh_token"].as_str().unwrap().to_owned();

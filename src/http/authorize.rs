@@ -121,18 +121,17 @@ pub(super) fn requested_id_token_claims(claims: Option<&ClaimsRequest>) -> impl 
     claims.into_iter().flat_map(|c| c.id_token.keys().map(String::as_str))
 }
 
-/// Whether the user has already granted this client everything the request asks for.
-async fn consent_given(
+/// Settles `offline_access` (Core 11) against the user's remembered consent, and tells whether that
+/// consent (or the client's trust) covers everything the request asks for.
+async fn settle_consent(
     state: &SharedState,
     client: &Client,
     user_id: &str,
-    request: &AuthorizationRequest,
+    request: &mut AuthorizationRequest,
 ) -> Result<bool, StoreError> {
-    if client.skip_consent {
-        return Ok(true);
-    }
-    let consent = state.store.consent(user_id, &client.id).await?;
-    Ok(consent.is_some_and(|c| request.is_covered_by(&c, &state.scope_claims)))
+    let remembered = if client.skip_consent { None } else { state.store.consent(user_id, &client.id).await? };
+    request.settle_offline_access(remembered.as_ref(), client);
+    Ok(client.skip_consent || remembered.is_some_and(|c| request.is_covered_by(&c, &state.scope_claims)))
 }
 
 /// Takes a validated request to its next step: a login or consent page, a code, or an error redirect.
@@ -140,14 +139,14 @@ pub(super) async fn proceed(
     state: &SharedState,
     jar: &CookieJar,
     client: &Client,
-    request: AuthorizationRequest,
+    mut request: AuthorizationRequest,
     pending: Option<&PendingAuthorization>,
 ) -> Response {
     let result: Result<Response, StoreError> = async {
         let now = now();
         let session = current_session(state, jar).await?;
         let consented = match &session {
-            Some(s) => consent_given(state, client, &s.user_id, &request).await?,
+            Some(s) => settle_consent(state, client, &s.user_id, &mut request).await?,
             None => false,
         };
         let signed_in = session.as_ref().map(|s| signed_in(s, pending));

@@ -185,17 +185,23 @@ async fn start_session(
 }
 
 pub async fn consent_page(State(state): State<SharedState>, jar: CookieJar, Query(q): Query<PageQuery>) -> Response {
-    let (pending, request, client) = match load_pending(&state, &q.request).await {
+    let (pending, mut request, client) = match load_pending(&state, &q.request).await {
         Ok(found) => found,
         Err(response) => return response,
     };
-    let user = match current_session(&state, &jar).await {
-        Ok(Some(session)) => state.store.user(&session.user_id).await,
-        Ok(None) => Ok(None),
-        Err(e) => Err(e),
-    };
-    let user = match user {
-        Ok(Some(user)) => user,
+    let found = async {
+        let Some(session) = current_session(&state, &jar).await? else { return Ok(None) };
+        let Some(user) = state.store.user(&session.user_id).await? else { return Ok(None) };
+        let remembered = state.store.consent(&user.id, &client.id).await?;
+        Ok::<_, StoreError>(Some((user, remembered)))
+    }
+    .await;
+    let user = match found {
+        Ok(Some((user, remembered))) => {
+            // What the page asks for is what the decision will grant (Core 11).
+            request.settle_offline_access(remembered.as_ref(), &client);
+            user
+        }
         // Signed out in the meantime: back through the decision, which asks for a login.
         Ok(None) => return proceed(&state, &jar, &client, request, Some(&pending)).await,
         Err(e) => return reply::error_page(&state, &reply::internal(e)),
@@ -256,6 +262,8 @@ pub async fn consent_submit(
         match next_step(&without_consent_prompt, Some(signed_in(&session, Some(&pending))), true, now()) {
             Ok(NextStep::IssueCode) => {
                 let remembered = state.store.consent(&session.user_id, &client.id).await?;
+                let mut request = request;
+                request.settle_offline_access(remembered.as_ref(), &client);
                 let consent = request.widen(remembered, &state.scope_claims);
                 state.store.save_consent(&session.user_id, &client.id, &consent).await?;
                 state.store.delete_pending(&pending.id).await?;

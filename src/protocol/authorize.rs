@@ -59,6 +59,18 @@ impl AuthorizationRequest {
         self.scope.is_subset(&consent.scope) && self.claims_beyond_scope(scopes).is_subset(&consent.claims)
     }
 
+    /// Core 11: `offline_access` is honoured only with `prompt=consent`, or where offline access was
+    /// already allowed (remembered consent) or the client is trusted to skip consent; otherwise it is
+    /// ignored.
+    pub fn settle_offline_access(&mut self, remembered: Option<&Consent>, client: &Client) {
+        let allowed = self.has_prompt(Prompt::Consent)
+            || client.skip_consent
+            || remembered.is_some_and(|c| c.scope.contains("offline_access"));
+        if !allowed {
+            self.scope = std::mem::take(&mut self.scope).without("offline_access");
+        }
+    }
+
     /// The consent to remember once the user allows this request: what was allowed before, and this.
     pub fn widen(&self, consent: Option<Consent>, scopes: &ScopeClaims) -> Consent {
         let mut consent = consent.unwrap_or_default();
@@ -239,7 +251,8 @@ pub fn validate(
     }
 
     let max_age = match params.get("max_age") {
-        None => None,
+        // Registration 2: the client's default_max_age applies when the request names none.
+        None => client.metadata.default_max_age.map(i64::from),
         Some(v) => Some(
             v.parse::<u32>()
                 .map(i64::from)

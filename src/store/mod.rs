@@ -75,11 +75,14 @@ pub struct Client {
 pub struct ClientMetadata {
     /// The response types the client may use (Registration 2 `response_types`; default `code`).
     pub response_types: Vec<ResponseType>,
+    /// Registration 2 `default_max_age`: `max_age` for requests that do not give one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_max_age: Option<u32>,
 }
 
 impl Default for ClientMetadata {
     fn default() -> Self {
-        Self { response_types: vec![ResponseType::Code] }
+        Self { response_types: vec![ResponseType::Code], default_max_age: None }
     }
 }
 
