@@ -99,7 +99,7 @@ pub struct UserAdd {
 #[derive(Subcommand)]
 pub enum ClientCommand {
     /// Register a client; prints its id and, for confidential clients, its secret (once).
-    Add(ClientAdd),
+    Add(Box<ClientAdd>),
     /// List clients.
     List,
     /// Show one client.
@@ -144,6 +144,12 @@ pub struct ClientAdd {
     /// Seconds after which a sign-in needs a fresh login, for requests without max_age.
     #[arg(long, value_name = "SECONDS")]
     default_max_age: Option<u32>,
+    /// `public` (default) or `pairwise` subject identifiers (Core 8).
+    #[arg(long, default_value = "public")]
+    subject_type: String,
+    /// For pairwise subjects: a URL whose JSON array lists every redirect URI (Core 8.1).
+    #[arg(long, value_name = "URL")]
+    sector_identifier_uri: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -359,7 +365,12 @@ fn build_client(a: &ClientAdd) -> anyhow::Result<Client> {
         (None, ClientAuthMethod::PrivateKeyJwt) => bail!("private_key_jwt needs --jwks FILE"),
         (None, _) => None,
     };
-    let mut metadata = ClientMetadata { default_max_age: a.default_max_age, ..ClientMetadata::default() };
+    let mut metadata = ClientMetadata {
+        default_max_age: a.default_max_age,
+        subject_type: a.subject_type.parse().map_err(|e| anyhow::anyhow!("--subject-type: {e}"))?,
+        sector_identifier_uri: a.sector_identifier_uri.clone(),
+        ..ClientMetadata::default()
+    };
     if !a.response_types.is_empty() {
         metadata.response_types = a
             .response_types
@@ -442,6 +453,10 @@ fn print_client(c: &Client) {
     if let Some(age) = c.metadata.default_max_age {
         println!("default_max_age: {age}");
     }
+    println!("subject_type:  {}", c.metadata.subject_type);
+    if let Some(sector) = &c.metadata.sector_identifier {
+        println!("sector:        {sector}");
+    }
     for r in &c.redirect_uris {
         println!("redirect_uri:  {}", r.as_str());
     }
@@ -454,6 +469,9 @@ async fn client(cmd: ClientCommand, store: &dyn Store) -> anyhow::Result<()> {
     match cmd {
         ClientCommand::Add(a) => {
             let mut client = build_client(&a)?;
+            crate::registration::settle_sector_identifier(&mut client, &crate::fetch::Fetcher::default())
+                .await
+                .map_err(|e| anyhow::anyhow!(e))?;
             let given = if a.secret_stdin { Some(read_stdin_line("client secret")?) } else { None };
             let secret = attach_secret(&mut client, given)?;
             match store.insert_client(&client).await {

@@ -6,10 +6,12 @@
 pub mod cli;
 pub mod config;
 pub mod crypto;
+pub mod fetch;
 pub mod http;
 pub mod jose;
 pub mod password;
 pub mod protocol;
+pub mod registration;
 pub mod server;
 pub mod store;
 pub mod telemetry;

@@ -44,7 +44,8 @@ pub async fn prepare(config: Config, store: Arc<dyn Store>) -> anyhow::Result<Sh
     crate::telemetry::init();
     let ring = load_key_ring(store.as_ref(), &config).await?;
     let pages = Pages::load(config.templates_dir.as_deref()).map_err(|e| anyhow::anyhow!(e))?;
-    Ok(Arc::new(AppState::new(config, store, SharedKeyRing::new(ring), pages)))
+    let pairwise_salt = store.secret("pairwise_salt", &crate::crypto::random_token()).await?;
+    Ok(Arc::new(AppState::new(config, store, SharedKeyRing::new(ring), pages, pairwise_salt)))
 }
 
 /// Serves HTTP on `listener` until `shutdown` resolves; in-flight requests are allowed to finish.

@@ -432,6 +432,22 @@ wire_enum!(
 );
 
 wire_enum!(
+    /// Core 8: how a client sees users' `sub`.
+    SubjectType {
+        Public = "public",
+        Pairwise = "pairwise",
+    }
+);
+
+// wire_enum! derives a fixed set of traits, so the default is written out.
+#[allow(clippy::derivable_impls)]
+impl Default for SubjectType {
+    fn default() -> Self {
+        SubjectType::Public
+    }
+}
+
+wire_enum!(
     /// Values of the `prompt` parameter (Core 3.1.2.1).
     Prompt {
         None = "none",

@@ -191,6 +191,36 @@ fn clients_and_keys_are_managed_from_the_cli() {
     assert!(show.contains("response_type: code id_token") && show.contains("response_type: code\n"), "{show}");
     let bad = ["client", "add", "--name", "X", "--redirect-uri", "https://x/cb", "--response-type", "token"];
     assert!(!oxid(d, &bad, None).status.success(), "bare token is not offered");
+    // Pairwise subjects (Core 8.1): the redirect URIs' one host is the sector; several hosts need a
+    // sector_identifier_uri (tests/subjects.rs fetches one).
+    let pairwise = [
+        "client",
+        "add",
+        "--name",
+        "P",
+        "--redirect-uri",
+        "https://p.example/cb",
+        "--id",
+        "pw",
+        "--subject-type",
+        "pairwise",
+    ];
+    ok(oxid(d, &pairwise, None));
+    let show = ok(oxid(d, &["client", "show", "pw"], None));
+    assert!(show.contains("subject_type:  pairwise") && show.contains("sector:        p.example"), "{show}");
+    let two_hosts = [
+        "client",
+        "add",
+        "--name",
+        "Q",
+        "--redirect-uri",
+        "https://a.example/cb",
+        "--redirect-uri",
+        "https://b.example/cb",
+        "--subject-type",
+        "pairwise",
+    ];
+    assert!(!oxid(d, &two_hosts, None).status.success());
 
     let show = ok(oxid(d, &["client", "show", "web"], None));
     assert!(show.contains("https://rp.example/cb") && show.contains("client_secret_basic"));

@@ -149,7 +149,8 @@ pub(super) async fn proceed(
             Some(s) => settle_consent(state, client, &s.user_id, &mut request).await?,
             None => false,
         };
-        let signed_in = session.as_ref().map(|s| signed_in(s, pending));
+        let subject = session.as_ref().map(|s| state.subject(client, &s.user_id));
+        let signed_in = session.as_ref().zip(subject.as_deref()).map(|(s, sub)| signed_in(s, sub, pending));
         let step = authorize::next_step(&request, signed_in, consented, now);
         Ok(match step {
             Err(e) => {
@@ -180,9 +181,13 @@ pub(super) async fn proceed(
 }
 
 /// The session as the next-step decision sees it.
-pub(super) fn signed_in<'a>(session: &'a BrowserSession, pending: Option<&PendingAuthorization>) -> SignedIn<'a> {
+pub(super) fn signed_in<'a>(
+    session: &BrowserSession,
+    subject: &'a str,
+    pending: Option<&PendingAuthorization>,
+) -> SignedIn<'a> {
     SignedIn {
-        user_id: &session.user_id,
+        subject,
         auth_time: session.auth_time,
         logged_in_during_flow: pending.and_then(|p| p.login_sid.as_deref()) == Some(session.sid.as_str()),
     }

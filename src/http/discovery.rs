@@ -9,7 +9,7 @@ use serde_json::json;
 use super::SharedState;
 use crate::config::Config;
 use crate::protocol::claims::ScopeClaims;
-use crate::types::{ClientAuthMethod, GrantType, Prompt, ResponseMode, ResponseType, SigningAlg};
+use crate::types::{ClientAuthMethod, GrantType, Prompt, ResponseMode, ResponseType, SigningAlg, SubjectType};
 
 /// The metadata document: it advertises only what is implemented.
 pub fn document(config: &Config, scopes: &ScopeClaims) -> Bytes {
@@ -31,7 +31,7 @@ pub fn document(config: &Config, scopes: &ScopeClaims) -> Bytes {
         // `implicit` names the tokens the authorization endpoint returns (Discovery 3); it has no token
         // endpoint grant of its own.
         "grant_types_supported": GrantType::ALL.iter().map(|g| g.as_str()).chain(["implicit"]).collect::<Vec<_>>(),
-        "subject_types_supported": ["public"],
+        "subject_types_supported": SubjectType::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
         "id_token_signing_alg_values_supported": algs,
         "token_endpoint_auth_methods_supported": auth_methods,
         "token_endpoint_auth_signing_alg_values_supported": ["RS256", "PS256", "ES256", "EdDSA", "HS256", "HS384", "HS512"],

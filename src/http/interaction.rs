@@ -259,7 +259,9 @@ pub async fn consent_submit(
         // still hold, so a form posted directly cannot skip a required login.
         let mut without_consent_prompt = request.clone();
         without_consent_prompt.prompt.retain(|p| *p != Prompt::Consent);
-        match next_step(&without_consent_prompt, Some(signed_in(&session, Some(&pending))), true, now()) {
+        let subject = state.subject(&client, &session.user_id);
+        let signed_in = signed_in(&session, &subject, Some(&pending));
+        match next_step(&without_consent_prompt, Some(signed_in), true, now()) {
             Ok(NextStep::IssueCode) => {
                 let remembered = state.store.consent(&session.user_id, &client.id).await?;
                 let mut request = request;

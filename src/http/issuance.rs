@@ -69,9 +69,10 @@ pub fn id_token(
 ) -> Result<String, OAuthError> {
     let now = now();
     let alg = client.id_token_signed_response_alg;
+    let subject = state.subject(client, &user.id);
     let claims = IdTokenClaims {
         iss: &state.config.issuer,
-        sub: &user.id,
+        sub: &subject,
         aud: client.id.as_str(),
         exp: now + state.config.id_token_lifetime as i64,
         iat: now,

@@ -43,16 +43,29 @@ pub struct AppState {
     pub token_endpoint: String,
     /// What each scope releases (Core 5.4 plus configuration).
     pub scope_claims: ScopeClaims,
+    /// The secret salt of pairwise subject identifiers (Core 8.1), shared by every node.
+    pub pairwise_salt: String,
 }
 
 pub type SharedState = Arc<AppState>;
 
 impl AppState {
-    pub fn new(config: Config, store: Arc<dyn Store>, keys: SharedKeyRing, pages: Pages) -> Self {
+    pub fn new(
+        config: Config,
+        store: Arc<dyn Store>,
+        keys: SharedKeyRing,
+        pages: Pages,
+        pairwise_salt: String,
+    ) -> Self {
         let scope_claims = ScopeClaims::new(&config.scope_claims);
         let discovery_json = discovery::document(&config, &scope_claims);
         let token_endpoint = format!("{}/token", config.issuer);
-        Self { config, store, keys, pages, discovery_json, token_endpoint, scope_claims }
+        Self { config, store, keys, pages, discovery_json, token_endpoint, scope_claims, pairwise_salt }
+    }
+
+    /// The `sub` `client` sees for the user `user_id` (Core 8).
+    pub fn subject(&self, client: &crate::store::Client, user_id: &str) -> String {
+        crate::protocol::subject::subject_for(client, user_id, &self.pairwise_salt)
     }
 }
 

@@ -74,12 +74,14 @@ pub async fn userinfo(State(state): State<SharedState>, req: Request) -> Respons
         let e = OAuthError::new(ErrorCode::InsufficientScope, "the access token lacks the openid scope");
         return challenge(StatusCode::FORBIDDEN, Some(&e));
     };
-    match state.store.user(user_id).await {
-        Ok(Some(user)) if !user.disabled => {
-            let claims = userinfo_claims(&user, &state.scope_claims, &access.scope, access.claims.as_ref());
+    // The client decides how it sees the user (Core 8 subject type).
+    match tokio::try_join!(state.store.user(user_id), state.store.client(&access.client_id)) {
+        Ok((Some(user), Some(client))) if !user.disabled => {
+            let subject = state.subject(&client, &user.id);
+            let claims = userinfo_claims(&subject, &user, &state.scope_claims, &access.scope, access.claims.as_ref());
             ([reply::NO_STORE], axum::Json(claims)).into_response()
         }
-        Ok(_) => challenge(StatusCode::UNAUTHORIZED, Some(&invalid("the user is no longer active"))),
+        Ok(_) => challenge(StatusCode::UNAUTHORIZED, Some(&invalid("the user or client is no longer active"))),
         Err(e) => reply::json_error(&reply::internal(e)),
     }
 }

@@ -317,7 +317,8 @@ pub fn validate(
 /// The signed-in user, as far as the next-step decision is concerned.
 #[derive(Debug, Clone, Copy)]
 pub struct SignedIn<'a> {
-    pub user_id: &'a str,
+    /// The user's `sub` as this client sees it (Core 8), to compare with `id_token_hint`.
+    pub subject: &'a str,
     pub auth_time: Timestamp,
     /// The session was created by a login during this very flow.
     pub logged_in_during_flow: bool,
@@ -347,7 +348,7 @@ pub fn next_step(
             // Whole seconds: ">=" makes max_age=0 always mean a fresh login.
             let too_old = req.max_age.is_some_and(|max| now - s.auth_time >= max);
             (!s.logged_in_during_flow && (fresh_login_wanted || too_old))
-                || req.hinted_subject.as_deref().is_some_and(|sub| sub != s.user_id)
+                || req.hinted_subject.as_deref().is_some_and(|sub| sub != s.subject)
         }
     };
     let no_ui = req.has_prompt(Prompt::None);
@@ -488,8 +489,8 @@ mod tests {
 
     #[test]
     fn next_step_follows_prompt_and_max_age() {
-        let me = Some(SignedIn { user_id: "u1", auth_time: 1000, logged_in_during_flow: false });
-        let fresh = Some(SignedIn { user_id: "u1", auth_time: 1000, logged_in_during_flow: true });
+        let me = Some(SignedIn { subject: "u1", auth_time: 1000, logged_in_during_flow: false });
+        let fresh = Some(SignedIn { subject: "u1", auth_time: 1000, logged_in_during_flow: true });
         let r = request(vec![], None);
         assert_eq!(next_step(&r, None, false, 1000), Ok(NextStep::Login));
         assert_eq!(next_step(&r, me, false, 1000), Ok(NextStep::Consent));

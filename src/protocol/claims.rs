@@ -242,9 +242,10 @@ pub fn release<'a>(user: &User, names: impl IntoIterator<Item = &'a str>) -> Map
     claims
 }
 
-/// The UserInfo response (Core 5.3.2): `sub`, the scopes' claims, and the individually requested
-/// userinfo claims (Core 5.5).
+/// The UserInfo response (Core 5.3.2): `sub` (as this client sees it, Core 8), the scopes' claims,
+/// and the individually requested userinfo claims (Core 5.5).
 pub fn userinfo_claims(
+    subject: &str,
     user: &User,
     scopes: &ScopeClaims,
     scope: &ScopeSet,
@@ -252,7 +253,7 @@ pub fn userinfo_claims(
 ) -> Map<String, Value> {
     let names = scopes.claims_for(scope).chain(requested.into_iter().flat_map(|r| r.keys().map(String::as_str)));
     let mut claims = release(user, names);
-    claims.insert("sub".into(), json!(user.id));
+    claims.insert("sub".into(), json!(subject));
     claims
 }
 
@@ -316,13 +317,13 @@ mod tests {
     fn scopes_release_only_their_claims() {
         let user = alice();
         let s = scopes();
-        let c = userinfo_claims(&user, &s, &ScopeSet::parse("openid").unwrap(), None);
+        let c = userinfo_claims("u1", &user, &s, &ScopeSet::parse("openid").unwrap(), None);
         assert_eq!(Value::Object(c), json!({"sub": "u1"}));
-        let c = userinfo_claims(&user, &s, &ScopeSet::parse("openid email").unwrap(), None);
+        let c = userinfo_claims("u1", &user, &s, &ScopeSet::parse("openid email").unwrap(), None);
         assert_eq!(c["email"], "a@example.com");
         assert_eq!(c["email_verified"], true);
         assert!(!c.contains_key("name"));
-        let c = userinfo_claims(&user, &s, &ScopeSet::parse("openid profile phone").unwrap(), None);
+        let c = userinfo_claims("u1", &user, &s, &ScopeSet::parse("openid profile phone").unwrap(), None);
         assert_eq!(c["name"], "Alice A");
         assert_eq!(c["name#fr"], "Alice la Grande", "language-tagged forms come along (Core 5.2)");
         assert_eq!(c["nickname"], "Ali");
@@ -330,7 +331,7 @@ mod tests {
         assert!(!c.contains_key("given_name") && !c.contains_key("phone_number"), "absent, not null");
         assert!(!c.contains_key("groups"));
         // A configured custom scope releases its claims.
-        let c = userinfo_claims(&user, &s, &ScopeSet::parse("openid groups").unwrap(), None);
+        let c = userinfo_claims("u1", &user, &s, &ScopeSet::parse("openid groups").unwrap(), None);
         assert_eq!(c["groups"], json!(["admins"]));
         assert!(s.is_known("groups") && s.is_known("offline_access") && !s.is_known("bogus"));
     }
@@ -346,7 +347,7 @@ mod tests {
         assert_eq!(r.required_subject(), Some("u1"));
         assert!(r.id_token["acr"].accepts(&json!("b")) && !r.id_token["acr"].accepts(&json!("c")));
         assert_eq!(r.user_claims(), BTreeSet::from(["email", "nickname"]));
-        let c = userinfo_claims(&alice(), &scopes(), &ScopeSet::parse("openid").unwrap(), Some(&r.userinfo));
+        let c = userinfo_claims("u1", &alice(), &scopes(), &ScopeSet::parse("openid").unwrap(), Some(&r.userinfo));
         assert_eq!(c["email"], "a@example.com");
         assert_eq!(c["nickname"], "Ali");
         for bad in [

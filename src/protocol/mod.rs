@@ -6,6 +6,7 @@ pub mod error;
 pub mod id_token;
 pub mod params;
 pub mod pkce;
+pub mod subject;
 
 pub use error::{ErrorCode, OAuthError};
 pub use params::Params;

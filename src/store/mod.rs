@@ -15,7 +15,9 @@ use serde_json::{Map, Value};
 
 use crate::protocol::claims::{ClaimRequest, ClaimsRequest};
 
-use crate::types::{ClientAuthMethod, ClientId, GrantType, RedirectUri, ResponseType, ScopeSet, SigningAlg};
+use crate::types::{
+    ClientAuthMethod, ClientId, GrantType, RedirectUri, ResponseType, ScopeSet, SigningAlg, SubjectType,
+};
 
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -78,11 +80,25 @@ pub struct ClientMetadata {
     /// Registration 2 `default_max_age`: `max_age` for requests that do not give one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub default_max_age: Option<u32>,
+    /// Core 8: `public` or `pairwise` subject identifiers.
+    pub subject_type: SubjectType,
+    /// Registration 2 `sector_identifier_uri`, as registered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sector_identifier_uri: Option<String>,
+    /// The sector pairwise subjects are computed for (Core 8.1), settled at registration.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sector_identifier: Option<String>,
 }
 
 impl Default for ClientMetadata {
     fn default() -> Self {
-        Self { response_types: vec![ResponseType::Code], default_max_age: None }
+        Self {
+            response_types: vec![ResponseType::Code],
+            default_max_age: None,
+            subject_type: SubjectType::Public,
+            sector_identifier_uri: None,
+            sector_identifier: None,
+        }
     }
 }
 
@@ -356,6 +372,13 @@ pub trait ThrottleStore: Send + Sync {
     async fn clear_failures(&self, key: &str) -> StoreResult<()>;
 }
 
+/// Named secrets shared by every node.
+#[async_trait]
+pub trait SecretStore: Send + Sync {
+    /// The secret `name`; stores `candidate` first if there is none yet (first node wins).
+    async fn secret(&self, name: &str, candidate: &str) -> StoreResult<String>;
+}
+
 /// Reachability, for readiness checks.
 #[async_trait]
 pub trait Health: Send + Sync {
@@ -374,6 +397,7 @@ pub trait Store:
     + KeyStore
     + ReplayStore
     + ThrottleStore
+    + SecretStore
 {
 }
 
@@ -388,5 +412,6 @@ impl<T> Store for T where
         + KeyStore
         + ReplayStore
         + ThrottleStore
+        + SecretStore
 {
 }

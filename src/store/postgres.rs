@@ -692,3 +692,14 @@ impl ThrottleStore for PgStore {
         .await
     }
 }
+
+#[async_trait]
+impl SecretStore for PgStore {
+    async fn secret(&self, name: &str, candidate: &str) -> StoreResult<String> {
+        crate::telemetry::timed("secret", async move {
+            sqlx::query(q::INSERT_SECRET).bind(name).bind(candidate).execute(&self.pool).await?;
+            Ok(sqlx::query_scalar(q::SECRET).bind(name).fetch_one(&self.pool).await?)
+        })
+        .await
+    }
+}

@@ -644,3 +644,13 @@ impl ThrottleStore for SqliteStore {
         self.write("clear_failures", |conn| Ok(exec(conn, q::CLEAR_FAILURES, [key]).map(drop)?))
     }
 }
+
+#[async_trait]
+impl SecretStore for SqliteStore {
+    async fn secret(&self, name: &str, candidate: &str) -> StoreResult<String> {
+        self.write("secret", |conn| {
+            exec(conn, q::INSERT_SECRET, params![name, candidate])?;
+            Ok(conn.prepare_cached(q::SECRET)?.query_row([name], |r| r.get(0))?)
+        })
+    }
+}
