@@ -150,6 +150,15 @@ pub struct ClientAdd {
     /// For pairwise subjects: a URL whose JSON array lists every redirect URI (Core 8.1).
     #[arg(long, value_name = "URL")]
     sector_identifier_uri: Option<String>,
+    /// Where the client publishes its public keys (instead of --jwks).
+    #[arg(long, value_name = "URL")]
+    jwks_uri: Option<String>,
+    /// The algorithm request objects must be signed with, or `none` to accept unsigned ones (Core 6.1).
+    #[arg(long, value_name = "ALG")]
+    request_object_alg: Option<String>,
+    /// A request_uri the client may use (repeatable; Core 6.2).
+    #[arg(long = "request-uri", value_name = "URL")]
+    request_uris: Vec<String>,
 }
 
 #[derive(Subcommand)]
@@ -362,15 +371,31 @@ fn build_client(a: &ClientAdd) -> anyhow::Result<Client> {
             josekit::jwk::JwkSet::from_bytes(&text).map_err(|e| anyhow::anyhow!("--jwks: not a JWK Set: {e}"))?;
             Some(text)
         }
-        (None, ClientAuthMethod::PrivateKeyJwt) => bail!("private_key_jwt needs --jwks FILE"),
+        (None, ClientAuthMethod::PrivateKeyJwt) if a.jwks_uri.is_none() => {
+            bail!("private_key_jwt needs --jwks FILE or --jwks-uri URL")
+        }
         (None, _) => None,
     };
     let mut metadata = ClientMetadata {
         default_max_age: a.default_max_age,
         subject_type: a.subject_type.parse().map_err(|e| anyhow::anyhow!("--subject-type: {e}"))?,
         sector_identifier_uri: a.sector_identifier_uri.clone(),
+        jwks_uri: a.jwks_uri.clone(),
+        request_object_signing_alg: a
+            .request_object_alg
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("--request-object-alg: {e}"))?,
+        request_uris: a.request_uris.clone(),
         ..ClientMetadata::default()
     };
+    for uri in metadata.jwks_uri.iter().chain(&metadata.request_uris) {
+        let parsed = url::Url::parse(uri).map_err(|e| anyhow::anyhow!("{uri}: {e}"))?;
+        if !crate::fetch::is_fetchable(&parsed) {
+            bail!("{uri}: only https URLs can be fetched");
+        }
+    }
     if !a.response_types.is_empty() {
         metadata.response_types = a
             .response_types

@@ -3,7 +3,9 @@
 //! registration cannot make the OP wait, fill its memory, or reach around to internal addresses by
 //! redirect.
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use serde::de::DeserializeOwned;
@@ -25,9 +27,15 @@ pub enum FetchError {
     Json(#[from] serde_json::Error),
 }
 
+/// How long a fetched JWK Set is reused before it is fetched again.
+const CACHE_TTL: Duration = Duration::from_secs(300);
+/// Cached documents at most; the cache starts afresh when full.
+const CACHE_ENTRIES: usize = 256;
+
 #[derive(Clone)]
 pub struct Fetcher {
     http: reqwest::Client,
+    cache: Arc<Mutex<HashMap<String, (Instant, Bytes)>>>,
 }
 
 impl Default for Fetcher {
@@ -39,7 +47,7 @@ impl Default for Fetcher {
             .user_agent(concat!("oxid/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("a TLS backend is compiled in");
-        Self { http }
+        Self { http, cache: Arc::default() }
     }
 }
 
@@ -75,5 +83,21 @@ impl Fetcher {
 
     pub async fn json<T: DeserializeOwned>(&self, url: &str) -> Result<T, FetchError> {
         Ok(serde_json::from_slice(&self.get(url).await?)?)
+    }
+
+    /// `get`, reusing a copy fetched within the last few minutes (for documents such as JWK Sets that
+    /// change rarely and are needed often).
+    pub async fn get_cached(&self, url: &str) -> Result<Bytes, FetchError> {
+        let cached = self.cache.lock().expect("cache lock").get(url).cloned();
+        if let Some((_, body)) = cached.filter(|(at, _)| at.elapsed() < CACHE_TTL) {
+            return Ok(body);
+        }
+        let body = self.get(url).await?;
+        let mut cache = self.cache.lock().expect("cache lock");
+        if cache.len() >= CACHE_ENTRIES {
+            cache.clear();
+        }
+        cache.insert(url.to_owned(), (Instant::now(), body.clone()));
+        Ok(body)
     }
 }

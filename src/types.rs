@@ -464,6 +464,44 @@ impl ClientAuthMethod {
     }
 }
 
+/// Registration 2 `request_object_signing_alg`: a JWS algorithm, or `none` for unsigned request objects
+/// (Core 6.1), which a client must opt into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum RequestObjectAlg {
+    None,
+    Signed(SigningAlg),
+}
+
+impl FromStr for RequestObjectAlg {
+    type Err = InvalidValue;
+    fn from_str(s: &str) -> Result<Self, InvalidValue> {
+        if s == "none" { Ok(Self::None) } else { s.parse().map(Self::Signed) }
+    }
+}
+
+impl TryFrom<String> for RequestObjectAlg {
+    type Error = InvalidValue;
+    fn try_from(s: String) -> Result<Self, InvalidValue> {
+        s.parse()
+    }
+}
+
+impl From<RequestObjectAlg> for String {
+    fn from(a: RequestObjectAlg) -> String {
+        a.to_string()
+    }
+}
+
+impl fmt::Display for RequestObjectAlg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::None => f.write_str("none"),
+            Self::Signed(alg) => f.write_str(alg.as_str()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

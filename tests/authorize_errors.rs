@@ -68,8 +68,8 @@ async fn other_errors_redirect_with_state_and_iss() {
         (op.authorize_url("webapp", "&prompt=bogus"), "invalid_request"),
         (op.authorize_url("webapp", "&max_age=abc"), "invalid_request"),
         (op.authorize_url("webapp", "&response_mode=web_message"), "invalid_request"),
-        (op.authorize_url("webapp", "&request=eyJ.x.y"), "request_not_supported"),
-        (op.authorize_url("webapp", "&request_uri=https%3A%2F%2Frp%2Fr"), "request_uri_not_supported"),
+        (op.authorize_url("webapp", "&request=eyJ.x.y"), "invalid_request_object"),
+        (op.authorize_url("webapp", "&request_uri=https%3A%2F%2Frp%2Fr"), "invalid_request_uri"),
         (op.authorize_url("webapp", "&id_token_hint=not.a.jwt"), "invalid_request"),
         (op.authorize_url("webapp", "&display=hologram"), "invalid_request"),
         // PKCE: plain is refused (RFC 7636 4.3 / RFC 9700 2.1.1), malformed challenges too.

@@ -7,11 +7,12 @@ use serde::Deserialize;
 
 use super::issuance::{self, IdTokenContents};
 use super::params::RequestParams;
-use super::{SharedState, cookies, reply};
+use super::{SharedState, client_auth, cookies, reply};
 use crate::crypto;
+use crate::jose::request_object;
 use crate::protocol::authorize::{self, AuthorizationRequest, NextStep, Policy, Rejection, SignedIn};
 use crate::protocol::claims::{self, ClaimsRequest};
-use crate::protocol::{ErrorCode, OAuthError};
+use crate::protocol::{ErrorCode, OAuthError, Params};
 use crate::store::{BrowserSession, Client, CodeGrant, PendingAuthorization, StoreError, now};
 
 pub async fn authorize(
@@ -31,6 +32,10 @@ pub async fn authorize(
     let client = match state.store.client(&client_id).await {
         Ok(c) => c,
         Err(e) => return reply::error_page(&state, &reply::internal(e)),
+    };
+    let params = match with_request_object(&state, params, client.as_ref()).await {
+        Ok(p) => p,
+        Err(rejection) => return reject(&state, &rejection),
     };
     let keys = state.keys.get();
     let verify_hint = |hint: &str| hinted_subject(&keys, &state.config.issuer, hint);
@@ -56,6 +61,45 @@ pub async fn resume(State(state): State<SharedState>, jar: CookieJar, Query(q): 
         Err(response) => return response,
     };
     proceed(&state, &jar, &client, request, Some(&pending)).await
+}
+
+/// Core 6: merges the request object given by value (`request`) or by reference (`request_uri`) into
+/// the request's parameters, its values winning (Core 6.3.3).
+async fn with_request_object(
+    state: &SharedState,
+    params: Params,
+    client: Option<&Client>,
+) -> Result<Params, Rejection> {
+    // An unknown client is reported by validation, before anything is fetched.
+    let Some(client) = client else { return Ok(params) };
+    let fail = |code, description: String| authorize::reject(&params, Some(client), OAuthError::new(code, description));
+    let jwt = match (params.get("request"), params.get("request_uri")) {
+        (None, None) => return Ok(params),
+        (Some(_), Some(_)) => {
+            return Err(fail(ErrorCode::InvalidRequest, "request and request_uri cannot be used together".into()));
+        }
+        (Some(jwt), None) => jwt.to_owned(),
+        (None, Some(uri)) => {
+            // Core 6.2: only URIs the client registered, compared without their fragment.
+            let without_fragment = |u: &str| u.split('#').next().unwrap_or_default().to_owned();
+            if !client.metadata.request_uris.iter().any(|r| without_fragment(r) == without_fragment(uri)) {
+                return Err(fail(ErrorCode::InvalidRequestUri, "request_uri is not registered for this client".into()));
+            }
+            let body = state.fetcher.get(uri).await.map_err(|e| {
+                fail(ErrorCode::InvalidRequestUri, format!("the request object could not be fetched: {e}"))
+            })?;
+            String::from_utf8(body.to_vec())
+                .map_err(|_| fail(ErrorCode::InvalidRequestUri, "the request object is not text".into()))?
+                .trim()
+                .to_owned()
+        }
+    };
+    let jwks = client_auth::client_jwks(state, client)
+        .await
+        .map_err(|e| fail(ErrorCode::InvalidRequestObject, format!("the client's keys are unavailable: {e}")))?;
+    let claims = request_object::verify(&jwt, client, jwks.as_deref(), &state.config.issuer, now())
+        .map_err(|e| fail(ErrorCode::InvalidRequestObject, e.0.to_owned()))?;
+    params.clone().with_request_object(claims).map_err(|e| fail(ErrorCode::InvalidRequestObject, e.to_owned()))
 }
 
 fn reject(state: &SharedState, rejection: &Rejection) -> Response {

@@ -7,6 +7,7 @@ use base64::engine::general_purpose::STANDARD;
 use super::SharedState;
 use super::reply;
 use crate::crypto;
+use crate::fetch::FetchError;
 use crate::jose::assertion;
 use crate::protocol::{ErrorCode, OAuthError, Params};
 use crate::store::{Client, now};
@@ -103,7 +104,15 @@ pub async fn authenticate(state: &SharedState, headers: &HeaderMap, params: &Par
             let client = load(state, &id).await?;
             let audiences = [state.token_endpoint.as_str(), state.config.issuer.as_str()];
             let now = now();
-            let verified = assertion::verify(&assertion, &client, &audiences, now).map_err(|e| invalid_client(e.0))?;
+            let jwks = match client.auth_method {
+                ClientAuthMethod::PrivateKeyJwt => client_jwks(state, &client).await.map_err(|e| {
+                    tracing::warn!(client = %client.id, error = %e, "client keys unavailable");
+                    invalid_client("the client's keys are unavailable")
+                })?,
+                _ => None,
+            };
+            let verified = assertion::verify(&assertion, &client, jwks.as_deref(), &audiences, now)
+                .map_err(|e| invalid_client(e.0))?;
             // RFC 7523 3 item 7: a jti is accepted once.
             let key = format!("jti:{}:{}", client.id, verified.jti);
             match state.store.first_use(&key, verified.exp, now).await {
@@ -119,5 +128,16 @@ pub async fn authenticate(state: &SharedState, headers: &HeaderMap, params: &Par
             }
             Ok(client)
         }
+    }
+}
+
+/// The client's public keys: registered inline, or fetched (and cached) from its `jwks_uri`.
+pub(super) async fn client_jwks(state: &SharedState, client: &Client) -> Result<Option<String>, FetchError> {
+    if let Some(jwks) = &client.jwks {
+        return Ok(Some(jwks.clone()));
+    }
+    match &client.metadata.jwks_uri {
+        Some(uri) => Ok(Some(String::from_utf8_lossy(&state.fetcher.get_cached(uri).await?).into_owned())),
+        None => Ok(None),
     }
 }

@@ -18,6 +18,7 @@ pub fn document(config: &Config, scopes: &ScopeClaims) -> Bytes {
     let claims: Vec<&str> = id_token_claims.into_iter().chain(scopes.claims()).collect();
     let iss = &config.issuer;
     let algs: Vec<&str> = SigningAlg::ALL.iter().map(|a| a.as_str()).collect();
+    let request_object_algs: Vec<&str> = ["none"].into_iter().chain(algs.iter().copied()).collect();
     let auth_methods: Vec<&str> = ClientAuthMethod::ALL.iter().map(|m| m.as_str()).collect();
     let doc = json!({
         "issuer": iss,
@@ -42,9 +43,11 @@ pub fn document(config: &Config, scopes: &ScopeClaims) -> Bytes {
         "claim_types_supported": ["normal"],
         "acr_values_supported": [crate::protocol::authorize::PASSWORD_ACR],
         "claims_parameter_supported": true,
-        "request_parameter_supported": false,
-        "request_uri_parameter_supported": false,
-        "require_request_uri_registration": false,
+        "request_parameter_supported": true,
+        "request_uri_parameter_supported": true,
+        "require_request_uri_registration": true,
+        // `none` only for clients that registered it (Core 6.1).
+        "request_object_signing_alg_values_supported": request_object_algs,
         "authorization_response_iss_parameter_supported": true,
         "ui_locales_supported": ["en"],
     });

@@ -27,6 +27,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
+use crate::fetch::Fetcher;
 use crate::jose::SharedKeyRing;
 use crate::protocol::claims::ScopeClaims;
 use crate::store::Store;
@@ -45,6 +46,8 @@ pub struct AppState {
     pub scope_claims: ScopeClaims,
     /// The secret salt of pairwise subject identifiers (Core 8.1), shared by every node.
     pub pairwise_salt: String,
+    /// For documents clients point to: JWK Sets, request objects.
+    pub fetcher: Fetcher,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -60,7 +63,8 @@ impl AppState {
         let scope_claims = ScopeClaims::new(&config.scope_claims);
         let discovery_json = discovery::document(&config, &scope_claims);
         let token_endpoint = format!("{}/token", config.issuer);
-        Self { config, store, keys, pages, discovery_json, token_endpoint, scope_claims, pairwise_salt }
+        let fetcher = Fetcher::default();
+        Self { config, store, keys, pages, discovery_json, token_endpoint, scope_claims, pairwise_salt, fetcher }
     }
 
     /// The `sub` `client` sees for the user `user_id` (Core 8).

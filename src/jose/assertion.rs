@@ -2,28 +2,19 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use josekit::jwk::{Jwk, JwkSet};
 use josekit::jws::{self, JwsVerifier};
 use serde::Deserialize;
 
-use super::keys;
+use super::client_keys;
 use crate::store::{Client, Timestamp};
-use crate::types::{ClientAuthMethod, SigningAlg};
+use crate::types::ClientAuthMethod;
 
-/// Tolerated clock difference between client and OP, in seconds.
-const CLOCK_SKEW: i64 = 60;
+use super::client_keys::{Audience, CLOCK_SKEW};
 
 /// Why an assertion was refused; reported to the client as `invalid_client`.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("{0}")]
 pub struct AssertionError(pub &'static str);
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Audience {
-    One(String),
-    Many(Vec<String>),
-}
 
 #[derive(Deserialize)]
 struct Claims {
@@ -50,7 +41,7 @@ pub fn claimed_client_id(assertion: &str) -> Option<String> {
     claims.sub
 }
 
-fn verifiers_for(client: &Client) -> Result<Vec<Box<dyn JwsVerifier>>, AssertionError> {
+fn verifiers_for(client: &Client, jwks: Option<&str>) -> Result<Vec<Box<dyn JwsVerifier>>, AssertionError> {
     match client.auth_method {
         ClientAuthMethod::ClientSecretJwt => {
             let secret = client.secret_for_jwt.as_deref().ok_or(AssertionError("client has no secret"))?;
@@ -67,66 +58,33 @@ fn verifiers_for(client: &Client) -> Result<Vec<Box<dyn JwsVerifier>>, Assertion
             Ok(verifiers)
         }
         ClientAuthMethod::PrivateKeyJwt => {
-            let jwks = client.jwks.as_deref().ok_or(AssertionError("client has no registered keys"))?;
-            let set = JwkSet::from_bytes(jwks).map_err(|_| AssertionError("client keys are unreadable"))?;
-            let mut out = Vec::new();
-            for jwk in set.keys() {
-                for alg in algorithms_for(jwk) {
-                    let mut jwk = jwk.clone();
-                    jwk.set_algorithm(alg.as_str());
-                    if let Ok(v) = keys::verifier(alg, &jwk) {
-                        out.push(v);
-                    }
-                }
-            }
-            Ok(out)
+            let jwks = jwks.ok_or(AssertionError("client has no registered keys"))?;
+            client_keys::verifiers(jwks).map_err(AssertionError)
         }
         _ => Err(AssertionError("client does not authenticate with a JWT")),
     }
 }
 
-fn algorithms_for(jwk: &Jwk) -> Vec<SigningAlg> {
-    if let Some(alg) = jwk.algorithm() {
-        return alg.parse().into_iter().collect();
-    }
-    match (jwk.key_type(), jwk.curve()) {
-        ("RSA", _) => vec![SigningAlg::RS256, SigningAlg::PS256],
-        ("EC", Some("P-256")) => vec![SigningAlg::ES256],
-        ("OKP", Some("Ed25519")) => vec![SigningAlg::EdDSA],
-        _ => vec![],
-    }
-}
-
-/// Verifies a client assertion for `client`: signature, `iss` = `sub` = client_id, `aud` naming one of
-/// `audiences` (the token endpoint or the issuer, Core 9), `exp` in the future, `nbf` past, `jti` present.
+/// Verifies a client assertion for `client` (whose public keys are `jwks`): signature, `iss` = `sub` =
+/// client_id, `aud` naming one of `audiences` (the token endpoint or the issuer, Core 9), `exp` in the
+/// future, `nbf` past, `jti` present.
 pub fn verify(
     assertion: &str,
     client: &Client,
+    jwks: Option<&str>,
     audiences: &[&str],
     now: Timestamp,
 ) -> Result<VerifiedAssertion, AssertionError> {
-    let verifiers = verifiers_for(client)?;
-    let (payload, _) = jws::deserialize_compact_with_selector(assertion, |header| {
-        let alg = header.algorithm();
-        let kid = header.key_id();
-        Ok(verifiers
-            .iter()
-            .find(|v| Some(v.algorithm().name()) == alg && (kid.is_none() || v.key_id().is_none() || v.key_id() == kid))
-            .map(|v| v.as_ref()))
-    })
-    .map_err(|_| AssertionError("client assertion signature is invalid"))?;
+    let verifiers = verifiers_for(client, jwks)?;
+    let payload =
+        client_keys::verify(assertion, &verifiers).ok_or(AssertionError("client assertion signature is invalid"))?;
     let claims: Claims =
         serde_json::from_slice(&payload).map_err(|_| AssertionError("client assertion claims are malformed"))?;
     let id = client.id.as_str();
     if claims.iss.as_deref() != Some(id) || claims.sub.as_deref() != Some(id) {
         return Err(AssertionError("client assertion iss and sub must be the client_id"));
     }
-    let aud_ok = match &claims.aud {
-        Some(Audience::One(a)) => audiences.contains(&a.as_str()),
-        Some(Audience::Many(list)) => list.iter().any(|a| audiences.contains(&a.as_str())),
-        None => false,
-    };
-    if !aud_ok {
+    if !claims.aud.as_ref().is_some_and(|aud| audiences.iter().any(|a| aud.names(a))) {
         return Err(AssertionError("client assertion aud must name the token endpoint"));
     }
     let exp = claims.exp.ok_or(AssertionError("client assertion exp is required"))?;

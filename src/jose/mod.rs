@@ -1,6 +1,8 @@
 //! JOSE: the OP's signing keys and verification of client-signed JWTs, over josekit (OpenSSL).
 
 pub mod assertion;
+pub mod client_keys;
 pub mod keys;
+pub mod request_object;
 
 pub use keys::{KeyRing, SharedKeyRing};

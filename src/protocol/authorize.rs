@@ -124,60 +124,84 @@ pub fn client_id(params: &Params) -> Result<ClientId, Rejection> {
     raw.parse().map_err(|_| Rejection::Page(OAuthError::invalid_request("client_id is malformed")))
 }
 
-/// Validates an authorization request for `client` (None if the client_id is unknown).
-/// `verify_hint` returns the subject of a valid `id_token_hint` issued by this OP.
+/// Where a request's errors go (Core 3.1.2.6): its registered redirect_uri, in its response mode,
+/// with its state. Finding it is the first step of validation; a request without one gets a page.
+struct Destination {
+    redirect_uri: RedirectUri,
+    response_mode: ResponseMode,
+    state: Option<String>,
+    /// A response_mode that cannot be used, reported (in the default mode) before anything else.
+    mode_error: Option<&'static str>,
+}
+
+impl Destination {
+    fn find<'c>(params: &Params, client: Option<&'c Client>) -> Result<(&'c Client, Self), Rejection> {
+        let client = client.ok_or_else(|| Rejection::Page(OAuthError::invalid_request("unknown client_id")))?;
+        // Core 3.1.2.1: redirect_uri is REQUIRED and must match a registered one exactly.
+        let redirect_uri = params
+            .get("redirect_uri")
+            .ok_or_else(|| Rejection::Page(OAuthError::invalid_request("redirect_uri is missing")))?;
+        let redirect_uri =
+            client.redirect_uris.iter().find(|r| r.as_str() == redirect_uri).cloned().ok_or_else(|| {
+                Rejection::Page(OAuthError::invalid_request("redirect_uri is not registered for this client"))
+            })?;
+        let raw_response_type = params.get("response_type").unwrap_or_default();
+        let default_mode = match raw_response_type.parse::<ResponseType>() {
+            Ok(rt) => rt.default_mode(),
+            Err(_) => ResponseType::default_mode_for(raw_response_type),
+        };
+        // An unusable response_mode is itself reported in the default mode.
+        let (response_mode, mode_error) = match params.get("response_mode").map(str::parse::<ResponseMode>) {
+            None => (default_mode, None),
+            Some(Err(_)) => (default_mode, Some("unsupported response_mode")),
+            // Multiple Response Type Encoding Practices 2.1: tokens never go in a query.
+            Some(Ok(ResponseMode::Query)) if default_mode == ResponseMode::Fragment => {
+                (default_mode, Some("response_mode=query cannot be used with a response_type that returns tokens"))
+            }
+            Some(Ok(mode)) => (mode, None),
+        };
+        let state = params.get("state").map(str::to_owned);
+        Ok((client, Self { redirect_uri, response_mode, state, mode_error }))
+    }
+
+    fn reject(&self, error: OAuthError) -> Rejection {
+        Rejection::Redirect(ErrorRedirect {
+            redirect_uri: self.redirect_uri.clone(),
+            response_mode: self.response_mode,
+            state: self.state.clone(),
+            error,
+        })
+    }
+}
+
+/// Reports `error` about the request in `params` as Core 3.1.2.6 requires: at its redirect_uri when
+/// the client and redirect_uri check out, on a page otherwise.
+pub fn reject(params: &Params, client: Option<&Client>, error: OAuthError) -> Rejection {
+    match Destination::find(params, client) {
+        Ok((_, destination)) => destination.reject(error),
+        Err(page) => page,
+    }
+}
+
+/// Validates an authorization request for `client` (None if the client_id is unknown), with any
+/// request object already merged in. `verify_hint` returns the subject of a valid `id_token_hint`
+/// issued by this OP.
 pub fn validate(
     params: &Params,
     client: Option<&Client>,
     policy: Policy<'_>,
     verify_hint: impl FnOnce(&str) -> Option<String>,
 ) -> Result<AuthorizationRequest, Rejection> {
-    let client = client.ok_or_else(|| Rejection::Page(OAuthError::invalid_request("unknown client_id")))?;
-
-    // Core 3.1.2.1: redirect_uri is REQUIRED and must match a registered one exactly.
-    let redirect_uri = params
-        .get("redirect_uri")
-        .ok_or_else(|| Rejection::Page(OAuthError::invalid_request("redirect_uri is missing")))?;
-    let redirect_uri = client.redirect_uris.iter().find(|r| r.as_str() == redirect_uri).cloned().ok_or_else(|| {
-        Rejection::Page(OAuthError::invalid_request("redirect_uri is not registered for this client"))
-    })?;
-
-    let state = params.get("state").map(str::to_owned);
-    let raw_response_type = params.get("response_type");
-    let response_type = raw_response_type.map(str::parse::<ResponseType>);
-    let default_mode = match &response_type {
-        Some(Ok(rt)) => rt.default_mode(),
-        _ => ResponseType::default_mode_for(raw_response_type.unwrap_or_default()),
-    };
-    // An unusable response_mode is itself reported in the default mode.
-    let (response_mode, mode_error) = match params.get("response_mode").map(str::parse::<ResponseMode>) {
-        None => (default_mode, None),
-        Some(Err(_)) => (default_mode, Some("unsupported response_mode")),
-        // Multiple Response Type Encoding Practices 2.1: tokens never go in a query.
-        Some(Ok(ResponseMode::Query)) if default_mode == ResponseMode::Fragment => {
-            (default_mode, Some("response_mode=query cannot be used with a response_type that returns tokens"))
-        }
-        Some(Ok(mode)) => (mode, None),
-    };
-    let fail = |code: ErrorCode, description: &'static str| {
-        Rejection::Redirect(ErrorRedirect {
-            redirect_uri: redirect_uri.clone(),
-            response_mode,
-            state: state.clone(),
-            error: OAuthError::new(code, description),
-        })
-    };
-    if let Some(description) = mode_error {
+    let (client, destination) = Destination::find(params, client)?;
+    let fail = |code: ErrorCode, description: &'static str| destination.reject(OAuthError::new(code, description));
+    if let Some(description) = destination.mode_error {
         return Err(fail(ErrorCode::InvalidRequest, description));
     }
+    let Destination { redirect_uri, response_mode, state, .. } = &destination;
+    let (redirect_uri, response_mode, state) = (redirect_uri.clone(), *response_mode, state.clone());
+    let response_type = params.get("response_type").map(str::parse::<ResponseType>);
 
-    // Core 6 request objects and Core 7.2.1 self-issued registration are not offered here.
-    if params.contains("request") {
-        return Err(fail(ErrorCode::RequestNotSupported, "request objects are not supported"));
-    }
-    if params.contains("request_uri") {
-        return Err(fail(ErrorCode::RequestUriNotSupported, "request_uri is not supported"));
-    }
+    // Core 7.2.1 self-issued registration is not offered.
     if params.contains("registration") {
         return Err(fail(ErrorCode::RegistrationNotSupported, "registration parameter is not supported"));
     }
@@ -461,10 +485,6 @@ mod tests {
             ErrorCode::InvalidRequest
         );
         assert_eq!(redirect_code(run(&format!("{BASE}&scope=openid&max_age=-1"), false)), ErrorCode::InvalidRequest);
-        assert_eq!(
-            redirect_code(run(&format!("{BASE}&scope=openid&request=x"), false)),
-            ErrorCode::RequestNotSupported
-        );
     }
 
     #[test]

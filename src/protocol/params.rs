@@ -41,6 +41,43 @@ impl Params {
     pub fn contains(&self, key: &str) -> bool {
         self.0.contains_key(key)
     }
+
+    /// These parameters with a request object's claims merged in, the object's values winning
+    /// (Core 6.3.3). `response_type` and `client_id` must agree where both give them (Core 6.1); the
+    /// JWT's own claims and nested request references are not parameters.
+    pub fn with_request_object(
+        mut self,
+        claims: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Self, &'static str> {
+        use serde_json::Value;
+        self.0.remove("request");
+        self.0.remove("request_uri");
+        for (name, value) in claims {
+            if matches!(name.as_str(), "iss" | "aud" | "exp" | "nbf" | "iat" | "jti" | "request" | "request_uri") {
+                continue;
+            }
+            let value = match value {
+                Value::Null => continue,
+                Value::String(s) => s,
+                // Objects (such as `claims`) travel as JSON text, as they would in a query.
+                other => other.to_string(),
+            };
+            if value.len() > MAX_VALUE_LEN || name.len() > 128 {
+                return Err("a request object parameter is too long");
+            }
+            if matches!(name.as_str(), "response_type" | "client_id") && self.get(&name).is_some_and(|v| v != value) {
+                return Err("response_type and client_id must match the request's");
+            }
+            if value.is_empty() {
+                continue;
+            }
+            self.0.insert(name, value);
+            if self.0.len() > MAX_PARAMS {
+                return Err("too many parameters");
+            }
+        }
+        Ok(self)
+    }
 }
 
 #[cfg(test)]
@@ -54,6 +91,21 @@ mod tests {
         assert_eq!(p.get("a"), Some("1"));
         assert_eq!(p.get("b"), None, "empty means omitted");
         assert_eq!(p.get("c"), Some("x y"));
+    }
+
+    #[test]
+    fn request_object_values_win() {
+        let query = Params::parse(b"client_id=c&response_type=code&state=q&request=jwt").unwrap();
+        let claims = serde_json::json!({"state": "o", "max_age": 60, "claims": {"userinfo": {"email": null}},
+            "iss": "c", "aud": "op", "nonce": null});
+        let merged = query.clone().with_request_object(claims.as_object().unwrap().clone()).unwrap();
+        assert_eq!(merged.get("state"), Some("o"));
+        assert_eq!(merged.get("max_age"), Some("60"));
+        assert_eq!(merged.get("claims"), Some(r#"{"userinfo":{"email":null}}"#));
+        assert_eq!(merged.get("iss"), None);
+        assert_eq!(merged.get("request"), None);
+        let mismatch = serde_json::json!({"client_id": "other"});
+        assert!(query.with_request_object(mismatch.as_object().unwrap().clone()).is_err());
     }
 
     #[test]

@@ -16,7 +16,8 @@ use serde_json::{Map, Value};
 use crate::protocol::claims::{ClaimRequest, ClaimsRequest};
 
 use crate::types::{
-    ClientAuthMethod, ClientId, GrantType, RedirectUri, ResponseType, ScopeSet, SigningAlg, SubjectType,
+    ClientAuthMethod, ClientId, GrantType, RedirectUri, RequestObjectAlg, ResponseType, ScopeSet, SigningAlg,
+    SubjectType,
 };
 
 pub use postgres::PgStore;
@@ -88,6 +89,16 @@ pub struct ClientMetadata {
     /// The sector pairwise subjects are computed for (Core 8.1), settled at registration.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sector_identifier: Option<String>,
+    /// Registration 2 `jwks_uri`: where the client publishes its keys (instead of inline `jwks`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwks_uri: Option<String>,
+    /// Registration 2 `request_object_signing_alg`: when set, request objects must use it; `none` is
+    /// accepted only when registered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_object_signing_alg: Option<RequestObjectAlg>,
+    /// Registration 2 `request_uris`: the only `request_uri` values accepted (Core 6.2).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub request_uris: Vec<String>,
 }
 
 impl Default for ClientMetadata {
@@ -98,6 +109,9 @@ impl Default for ClientMetadata {
             subject_type: SubjectType::Public,
             sector_identifier_uri: None,
             sector_identifier: None,
+            jwks_uri: None,
+            request_object_signing_alg: None,
+            request_uris: Vec::new(),
         }
     }
 }
