@@ -12,7 +12,7 @@ use crate::jose::keys;
 use crate::password;
 use crate::server;
 use crate::store::{Client, ClientMetadata, Store, StoreError, User, now};
-use crate::types::{ClientAuthMethod, ClientId, GrantType, RedirectUri, SigningAlg};
+use crate::types::{ClientAuthMethod, ClientId, Encryption, GrantType, RedirectUri, SigningAlg};
 
 #[derive(Parser)]
 #[command(name = "oxid", version, about = "An OpenID Connect Provider")]
@@ -159,6 +159,21 @@ pub struct ClientAdd {
     /// A request_uri the client may use (repeatable; Core 6.2).
     #[arg(long = "request-uri", value_name = "URL")]
     request_uris: Vec<String>,
+    /// Encrypt ID Tokens to the client's key with this JWE alg (RSA-OAEP, RSA-OAEP-256, ECDH-ES…).
+    #[arg(long, value_name = "ALG")]
+    id_token_encrypted_alg: Option<String>,
+    /// The JWE enc for ID Tokens (default A128CBC-HS256).
+    #[arg(long, value_name = "ENC", default_value = "A128CBC-HS256")]
+    id_token_encrypted_enc: String,
+    /// Return UserInfo as a JWT signed with this algorithm.
+    #[arg(long, value_name = "ALG")]
+    userinfo_signed_alg: Option<String>,
+    /// Encrypt UserInfo to the client's key with this JWE alg.
+    #[arg(long, value_name = "ALG")]
+    userinfo_encrypted_alg: Option<String>,
+    /// The JWE enc for UserInfo (default A128CBC-HS256).
+    #[arg(long, value_name = "ENC", default_value = "A128CBC-HS256")]
+    userinfo_encrypted_enc: String,
 }
 
 #[derive(Subcommand)]
@@ -388,8 +403,20 @@ fn build_client(a: &ClientAdd) -> anyhow::Result<Client> {
             .transpose()
             .map_err(|e| anyhow::anyhow!("--request-object-alg: {e}"))?,
         request_uris: a.request_uris.clone(),
+        id_token_encryption: encryption(a.id_token_encrypted_alg.as_deref(), &a.id_token_encrypted_enc)?,
+        userinfo_signed_response_alg: a
+            .userinfo_signed_alg
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("--userinfo-signed-alg: {e}"))?,
+        userinfo_encryption: encryption(a.userinfo_encrypted_alg.as_deref(), &a.userinfo_encrypted_enc)?,
         ..ClientMetadata::default()
     };
+    let encrypts = metadata.id_token_encryption.is_some() || metadata.userinfo_encryption.is_some();
+    if encrypts && a.jwks.is_none() && metadata.jwks_uri.is_none() {
+        bail!("encrypted responses need the client's keys: --jwks FILE or --jwks-uri URL");
+    }
     for uri in metadata.jwks_uri.iter().chain(&metadata.request_uris) {
         let parsed = url::Url::parse(uri).map_err(|e| anyhow::anyhow!("{uri}: {e}"))?;
         if !crate::fetch::is_fetchable(&parsed) {
@@ -425,6 +452,14 @@ fn build_client(a: &ClientAdd) -> anyhow::Result<Client> {
         created_at: now(),
         metadata,
     })
+}
+
+/// A JWE alg/enc pair from the command line (Registration 2: enc defaults to A128CBC-HS256).
+fn encryption(alg: Option<&str>, enc: &str) -> anyhow::Result<Option<Encryption>> {
+    let Some(alg) = alg else { return Ok(None) };
+    let alg = alg.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let enc = enc.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(Some(Encryption { alg, enc }))
 }
 
 /// Applies `NAME=VALUE` assignments to a user's further claims, each checked against Core 5.1.

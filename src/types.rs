@@ -432,6 +432,35 @@ wire_enum!(
 );
 
 wire_enum!(
+    /// JWE key management algorithms oxid encrypts to clients with (RFC 7518 4.3, 4.6).
+    KeyEncryptionAlg {
+        RsaOaep = "RSA-OAEP",
+        RsaOaep256 = "RSA-OAEP-256",
+        EcdhEs = "ECDH-ES",
+        EcdhEsA128kw = "ECDH-ES+A128KW",
+        EcdhEsA256kw = "ECDH-ES+A256KW",
+    }
+);
+
+wire_enum!(
+    /// JWE content encryption algorithms (RFC 7518 5).
+    ContentEncryption {
+        A128CbcHs256 = "A128CBC-HS256",
+        A256CbcHs512 = "A256CBC-HS512",
+        A128Gcm = "A128GCM",
+        A256Gcm = "A256GCM",
+    }
+);
+
+/// How a response is encrypted to a client: key management and content encryption (Registration 2:
+/// `enc` defaults to A128CBC-HS256 when only `alg` is registered).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Encryption {
+    pub alg: KeyEncryptionAlg,
+    pub enc: ContentEncryption,
+}
+
+wire_enum!(
     /// Core 8: how a client sees users' `sub`.
     SubjectType {
         Public = "public",

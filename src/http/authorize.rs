@@ -352,7 +352,7 @@ async fn authorization_response_params(
             code: code.as_deref(),
             claims,
         };
-        params.push(("id_token", issuance::id_token(state, client, &user, contents)?));
+        params.push(("id_token", issuance::id_token(state, client, &user, contents).await?));
     }
     if let Some(code) = code {
         params.push(("code", code));

@@ -8,6 +8,7 @@ use serde_json::json;
 
 use super::SharedState;
 use crate::config::Config;
+use crate::jose::encryption;
 use crate::protocol::claims::ScopeClaims;
 use crate::types::{ClientAuthMethod, GrantType, Prompt, ResponseMode, ResponseType, SigningAlg, SubjectType};
 
@@ -48,6 +49,11 @@ pub fn document(config: &Config, scopes: &ScopeClaims) -> Bytes {
         "require_request_uri_registration": true,
         // `none` only for clients that registered it (Core 6.1).
         "request_object_signing_alg_values_supported": request_object_algs,
+        "id_token_encryption_alg_values_supported": encryption::algorithms(),
+        "id_token_encryption_enc_values_supported": encryption::content_encryptions(),
+        "userinfo_signing_alg_values_supported": algs,
+        "userinfo_encryption_alg_values_supported": encryption::algorithms(),
+        "userinfo_encryption_enc_values_supported": encryption::content_encryptions(),
         "authorization_response_iss_parameter_supported": true,
         "ui_locales_supported": ["en"],
     });

@@ -5,13 +5,14 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use super::{SharedState, reply};
+use super::{SharedState, client_auth, reply};
 use crate::crypto;
+use crate::jose::encryption;
 use crate::protocol::claims::ClaimRequest;
 use crate::protocol::id_token::{IdTokenClaims, half_hash};
 use crate::protocol::{ErrorCode, OAuthError};
 use crate::store::{AccessToken, Authentication, Client, RefreshToken, StoreError, User, now};
-use crate::types::ScopeSet;
+use crate::types::{Encryption, ScopeSet};
 
 /// A new access token and its record, for `user_id` (None: the client itself).
 pub fn access_token(
@@ -60,8 +61,9 @@ pub struct IdTokenContents<'a> {
     pub claims: Map<String, Value>,
 }
 
-/// Signs an ID Token for `user` with the client's `id_token_signed_response_alg`.
-pub fn id_token(
+/// Signs an ID Token for `user` with the client's `id_token_signed_response_alg`, then encrypts it if
+/// the client registered ID Token encryption (Core 10.2).
+pub async fn id_token(
     state: &SharedState,
     client: &Client,
     user: &User,
@@ -86,8 +88,26 @@ pub fn id_token(
         sid: &contents.auth.sid,
         claims: contents.claims,
     };
-    state.keys.get().sign(alg, &claims).map_err(|e| {
+    let signed = state.keys.get().sign(alg, &claims).map_err(|e| {
         tracing::error!(error = %e, "ID Token signing failed");
         OAuthError::server_error()
-    })
+    })?;
+    match client.metadata.id_token_encryption {
+        Some(encryption) => encrypt_to_client(state, client, signed.as_bytes(), true, encryption).await,
+        None => Ok(signed),
+    }
+}
+
+/// Encrypts `payload` to the client's registered key (Core 10.2).
+pub async fn encrypt_to_client(
+    state: &SharedState,
+    client: &Client,
+    payload: &[u8],
+    nested_jwt: bool,
+    encryption: Encryption,
+) -> Result<String, OAuthError> {
+    let cannot = |why: String| OAuthError::invalid_request(format!("cannot encrypt to the client: {why}"));
+    let jwks = client_auth::client_jwks(state, client).await.map_err(|e| cannot(e.to_string()))?;
+    let jwks = jwks.ok_or_else(|| cannot("it has no registered keys".into()))?;
+    encryption::encrypt(payload, nested_jwt, encryption, &jwks).map_err(|e| cannot(e.0.into()))
 }

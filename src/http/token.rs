@@ -226,7 +226,7 @@ async fn issue(
             code: None,
             claims: claims::release(user, requested_id_token_claims(grant.claims)),
         };
-        Some(issuance::id_token(state, client, user, contents)?)
+        Some(issuance::id_token(state, client, user, contents).await?)
     } else {
         None
     };

@@ -5,12 +5,14 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
+use serde_json::{Map, Value};
+
 use super::params::is_form;
-use super::{SharedState, reply};
+use super::{SharedState, issuance, reply};
 use crate::crypto;
 use crate::protocol::claims::userinfo_claims;
 use crate::protocol::{ErrorCode, OAuthError, Params};
-use crate::store::now;
+use crate::store::{Client, now};
 
 /// RFC 6750 3: the challenge, with the error when there was a token (3.1).
 fn challenge(status: StatusCode, error: Option<&OAuthError>) -> Response {
@@ -79,9 +81,41 @@ pub async fn userinfo(State(state): State<SharedState>, req: Request) -> Respons
         Ok((Some(user), Some(client))) if !user.disabled => {
             let subject = state.subject(&client, &user.id);
             let claims = userinfo_claims(&subject, &user, &state.scope_claims, &access.scope, access.claims.as_ref());
-            ([reply::NO_STORE], axum::Json(claims)).into_response()
+            respond(&state, &client, claims).await
         }
         Ok(_) => challenge(StatusCode::UNAUTHORIZED, Some(&invalid("the user or client is no longer active"))),
         Err(e) => reply::json_error(&reply::internal(e)),
     }
+}
+
+/// Core 5.3.2: plain JSON, or, as the client registered, a JWT signed by the OP (with `iss` and `aud`)
+/// and/or encrypted to the client.
+async fn respond(state: &SharedState, client: &Client, mut claims: Map<String, Value>) -> Response {
+    let metadata = &client.metadata;
+    if metadata.userinfo_signed_response_alg.is_none() && metadata.userinfo_encryption.is_none() {
+        return ([reply::NO_STORE], axum::Json(claims)).into_response();
+    }
+    claims.insert("iss".into(), Value::from(state.config.issuer.as_str()));
+    claims.insert("aud".into(), Value::from(client.id.as_str()));
+    let body = match metadata.userinfo_signed_response_alg {
+        Some(alg) => match state.keys.get().sign(alg, &claims) {
+            Ok(jwt) => jwt,
+            Err(e) => {
+                tracing::error!(error = %e, "UserInfo signing failed");
+                return reply::json_error(&OAuthError::server_error());
+            }
+        },
+        None => Value::Object(claims).to_string(),
+    };
+    let body = match metadata.userinfo_encryption {
+        Some(encryption) => {
+            let nested = metadata.userinfo_signed_response_alg.is_some();
+            match issuance::encrypt_to_client(state, client, body.as_bytes(), nested, encryption).await {
+                Ok(jwe) => jwe,
+                Err(e) => return reply::json_error(&e),
+            }
+        }
+        None => body,
+    };
+    ([reply::NO_STORE, (header::CONTENT_TYPE, "application/jwt")], body).into_response()
 }

@@ -16,8 +16,8 @@ use serde_json::{Map, Value};
 use crate::protocol::claims::{ClaimRequest, ClaimsRequest};
 
 use crate::types::{
-    ClientAuthMethod, ClientId, GrantType, RedirectUri, RequestObjectAlg, ResponseType, ScopeSet, SigningAlg,
-    SubjectType,
+    ClientAuthMethod, ClientId, Encryption, GrantType, RedirectUri, RequestObjectAlg, ResponseType, ScopeSet,
+    SigningAlg, SubjectType,
 };
 
 pub use postgres::PgStore;
@@ -99,6 +99,15 @@ pub struct ClientMetadata {
     /// Registration 2 `request_uris`: the only `request_uri` values accepted (Core 6.2).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub request_uris: Vec<String>,
+    /// Registration 2 `id_token_encrypted_response_alg`/`_enc`: ID Tokens signed, then encrypted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token_encryption: Option<Encryption>,
+    /// Registration 2 `userinfo_signed_response_alg`: UserInfo as a JWT signed with this.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub userinfo_signed_response_alg: Option<SigningAlg>,
+    /// Registration 2 `userinfo_encrypted_response_alg`/`_enc`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub userinfo_encryption: Option<Encryption>,
 }
 
 impl Default for ClientMetadata {
@@ -112,6 +121,9 @@ impl Default for ClientMetadata {
             jwks_uri: None,
             request_object_signing_alg: None,
             request_uris: Vec::new(),
+            id_token_encryption: None,
+            userinfo_signed_response_alg: None,
+            userinfo_encryption: None,
         }
     }
 }
