@@ -61,6 +61,10 @@ pub struct Config {
     /// Scopes and the user claims each releases, replacing Core 5.4's entry for a standard scope or
     /// adding a custom scope (TOML: `[scope_claims]` then `groups = ["groups"]`).
     pub scope_claims: BTreeMap<String, Vec<String>>,
+    /// Offer self-service sign-up (`prompt=create`, and a link on the login page).
+    pub self_registration: bool,
+    /// Accounts one client IP may create within `login_throttle_window`.
+    pub signup_max_per_ip: u32,
 }
 
 impl Default for Config {
@@ -84,6 +88,8 @@ impl Default for Config {
             max_body_bytes: 64 * 1024,
             trusted_proxies: Vec::new(),
             scope_claims: BTreeMap::new(),
+            self_registration: true,
+            signup_max_per_ip: 10,
         }
     }
 }

@@ -477,12 +477,14 @@ impl Default for SubjectType {
 }
 
 wire_enum!(
-    /// Values of the `prompt` parameter (Core 3.1.2.1).
+    /// Values of the `prompt` parameter (Core 3.1.2.1; `create` from Initiating User Registration via
+    /// OpenID Connect 1.0).
     Prompt {
         None = "none",
         Login = "login",
         Consent = "consent",
         SelectAccount = "select_account",
+        Create = "create",
     }
 );
 

@@ -177,3 +177,52 @@ async fn login_and_consent_pages_work_in_chromium() {
         .unwrap();
     assert_eq!(r.status(), 200);
 }
+
+/// prompt=create in Chromium: the sign-up page, a typed-in mismatch corrected, then consent and back
+/// to the client.
+#[tokio::test]
+async fn sign_up_page_works_in_chromium() {
+    let op = TestOp::start().await;
+    let callback = start_callback_server().await;
+    let cb = callback.clone();
+    op.add_client("webapp", ClientAuthMethod::ClientSecretBasic, move |c| c.redirect_uris = vec![cb.parse().unwrap()])
+        .await;
+    let (_driver, browser, _profile) = start_browser().await;
+    let url = op
+        .authorize_url("webapp", "&prompt=create")
+        .replace(&common::urlencode(common::REDIRECT_URI), &common::urlencode(&callback));
+    browser.goto(&url).await.unwrap();
+    let fill = |id: &'static str, text: &'static str| {
+        let browser = browser.clone();
+        async move {
+            let field = browser.find(Locator::Id(id)).await.unwrap();
+            field.clear().await.unwrap();
+            field.send_keys(text).await.unwrap();
+        }
+    };
+    fill("username", "grace").await;
+    fill("email", "grace@example.com").await;
+    fill("password", "grace's long password").await;
+    fill("password_confirm", "a different one").await;
+    browser.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
+    let error = browser.wait().for_element(Locator::Css("[role=alert]")).await.unwrap().text().await.unwrap();
+    assert!(error.contains("do not match"), "{error}");
+    // The form kept what was typed, except the passwords.
+    let username = browser.find(Locator::Id("username")).await.unwrap().prop("value").await.unwrap();
+    assert_eq!(username.as_deref(), Some("grace"));
+    fill("password", "grace's long password").await;
+    fill("password_confirm", "grace's long password").await;
+    browser.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
+    browser.wait().for_element(Locator::Css("button[value=allow]")).await.unwrap().click().await.unwrap();
+    let mut landed = String::new();
+    for _ in 0..100 {
+        landed = browser.current_url().await.unwrap().to_string();
+        if landed.starts_with(&callback) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(query(&landed).contains_key("code"), "{landed}");
+    assert!(op.store.user_by_username("grace").await.unwrap().is_some());
+    browser.close().await.unwrap();
+}

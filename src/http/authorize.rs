@@ -39,8 +39,11 @@ pub async fn authorize(
     };
     let keys = state.keys.get();
     let verify_hint = |hint: &str| hinted_subject(&keys, &state.config.issuer, hint);
-    let policy =
-        Policy { require_pkce_for_all_clients: state.config.require_pkce_for_all_clients, scopes: &state.scope_claims };
+    let policy = Policy {
+        require_pkce_for_all_clients: state.config.require_pkce_for_all_clients,
+        scopes: &state.scope_claims,
+        self_registration: state.config.self_registration,
+    };
     let request = match authorize::validate(&params, client.as_ref(), policy, verify_hint) {
         Ok(r) => r,
         Err(rejection) => return reject(&state, &rejection),
@@ -215,7 +218,11 @@ pub(super) async fn proceed(
                     Some(p) => p.id.clone(),
                     None => save_pending(state, &request, now).await?,
                 };
-                let page = if step == NextStep::Login { "/login" } else { "/consent" };
+                let page = match step {
+                    NextStep::Login => "/login",
+                    NextStep::SignUp => "/signup",
+                    _ => "/consent",
+                };
                 reply::see_other(&format!("{page}?request={id}"))
             }
         })

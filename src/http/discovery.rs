@@ -38,7 +38,11 @@ pub fn document(config: &Config, scopes: &ScopeClaims) -> Bytes {
         "token_endpoint_auth_methods_supported": auth_methods,
         "token_endpoint_auth_signing_alg_values_supported": ["RS256", "PS256", "ES256", "EdDSA", "HS256", "HS384", "HS512"],
         "code_challenge_methods_supported": ["S256"],
-        "prompt_values_supported": Prompt::ALL.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
+        "prompt_values_supported": Prompt::ALL
+            .iter()
+            .filter(|p| **p != Prompt::Create || config.self_registration)
+            .map(|p| p.as_str())
+            .collect::<Vec<_>>(),
         "display_values_supported": ["page", "popup", "touch", "wap"],
         "claims_supported": claims,
         "claim_types_supported": ["normal"],

@@ -20,7 +20,7 @@ use crate::{crypto, password, ui};
 
 #[derive(Deserialize)]
 pub struct PageQuery {
-    request: String,
+    pub(super) request: String,
 }
 
 const BAD_CREDENTIALS: &str = "Incorrect username or password.";
@@ -48,6 +48,7 @@ fn login_form(
         csrf_token => cookies::csrf_token(&secret, flow.id),
         login_hint => username.or(flow.request.login_hint.as_deref()),
         error => error,
+        signup => state.config.self_registration,
         lang => "en",
     };
     (jar, reply::page(state, status, "login.html", ctx)).into_response()
@@ -64,7 +65,7 @@ pub async fn login_page(State(state): State<SharedState>, jar: CookieJar, Query(
 }
 
 /// The fields of a submitted page: its flow, and a CSRF token proven against the browser's cookie.
-fn checked_form(jar: &CookieJar, params: Result<Params, OAuthError>) -> Result<Params, OAuthError> {
+pub(super) fn checked_form(jar: &CookieJar, params: Result<Params, OAuthError>) -> Result<Params, OAuthError> {
     let params = params?;
     let request_id = params.get("request").unwrap_or_default();
     if !cookies::csrf_valid(jar, request_id, params.get("csrf_token")) {
@@ -159,7 +160,7 @@ async fn authenticate(
 
 /// Starts a new session for `user_id`, replacing any session the browser had (no session fixation), and
 /// records the login on the flow it happened in.
-async fn start_session(
+pub(super) async fn start_session(
     state: &SharedState,
     jar: CookieJar,
     user_id: String,

@@ -8,6 +8,7 @@ mod interaction;
 mod issuance;
 mod params;
 mod reply;
+mod signup;
 mod token;
 mod userinfo;
 mod webfinger;
@@ -85,6 +86,7 @@ pub fn router(state: SharedState) -> Router {
         .route("/authorize/resume", get(authorize::resume))
         .route("/login", get(interaction::login_page).post(interaction::login_submit))
         .route("/consent", get(interaction::consent_page).post(interaction::consent_submit))
+        .route("/signup", get(signup::signup_page).post(signup::signup_submit))
         .route("/token", post(token::token))
         .route("/userinfo", get(userinfo::userinfo).post(userinfo::userinfo))
         .route("/assets/oxid.css", get(stylesheet))

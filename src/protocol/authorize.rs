@@ -113,6 +113,8 @@ pub enum Rejection {
 pub struct Policy<'a> {
     pub require_pkce_for_all_clients: bool,
     pub scopes: &'a ScopeClaims,
+    /// Self-service sign-up is offered (`prompt=create`).
+    pub self_registration: bool,
 }
 
 const MAX_NONCE_LEN: usize = 512;
@@ -273,6 +275,10 @@ pub fn validate(
     if prompt.contains(&Prompt::None) && prompt.len() > 1 {
         return Err(fail(ErrorCode::InvalidRequest, "prompt=none cannot be combined with other values"));
     }
+    // Initiating User Registration 4.1: a prompt value the OP does not offer is invalid_request.
+    if prompt.contains(&Prompt::Create) && !policy.self_registration {
+        return Err(fail(ErrorCode::InvalidRequest, "prompt=create is not supported: sign-up is turned off"));
+    }
 
     let max_age = match params.get("max_age") {
         // Registration 2: the client's default_max_age applies when the request names none.
@@ -352,6 +358,8 @@ pub struct SignedIn<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NextStep {
     Login,
+    /// Account creation (Initiating User Registration via OpenID Connect 1.0).
+    SignUp,
     Consent,
     IssueCode,
 }
@@ -376,6 +384,10 @@ pub fn next_step(
         }
     };
     let no_ui = req.has_prompt(Prompt::None);
+    // prompt=create asks for account creation; an account made (and signed in) in this flow satisfies it.
+    if req.has_prompt(Prompt::Create) && !session.is_some_and(|s| s.logged_in_during_flow) {
+        return Ok(NextStep::SignUp);
+    }
     if must_login {
         return if no_ui {
             Err(OAuthError::new(ErrorCode::LoginRequired, "the user must sign in"))
@@ -423,7 +435,7 @@ mod tests {
         validate(
             &params,
             Some(&client(public)),
-            Policy { require_pkce_for_all_clients: false, scopes: &scopes },
+            Policy { require_pkce_for_all_clients: false, scopes: &scopes, self_registration: true },
             |_| None,
         )
     }
@@ -461,7 +473,12 @@ mod tests {
         assert!(matches!(r, Err(Rejection::Page(_))));
         let params = Params::parse(b"redirect_uri=https%3A%2F%2Frp.example%2Fcb").unwrap();
         let scopes = ScopeClaims::new(&Default::default());
-        let r = validate(&params, None, Policy { require_pkce_for_all_clients: false, scopes: &scopes }, |_| None);
+        let r = validate(
+            &params,
+            None,
+            Policy { require_pkce_for_all_clients: false, scopes: &scopes, self_registration: true },
+            |_| None,
+        );
         assert!(matches!(r, Err(Rejection::Page(_))));
     }
 

@@ -1,0 +1,159 @@
+//! Self-service sign-up (Initiating User Registration via OpenID Connect 1.0): the page `prompt=create`
+//! leads to, also linked from the login page. A new account is signed in at once and the flow goes on.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum_extra::extract::cookie::CookieJar;
+use minijinja::context;
+
+use super::authorize::load_pending;
+use super::interaction::{PageQuery, checked_form, start_session};
+use super::params::RequestParams;
+use super::{SharedState, cookies, reply};
+use crate::crypto;
+use crate::password::{self, PasswordError};
+use crate::protocol::OAuthError;
+use crate::store::{StoreError, User, now};
+use crate::types::MAX_IDENTIFIER_LEN;
+
+/// What the person typed, given back to the form when something must be fixed (never the password).
+#[derive(Default)]
+struct Entered<'a> {
+    username: &'a str,
+    email: &'a str,
+    name: &'a str,
+}
+
+fn form(
+    state: &SharedState,
+    jar: CookieJar,
+    status: StatusCode,
+    request_id: &str,
+    client_name: &str,
+    entered: &Entered<'_>,
+    error: Option<&str>,
+) -> Response {
+    let (jar, secret) = cookies::ensure_csrf_secret(&state.config, jar);
+    let ctx = context! {
+        client_name,
+        request_id,
+        csrf_token => cookies::csrf_token(&secret, request_id),
+        username => entered.username,
+        email => entered.email,
+        name => entered.name,
+        error,
+        lang => "en",
+    };
+    (jar, reply::page(state, status, "signup.html", ctx)).into_response()
+}
+
+fn turned_off(state: &SharedState) -> Response {
+    reply::error_page(state, &OAuthError::invalid_request("sign-up is turned off on this server"))
+}
+
+pub async fn signup_page(State(state): State<SharedState>, jar: CookieJar, Query(q): Query<PageQuery>) -> Response {
+    if !state.config.self_registration {
+        return turned_off(&state);
+    }
+    match load_pending(&state, &q.request).await {
+        Ok((_, _, client)) => form(&state, jar, StatusCode::OK, &q.request, &client.name, &Entered::default(), None),
+        Err(response) => response,
+    }
+}
+
+/// Why a sign-up was not accepted, in words for the person filling in the form.
+fn check(username: &str, email: &str, password: &str, confirm: &str) -> Result<(), &'static str> {
+    if username.is_empty() || username.len() > MAX_IDENTIFIER_LEN || username.chars().any(char::is_whitespace) {
+        return Err("Choose a username of 1 to 128 characters, without spaces.");
+    }
+    if !email.is_empty() && (email.len() > 254 || !email.contains('@') || email.chars().any(char::is_whitespace)) {
+        return Err("Enter a valid email address, or leave it empty.");
+    }
+    if password != confirm {
+        return Err("The passwords do not match.");
+    }
+    Ok(())
+}
+
+pub async fn signup_submit(
+    State(state): State<SharedState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: axum::http::HeaderMap,
+    jar: CookieJar,
+    RequestParams(params): RequestParams,
+) -> Response {
+    if !state.config.self_registration {
+        return turned_off(&state);
+    }
+    let params = match checked_form(&jar, params) {
+        Ok(p) => p,
+        Err(e) => return reply::error_page(&state, &e),
+    };
+    let request_id = params.get("request").unwrap_or_default();
+    let (_, _, client) = match load_pending(&state, request_id).await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    let entered = Entered {
+        username: params.get("username").unwrap_or_default().trim(),
+        email: params.get("email").unwrap_or_default().trim(),
+        name: params.get("name").unwrap_or_default().trim(),
+    };
+    let password = params.get("password").unwrap_or_default();
+    let retry = |jar, status, error| form(&state, jar, status, request_id, &client.name, &entered, Some(error));
+    if let Err(problem) =
+        check(entered.username, entered.email, password, params.get("password_confirm").unwrap_or_default())
+    {
+        return retry(jar, StatusCode::BAD_REQUEST, problem);
+    }
+
+    let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+    let client_ip = state.config.client_ip(peer.ip(), forwarded);
+    match create_account(&state, &entered, password, &format!("signup:{client_ip}")).await {
+        Ok(Ok(user_id)) => match start_session(&state, jar, user_id, request_id).await {
+            Ok(jar) => (jar, reply::see_other(&format!("/authorize/resume?request={request_id}"))).into_response(),
+            Err(e) => reply::error_page(&state, &reply::internal(e)),
+        },
+        Ok(Err(problem)) => retry(jar, StatusCode::BAD_REQUEST, problem),
+        Err(e) => reply::error_page(&state, &reply::internal(e)),
+    }
+}
+
+/// Creates the account, within the per-IP allowance (counted in the login throttle's window); returns
+/// its id, or what the person must change.
+async fn create_account(
+    state: &SharedState,
+    entered: &Entered<'_>,
+    password: &str,
+    ip_key: &str,
+) -> Result<Result<String, &'static str>, StoreError> {
+    let now = now();
+    if state.store.failures(ip_key, now).await? >= state.config.signup_max_per_ip {
+        return Ok(Err("Too many accounts were created from here. Try again later."));
+    }
+    let password_hash = match password::hash(password.to_owned()).await {
+        Ok(hash) => hash,
+        Err(PasswordError::Length) => return Ok(Err("Choose a password of 8 to 1024 characters.")),
+        Err(PasswordError::Hashing) => return Err(StoreError::Corrupt("password hashing failed".into())),
+    };
+    let user = User {
+        id: crypto::random_token()[..22].to_owned(),
+        username: entered.username.to_owned(),
+        password_hash,
+        email: (!entered.email.is_empty()).then(|| entered.email.to_owned()),
+        name: (!entered.name.is_empty()).then(|| entered.name.to_owned()),
+        created_at: now,
+        updated_at: now,
+        ..User::default()
+    };
+    match state.store.insert_user(&user).await {
+        Err(StoreError::Conflict) => return Ok(Err("That username is taken. Choose another.")),
+        other => other?,
+    }
+    state.store.record_failure(ip_key, now, state.config.login_throttle_window as i64).await?;
+    tracing::info!(user = %user.id, "account created by sign-up");
+    Ok(Ok(user.id))
+}
