@@ -432,6 +432,16 @@ wire_enum!(
 );
 
 wire_enum!(
+    /// How the OP shows its pages (Core 3.1.2.1 `display`).
+    Display {
+        Page = "page",
+        Popup = "popup",
+        Touch = "touch",
+        Wap = "wap",
+    }
+);
+
+wire_enum!(
     /// JWE key management algorithms oxid encrypts to clients with (RFC 7518 4.3, 4.6).
     KeyEncryptionAlg {
         RsaOaep = "RSA-OAEP",

@@ -13,7 +13,7 @@ use crate::protocol::claims::ScopeClaims;
 use crate::types::{ClientAuthMethod, GrantType, Prompt, ResponseMode, ResponseType, SigningAlg, SubjectType};
 
 /// The metadata document: it advertises only what is implemented.
-pub fn document(config: &Config, scopes: &ScopeClaims) -> Bytes {
+pub fn document(config: &Config, scopes: &ScopeClaims, ui_locales: &[String]) -> Bytes {
     let id_token_claims =
         ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "at_hash", "c_hash", "sid"];
     let claims: Vec<&str> = id_token_claims.into_iter().chain(scopes.claims()).collect();
@@ -59,7 +59,7 @@ pub fn document(config: &Config, scopes: &ScopeClaims) -> Bytes {
         "userinfo_encryption_alg_values_supported": encryption::algorithms(),
         "userinfo_encryption_enc_values_supported": encryption::content_encryptions(),
         "authorization_response_iss_parameter_supported": true,
-        "ui_locales_supported": ["en"],
+        "ui_locales_supported": ui_locales,
     });
     serde_json::to_vec(&doc).expect("metadata serializes").into()
 }

@@ -3,7 +3,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::CookieJar;
 use minijinja::context;
@@ -15,16 +15,14 @@ use super::{SharedState, cookies, reply};
 use crate::protocol::authorize::{AuthorizationRequest, NextStep, PASSWORD_ACR, next_step};
 use crate::protocol::{ErrorCode, OAuthError, Params};
 use crate::store::{BrowserSession, Client, StoreError, now};
-use crate::types::Prompt;
+use crate::types::{Display, Prompt};
+use crate::ui::Locale;
 use crate::{crypto, password, ui};
 
 #[derive(Deserialize)]
 pub struct PageQuery {
     pub(super) request: String,
 }
-
-const BAD_CREDENTIALS: &str = "Incorrect username or password.";
-const THROTTLED: &str = "Too many failed sign-in attempts. Wait a few minutes, then try again.";
 
 /// The flow a page belongs to.
 struct Flow<'a> {
@@ -33,11 +31,23 @@ struct Flow<'a> {
     client: &'a Client,
 }
 
+/// The language of a flow's pages: the request's `ui_locales`, else the browser's `Accept-Language`.
+pub(super) fn page_locale<'a>(
+    state: &'a SharedState,
+    request: &AuthorizationRequest,
+    headers: &HeaderMap,
+) -> &'a Locale {
+    let accept_language = headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok());
+    state.pages.locale(request.ui_locales.as_deref(), accept_language)
+}
+
+/// `error` is a catalogue key.
 fn login_form(
     state: &SharedState,
     jar: CookieJar,
     status: StatusCode,
     flow: &Flow<'_>,
+    locale: &Locale,
     username: Option<&str>,
     error: Option<&str>,
 ) -> Response {
@@ -47,18 +57,26 @@ fn login_form(
         request_id => flow.id,
         csrf_token => cookies::csrf_token(&secret, flow.id),
         login_hint => username.or(flow.request.login_hint.as_deref()),
-        error => error,
+        error => error.map(|key| locale.text(key)),
         signup => state.config.self_registration,
-        lang => "en",
+        t => locale.messages(),
+        lang => &locale.tag,
+        display => flow.request.display.map(Display::as_str),
     };
     (jar, reply::page(state, status, "login.html", ctx)).into_response()
 }
 
-pub async fn login_page(State(state): State<SharedState>, jar: CookieJar, Query(q): Query<PageQuery>) -> Response {
+pub async fn login_page(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+    jar: CookieJar,
+    Query(q): Query<PageQuery>,
+) -> Response {
     match load_pending(&state, &q.request).await {
         Ok((_, request, client)) => {
             let flow = Flow { id: &q.request, request: &request, client: &client };
-            login_form(&state, jar, StatusCode::OK, &flow, None, None)
+            let locale = page_locale(&state, &request, &headers);
+            login_form(&state, jar, StatusCode::OK, &flow, locale, None, None)
         }
         Err(response) => response,
     }
@@ -95,7 +113,8 @@ pub async fn login_submit(
     let username = params.get("username").unwrap_or_default().trim();
     let password = params.get("password").unwrap_or_default();
     let flow = Flow { id: request_id, request: &request, client: &client };
-    let form = |jar, status, error| login_form(&state, jar, status, &flow, Some(username), Some(error));
+    let locale = page_locale(&state, &request, &headers);
+    let form = |jar, status, error| login_form(&state, jar, status, &flow, locale, Some(username), Some(error));
 
     let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
     let client_ip = state.config.client_ip(peer.ip(), forwarded);
@@ -104,8 +123,8 @@ pub async fn login_submit(
             Ok(jar) => (jar, reply::see_other(&format!("/authorize/resume?request={request_id}"))).into_response(),
             Err(e) => reply::error_page(&state, &reply::internal(e)),
         },
-        Ok(None) => form(jar, StatusCode::UNAUTHORIZED, BAD_CREDENTIALS),
-        Err(LoginError::Throttled) => form(jar, StatusCode::TOO_MANY_REQUESTS, THROTTLED),
+        Ok(None) => form(jar, StatusCode::UNAUTHORIZED, "bad_credentials"),
+        Err(LoginError::Throttled) => form(jar, StatusCode::TOO_MANY_REQUESTS, "throttled"),
         Err(LoginError::Store(e)) => reply::error_page(&state, &reply::internal(e)),
     }
 }
@@ -185,7 +204,12 @@ pub(super) async fn start_session(
     Ok(jar.add(cookies::session_cookie(&state.config, raw_id)))
 }
 
-pub async fn consent_page(State(state): State<SharedState>, jar: CookieJar, Query(q): Query<PageQuery>) -> Response {
+pub async fn consent_page(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+    jar: CookieJar,
+    Query(q): Query<PageQuery>,
+) -> Response {
     let (pending, mut request, client) = match load_pending(&state, &q.request).await {
         Ok(found) => found,
         Err(response) => return response,
@@ -207,20 +231,22 @@ pub async fn consent_page(State(state): State<SharedState>, jar: CookieJar, Quer
         Ok(None) => return proceed(&state, &jar, &client, request, Some(&pending)).await,
         Err(e) => return reply::error_page(&state, &reply::internal(e)),
     };
+    let locale = page_locale(&state, &request, &headers);
     let mut scopes: Vec<String> = Vec::new();
     for scope in request.scope.iter() {
-        match ui::describe_scope(scope) {
-            Some(words) => scopes.push(words.to_owned()),
+        match ui::scope_message(scope) {
+            Some(key) => scopes.push(locale.text(key).to_owned()),
             // A custom scope: name what it releases.
             None => {
                 let claims: Vec<&str> = state.scope_claims.claims_of(scope).collect();
-                scopes.push(format!("See your {}", claims.join(", ")));
+                scopes.push(format!("{} {}", locale.text("scope_custom"), claims.join(", ")));
             }
         }
     }
     let individually = request.claims_beyond_scope(&state.scope_claims);
     if !individually.is_empty() {
-        scopes.push(format!("See these details: {}", individually.into_iter().collect::<Vec<_>>().join(", ")));
+        let claims = individually.into_iter().collect::<Vec<_>>().join(", ");
+        scopes.push(format!("{} {claims}", locale.text("individual_claims")));
     }
     let (jar, secret) = cookies::ensure_csrf_secret(&state.config, jar);
     let ctx = context! {
@@ -229,7 +255,9 @@ pub async fn consent_page(State(state): State<SharedState>, jar: CookieJar, Quer
         username => &user.username,
         request_id => &q.request,
         csrf_token => cookies::csrf_token(&secret, &q.request),
-        lang => "en",
+        t => locale.messages(),
+        lang => &locale.tag,
+        display => request.display.map(Display::as_str),
     };
     (jar, reply::page(&state, StatusCode::OK, "consent.html", ctx)).into_response()
 }

@@ -62,7 +62,7 @@ impl AppState {
         pairwise_salt: String,
     ) -> Self {
         let scope_claims = ScopeClaims::new(&config.scope_claims);
-        let discovery_json = discovery::document(&config, &scope_claims);
+        let discovery_json = discovery::document(&config, &scope_claims, &pages.tags());
         let token_endpoint = format!("{}/token", config.issuer);
         let fetcher = Fetcher::default();
         Self { config, store, keys, pages, discovery_json, token_endpoint, scope_claims, pairwise_salt, fetcher }

@@ -46,7 +46,14 @@ pub fn error_page(state: &AppState, error: &OAuthError) -> Response {
         ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::BAD_REQUEST,
     };
-    let ctx = minijinja::context! { error => error.code.as_str(), description => &*error.description };
+    // No flow, so no ui_locales: the default language (descriptions are for developers, in English).
+    let locale = state.pages.default_locale();
+    let ctx = minijinja::context! {
+        error => error.code.as_str(),
+        description => &*error.description,
+        t => locale.messages(),
+        lang => &locale.tag,
+    };
     page(state, status, "error.html", ctx)
 }
 
@@ -84,7 +91,14 @@ pub fn authorization_response(
                 redirect_uri.csp_source()
             );
             let fields: Vec<_> = params.iter().map(|&(name, value)| minijinja::context! { name, value }).collect();
-            let ctx = minijinja::context! { action => redirect_uri.as_str(), fields, script => FORM_POST_SCRIPT };
+            let locale = state.pages.default_locale();
+            let ctx = minijinja::context! {
+                action => redirect_uri.as_str(),
+                fields,
+                script => FORM_POST_SCRIPT,
+                t => locale.messages(),
+                lang => &locale.tag,
+            };
             let mut response = page(state, StatusCode::OK, "form_post.html", ctx);
             if let Ok(csp) = HeaderValue::from_str(&csp) {
                 response.headers_mut().insert(header::CONTENT_SECURITY_POLICY, csp);

@@ -4,13 +4,13 @@
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::CookieJar;
 use minijinja::context;
 
 use super::authorize::load_pending;
-use super::interaction::{PageQuery, checked_form, start_session};
+use super::interaction::{PageQuery, checked_form, page_locale, start_session};
 use super::params::RequestParams;
 use super::{SharedState, cookies, reply};
 use crate::crypto;
@@ -18,6 +18,7 @@ use crate::password::{self, PasswordError};
 use crate::protocol::OAuthError;
 use crate::store::{StoreError, User, now};
 use crate::types::MAX_IDENTIFIER_LEN;
+use crate::ui::Locale;
 
 /// What the person typed, given back to the form when something must be fixed (never the password).
 #[derive(Default)]
@@ -27,25 +28,33 @@ struct Entered<'a> {
     name: &'a str,
 }
 
+/// The sign-up form of one flow, in its language.
+struct Page<'a> {
+    request_id: &'a str,
+    client_name: &'a str,
+    locale: &'a Locale,
+}
+
+/// `error` is a catalogue key.
 fn form(
     state: &SharedState,
     jar: CookieJar,
     status: StatusCode,
-    request_id: &str,
-    client_name: &str,
+    page: &Page<'_>,
     entered: &Entered<'_>,
     error: Option<&str>,
 ) -> Response {
     let (jar, secret) = cookies::ensure_csrf_secret(&state.config, jar);
     let ctx = context! {
-        client_name,
-        request_id,
-        csrf_token => cookies::csrf_token(&secret, request_id),
+        client_name => page.client_name,
+        request_id => page.request_id,
+        csrf_token => cookies::csrf_token(&secret, page.request_id),
         username => entered.username,
         email => entered.email,
         name => entered.name,
-        error,
-        lang => "en",
+        error => error.map(|key| page.locale.text(key)),
+        t => page.locale.messages(),
+        lang => &page.locale.tag,
     };
     (jar, reply::page(state, status, "signup.html", ctx)).into_response()
 }
@@ -54,26 +63,35 @@ fn turned_off(state: &SharedState) -> Response {
     reply::error_page(state, &OAuthError::invalid_request("sign-up is turned off on this server"))
 }
 
-pub async fn signup_page(State(state): State<SharedState>, jar: CookieJar, Query(q): Query<PageQuery>) -> Response {
+pub async fn signup_page(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+    jar: CookieJar,
+    Query(q): Query<PageQuery>,
+) -> Response {
     if !state.config.self_registration {
         return turned_off(&state);
     }
     match load_pending(&state, &q.request).await {
-        Ok((_, _, client)) => form(&state, jar, StatusCode::OK, &q.request, &client.name, &Entered::default(), None),
+        Ok((_, request, client)) => {
+            let locale = page_locale(&state, &request, &headers);
+            let page = Page { request_id: &q.request, client_name: &client.name, locale };
+            form(&state, jar, StatusCode::OK, &page, &Entered::default(), None)
+        }
         Err(response) => response,
     }
 }
 
-/// Why a sign-up was not accepted, in words for the person filling in the form.
+/// Why a sign-up was not accepted: the catalogue key of the words for the person filling in the form.
 fn check(username: &str, email: &str, password: &str, confirm: &str) -> Result<(), &'static str> {
     if username.is_empty() || username.len() > MAX_IDENTIFIER_LEN || username.chars().any(char::is_whitespace) {
-        return Err("Choose a username of 1 to 128 characters, without spaces.");
+        return Err("signup_username_invalid");
     }
     if !email.is_empty() && (email.len() > 254 || !email.contains('@') || email.chars().any(char::is_whitespace)) {
-        return Err("Enter a valid email address, or leave it empty.");
+        return Err("signup_email_invalid");
     }
     if password != confirm {
-        return Err("The passwords do not match.");
+        return Err("signup_password_mismatch");
     }
     Ok(())
 }
@@ -81,7 +99,7 @@ fn check(username: &str, email: &str, password: &str, confirm: &str) -> Result<(
 pub async fn signup_submit(
     State(state): State<SharedState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: axum::http::HeaderMap,
+    headers: HeaderMap,
     jar: CookieJar,
     RequestParams(params): RequestParams,
 ) -> Response {
@@ -93,17 +111,19 @@ pub async fn signup_submit(
         Err(e) => return reply::error_page(&state, &e),
     };
     let request_id = params.get("request").unwrap_or_default();
-    let (_, _, client) = match load_pending(&state, request_id).await {
+    let (_, request, client) = match load_pending(&state, request_id).await {
         Ok(found) => found,
         Err(response) => return response,
     };
+    let locale = page_locale(&state, &request, &headers);
+    let page = Page { request_id, client_name: &client.name, locale };
     let entered = Entered {
         username: params.get("username").unwrap_or_default().trim(),
         email: params.get("email").unwrap_or_default().trim(),
         name: params.get("name").unwrap_or_default().trim(),
     };
     let password = params.get("password").unwrap_or_default();
-    let retry = |jar, status, error| form(&state, jar, status, request_id, &client.name, &entered, Some(error));
+    let retry = |jar, status, error| form(&state, jar, status, &page, &entered, Some(error));
     if let Err(problem) =
         check(entered.username, entered.email, password, params.get("password_confirm").unwrap_or_default())
     {
@@ -123,7 +143,7 @@ pub async fn signup_submit(
 }
 
 /// Creates the account, within the per-IP allowance (counted in the login throttle's window); returns
-/// its id, or what the person must change.
+/// its id, or the catalogue key of what the person must change.
 async fn create_account(
     state: &SharedState,
     entered: &Entered<'_>,
@@ -132,11 +152,11 @@ async fn create_account(
 ) -> Result<Result<String, &'static str>, StoreError> {
     let now = now();
     if state.store.failures(ip_key, now).await? >= state.config.signup_max_per_ip {
-        return Ok(Err("Too many accounts were created from here. Try again later."));
+        return Ok(Err("signup_throttled"));
     }
     let password_hash = match password::hash(password.to_owned()).await {
         Ok(hash) => hash,
-        Err(PasswordError::Length) => return Ok(Err("Choose a password of 8 to 1024 characters.")),
+        Err(PasswordError::Length) => return Ok(Err("signup_password_length")),
         Err(PasswordError::Hashing) => return Err(StoreError::Corrupt("password hashing failed".into())),
     };
     let user = User {
@@ -150,7 +170,7 @@ async fn create_account(
         ..User::default()
     };
     match state.store.insert_user(&user).await {
-        Err(StoreError::Conflict) => return Ok(Err("That username is taken. Choose another.")),
+        Err(StoreError::Conflict) => return Ok(Err("signup_username_taken")),
         other => other?,
     }
     state.store.record_failure(ip_key, now, state.config.login_throttle_window as i64).await?;

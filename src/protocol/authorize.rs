@@ -10,7 +10,7 @@ use super::error::{ErrorCode, OAuthError};
 use super::params::Params;
 use super::pkce;
 use crate::store::{Client, Consent, Timestamp};
-use crate::types::{ClientId, GrantType, Prompt, RedirectUri, ResponseMode, ResponseType, ScopeSet};
+use crate::types::{ClientId, Display, GrantType, Prompt, RedirectUri, ResponseMode, ResponseType, ScopeSet};
 
 /// The authentication context class of oxid's password login (Core 2 `acr`).
 pub const PASSWORD_ACR: &str = "urn:oxid:acr:password";
@@ -33,6 +33,8 @@ pub struct AuthorizationRequest {
     pub max_age: Option<i64>,
     pub login_hint: Option<String>,
     pub ui_locales: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display: Option<Display>,
     pub acr_values: Option<String>,
     /// The `sub` of a valid `id_token_hint`, or the one the `claims` parameter asks for (Core 5.5.1).
     pub hinted_subject: Option<String>,
@@ -290,11 +292,12 @@ pub fn validate(
         ),
     };
 
-    if let Some(display) = params.get("display") {
-        if !matches!(display, "page" | "popup" | "touch" | "wap") {
-            return Err(fail(ErrorCode::InvalidRequest, "unsupported display value"));
+    let display = match params.get("display") {
+        None => None,
+        Some(d) => {
+            Some(d.parse::<Display>().map_err(|_| fail(ErrorCode::InvalidRequest, "unsupported display value"))?)
         }
-    }
+    };
 
     let hinted_subject = match params.get("id_token_hint") {
         None => None,
@@ -338,6 +341,7 @@ pub fn validate(
         max_age,
         login_hint: params.get("login_hint").map(str::to_owned),
         ui_locales: params.get("ui_locales").map(str::to_owned),
+        display,
         acr_values: params.get("acr_values").map(str::to_owned),
         hinted_subject,
         claims,
