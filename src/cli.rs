@@ -174,6 +174,9 @@ pub struct ClientAdd {
     /// The JWE enc for UserInfo (default A128CBC-HS256).
     #[arg(long, value_name = "ENC", default_value = "A128CBC-HS256")]
     userinfo_encrypted_enc: String,
+    /// Where a third party (such as the OP's /initiate-login/ID) starts a login at this client (Core 4).
+    #[arg(long, value_name = "URL")]
+    initiate_login_uri: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -411,8 +414,16 @@ fn build_client(a: &ClientAdd) -> anyhow::Result<Client> {
             .transpose()
             .map_err(|e| anyhow::anyhow!("--userinfo-signed-alg: {e}"))?,
         userinfo_encryption: encryption(a.userinfo_encrypted_alg.as_deref(), &a.userinfo_encrypted_enc)?,
+        initiate_login_uri: a.initiate_login_uri.clone(),
         ..ClientMetadata::default()
     };
+    if let Some(uri) = &metadata.initiate_login_uri {
+        // Registration 2: an https URL (http only on loopback, for development).
+        let parsed = url::Url::parse(uri).map_err(|e| anyhow::anyhow!("--initiate-login-uri: {e}"))?;
+        if !crate::fetch::is_fetchable(&parsed) || parsed.fragment().is_some() {
+            bail!("--initiate-login-uri must be an https URL without a fragment");
+        }
+    }
     let encrypts = metadata.id_token_encryption.is_some() || metadata.userinfo_encryption.is_some();
     if encrypts && a.jwks.is_none() && metadata.jwks_uri.is_none() {
         bail!("encrypted responses need the client's keys: --jwks FILE or --jwks-uri URL");
@@ -516,6 +527,9 @@ fn print_client(c: &Client) {
     println!("subject_type:  {}", c.metadata.subject_type);
     if let Some(sector) = &c.metadata.sector_identifier {
         println!("sector:        {sector}");
+    }
+    if let Some(uri) = &c.metadata.initiate_login_uri {
+        println!("initiate_login_uri: {uri}");
     }
     for r in &c.redirect_uris {
         println!("redirect_uri:  {}", r.as_str());

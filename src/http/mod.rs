@@ -4,6 +4,7 @@ mod authorize;
 mod client_auth;
 mod cookies;
 mod discovery;
+mod initiate_login;
 mod interaction;
 mod issuance;
 mod params;
@@ -87,6 +88,7 @@ pub fn router(state: SharedState) -> Router {
         .route("/login", get(interaction::login_page).post(interaction::login_submit))
         .route("/consent", get(interaction::consent_page).post(interaction::consent_submit))
         .route("/signup", get(signup::signup_page).post(signup::signup_submit))
+        .route("/initiate-login/{client_id}", get(initiate_login::initiate_login))
         .route("/token", post(token::token))
         .route("/userinfo", get(userinfo::userinfo).post(userinfo::userinfo))
         .route("/assets/oxid.css", get(stylesheet))

@@ -108,6 +108,9 @@ pub struct ClientMetadata {
     /// Registration 2 `userinfo_encrypted_response_alg`/`_enc`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub userinfo_encryption: Option<Encryption>,
+    /// Registration 2 `initiate_login_uri`: where a third party starts a login at the client (Core 4).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub initiate_login_uri: Option<String>,
 }
 
 impl Default for ClientMetadata {
@@ -124,6 +127,7 @@ impl Default for ClientMetadata {
             id_token_encryption: None,
             userinfo_signed_response_alg: None,
             userinfo_encryption: None,
+            initiate_login_uri: None,
         }
     }
 }
