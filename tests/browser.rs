@@ -55,6 +55,22 @@ async fn start_callback_server() -> String {
     format!("http://127.0.0.1:{}/cb", addr.port())
 }
 
+/// An OP with `alice` and a client `webapp` whose redirect URI is a live callback page. Returns the
+/// client's secret, the callback URL and the authorization URL with `extra` parameters.
+async fn op_with_live_client(extra: &str) -> (TestOp, String, String, String) {
+    let op = TestOp::start().await;
+    op.add_user("alice").await;
+    let callback = start_callback_server().await;
+    let cb = callback.clone();
+    let (_, secret) = op
+        .add_client("webapp", ClientAuthMethod::ClientSecretBasic, move |c| c.redirect_uris = vec![cb.parse().unwrap()])
+        .await;
+    let url = op
+        .authorize_url("webapp", extra)
+        .replace(&common::urlencode(common::REDIRECT_URI), &common::urlencode(&callback));
+    (op, secret.unwrap(), callback, url)
+}
+
 /// A headless Chromium session; keep the driver and profile alive as long as the client.
 async fn start_browser() -> (Driver, fantoccini::Client, tempfile::TempDir) {
     let (driver, driver_url) = start_chromedriver().await;
@@ -80,16 +96,8 @@ async fn start_browser() -> (Driver, fantoccini::Client, tempfile::TempDir) {
 
 #[tokio::test]
 async fn form_post_response_is_submitted_by_chromium() {
-    let op = TestOp::start().await;
-    op.add_user("alice").await;
-    let callback = start_callback_server().await;
-    let cb = callback.clone();
-    op.add_client("webapp", ClientAuthMethod::ClientSecretBasic, move |c| c.redirect_uris = vec![cb.parse().unwrap()])
-        .await;
+    let (_op, _, callback, url) = op_with_live_client("&response_mode=form_post").await;
     let (_driver, browser, _profile) = start_browser().await;
-    let url = op
-        .authorize_url("webapp", "&response_mode=form_post")
-        .replace(&common::urlencode(common::REDIRECT_URI), &common::urlencode(&callback));
     browser.goto(&url).await.unwrap();
     browser.find(Locator::Id("username")).await.unwrap().send_keys("alice").await.unwrap();
     browser.find(Locator::Id("password")).await.unwrap().send_keys(PASSWORD).await.unwrap();
@@ -112,18 +120,8 @@ async fn form_post_response_is_submitted_by_chromium() {
 
 #[tokio::test]
 async fn login_and_consent_pages_work_in_chromium() {
-    let op = TestOp::start().await;
-    op.add_user("alice").await;
-    let callback = start_callback_server().await;
-    let cb = callback.clone();
-    let (_, secret) = op
-        .add_client("webapp", ClientAuthMethod::ClientSecretBasic, move |c| c.redirect_uris = vec![cb.parse().unwrap()])
-        .await;
-
+    let (op, secret, callback, url) = op_with_live_client("").await;
     let (_driver, browser, _profile) = start_browser().await;
-
-    let url =
-        op.authorize_url("webapp", "").replace(&common::urlencode(common::REDIRECT_URI), &common::urlencode(&callback));
     browser.goto(&url).await.unwrap();
     assert!(browser.title().await.unwrap().starts_with("Sign in"));
     // The username field has focus on arrival (keyboard users can type at once).
@@ -165,7 +163,7 @@ async fn login_and_consent_pages_work_in_chromium() {
 
     let r = reqwest::Client::new()
         .post(op.url("/token"))
-        .basic_auth("webapp", secret.as_deref())
+        .basic_auth("webapp", Some(&secret))
         .form(&[
             ("grant_type", "authorization_code"),
             ("code", &code),
@@ -182,15 +180,8 @@ async fn login_and_consent_pages_work_in_chromium() {
 /// to the client.
 #[tokio::test]
 async fn sign_up_page_works_in_chromium() {
-    let op = TestOp::start().await;
-    let callback = start_callback_server().await;
-    let cb = callback.clone();
-    op.add_client("webapp", ClientAuthMethod::ClientSecretBasic, move |c| c.redirect_uris = vec![cb.parse().unwrap()])
-        .await;
+    let (op, _, callback, url) = op_with_live_client("&prompt=create").await;
     let (_driver, browser, _profile) = start_browser().await;
-    let url = op
-        .authorize_url("webapp", "&prompt=create")
-        .replace(&common::urlencode(common::REDIRECT_URI), &common::urlencode(&callback));
     browser.goto(&url).await.unwrap();
     let fill = |id: &'static str, text: &'static str| {
         let browser = browser.clone();

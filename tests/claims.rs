@@ -57,15 +57,11 @@ async fn verified(op: &TestOp, id_token: &str) -> (CoreIdTokenClaims, Value) {
     );
     let token: CoreIdToken = id_token.parse().unwrap();
     let claims = token.claims(&verifier, &Nonce::new("n0nce".into())).expect("the ID Token verifies").clone();
-    let payload = id_token.split('.').nth(1).unwrap();
-    use base64::Engine;
-    let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap();
-    (claims, serde_json::from_slice(&payload).unwrap())
+    (claims, common::jwt_payload(id_token))
 }
 
 async fn userinfo(op: &TestOp, access_token: &str) -> Value {
-    let response = reqwest::Client::new().get(op.url("/userinfo")).bearer_auth(access_token).send().await.unwrap();
-    let (status, body) = json(response).await;
+    let (status, body) = json(common::userinfo(op, access_token).await).await;
     assert_eq!(status, 200, "{body}");
     body
 }
@@ -148,10 +144,7 @@ async fn claims_parameter_adds_claims_to_the_id_token_and_userinfo() {
         .unwrap();
     let (status, refreshed) = json(refreshed).await;
     assert_eq!(status, 200, "{refreshed}");
-    let payload = refreshed["id_token"].as_str().unwrap().split('.').nth(1).unwrap().to_owned();
-    use base64::Engine;
-    let payload: Value =
-        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+    let payload = common::jwt_payload(refreshed["id_token"].as_str().unwrap());
     assert_eq!(payload["email"], "alice@example.com");
     assert_eq!(userinfo(&op, refreshed["access_token"].as_str().unwrap()).await["birthdate"], "1990-04-01");
 
@@ -201,4 +194,20 @@ async fn claims_parameter_errors() {
     let me = claims_param(json!({"id_token": {"sub": {"value": "sub-alice"}}}));
     let location = b.get(&authorize_url(&op, "openid", &format!("{me}&prompt=none"))).await.location.unwrap();
     assert!(query(&location).contains_key("code"), "{location}");
+}
+
+/// Core 5.2 `claims_locales`: each claim once, untagged, in the first requested language the user has
+/// it in; the preference belongs to the grant, so UserInfo honours it too.
+#[tokio::test]
+async fn claims_locales_choose_the_language_of_claim_values() {
+    let (op, secret) = setup().await;
+    let b = Browser::new(&op);
+    let params = format!("&claims_locales=de%20fr{}", claims_param(json!({"id_token": {"name": null}})));
+    let tokens = sign_in_and_redeem(&op, &secret, &b, &authorize_url(&op, "openid profile", &params)).await;
+    let (_, id_token) = verified(&op, tokens["id_token"].as_str().unwrap()).await;
+    assert_eq!(id_token["name"], "Alice l'Exemple", "no German form; the French one, untagged");
+    let info = userinfo(&op, tokens["access_token"].as_str().unwrap()).await;
+    assert_eq!(info["name"], "Alice l'Exemple");
+    assert_eq!(info["nickname"], "Ali", "claims without a French form as stored");
+    assert!(info.get("name#fr").is_none(), "one language, so no tagged forms: {info}");
 }

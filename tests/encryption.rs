@@ -69,10 +69,6 @@ async fn verify_with_op_keys(op: &TestOp, jwt: &str) -> Value {
     serde_json::from_slice(&payload).unwrap()
 }
 
-async fn userinfo(op: &TestOp, access_token: &str) -> reqwest::Response {
-    reqwest::Client::new().get(op.url("/userinfo")).bearer_auth(access_token).send().await.unwrap()
-}
-
 #[tokio::test]
 async fn encrypted_id_token_and_signed_encrypted_userinfo() {
     let op = TestOp::start().await;
@@ -106,7 +102,7 @@ async fn encrypted_id_token_and_signed_encrypted_userinfo() {
     assert!(claims["at_hash"].is_string());
 
     // UserInfo: application/jwt, encrypted to the EC key, signed ES256 inside, with iss and aud.
-    let response = userinfo(&op, tokens["access_token"].as_str().unwrap()).await;
+    let response = common::userinfo(&op, tokens["access_token"].as_str().unwrap()).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "application/jwt");
     let body = response.text().await.unwrap();
@@ -144,7 +140,7 @@ async fn implicit_encrypted_id_token_and_encrypted_only_userinfo() {
     assert_eq!(claims["nonce"], "n0nce");
     assert!(claims["at_hash"].is_string());
 
-    let body = userinfo(&op, &p["access_token"]).await.text().await.unwrap();
+    let body = common::userinfo(&op, &p["access_token"]).await.text().await.unwrap();
     let (inner, header) = keys.decrypt(&body, KeyEncryptionAlg::RsaOaep);
     assert_eq!(header.content_type(), None, "not a nested JWT");
     let info: Value = serde_json::from_slice(&inner).unwrap();

@@ -72,11 +72,6 @@ async fn serve(path: &'static str, body: String) -> String {
     format!("http://127.0.0.1:{port}{path}")
 }
 
-fn id_token_claims(tokens: &Value) -> Value {
-    let payload = tokens["id_token"].as_str().unwrap().split('.').nth(1).unwrap().to_owned();
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
-}
-
 async fn setup() -> (TestOp, ClientKey, String) {
     let op = TestOp::start().await;
     op.add_user("alice").await;
@@ -98,7 +93,7 @@ async fn sign_in_with_object(op: &TestOp, client_id: &str, secret: &str, url: &s
     assert_eq!(q["state"], "from-the-object", "the object's value wins (Core 6.3.3)");
     let (status, tokens) = json(exchange_code(op, client_id, secret, &q["code"], Some(VERIFIER)).await).await;
     assert_eq!(status, 200, "{tokens}");
-    let claims = id_token_claims(&tokens);
+    let claims = common::jwt_payload(tokens["id_token"].as_str().unwrap());
     assert_eq!(claims["nonce"], "object-nonce");
     assert_eq!(claims["email"], "alice@example.com", "the object's claims parameter was honoured");
 }

@@ -52,13 +52,7 @@ async fn prompt_create_signs_up_and_completes_the_flow() {
     let (status, tokens) =
         json(exchange_code(&op, "webapp", &secret, &query(&callback)["code"], Some(VERIFIER)).await).await;
     assert_eq!(status, 200, "{tokens}");
-    let info = reqwest::Client::new()
-        .get(op.url("/userinfo"))
-        .bearer_auth(tokens["access_token"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap();
-    let (_, info) = json(info).await;
+    let (_, info) = json(common::userinfo(&op, tokens["access_token"].as_str().unwrap()).await).await;
     assert_eq!(info["preferred_username"], "carol");
     assert_eq!(info["email"], "carol@example.com");
     assert_eq!(info["name"], "Carol Example");

@@ -36,17 +36,8 @@ async fn subject(op: &TestOp, browser: &Browser, client: &str, secret: &str) -> 
     let (status, tokens) =
         json(exchange_code(op, client, secret, &query(&callback)["code"], Some(VERIFIER)).await).await;
     assert_eq!(status, 200, "{tokens}");
-    let payload = tokens["id_token"].as_str().unwrap().split('.').nth(1).unwrap().to_owned();
-    use base64::Engine;
-    let claims: Value =
-        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
-    let info = reqwest::Client::new()
-        .get(op.url("/userinfo"))
-        .bearer_auth(tokens["access_token"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap();
-    let (_, info) = json(info).await;
+    let claims = common::jwt_payload(tokens["id_token"].as_str().unwrap());
+    let (_, info) = json(common::userinfo(op, tokens["access_token"].as_str().unwrap()).await).await;
     assert_eq!(info["sub"], claims["sub"], "UserInfo and the ID Token agree (Core 5.3.2)");
     claims["sub"].as_str().unwrap().to_owned()
 }

@@ -28,7 +28,7 @@ fn assert_oauth_error(status: reqwest::StatusCode, body: &serde_json::Value, exp
 }
 
 async fn userinfo_status(op: &TestOp, access_token: &str) -> u16 {
-    reqwest::Client::new().get(op.url("/userinfo")).bearer_auth(access_token).send().await.unwrap().status().as_u16()
+    common::userinfo(op, access_token).await.status().as_u16()
 }
 
 #[tokio::test]

@@ -325,14 +325,13 @@ async fn authorization_response_params(
     };
 
     let access_token = if response_type.has_token() {
-        let userinfo_claims = request.claims.as_ref().map(|c| c.userinfo.clone());
         let (token, record) = issuance::access_token(
             state,
             client,
             Some(&session.user_id),
             request.scope.clone(),
             &grant_id,
-            userinfo_claims,
+            request.claims.as_ref(),
         );
         issuance::store_tokens(state, &token, &record, None).await?;
         params.push(("token_type", "Bearer".to_owned()));
@@ -351,7 +350,9 @@ async fn authorization_response_params(
         // Core 5.5: plus those the claims parameter asks for in the ID Token.
         let by_scope =
             access_token.is_none().then(|| state.scope_claims.claims_for(&request.scope)).into_iter().flatten();
-        let claims = claims::release(&user, by_scope.chain(requested_id_token_claims(request.claims.as_ref())));
+        let locales = request.claims.as_ref().map_or(&[][..], |c| &c.locales);
+        let claims =
+            claims::release(&user, by_scope.chain(requested_id_token_claims(request.claims.as_ref())), locales);
         let contents = IdTokenContents {
             auth: &auth,
             nonce: request.nonce.as_deref(),

@@ -14,7 +14,7 @@ use super::params::RequestParams;
 use super::{SharedState, cookies, reply};
 use crate::protocol::authorize::{AuthorizationRequest, NextStep, PASSWORD_ACR, next_step};
 use crate::protocol::{ErrorCode, OAuthError, Params};
-use crate::store::{BrowserSession, Client, StoreError, now};
+use crate::store::{BrowserSession, Client, PendingAuthorization, StoreError, now};
 use crate::types::{Display, Prompt};
 use crate::ui::Locale;
 use crate::{crypto, password, ui};
@@ -82,16 +82,36 @@ pub async fn login_page(
     }
 }
 
-/// The fields of a submitted page: its flow, and a CSRF token proven against the browser's cookie.
-pub(super) fn checked_form(jar: &CookieJar, params: Result<Params, OAuthError>) -> Result<Params, OAuthError> {
-    let params = params?;
+/// A form submitted from one of a flow's pages.
+pub(super) struct Submitted {
+    pub params: Params,
+    pub pending: PendingAuthorization,
+    pub request: AuthorizationRequest,
+    pub client: Client,
+}
+
+impl Submitted {
+    pub fn request_id(&self) -> &str {
+        &self.pending.id
+    }
+}
+
+/// Reads a submitted form: its CSRF token proven against the browser's cookie, then its flow; or the
+/// page to show instead.
+pub(super) async fn submitted(
+    state: &SharedState,
+    jar: &CookieJar,
+    params: Result<Params, OAuthError>,
+) -> Result<Submitted, Response> {
+    let params = params.map_err(|e| reply::error_page(state, &e))?;
     let request_id = params.get("request").unwrap_or_default();
     if !cookies::csrf_valid(jar, request_id, params.get("csrf_token")) {
-        return Err(OAuthError::invalid_request(
-            "the form has expired or did not come from this site; go back and try again",
-        ));
+        let e =
+            OAuthError::invalid_request("the form has expired or did not come from this site; go back and try again");
+        return Err(reply::error_page(state, &e));
     }
-    Ok(params)
+    let (pending, request, client) = load_pending(state, request_id).await?;
+    Ok(Submitted { params, pending, request, client })
 }
 
 pub async fn login_submit(
@@ -101,19 +121,16 @@ pub async fn login_submit(
     jar: CookieJar,
     RequestParams(params): RequestParams,
 ) -> Response {
-    let params = match checked_form(&jar, params) {
-        Ok(p) => p,
-        Err(e) => return reply::error_page(&state, &e),
-    };
-    let request_id = params.get("request").unwrap_or_default();
-    let (_, request, client) = match load_pending(&state, request_id).await {
-        Ok(found) => found,
+    let submission = match submitted(&state, &jar, params).await {
+        Ok(submission) => submission,
         Err(response) => return response,
     };
+    let Submitted { params, request, client, .. } = &submission;
+    let request_id = submission.request_id();
     let username = params.get("username").unwrap_or_default().trim();
     let password = params.get("password").unwrap_or_default();
-    let flow = Flow { id: request_id, request: &request, client: &client };
-    let locale = page_locale(&state, &request, &headers);
+    let flow = Flow { id: request_id, request, client };
+    let locale = page_locale(&state, request, &headers);
     let form = |jar, status, error| login_form(&state, jar, status, &flow, locale, Some(username), Some(error));
 
     let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
@@ -267,12 +284,8 @@ pub async fn consent_submit(
     jar: CookieJar,
     RequestParams(params): RequestParams,
 ) -> Response {
-    let params = match checked_form(&jar, params) {
-        Ok(p) => p,
-        Err(e) => return reply::error_page(&state, &e),
-    };
-    let (pending, request, client) = match load_pending(&state, params.get("request").unwrap_or_default()).await {
-        Ok(found) => found,
+    let Submitted { params, pending, request, client } = match submitted(&state, &jar, params).await {
+        Ok(submission) => submission,
         Err(response) => return response,
     };
     let result: Result<Response, StoreError> = async {

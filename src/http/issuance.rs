@@ -1,14 +1,12 @@
 //! Minting what the authorization and token endpoints hand out: access tokens (random, stored hashed)
 //! and signed ID Tokens (Core 2). Both endpoints go through here so the two can never disagree.
 
-use std::collections::BTreeMap;
-
 use serde_json::{Map, Value};
 
 use super::{SharedState, client_auth, reply};
 use crate::crypto;
 use crate::jose::encryption;
-use crate::protocol::claims::ClaimRequest;
+use crate::protocol::claims::ClaimsRequest;
 use crate::protocol::id_token::{IdTokenClaims, half_hash};
 use crate::protocol::{ErrorCode, OAuthError};
 use crate::store::{AccessToken, Authentication, Client, RefreshToken, StoreError, User, now};
@@ -21,7 +19,7 @@ pub fn access_token(
     user_id: Option<&str>,
     scope: ScopeSet,
     grant_id: &str,
-    userinfo_claims: Option<BTreeMap<String, ClaimRequest>>,
+    claims: Option<&ClaimsRequest>,
 ) -> (String, AccessToken) {
     let record = AccessToken {
         client_id: client.id.clone(),
@@ -29,7 +27,7 @@ pub fn access_token(
         scope,
         grant_id: grant_id.to_owned(),
         expires_at: now() + state.config.access_token_lifetime as i64,
-        claims: userinfo_claims.filter(|c| !c.is_empty()),
+        claims: claims.filter(|c| !c.userinfo.is_empty() || !c.locales.is_empty()).cloned(),
     };
     (crypto::random_token(), record)
 }

@@ -10,7 +10,7 @@ use axum_extra::extract::cookie::CookieJar;
 use minijinja::context;
 
 use super::authorize::load_pending;
-use super::interaction::{PageQuery, checked_form, page_locale, start_session};
+use super::interaction::{PageQuery, Submitted, page_locale, start_session, submitted};
 use super::params::RequestParams;
 use super::{SharedState, cookies, reply};
 use crate::crypto;
@@ -106,16 +106,13 @@ pub async fn signup_submit(
     if !state.config.self_registration {
         return turned_off(&state);
     }
-    let params = match checked_form(&jar, params) {
-        Ok(p) => p,
-        Err(e) => return reply::error_page(&state, &e),
-    };
-    let request_id = params.get("request").unwrap_or_default();
-    let (_, request, client) = match load_pending(&state, request_id).await {
-        Ok(found) => found,
+    let submission = match submitted(&state, &jar, params).await {
+        Ok(submission) => submission,
         Err(response) => return response,
     };
-    let locale = page_locale(&state, &request, &headers);
+    let Submitted { params, request, client, .. } = &submission;
+    let request_id = submission.request_id();
+    let locale = page_locale(&state, request, &headers);
     let page = Page { request_id, client_name: &client.name, locale };
     let entered = Entered {
         username: params.get("username").unwrap_or_default().trim(),

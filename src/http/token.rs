@@ -201,9 +201,8 @@ async fn issue(
     access_scope: ScopeSet,
 ) -> Result<TokenResponse, OAuthError> {
     let user = grant.user;
-    let userinfo_claims = grant.claims.map(|c| c.userinfo.clone());
     let (access_token, access) =
-        issuance::access_token(state, client, Some(&user.id), access_scope, grant.id, userinfo_claims);
+        issuance::access_token(state, client, Some(&user.id), access_scope, grant.id, grant.claims);
     let refresh_token = (grant.scope.contains("offline_access") && client.allows_grant(GrantType::RefreshToken))
         .then(crypto::random_token);
     let refresh = refresh_token.as_ref().map(|t| {
@@ -224,7 +223,11 @@ async fn issue(
             nonce: grant.nonce,
             access_token: Some(&access_token),
             code: None,
-            claims: claims::release(user, requested_id_token_claims(grant.claims)),
+            claims: claims::release(
+                user,
+                requested_id_token_claims(grant.claims),
+                grant.claims.map_or(&[][..], |c| &c.locales),
+            ),
         };
         Some(issuance::id_token(state, client, user, contents).await?)
     } else {

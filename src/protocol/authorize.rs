@@ -307,10 +307,15 @@ pub fn validate(
         ),
     };
 
-    let claims = match params.get("claims") {
+    let mut claims = match params.get("claims") {
         None => None,
         Some(json) => Some(ClaimsRequest::parse(json).map_err(|e| fail(ErrorCode::InvalidRequest, e))?),
     };
+    if let Some(locales) = params.get("claims_locales") {
+        let locales: Vec<String> =
+            locales.split(' ').filter(|t| !t.is_empty()).map(str::to_lowercase).take(8).collect();
+        claims.get_or_insert_with(ClaimsRequest::default).locales = locales;
+    }
     if let Some(acr) = claims.as_ref().and_then(|c| c.id_token.get("acr")) {
         // Core 5.5.1.1: an essential acr the OP cannot satisfy fails the authentication.
         if acr.essential && !acr.accepts(&serde_json::Value::from(PASSWORD_ACR)) {

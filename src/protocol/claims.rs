@@ -146,13 +146,18 @@ impl ClaimRequest {
     }
 }
 
-/// The `claims` request parameter (Core 5.5): individual claims for the ID Token and for UserInfo.
+/// What a request asks to know about the user beyond its scopes: the `claims` parameter (Core 5.5),
+/// individual claims for the ID Token and for UserInfo, and `claims_locales` (Core 5.2), the languages
+/// wanted for claim values. It belongs to the grant, so it holds for every token issued from it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ClaimsRequest {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub userinfo: BTreeMap<String, ClaimRequest>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub id_token: BTreeMap<String, ClaimRequest>,
+    /// `claims_locales`, in order of preference (lower-case BCP 47 tags).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub locales: Vec<String>,
 }
 
 impl ClaimsRequest {
@@ -223,18 +228,22 @@ pub fn user_claim(user: &User, name: &str) -> Option<Value> {
     }
 }
 
-/// The claims `names` of `user`, each with its language-tagged forms (Core 5.2, e.g. `name#fr`).
-/// Claims the user does not have are left out, never sent as null (Core 5.3.2).
-pub fn release<'a>(user: &User, names: impl IntoIterator<Item = &'a str>) -> Map<String, Value> {
+/// The claims `names` of `user` (Core 5.2). With `locales` (`claims_locales`), each claim is given
+/// once, untagged, in the first of those languages the user has it in (else as stored untagged);
+/// without, every language-tagged form (`name#fr`) comes along. Claims the user does not have are left
+/// out, never sent as null (Core 5.3.2).
+pub fn release<'a>(user: &User, names: impl IntoIterator<Item = &'a str>, locales: &[String]) -> Map<String, Value> {
     let mut claims = Map::new();
     for name in names {
         if RESERVED_CLAIMS.contains(&name) {
             continue;
         }
-        if let Some(v) = user_claim(user, name) {
+        let tagged = |tag: &str| user.claims.iter().find(|(k, _)| k.eq_ignore_ascii_case(&format!("{name}#{tag}")));
+        let preferred = locales.iter().find_map(|tag| tagged(tag)).map(|(_, v)| v.clone());
+        if let Some(v) = preferred.or_else(|| user_claim(user, name)) {
             claims.insert(name.to_owned(), v);
         }
-        if !name.contains('#') {
+        if locales.is_empty() && !name.contains('#') {
             let tagged = user.claims.iter().filter(|(k, _)| k.split_once('#').is_some_and(|(base, _)| base == name));
             claims.extend(tagged.map(|(k, v)| (k.clone(), v.clone())));
         }
@@ -249,10 +258,11 @@ pub fn userinfo_claims(
     user: &User,
     scopes: &ScopeClaims,
     scope: &ScopeSet,
-    requested: Option<&BTreeMap<String, ClaimRequest>>,
+    requested: Option<&ClaimsRequest>,
 ) -> Map<String, Value> {
-    let names = scopes.claims_for(scope).chain(requested.into_iter().flat_map(|r| r.keys().map(String::as_str)));
-    let mut claims = release(user, names);
+    let individually = requested.into_iter().flat_map(|r| r.userinfo.keys().map(String::as_str));
+    let locales = requested.map_or(&[][..], |r| &r.locales);
+    let mut claims = release(user, scopes.claims_for(scope).chain(individually), locales);
     claims.insert("sub".into(), json!(subject));
     claims
 }
@@ -296,7 +306,7 @@ mod tests {
     fn alice() -> User {
         let mut claims = Map::new();
         claims.insert("nickname".into(), json!("Ali"));
-        claims.insert("name#fr".into(), json!("Alice la Grande"));
+        claims.insert("name#fr".into(), json!("Alice l'Exemple"));
         claims.insert("groups".into(), json!(["admins"]));
         User {
             id: "u1".into(),
@@ -325,7 +335,7 @@ mod tests {
         assert!(!c.contains_key("name"));
         let c = userinfo_claims("u1", &user, &s, &ScopeSet::parse("openid profile phone").unwrap(), None);
         assert_eq!(c["name"], "Alice A");
-        assert_eq!(c["name#fr"], "Alice la Grande", "language-tagged forms come along (Core 5.2)");
+        assert_eq!(c["name#fr"], "Alice l'Exemple", "language-tagged forms come along (Core 5.2)");
         assert_eq!(c["nickname"], "Ali");
         assert_eq!(c["preferred_username"], "alice");
         assert!(!c.contains_key("given_name") && !c.contains_key("phone_number"), "absent, not null");
@@ -347,7 +357,7 @@ mod tests {
         assert_eq!(r.required_subject(), Some("u1"));
         assert!(r.id_token["acr"].accepts(&json!("b")) && !r.id_token["acr"].accepts(&json!("c")));
         assert_eq!(r.user_claims(), BTreeSet::from(["email", "nickname"]));
-        let c = userinfo_claims("u1", &alice(), &scopes(), &ScopeSet::parse("openid").unwrap(), Some(&r.userinfo));
+        let c = userinfo_claims("u1", &alice(), &scopes(), &ScopeSet::parse("openid").unwrap(), Some(&r));
         assert_eq!(c["email"], "a@example.com");
         assert_eq!(c["nickname"], "Ali");
         for bad in [
@@ -362,10 +372,20 @@ mod tests {
     }
 
     #[test]
+    fn claims_locales_pick_one_language() {
+        let user = alice();
+        let fr = release(&user, ["name", "nickname"], &["fr".to_owned()]);
+        assert_eq!(Value::Object(fr), json!({"name": "Alice l'Exemple", "nickname": "Ali"}), "untagged, in French");
+        let de = release(&user, ["name"], &["de".to_owned()]);
+        assert_eq!(de["name"], "Alice A", "no German form: the stored one");
+        assert!(!de.contains_key("name#fr"));
+    }
+
+    #[test]
     fn reserved_claims_are_never_released_from_user_data() {
         let mut user = alice();
         user.claims.insert("iss".into(), json!("https://evil.example"));
-        assert!(!release(&user, ["iss", "nickname"]).contains_key("iss"));
+        assert!(!release(&user, ["iss", "nickname"], &[]).contains_key("iss"));
         assert!(validate_user_claim("iss", &json!("x")).is_err());
         assert!(validate_user_claim("email", &json!("x")).is_err(), "has its own option");
         assert!(validate_user_claim("birthdate", &json!("1990-02-30")).is_ok());

@@ -7,13 +7,13 @@ mod postgres;
 mod queries;
 mod sqlite;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::protocol::claims::{ClaimRequest, ClaimsRequest};
+use crate::protocol::claims::ClaimsRequest;
 
 use crate::types::{
     ClientAuthMethod, ClientId, Encryption, GrantType, RedirectUri, RequestObjectAlg, ResponseType, ScopeSet,
@@ -254,8 +254,8 @@ pub struct AccessToken {
     pub scope: ScopeSet,
     pub grant_id: String,
     pub expires_at: Timestamp,
-    /// Claims requested individually for UserInfo (Core 5.5 `userinfo`).
-    pub claims: Option<BTreeMap<String, ClaimRequest>>,
+    /// The grant's claims request: the UserInfo claims asked for one by one and their languages.
+    pub claims: Option<ClaimsRequest>,
 }
 
 /// A refresh token, stored under its hash. All rotations of one grant share `grant_id`.

@@ -319,3 +319,16 @@ pub fn fragment(url: &str) -> std::collections::HashMap<String, String> {
     let fragment = url.split_once('#').map(|(_, f)| f).unwrap_or_default();
     form_urlencoded::parse(fragment.as_bytes()).into_owned().collect()
 }
+
+/// GET /userinfo with a bearer token.
+pub async fn userinfo(op: &TestOp, access_token: &str) -> reqwest::Response {
+    reqwest::Client::new().get(op.url("/userinfo")).bearer_auth(access_token).send().await.unwrap()
+}
+
+/// The JSON payload of a compact JWS, unverified (for claims the test checks after a verification
+/// elsewhere, or where the signature is not the point).
+pub fn jwt_payload(jwt: &str) -> serde_json::Value {
+    use base64::Engine;
+    let payload = jwt.split('.').nth(1).expect("a compact JWT");
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
