@@ -8,8 +8,10 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use crate::config::{Config, Database};
+use crate::http::OpKeys;
 use crate::http::{AppState, SharedState, router};
 use crate::jose::SharedKeyRing;
+use crate::jose::decryption::DecryptionKeys;
 use crate::jose::keys::{KeyRing, ensure_current_keys};
 use crate::store::{PgStore, SqliteStore, Store, now};
 use crate::ui::Pages;
@@ -32,20 +34,22 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     })
 }
 
-async fn load_key_ring(store: &dyn Store, config: &Config) -> anyhow::Result<KeyRing> {
+async fn load_key_ring(store: &dyn Store, config: &Config, decryption: &DecryptionKeys) -> anyhow::Result<KeyRing> {
     let now = now();
     let keys = ensure_current_keys(store, now).await?;
     // Retired keys are published until every ID Token they signed has expired.
-    Ok(KeyRing::from_keys(&keys, now, config.id_token_lifetime as i64)?)
+    Ok(KeyRing::from_keys(&keys, now, config.id_token_lifetime as i64, &decryption.public_jwks()?)?)
 }
 
 /// Everything the server needs, ready to serve.
 pub async fn prepare(config: Config, store: Arc<dyn Store>) -> anyhow::Result<SharedState> {
     crate::telemetry::init();
-    let ring = load_key_ring(store.as_ref(), &config).await?;
+    let decryption = DecryptionKeys::load(store.as_ref()).await?;
+    let ring = load_key_ring(store.as_ref(), &config, &decryption).await?;
     let pages = Pages::load(config.templates_dir.as_deref()).map_err(|e| anyhow::anyhow!(e))?;
     let pairwise_salt = store.secret("pairwise_salt", &crate::crypto::random_token()).await?;
-    Ok(Arc::new(AppState::new(config, store, SharedKeyRing::new(ring), pages, pairwise_salt)))
+    let keys = OpKeys { signing: SharedKeyRing::new(ring), decryption };
+    Ok(Arc::new(AppState::new(config, store, keys, pages, pairwise_salt)))
 }
 
 /// Serves HTTP on `listener` until `shutdown` resolves; in-flight requests are allowed to finish.
@@ -71,7 +75,7 @@ async fn refresh_keys(state: SharedState) {
         if let Err(e) = pruned {
             tracing::warn!(error = %e, "could not prune retired keys");
         }
-        match load_key_ring(state.store.as_ref(), config).await {
+        match load_key_ring(state.store.as_ref(), config, &state.decryption).await {
             Ok(ring) => state.keys.replace(ring),
             Err(e) => tracing::warn!(error = %e, "could not refresh signing keys"),
         }

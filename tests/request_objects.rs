@@ -198,3 +198,55 @@ async fn discovery_advertises_request_objects() {
     let algs = doc["request_object_signing_alg_values_supported"].as_array().unwrap();
     assert!(algs.contains(&json!("RS256")) && algs.contains(&json!("none")));
 }
+
+/// Core 6.1: a request object signed, then encrypted to one of the OP's encryption keys (published in
+/// its JWKS with `use` `enc`), with or without a `kid`.
+#[tokio::test]
+async fn encrypted_request_objects() {
+    use josekit::jwe::{self, JweHeader};
+    use josekit::jwk::{Jwk, JwkSet};
+    let (op, key, secret) = setup().await;
+    let jwks = reqwest::get(op.url("/jwks.json")).await.unwrap().text().await.unwrap();
+    let jwks = JwkSet::from_bytes(&jwks).unwrap();
+    let enc_key = |kty: &str| -> Jwk {
+        jwks.keys().into_iter().find(|k| k.key_use() == Some("enc") && k.key_type() == kty).cloned().unwrap()
+    };
+    let signed = sign(&key, &request_claims(&op, "rp"));
+    let mut header = JweHeader::new();
+    header.set_content_encryption("A256GCM");
+    header.set_content_type("JWT");
+    let rsa = jwe::serialize_compact(
+        signed.as_bytes(),
+        &header,
+        &jwe::RSA_OAEP_256.encrypter_from_jwk(&enc_key("RSA")).unwrap(),
+    )
+    .unwrap();
+    sign_in_with_object(&op, "rp", &secret, &authorize_url(&op, "rp", &format!("&request={rsa}"))).await;
+
+    let mut ec_key = enc_key("EC");
+    let mut map = ec_key.as_ref().clone();
+    map.remove("kid");
+    ec_key = Jwk::from_map(map).unwrap();
+    let mut header = JweHeader::new();
+    header.set_content_encryption("A128CBC-HS256");
+    let ec =
+        jwe::serialize_compact(signed.as_bytes(), &header, &jwe::ECDH_ES.encrypter_from_jwk(&ec_key).unwrap()).unwrap();
+    sign_in_with_object(&op, "rp", &secret, &authorize_url(&op, "rp", &format!("&request={ec}"))).await;
+
+    // Encrypted to someone else's key, or with an unsigned object inside for this client: refused.
+    let stranger = Jwk::generate_rsa_key(2048).unwrap().to_public_key().unwrap();
+    let elsewhere =
+        jwe::serialize_compact(signed.as_bytes(), &header, &jwe::RSA_OAEP.encrypter_from_jwk(&stranger).unwrap())
+            .unwrap();
+    let inner_unsigned = unsigned(&request_claims(&op, "rp"));
+    let unsigned_inside =
+        jwe::serialize_compact(inner_unsigned.as_bytes(), &header, &jwe::ECDH_ES.encrypter_from_jwk(&ec_key).unwrap())
+            .unwrap();
+    let b = Browser::new(&op);
+    for jwt in [elsewhere, unsigned_inside] {
+        let page = b.get(&authorize_url(&op, "rp", &format!("&request={jwt}"))).await;
+        assert_eq!(query(&page.location.unwrap())["error"], "invalid_request_object");
+    }
+    let (_, doc) = json(reqwest::get(op.url("/.well-known/openid-configuration")).await.unwrap()).await;
+    assert!(doc["request_object_encryption_alg_values_supported"].as_array().unwrap().contains(&json!("RSA-OAEP-256")));
+}

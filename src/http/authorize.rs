@@ -100,7 +100,8 @@ async fn with_request_object(
     let jwks = client_auth::client_jwks(state, client)
         .await
         .map_err(|e| fail(ErrorCode::InvalidRequestObject, format!("the client's keys are unavailable: {e}")))?;
-    let claims = request_object::verify(&jwt, client, jwks.as_deref(), &state.config.issuer, now())
+    let op = (state.config.issuer.as_str(), &state.decryption);
+    let claims = request_object::verify(&jwt, client, jwks.as_deref(), op, now())
         .map_err(|e| fail(ErrorCode::InvalidRequestObject, e.0.to_owned()))?;
     params.clone().with_request_object(claims).map_err(|e| fail(ErrorCode::InvalidRequestObject, e.to_owned()))
 }

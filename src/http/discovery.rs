@@ -53,6 +53,8 @@ pub fn document(config: &Config, scopes: &ScopeClaims, ui_locales: &[String]) ->
         "require_request_uri_registration": true,
         // `none` only for clients that registered it (Core 6.1).
         "request_object_signing_alg_values_supported": request_object_algs,
+        "request_object_encryption_alg_values_supported": encryption::algorithms(),
+        "request_object_encryption_enc_values_supported": encryption::content_encryptions(),
         "id_token_encryption_alg_values_supported": encryption::algorithms(),
         "id_token_encryption_enc_values_supported": encryption::content_encryptions(),
         "userinfo_signing_alg_values_supported": algs,

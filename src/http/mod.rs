@@ -31,6 +31,7 @@ use tower_http::trace::TraceLayer;
 use crate::config::Config;
 use crate::fetch::Fetcher;
 use crate::jose::SharedKeyRing;
+use crate::jose::decryption::DecryptionKeys;
 use crate::protocol::claims::ScopeClaims;
 use crate::store::Store;
 use crate::ui::Pages;
@@ -50,23 +51,37 @@ pub struct AppState {
     pub pairwise_salt: String,
     /// For documents clients point to: JWK Sets, request objects.
     pub fetcher: Fetcher,
+    /// Decrypts request objects encrypted to the OP (Core 6.1).
+    pub decryption: DecryptionKeys,
 }
 
 pub type SharedState = Arc<AppState>;
 
+/// The OP's own keys: signing keys (rotated, refreshed from the store) and request object decryption keys.
+pub struct OpKeys {
+    pub signing: SharedKeyRing,
+    pub decryption: DecryptionKeys,
+}
+
 impl AppState {
-    pub fn new(
-        config: Config,
-        store: Arc<dyn Store>,
-        keys: SharedKeyRing,
-        pages: Pages,
-        pairwise_salt: String,
-    ) -> Self {
+    pub fn new(config: Config, store: Arc<dyn Store>, keys: OpKeys, pages: Pages, pairwise_salt: String) -> Self {
+        let OpKeys { signing: keys, decryption } = keys;
         let scope_claims = ScopeClaims::new(&config.scope_claims);
         let discovery_json = discovery::document(&config, &scope_claims, &pages.tags());
         let token_endpoint = format!("{}/token", config.issuer);
         let fetcher = Fetcher::default();
-        Self { config, store, keys, pages, discovery_json, token_endpoint, scope_claims, pairwise_salt, fetcher }
+        Self {
+            config,
+            store,
+            keys,
+            decryption,
+            pages,
+            discovery_json,
+            token_endpoint,
+            scope_claims,
+            pairwise_salt,
+            fetcher,
+        }
     }
 
     /// The `sub` `client` sees for the user `user_id` (Core 8).

@@ -83,8 +83,14 @@ struct Jwks<'a> {
 
 impl KeyRing {
     /// Builds the ring from stored keys. Retired keys stay published for `publish_after_retire` seconds,
-    /// so tokens they signed can still be verified until they expire.
-    pub fn from_keys(keys: &[SigningKey], now: Timestamp, publish_after_retire: i64) -> Result<Self, KeyError> {
+    /// so tokens they signed can still be verified until they expire. `encryption_keys` (public JWKs
+    /// with `use` `enc`) are published beside them.
+    pub fn from_keys(
+        keys: &[SigningKey],
+        now: Timestamp,
+        publish_after_retire: i64,
+        encryption_keys: &[serde_json::Map<String, serde_json::Value>],
+    ) -> Result<Self, KeyError> {
         let mut current = HashMap::new();
         let mut verifiers = HashMap::new();
         let mut published = Vec::new();
@@ -99,7 +105,7 @@ impl KeyRing {
                 current.insert(key.alg, signer(key.alg, &Jwk::from_bytes(&key.private_jwk)?)?);
             }
         }
-        let jwks = Jwks { keys: published.iter().map(|k| k.as_ref()).collect() };
+        let jwks = Jwks { keys: published.iter().map(|k| k.as_ref()).chain(encryption_keys).collect() };
         let jwks_json = serde_json::to_vec(&jwks).expect("JWKS serializes").into();
         Ok(Self { current, verifiers, jwks_json })
     }
@@ -167,7 +173,7 @@ mod tests {
     #[test]
     fn every_algorithm_signs_and_verifies_and_is_published() {
         let keys: Vec<_> = SigningAlg::ALL.iter().map(|a| generate(*a, 100).unwrap()).collect();
-        let ring = KeyRing::from_keys(&keys, 100, 3600).unwrap();
+        let ring = KeyRing::from_keys(&keys, 100, 3600, &[]).unwrap();
         for alg in SigningAlg::ALL {
             let jwt = ring.sign(*alg, &serde_json::json!({"sub": "x"})).unwrap();
             assert_eq!(ring.verify_own(&jwt).unwrap(), br#"{"sub":"x"}"#);
@@ -188,16 +194,16 @@ mod tests {
         old.retired_at = Some(1000);
         let new = generate(SigningAlg::ES256, 1000).unwrap();
         let keys = [old.clone(), new];
-        let ring = KeyRing::from_keys(&keys, 1500, 3600).unwrap();
+        let ring = KeyRing::from_keys(&keys, 1500, 3600, &[]).unwrap();
         assert!(String::from_utf8_lossy(&ring.jwks_json()).contains(&old.kid));
-        let ring = KeyRing::from_keys(&keys, 5000, 3600).unwrap();
+        let ring = KeyRing::from_keys(&keys, 5000, 3600, &[]).unwrap();
         assert!(!String::from_utf8_lossy(&ring.jwks_json()).contains(&old.kid));
     }
 
     #[test]
     fn tampered_tokens_are_rejected() {
         let keys = [generate(SigningAlg::RS256, 0).unwrap()];
-        let ring = KeyRing::from_keys(&keys, 0, 60).unwrap();
+        let ring = KeyRing::from_keys(&keys, 0, 60, &[]).unwrap();
         let jwt = ring.sign(SigningAlg::RS256, &serde_json::json!({"sub": "a"})).unwrap();
         let mut parts: Vec<&str> = jwt.split('.').collect();
         let forged = crypto::b64url(br#"{"sub":"b"}"#);

@@ -2,6 +2,7 @@
 
 pub mod assertion;
 pub mod client_keys;
+pub mod decryption;
 pub mod encryption;
 pub mod keys;
 pub mod request_object;

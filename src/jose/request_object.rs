@@ -7,6 +7,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::client_keys::{self, Audience, CLOCK_SKEW};
+use super::decryption::DecryptionKeys;
 use crate::store::{Client, Timestamp};
 use crate::types::{RequestObjectAlg, SigningAlg};
 
@@ -33,20 +34,28 @@ fn decode(part: &str) -> Result<Vec<u8>, RequestObjectError> {
     URL_SAFE_NO_PAD.decode(part).map_err(|_| RequestObjectError("the request object is not a JWT"))
 }
 
-/// Checks a request object for `client` (whose public keys are `jwks`) and returns its claims:
-/// the signature or a registered `none`, and, where present, `iss` = `client_id` = the client, `aud`
-/// naming this OP (RFC 9101 6.3), `exp` and `nbf`.
+/// Checks a request object for `client` (whose public keys are `jwks`) and returns its claims: first
+/// decrypted with the OP's keys if it is a JWE (Core 6.1: signed, then encrypted), then the signature or
+/// a registered `none`, and, where present, `iss` = `client_id` = the client, `aud` naming this OP
+/// (RFC 9101 6.3), `exp` and `nbf`.
 pub fn verify(
     jwt: &str,
     client: &Client,
     jwks: Option<&str>,
-    issuer: &str,
+    op: (&str, &DecryptionKeys),
     now: Timestamp,
 ) -> Result<Map<String, Value>, RequestObjectError> {
+    let (issuer, decryption) = op;
+    let decrypted;
+    let jwt = if jwt.split('.').count() == 5 {
+        let inner = decryption.decrypt(jwt).map_err(RequestObjectError)?;
+        decrypted =
+            String::from_utf8(inner).map_err(|_| RequestObjectError("the decrypted request object is not a JWT"))?;
+        decrypted.as_str()
+    } else {
+        jwt
+    };
     let parts: Vec<&str> = jwt.split('.').collect();
-    if parts.len() == 5 {
-        return Err(RequestObjectError("encrypted request objects are not supported"));
-    }
     let [header, payload, signature] = parts[..] else {
         return Err(RequestObjectError("the request object is not a JWT"));
     };

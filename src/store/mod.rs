@@ -407,6 +407,8 @@ pub trait ThrottleStore: Send + Sync {
 pub trait SecretStore: Send + Sync {
     /// The secret `name`; stores `candidate` first if there is none yet (first node wins).
     async fn secret(&self, name: &str, candidate: &str) -> StoreResult<String>;
+    /// The secret `name`, if one was stored.
+    async fn existing_secret(&self, name: &str) -> StoreResult<Option<String>>;
 }
 
 /// Reachability, for readiness checks.

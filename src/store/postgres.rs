@@ -702,4 +702,11 @@ impl SecretStore for PgStore {
         })
         .await
     }
+
+    async fn existing_secret(&self, name: &str) -> StoreResult<Option<String>> {
+        crate::telemetry::timed("existing_secret", async move {
+            Ok(sqlx::query_scalar(q::SECRET).bind(name).fetch_optional(&self.pool).await?)
+        })
+        .await
+    }
 }

@@ -653,4 +653,8 @@ impl SecretStore for SqliteStore {
             Ok(conn.prepare_cached(q::SECRET)?.query_row([name], |r| r.get(0))?)
         })
     }
+
+    async fn existing_secret(&self, name: &str) -> StoreResult<Option<String>> {
+        self.read("existing_secret", |c| c.prepare_cached(q::SECRET)?.query_row([name], |r| r.get(0)).optional())
+    }
 }
