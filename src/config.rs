@@ -65,6 +65,9 @@ pub struct Config {
     pub self_registration: bool,
     /// Accounts one client IP may create within `login_throttle_window`.
     pub signup_max_per_ip: u32,
+    /// The authentication context class reference (Core 2 `acr`) a password login achieves, named as
+    /// the operator's relying parties expect it.
+    pub password_acr: String,
 }
 
 impl Default for Config {
@@ -90,6 +93,7 @@ impl Default for Config {
             scope_claims: BTreeMap::new(),
             self_registration: true,
             signup_max_per_ip: 10,
+            password_acr: "urn:oxid:acr:password".into(),
         }
     }
 }
@@ -152,6 +156,9 @@ impl Config {
             if let Some(bad) = claims.iter().find(|c| crate::protocol::claims::is_reserved(c)) {
                 return Err(ConfigError(format!("scope_claims: {bad} describes the token, not the user")));
             }
+        }
+        if self.password_acr.is_empty() || self.password_acr.len() > 256 {
+            return Err(ConfigError("password_acr must be 1 to 256 characters".into()));
         }
         if self.max_body_bytes < 1024 {
             return Err(ConfigError("max_body_bytes must be at least 1024".into()));

@@ -211,3 +211,19 @@ async fn claims_locales_choose_the_language_of_claim_values() {
     assert_eq!(info["nickname"], "Ali", "claims without a French form as stored");
     assert!(info.get("name#fr").is_none(), "one language, so no tagged forms: {info}");
 }
+
+/// The operator names the `acr` a password login achieves; an essential request for it is met and
+/// the ID Token carries it (Core 5.5.1.1), and discovery lists it.
+#[tokio::test]
+async fn configured_acr_meets_an_essential_request() {
+    let op = TestOp::start_with(|c| c.password_acr = "urn:example:loa:1".into()).await;
+    op.add_user("alice").await;
+    let (_, secret) = op.add_client("webapp", ClientAuthMethod::ClientSecretBasic, |c| c.skip_consent = true).await;
+    let essential = claims_param(json!({"id_token": {"acr": {"essential": true, "values": ["urn:example:loa:1"]}}}));
+    let url = authorize_url(&op, "openid", &essential);
+    let tokens = sign_in_and_redeem(&op, &secret.unwrap(), &Browser::new(&op), &url).await;
+    let (claims, _) = verified(&op, tokens["id_token"].as_str().unwrap()).await;
+    assert_eq!(claims.auth_context_ref().map(|a| a.as_str()), Some("urn:example:loa:1"));
+    let (_, doc) = json(reqwest::get(op.url("/.well-known/openid-configuration")).await.unwrap()).await;
+    assert_eq!(doc["acr_values_supported"], json!(["urn:example:loa:1"]));
+}

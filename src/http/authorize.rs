@@ -43,6 +43,7 @@ pub async fn authorize(
         require_pkce_for_all_clients: state.config.require_pkce_for_all_clients,
         scopes: &state.scope_claims,
         self_registration: state.config.self_registration,
+        acr: &state.config.password_acr,
     };
     let request = match authorize::validate(&params, client.as_ref(), policy, verify_hint) {
         Ok(r) => r,

@@ -46,7 +46,7 @@ pub fn document(config: &Config, scopes: &ScopeClaims, ui_locales: &[String]) ->
         "display_values_supported": ["page", "popup", "touch", "wap"],
         "claims_supported": claims,
         "claim_types_supported": ["normal"],
-        "acr_values_supported": [crate::protocol::authorize::PASSWORD_ACR],
+        "acr_values_supported": [&config.password_acr],
         "claims_parameter_supported": true,
         "request_parameter_supported": true,
         "request_uri_parameter_supported": true,

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use super::authorize::{current_session, issue_response, load_pending, proceed, signed_in};
 use super::params::RequestParams;
 use super::{SharedState, cookies, reply};
-use crate::protocol::authorize::{AuthorizationRequest, NextStep, PASSWORD_ACR, next_step};
+use crate::protocol::authorize::{AuthorizationRequest, NextStep, next_step};
 use crate::protocol::{ErrorCode, OAuthError, Params};
 use crate::store::{BrowserSession, Client, PendingAuthorization, StoreError, now};
 use crate::types::{Display, Prompt};
@@ -213,7 +213,7 @@ pub(super) async fn start_session(
         user_id,
         auth_time: now,
         amr: vec!["pwd".to_owned()],
-        acr: PASSWORD_ACR.to_owned(),
+        acr: state.config.password_acr.clone(),
         expires_at: now + state.config.session_lifetime as i64,
     };
     state.store.insert_session(&session).await?;

@@ -12,9 +12,6 @@ use super::pkce;
 use crate::store::{Client, Consent, Timestamp};
 use crate::types::{ClientId, Display, GrantType, Prompt, RedirectUri, ResponseMode, ResponseType, ScopeSet};
 
-/// The authentication context class of oxid's password login (Core 2 `acr`).
-pub const PASSWORD_ACR: &str = "urn:oxid:acr:password";
-
 /// A validated authorization request: everything later steps need, and nothing unchecked.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuthorizationRequest {
@@ -117,6 +114,8 @@ pub struct Policy<'a> {
     pub scopes: &'a ScopeClaims,
     /// Self-service sign-up is offered (`prompt=create`).
     pub self_registration: bool,
+    /// The `acr` a login here achieves (Core 2).
+    pub acr: &'a str,
 }
 
 const MAX_NONCE_LEN: usize = 512;
@@ -318,7 +317,7 @@ pub fn validate(
     }
     if let Some(acr) = claims.as_ref().and_then(|c| c.id_token.get("acr")) {
         // Core 5.5.1.1: an essential acr the OP cannot satisfy fails the authentication.
-        if acr.essential && !acr.accepts(&serde_json::Value::from(PASSWORD_ACR)) {
+        if acr.essential && !acr.accepts(&serde_json::Value::from(policy.acr)) {
             return Err(fail(
                 ErrorCode::UnmetAuthenticationRequirements,
                 "none of the essential acr values can be satisfied",
@@ -444,7 +443,7 @@ mod tests {
         validate(
             &params,
             Some(&client(public)),
-            Policy { require_pkce_for_all_clients: false, scopes: &scopes, self_registration: true },
+            Policy { require_pkce_for_all_clients: false, scopes: &scopes, self_registration: true, acr: "urn:x" },
             |_| None,
         )
     }
@@ -485,7 +484,7 @@ mod tests {
         let r = validate(
             &params,
             None,
-            Policy { require_pkce_for_all_clients: false, scopes: &scopes, self_registration: true },
+            Policy { require_pkce_for_all_clients: false, scopes: &scopes, self_registration: true, acr: "urn:x" },
             |_| None,
         );
         assert!(matches!(r, Err(Rejection::Page(_))));
