@@ -5,15 +5,12 @@ use axum::response::Response;
 use axum_extra::extract::cookie::CookieJar;
 use serde::Deserialize;
 
-use super::issuance::{self, IdTokenContents};
 use super::params::RequestParams;
-use super::{SharedState, client_auth, cookies, reply};
+use super::{SharedState, authorization_response, cookies, reply, request_object};
 use crate::crypto;
-use crate::jose::request_object;
+use crate::protocol::OAuthError;
 use crate::protocol::authorize::{self, AuthorizationRequest, NextStep, Policy, Rejection, SignedIn};
-use crate::protocol::claims::{self, ClaimsRequest};
-use crate::protocol::{ErrorCode, OAuthError, Params};
-use crate::store::{BrowserSession, Client, CodeGrant, PendingAuthorization, StoreError, now};
+use crate::store::{BrowserSession, Client, PendingAuthorization, StoreError, now};
 
 pub async fn authorize(
     State(state): State<SharedState>,
@@ -33,7 +30,7 @@ pub async fn authorize(
         Ok(c) => c,
         Err(e) => return reply::error_page(&state, &reply::internal(e)),
     };
-    let params = match with_request_object(&state, params, client.as_ref()).await {
+    let params = match request_object::with_request_object(&state, params, client.as_ref()).await {
         Ok(p) => p,
         Err(rejection) => return reject(&state, &rejection),
     };
@@ -65,46 +62,6 @@ pub async fn resume(State(state): State<SharedState>, jar: CookieJar, Query(q): 
         Err(response) => return response,
     };
     proceed(&state, &jar, &client, request, Some(&pending)).await
-}
-
-/// Core 6: merges the request object given by value (`request`) or by reference (`request_uri`) into
-/// the request's parameters, its values winning (Core 6.3.3).
-async fn with_request_object(
-    state: &SharedState,
-    params: Params,
-    client: Option<&Client>,
-) -> Result<Params, Rejection> {
-    // An unknown client is reported by validation, before anything is fetched.
-    let Some(client) = client else { return Ok(params) };
-    let fail = |code, description: String| authorize::reject(&params, Some(client), OAuthError::new(code, description));
-    let jwt = match (params.get("request"), params.get("request_uri")) {
-        (None, None) => return Ok(params),
-        (Some(_), Some(_)) => {
-            return Err(fail(ErrorCode::InvalidRequest, "request and request_uri cannot be used together".into()));
-        }
-        (Some(jwt), None) => jwt.to_owned(),
-        (None, Some(uri)) => {
-            // Core 6.2: only URIs the client registered, compared without their fragment.
-            let without_fragment = |u: &str| u.split('#').next().unwrap_or_default().to_owned();
-            if !client.metadata.request_uris.iter().any(|r| without_fragment(r) == without_fragment(uri)) {
-                return Err(fail(ErrorCode::InvalidRequestUri, "request_uri is not registered for this client".into()));
-            }
-            let body = state.fetcher.get(uri).await.map_err(|e| {
-                fail(ErrorCode::InvalidRequestUri, format!("the request object could not be fetched: {e}"))
-            })?;
-            String::from_utf8(body.to_vec())
-                .map_err(|_| fail(ErrorCode::InvalidRequestUri, "the request object is not text".into()))?
-                .trim()
-                .to_owned()
-        }
-    };
-    let jwks = client_auth::client_jwks(state, client)
-        .await
-        .map_err(|e| fail(ErrorCode::InvalidRequestObject, format!("the client's keys are unavailable: {e}")))?;
-    let op = (state.config.issuer.as_str(), &state.decryption);
-    let claims = request_object::verify(&jwt, client, jwks.as_deref(), op, now())
-        .map_err(|e| fail(ErrorCode::InvalidRequestObject, e.0.to_owned()))?;
-    params.clone().with_request_object(claims).map_err(|e| fail(ErrorCode::InvalidRequestObject, e.to_owned()))
 }
 
 fn reject(state: &SharedState, rejection: &Rejection) -> Response {
@@ -165,11 +122,6 @@ pub(super) async fn current_session(
     }
 }
 
-/// The claims a `claims` parameter asks to have in the ID Token (Core 5.5).
-pub(super) fn requested_id_token_claims(claims: Option<&ClaimsRequest>) -> impl Iterator<Item = &str> {
-    claims.into_iter().flat_map(|c| c.id_token.keys().map(String::as_str))
-}
-
 /// Settles `offline_access` (Core 11) against the user's remembered consent, and tells whether that
 /// consent (or the client's trust) covers everything the request asks for.
 async fn settle_consent(
@@ -213,7 +165,7 @@ pub(super) async fn proceed(
                 if let Some(p) = pending {
                     state.store.delete_pending(&p.id).await?;
                 }
-                issue_response(state, client, &request, &session).await?
+                authorization_response::issue(state, client, &request, &session).await?
             }
             Ok(step) => {
                 let id = match pending {
@@ -257,121 +209,4 @@ async fn save_pending(state: &SharedState, request: &AuthorizationRequest, now: 
     };
     state.store.insert_pending(&pending).await?;
     Ok(pending.id)
-}
-
-/// Answers a request the user has approved (Core 3.1.2.5, 3.2.2.5, 3.3.2.5): a code, an access
-/// token and/or an ID Token as the response type asks, with `state` and `iss` (RFC 9207). Everything
-/// issued here shares one grant id, so a replayed code revokes it all.
-pub(super) async fn issue_response(
-    state: &SharedState,
-    client: &Client,
-    request: &AuthorizationRequest,
-    session: &BrowserSession,
-) -> Result<Response, StoreError> {
-    match authorization_response_params(state, client, request, session).await {
-        Ok(params) => {
-            let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            Ok(reply::authorization_response(state, &request.redirect_uri, request.response_mode, &params))
-        }
-        Err(IssueError::Store(e)) => Err(e),
-        Err(IssueError::OAuth(e)) => Ok(reply::error_redirect(state, &request.error(e))),
-    }
-}
-
-enum IssueError {
-    Store(StoreError),
-    OAuth(OAuthError),
-}
-
-impl From<StoreError> for IssueError {
-    fn from(e: StoreError) -> Self {
-        IssueError::Store(e)
-    }
-}
-
-impl From<OAuthError> for IssueError {
-    fn from(e: OAuthError) -> Self {
-        IssueError::OAuth(e)
-    }
-}
-
-async fn authorization_response_params(
-    state: &SharedState,
-    client: &Client,
-    request: &AuthorizationRequest,
-    session: &BrowserSession,
-) -> Result<Vec<(&'static str, String)>, IssueError> {
-    let response_type = request.response_type;
-    let grant_id = crypto::random_token();
-    let auth = session.authentication();
-    let mut params = Vec::new();
-
-    let code = if response_type.has_code() {
-        let code = crypto::random_token();
-        let grant = CodeGrant {
-            client_id: request.client_id.clone(),
-            user_id: session.user_id.clone(),
-            redirect_uri: request.redirect_uri.clone(),
-            scope: request.scope.clone(),
-            nonce: request.nonce.clone(),
-            code_challenge: request.code_challenge.clone(),
-            claims: request.claims.clone(),
-            auth: auth.clone(),
-            grant_id: grant_id.clone(),
-            expires_at: now() + state.config.code_lifetime as i64,
-        };
-        state.store.insert_code(&crypto::token_hash(&code), &grant).await?;
-        Some(code)
-    } else {
-        None
-    };
-
-    let access_token = if response_type.has_token() {
-        let (token, record) = issuance::access_token(
-            state,
-            client,
-            Some(&session.user_id),
-            request.scope.clone(),
-            &grant_id,
-            request.claims.as_ref(),
-        );
-        issuance::store_tokens(state, &token, &record, None).await?;
-        params.push(("token_type", "Bearer".to_owned()));
-        params.push(("expires_in", state.config.access_token_lifetime.to_string()));
-        Some(token)
-    } else {
-        None
-    };
-
-    if response_type.has_id_token() {
-        let user = match state.store.user(&session.user_id).await? {
-            Some(user) if !user.disabled => user,
-            _ => return Err(OAuthError::new(ErrorCode::LoginRequired, "the user is no longer active").into()),
-        };
-        // Core 5.4: without an access token there is no UserInfo call, so the scopes' claims go here;
-        // Core 5.5: plus those the claims parameter asks for in the ID Token.
-        let by_scope =
-            access_token.is_none().then(|| state.scope_claims.claims_for(&request.scope)).into_iter().flatten();
-        let locales = request.claims.as_ref().map_or(&[][..], |c| &c.locales);
-        let claims =
-            claims::release(&user, by_scope.chain(requested_id_token_claims(request.claims.as_ref())), locales);
-        let contents = IdTokenContents {
-            auth: &auth,
-            nonce: request.nonce.as_deref(),
-            access_token: access_token.as_deref(),
-            code: code.as_deref(),
-            claims,
-        };
-        params.push(("id_token", issuance::id_token(state, client, &user, contents).await?));
-    }
-    if let Some(code) = code {
-        params.push(("code", code));
-    }
-    if let Some(token) = access_token {
-        params.push(("access_token", token));
-    }
-    if let Some(s) = &request.state {
-        params.push(("state", s.clone()));
-    }
-    Ok(params)
 }

@@ -9,7 +9,8 @@ use axum_extra::extract::cookie::CookieJar;
 use minijinja::context;
 use serde::Deserialize;
 
-use super::authorize::{current_session, issue_response, load_pending, proceed, signed_in};
+use super::authorization_response;
+use super::authorize::{current_session, load_pending, proceed, signed_in};
 use super::params::RequestParams;
 use super::{SharedState, cookies, reply};
 use crate::protocol::authorize::{AuthorizationRequest, NextStep, next_step};
@@ -311,7 +312,7 @@ pub async fn consent_submit(
                 let consent = request.widen(remembered, &state.scope_claims);
                 state.store.save_consent(&session.user_id, &client.id, &consent).await?;
                 state.store.delete_pending(&pending.id).await?;
-                issue_response(&state, &client, &request, &session).await
+                authorization_response::issue(&state, &client, &request, &session).await
             }
             _ => Ok(proceed(&state, &jar, &client, request, Some(&pending)).await),
         }

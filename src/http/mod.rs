@@ -1,5 +1,6 @@
 //! HTTP: the router, shared state, and the cross-cutting layers (limits, headers, request ids).
 
+mod authorization_response;
 mod authorize;
 mod client_auth;
 mod cookies;
@@ -9,6 +10,7 @@ mod interaction;
 mod issuance;
 mod params;
 mod reply;
+mod request_object;
 mod signup;
 mod token;
 mod userinfo;

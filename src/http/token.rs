@@ -5,7 +5,6 @@ use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use super::authorize::requested_id_token_claims;
 use super::issuance::{self, IdTokenContents};
 use super::params::RequestParams;
 use super::{SharedState, client_auth, reply};
@@ -225,7 +224,7 @@ async fn issue(
             code: None,
             claims: claims::release(
                 user,
-                requested_id_token_claims(grant.claims),
+                claims::id_token_requests(grant.claims),
                 grant.claims.map_or(&[][..], |c| &c.locales),
             ),
         };

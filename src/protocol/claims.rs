@@ -210,6 +210,11 @@ impl ClaimsRequest {
     }
 }
 
+/// The claims a `claims` parameter asks to have in the ID Token (Core 5.5).
+pub fn id_token_requests(claims: Option<&ClaimsRequest>) -> impl Iterator<Item = &str> {
+    claims.into_iter().flat_map(|c| c.id_token.keys().map(String::as_str))
+}
+
 /// The value of claim `name` for `user`, if the user has one.
 pub fn user_claim(user: &User, name: &str) -> Option<Value> {
     match name {

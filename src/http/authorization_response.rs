@@ -1,0 +1,129 @@
+//! What the authorization endpoint issues once the user has approved a request: a code, an access token
+//! and/or an ID Token, as the response type asks (Core 3.1.2.5, 3.2.2.5, 3.3.2.5).
+
+use axum::response::Response;
+
+use super::issuance::{self, IdTokenContents};
+use super::{SharedState, reply};
+use crate::crypto;
+use crate::protocol::authorize::AuthorizationRequest;
+use crate::protocol::claims;
+use crate::protocol::{ErrorCode, OAuthError};
+use crate::store::{BrowserSession, Client, CodeGrant, StoreError, now};
+
+/// Answers a request the user has approved (Core 3.1.2.5, 3.2.2.5, 3.3.2.5): a code, an access
+/// token and/or an ID Token as the response type asks, with `state` and `iss` (RFC 9207). Everything
+/// issued here shares one grant id, so a replayed code revokes it all.
+pub(super) async fn issue(
+    state: &SharedState,
+    client: &Client,
+    request: &AuthorizationRequest,
+    session: &BrowserSession,
+) -> Result<Response, StoreError> {
+    match authorization_response_params(state, client, request, session).await {
+        Ok(params) => {
+            let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            Ok(reply::authorization_response(state, &request.redirect_uri, request.response_mode, &params))
+        }
+        Err(IssueError::Store(e)) => Err(e),
+        Err(IssueError::OAuth(e)) => Ok(reply::error_redirect(state, &request.error(e))),
+    }
+}
+
+enum IssueError {
+    Store(StoreError),
+    OAuth(OAuthError),
+}
+
+impl From<StoreError> for IssueError {
+    fn from(e: StoreError) -> Self {
+        IssueError::Store(e)
+    }
+}
+
+impl From<OAuthError> for IssueError {
+    fn from(e: OAuthError) -> Self {
+        IssueError::OAuth(e)
+    }
+}
+
+async fn authorization_response_params(
+    state: &SharedState,
+    client: &Client,
+    request: &AuthorizationRequest,
+    session: &BrowserSession,
+) -> Result<Vec<(&'static str, String)>, IssueError> {
+    let response_type = request.response_type;
+    let grant_id = crypto::random_token();
+    let auth = session.authentication();
+    let mut params = Vec::new();
+
+    let code = if response_type.has_code() {
+        let code = crypto::random_token();
+        let grant = CodeGrant {
+            client_id: request.client_id.clone(),
+            user_id: session.user_id.clone(),
+            redirect_uri: request.redirect_uri.clone(),
+            scope: request.scope.clone(),
+            nonce: request.nonce.clone(),
+            code_challenge: request.code_challenge.clone(),
+            claims: request.claims.clone(),
+            auth: auth.clone(),
+            grant_id: grant_id.clone(),
+            expires_at: now() + state.config.code_lifetime as i64,
+        };
+        state.store.insert_code(&crypto::token_hash(&code), &grant).await?;
+        Some(code)
+    } else {
+        None
+    };
+
+    let access_token = if response_type.has_token() {
+        let (token, record) = issuance::access_token(
+            state,
+            client,
+            Some(&session.user_id),
+            request.scope.clone(),
+            &grant_id,
+            request.claims.as_ref(),
+        );
+        issuance::store_tokens(state, &token, &record, None).await?;
+        params.push(("token_type", "Bearer".to_owned()));
+        params.push(("expires_in", state.config.access_token_lifetime.to_string()));
+        Some(token)
+    } else {
+        None
+    };
+
+    if response_type.has_id_token() {
+        let user = match state.store.user(&session.user_id).await? {
+            Some(user) if !user.disabled => user,
+            _ => return Err(OAuthError::new(ErrorCode::LoginRequired, "the user is no longer active").into()),
+        };
+        // Core 5.4: without an access token there is no UserInfo call, so the scopes' claims go here;
+        // Core 5.5: plus those the claims parameter asks for in the ID Token.
+        let by_scope =
+            access_token.is_none().then(|| state.scope_claims.claims_for(&request.scope)).into_iter().flatten();
+        let locales = request.claims.as_ref().map_or(&[][..], |c| &c.locales);
+        let claims =
+            claims::release(&user, by_scope.chain(claims::id_token_requests(request.claims.as_ref())), locales);
+        let contents = IdTokenContents {
+            auth: &auth,
+            nonce: request.nonce.as_deref(),
+            access_token: access_token.as_deref(),
+            code: code.as_deref(),
+            claims,
+        };
+        params.push(("id_token", issuance::id_token(state, client, &user, contents).await?));
+    }
+    if let Some(code) = code {
+        params.push(("code", code));
+    }
+    if let Some(token) = access_token {
+        params.push(("access_token", token));
+    }
+    if let Some(s) = &request.state {
+        params.push(("state", s.clone()));
+    }
+    Ok(params)
+}
