@@ -59,9 +59,11 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let refresher = tokio::spawn(refresh_keys(state.clone()));
+    let upkeep = tokio::spawn(crate::telemetry::run_upkeep());
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
     refresher.abort();
+    upkeep.abort();
     result
 }
 

@@ -31,6 +31,19 @@ pub fn init() {
     handle();
 }
 
+/// How often recorded histogram samples are folded into their buckets.
+const UPKEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Folds recorded samples into the histograms, periodically and forever. The recorder keeps every
+/// sample until upkeep runs, so without this a server nobody scrapes would grow without bound.
+pub async fn run_upkeep() {
+    let mut tick = tokio::time::interval(UPKEEP_INTERVAL);
+    loop {
+        tick.tick().await;
+        handle().run_upkeep();
+    }
+}
+
 /// The Prometheus text exposition of every metric.
 pub fn render() -> String {
     let handle = handle();

@@ -62,6 +62,8 @@ struct ScenarioReport {
     first_error: Option<String>,
     /// Server RSS at the end of the scenario, KiB.
     rss_kib: u64,
+    /// Of which anonymous (allocated by the server rather than mapped code), KiB.
+    anon_kib: u64,
 }
 
 #[derive(Serialize)]
@@ -70,6 +72,7 @@ struct Report {
     server_cpu: Option<usize>,
     duration_secs: u64,
     idle_rss_kib: u64,
+    idle_anon_kib: u64,
     peak_rss_kib: u64,
     scenarios: Vec<ScenarioReport>,
 }
@@ -139,6 +142,7 @@ async fn measure(args: &Args, scenario: Scenario, target: &Arc<Target>, server: 
         first_error = first_error.or(r.first_error);
     }
     let ms = |q: f64| merged.value_at_quantile(q) as f64 / 1000.0;
+    let memory = server.memory_kib().ok();
     ScenarioReport {
         scenario,
         concurrency,
@@ -149,7 +153,8 @@ async fn measure(args: &Args, scenario: Scenario, target: &Arc<Target>, server: 
         ok,
         errors,
         first_error,
-        rss_kib: server.memory_kib().map(|m| m.0).unwrap_or(0),
+        rss_kib: memory.as_ref().map_or(0, |m| m.rss),
+        anon_kib: memory.as_ref().map_or(0, |m| m.anon),
     }
 }
 
@@ -161,12 +166,12 @@ fn print_table(report: &Report) {
         report.duration_secs
     );
     println!(
-        "{:<18} {:>5} {:>12} {:>9} {:>9} {:>9} {:>8} {:>9}",
-        "scenario", "conc", "ops/s", "p50 ms", "p99 ms", "max ms", "errors", "rss MiB"
+        "{:<18} {:>5} {:>12} {:>9} {:>9} {:>9} {:>8} {:>9} {:>9}",
+        "scenario", "conc", "ops/s", "p50 ms", "p99 ms", "max ms", "errors", "rss MiB", "anon MiB"
     );
     for s in &report.scenarios {
         println!(
-            "{:<18} {:>5} {:>12.0} {:>9.2} {:>9.2} {:>9.2} {:>8} {:>9.1}",
+            "{:<18} {:>5} {:>12.0} {:>9.2} {:>9.2} {:>9.2} {:>8} {:>9.1} {:>9.1}",
             serde_json::to_value(s.scenario).unwrap().as_str().unwrap_or("?"),
             s.concurrency,
             s.ops_per_sec,
@@ -174,15 +179,17 @@ fn print_table(report: &Report) {
             s.p99_ms,
             s.max_ms,
             s.errors,
-            s.rss_kib as f64 / 1024.0
+            s.rss_kib as f64 / 1024.0,
+            s.anon_kib as f64 / 1024.0
         );
         if let Some(e) = &s.first_error {
             println!("  first error: {e}");
         }
     }
     println!(
-        "server RSS: idle {:.1} MiB, peak {:.1} MiB",
+        "server RSS: idle {:.1} MiB ({:.1} MiB anonymous), peak {:.1} MiB",
         report.idle_rss_kib as f64 / 1024.0,
+        report.idle_anon_kib as f64 / 1024.0,
         report.peak_rss_kib as f64 / 1024.0
     );
 }
@@ -192,7 +199,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let server = server::start(&args.oxid, args.database_url.as_deref(), args.server_cpu).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let (idle_rss_kib, _) = server.memory_kib()?;
+    let idle = server.memory_kib()?;
     let target = Arc::new(Target::discover(server.addr, server.issuer.clone()).await?);
     let mut scenarios = Vec::new();
     for scenario in &args.scenarios {
@@ -200,7 +207,7 @@ async fn main() -> anyhow::Result<()> {
         eprintln!("{:?}: {:.0} ops/s, {} errors", scenario, report.ops_per_sec, report.errors);
         scenarios.push(report);
     }
-    let (_, peak_rss_kib) = server.memory_kib()?;
+    let peak_rss_kib = server.memory_kib()?.peak_rss;
     let database = match &args.database_url {
         Some(url) if url.starts_with("postgres") => "PostgreSQL".to_owned(),
         _ => "SQLite".to_owned(),
@@ -209,7 +216,8 @@ async fn main() -> anyhow::Result<()> {
         database,
         server_cpu: args.server_cpu,
         duration_secs: args.duration,
-        idle_rss_kib,
+        idle_rss_kib: idle.rss,
+        idle_anon_kib: idle.anon,
         peak_rss_kib,
         scenarios,
     };

@@ -120,14 +120,23 @@ pub async fn start(binary: &Path, database_url: Option<&str>, cpu: Option<usize>
     bail!("oxid serve did not start")
 }
 
+/// The server's memory, in KiB.
+pub struct Memory {
+    /// Resident now (VmRSS), including the binary's and libraries' code pages the kernel maps in.
+    pub rss: u64,
+    /// Resident at the peak so far (VmHWM).
+    pub peak_rss: u64,
+    /// Resident anonymous memory now (RssAnon): what the process itself allocated (heap, stacks).
+    pub anon: u64,
+}
+
 impl Server {
-    /// Resident memory now and at its peak, in KiB (VmRSS, VmHWM).
-    pub fn memory_kib(&self) -> anyhow::Result<(u64, u64)> {
+    pub fn memory_kib(&self) -> anyhow::Result<Memory> {
         let status = std::fs::read_to_string(PathBuf::from(format!("/proc/{}/status", self.child.id())))?;
         let field = |name: &str| -> anyhow::Result<u64> {
             let line = status.lines().find(|l| l.starts_with(name)).with_context(|| format!("no {name}"))?;
             Ok(line.split_whitespace().nth(1).context("malformed")?.parse()?)
         };
-        Ok((field("VmRSS:")?, field("VmHWM:")?))
+        Ok(Memory { rss: field("VmRSS:")?, peak_rss: field("VmHWM:")?, anon: field("RssAnon:")? })
     }
 }
