@@ -10,7 +10,7 @@ use super::SharedState;
 use crate::config::Config;
 use crate::jose::encryption;
 use crate::protocol::claims::ScopeClaims;
-use crate::types::{ClientAuthMethod, GrantType, Prompt, ResponseMode, ResponseType, SigningAlg, SubjectType};
+use crate::types::{ClientAuthMethod, Display, GrantType, Prompt, ResponseMode, ResponseType, SigningAlg, SubjectType};
 
 /// The metadata document: it advertises only what is implemented.
 pub fn document(config: &Config, scopes: &ScopeClaims, ui_locales: &[String]) -> Bytes {
@@ -43,7 +43,7 @@ pub fn document(config: &Config, scopes: &ScopeClaims, ui_locales: &[String]) ->
             .filter(|p| **p != Prompt::Create || config.self_registration)
             .map(|p| p.as_str())
             .collect::<Vec<_>>(),
-        "display_values_supported": ["page", "popup", "touch", "wap"],
+        "display_values_supported": Display::ALL.iter().map(|d| d.as_str()).collect::<Vec<_>>(),
         "claims_supported": claims,
         "claim_types_supported": ["normal"],
         "acr_values_supported": [&config.password_acr],
