@@ -210,7 +210,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::User(cmd) => user(cmd, server::open_store(&config).await?.as_ref()).await,
-        Command::Client(cmd) => client(cmd, server::open_store(&config).await?.as_ref()).await,
+        Command::Client(cmd) => client(cmd, &config, server::open_store(&config).await?.as_ref()).await,
         Command::Keys(cmd) => keys_command(cmd, server::open_store(&config).await?.as_ref()).await,
     }
 }
@@ -420,7 +420,7 @@ fn build_client(a: &ClientAdd) -> anyhow::Result<Client> {
     if let Some(uri) = &metadata.initiate_login_uri {
         // Registration 2: an https URL (http only on loopback, for development).
         let parsed = url::Url::parse(uri).map_err(|e| anyhow::anyhow!("--initiate-login-uri: {e}"))?;
-        if !crate::fetch::is_fetchable(&parsed) || parsed.fragment().is_some() {
+        if !crate::fetch::is_https_or_loopback(&parsed) || parsed.fragment().is_some() {
             bail!("--initiate-login-uri must be an https URL without a fragment");
         }
     }
@@ -430,7 +430,7 @@ fn build_client(a: &ClientAdd) -> anyhow::Result<Client> {
     }
     for uri in metadata.jwks_uri.iter().chain(&metadata.request_uris) {
         let parsed = url::Url::parse(uri).map_err(|e| anyhow::anyhow!("{uri}: {e}"))?;
-        if !crate::fetch::is_fetchable(&parsed) {
+        if !crate::fetch::is_https_or_loopback(&parsed) {
             bail!("{uri}: only https URLs can be fetched");
         }
     }
@@ -538,14 +538,17 @@ fn print_client(c: &Client) {
     println!("skip_consent:  {}", c.skip_consent);
 }
 
-async fn client(cmd: ClientCommand, store: &dyn Store) -> anyhow::Result<()> {
+async fn client(cmd: ClientCommand, config: &Config, store: &dyn Store) -> anyhow::Result<()> {
     let parse_id = |id: &str| -> anyhow::Result<ClientId> { id.parse().map_err(|e| anyhow::anyhow!("{e}")) };
     match cmd {
         ClientCommand::Add(a) => {
             let mut client = build_client(&a)?;
-            crate::registration::settle_sector_identifier(&mut client, &crate::fetch::Fetcher::default())
-                .await
-                .map_err(|e| anyhow::anyhow!(e))?;
+            crate::registration::settle_sector_identifier(
+                &mut client,
+                &crate::fetch::Fetcher::new(config.fetch_allow_loopback),
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!(e))?;
             let given = if a.secret_stdin { Some(read_stdin_line("client secret")?) } else { None };
             let secret = attach_secret(&mut client, given)?;
             match store.insert_client(&client).await {

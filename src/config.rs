@@ -65,6 +65,10 @@ pub struct Config {
     pub self_registration: bool,
     /// Accounts one client IP may create within `login_throttle_window`.
     pub signup_max_per_ip: u32,
+    /// Let the OP fetch client documents (jwks_uri, request_uri, sector_identifier_uri) from this machine
+    /// over plain http. For development and tests only: it opens the OP's own loopback services to
+    /// whoever can register those URLs.
+    pub fetch_allow_loopback: bool,
     /// The authentication context class reference (Core 2 `acr`) a password login achieves, named as
     /// the operator's relying parties expect it.
     pub password_acr: String,
@@ -94,6 +98,7 @@ impl Default for Config {
             self_registration: true,
             signup_max_per_ip: 10,
             password_acr: "urn:oxid:acr:password".into(),
+            fetch_allow_loopback: false,
         }
     }
 }

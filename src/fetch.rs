@@ -1,13 +1,15 @@
-//! Fetching documents that clients point to (sector identifiers, JWK Sets, request objects): https only
-//! (plain http just for loopback hosts, as for the issuer), bounded in time and size, no redirects, so a
-//! registration cannot make the OP wait, fill its memory, or reach around to internal addresses by
-//! redirect.
+//! Fetching documents that clients point to (sector identifiers, JWK Sets, request objects): https to
+//! public addresses only, bounded in time and size, without redirects, so that a registered URL cannot
+//! make the OP wait, fill its memory, or reach into its own network (SSRF). Loopback http is allowed
+//! only where configured, for development.
 
 use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use serde::de::DeserializeOwned;
 
 /// The largest document fetched.
@@ -36,33 +38,109 @@ const CACHE_ENTRIES: usize = 256;
 pub struct Fetcher {
     http: reqwest::Client,
     cache: Arc<Mutex<HashMap<String, (Instant, Bytes)>>>,
+    allow_loopback: bool,
 }
 
-impl Default for Fetcher {
-    fn default() -> Self {
+/// Whether a URL may be registered for the OP to fetch or redirect to: https, or http to a loopback
+/// host (development). Where it leads is checked again when it is fetched.
+pub fn is_https_or_loopback(url: &url::Url) -> bool {
+    url.scheme() == "https" || (url.scheme() == "http" && is_loopback_host(url))
+}
+
+fn is_loopback_host(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// Whether the OP may connect to `ip`: public addresses only, so that a URL a client registers cannot
+/// reach the OP's own network (private, link-local such as cloud metadata, shared, reserved ranges);
+/// loopback only where allowed (development and tests).
+fn is_reachable(ip: IpAddr, allow_loopback: bool) -> bool {
+    if ip.is_loopback() {
+        return allow_loopback;
+    }
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || v4.is_documentation()
+                || a == 0
+                || a >= 240
+                || (a == 100 && (64..128).contains(&b)))
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_reachable(IpAddr::V4(v4), allow_loopback);
+            }
+            let first = v6.segments()[0];
+            !(v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+                || (first == 0x2001 && v6.segments()[1] == 0x0db8))
+        }
+    }
+}
+
+/// Resolves host names to the addresses the OP may connect to, and only those (checked at resolution,
+/// so a name cannot resolve to a public address for a check and a private one for the connection).
+struct ReachableOnly {
+    allow_loopback: bool,
+}
+
+impl Resolve for ReachableOnly {
+    fn resolve(&self, name: Name) -> Resolving {
+        let allow_loopback = self.allow_loopback;
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let reachable: Vec<SocketAddr> =
+                addrs.into_iter().filter(|a| is_reachable(a.ip(), allow_loopback)).collect();
+            if reachable.is_empty() {
+                return Err("the host has no public address".into());
+            }
+            Ok(Box::new(reachable.into_iter()) as Addrs)
+        })
+    }
+}
+
+impl Fetcher {
+    /// `allow_loopback` lets URLs on this machine be fetched: for development and tests only.
+    pub fn new(allow_loopback: bool) -> Self {
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(3))
             .timeout(Duration::from_secs(5))
+            .dns_resolver(Arc::new(ReachableOnly { allow_loopback }))
             .user_agent(concat!("oxid/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("a TLS backend is compiled in");
-        Self { http, cache: Arc::default() }
+        Self { http, cache: Arc::default(), allow_loopback }
     }
-}
 
-/// Whether `url` may be fetched: https, or http to a loopback host.
-pub fn is_fetchable(url: &url::Url) -> bool {
-    let loopback = matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
-    url.scheme() == "https" || (url.scheme() == "http" && loopback)
-}
-
-impl Fetcher {
     /// The body at `url`, at most `MAX_DOCUMENT_BYTES`.
     pub async fn get(&self, url: &str) -> Result<Bytes, FetchError> {
         let parsed = url::Url::parse(url).map_err(|_| FetchError::Refused("not a URL"))?;
-        if !is_fetchable(&parsed) {
+        let loopback_ok = self.allow_loopback && is_loopback_host(&parsed);
+        if parsed.scheme() != "https" && !(parsed.scheme() == "http" && loopback_ok) {
             return Err(FetchError::Refused("only https URLs are fetched"));
+        }
+        // Literal addresses are connected to without resolution, so they are checked here.
+        let literal = match parsed.host() {
+            Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
+            Some(url::Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
+            _ => None,
+        };
+        if literal.is_some_and(|ip| !is_reachable(ip, self.allow_loopback)) {
+            return Err(FetchError::Refused("the address is not a public one"));
         }
         let mut response = self.http.get(parsed).send().await?;
         if !response.status().is_success() {
@@ -99,5 +177,53 @@ impl Fetcher {
         }
         cache.insert(url.to_owned(), (Instant::now(), body.clone()));
         Ok(body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_public_addresses_are_reachable() {
+        for private in [
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "224.0.0.1",
+            "255.255.255.255",
+            "::",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:10.0.0.1",
+            "2001:db8::1",
+        ] {
+            assert!(!is_reachable(private.parse().unwrap(), true), "{private}");
+        }
+        for public in ["93.184.216.34", "2606:4700::1111", "::ffff:1.1.1.1"] {
+            assert!(is_reachable(public.parse().unwrap(), false), "{public}");
+        }
+        assert!(!is_reachable("127.0.0.1".parse().unwrap(), false));
+        assert!(is_reachable("127.0.0.1".parse().unwrap(), true));
+    }
+
+    #[tokio::test]
+    async fn refused_before_any_connection() {
+        let strict = Fetcher::new(false);
+        for url in [
+            "http://example.com/x",
+            "https://10.0.0.1/jwks",
+            "https://[fe80::1]/x",
+            "http://127.0.0.1:9/x",
+            "https://169.254.169.254/latest/meta-data",
+            "not a url",
+        ] {
+            assert!(matches!(strict.get(url).await, Err(FetchError::Refused(_))), "{url}");
+        }
+        // A name that resolves only to loopback is refused at resolution.
+        assert!(strict.get("https://localhost:9/x").await.is_err());
     }
 }

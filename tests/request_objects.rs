@@ -250,3 +250,24 @@ async fn encrypted_request_objects() {
     let (_, doc) = json(reqwest::get(op.url("/.well-known/openid-configuration")).await.unwrap()).await;
     assert!(doc["request_object_encryption_alg_values_supported"].as_array().unwrap().contains(&json!("RSA-OAEP-256")));
 }
+
+/// By default the OP fetches nothing from its own machine or network (SSRF): a request_uri on loopback is
+/// refused unless `fetch_allow_loopback` is set (as in the other tests here).
+#[tokio::test]
+async fn loopback_request_uris_are_not_fetched_by_default() {
+    let op = TestOp::start_with(|c| c.fetch_allow_loopback = false).await;
+    let key = client_key();
+    let request_uri = serve("/request.jwt", sign(&key, &request_claims(&op, "rp"))).await;
+    let registered = request_uri.clone();
+    let jwks = key.jwks.clone();
+    op.add_client("rp", ClientAuthMethod::ClientSecretBasic, |c| {
+        c.jwks = Some(jwks);
+        c.metadata.request_uris = vec![registered];
+    })
+    .await;
+    let page =
+        Browser::new(&op).get(&authorize_url(&op, "rp", &format!("&request_uri={}", urlencode(&request_uri)))).await;
+    let q = query(&page.location.unwrap());
+    assert_eq!(q["error"], "invalid_request_uri");
+    assert!(q["error_description"].contains("https"), "{}", q["error_description"]);
+}

@@ -25,7 +25,7 @@ async fn pairwise_client(op: &TestOp, id: &str, sector_identifier_uri: Option<St
     op.store.delete_client(&client.id).await.unwrap();
     client.metadata.subject_type = SubjectType::Pairwise;
     client.metadata.sector_identifier_uri = sector_identifier_uri;
-    settle_sector_identifier(&mut client, &Fetcher::default()).await?;
+    settle_sector_identifier(&mut client, &Fetcher::new(true)).await?;
     op.store.insert_client(&client).await.unwrap();
     Ok(secret.unwrap())
 }

@@ -71,7 +71,7 @@ impl AppState {
         let scope_claims = ScopeClaims::new(&config.scope_claims);
         let discovery_json = discovery::document(&config, &scope_claims, &pages.tags());
         let token_endpoint = format!("{}/token", config.issuer);
-        let fetcher = Fetcher::default();
+        let fetcher = Fetcher::new(config.fetch_allow_loopback);
         Self {
             config,
             store,

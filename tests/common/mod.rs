@@ -46,8 +46,13 @@ impl TestOp {
         }
         let bases: Vec<String> =
             listeners.iter().map(|l| format!("http://127.0.0.1:{}", l.local_addr().unwrap().port())).collect();
-        let mut config =
-            Config { issuer: bases[0].clone(), database_url: test_database_url(dir.path()).await, ..Config::default() };
+        // Client documents (JWK Sets, request objects, sector identifiers) are served on loopback here.
+        let mut config = Config {
+            issuer: bases[0].clone(),
+            database_url: test_database_url(dir.path()).await,
+            fetch_allow_loopback: true,
+            ..Config::default()
+        };
         adjust(&mut config);
         // Each node has its own connection pool, as separate processes would.
         let mut stores = Vec::new();
