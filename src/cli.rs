@@ -237,7 +237,7 @@ async fn seed_demo(store: &dyn Store, config: &Config) -> anyhow::Result<()> {
     let password = crypto::random_token()[..16].to_owned();
     let now = now();
     let user = User {
-        id: crypto::random_token()[..22].to_owned(),
+        id: User::new_id(),
         username: "demo".into(),
         password_hash: password::hash(password.clone()).await?,
         email: Some("demo@example.com".into()),
@@ -286,7 +286,7 @@ async fn user(cmd: UserCommand, store: &dyn Store) -> anyhow::Result<()> {
             let password = read_stdin_line("password")?;
             let now = now();
             let user = User {
-                id: crypto::random_token()[..22].to_owned(),
+                id: User::new_id(),
                 username: a.username.clone(),
                 password_hash: password::hash(password).await?,
                 email: a.email,

@@ -71,6 +71,19 @@ async fn op_with_live_client(extra: &str) -> (TestOp, String, String, String) {
     (op, secret.unwrap(), callback, url)
 }
 
+/// Waits (up to 10 s) until the browser's URL starts with `prefix`; returns the URL it ended at.
+async fn wait_until_at(browser: &fantoccini::Client, prefix: &str) -> String {
+    let mut landed = String::new();
+    for _ in 0..100 {
+        landed = browser.current_url().await.unwrap().to_string();
+        if landed.starts_with(prefix) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    landed
+}
+
 /// A headless Chromium session; keep the driver and profile alive as long as the client.
 async fn start_browser() -> (Driver, fantoccini::Client, tempfile::TempDir) {
     let (driver, driver_url) = start_chromedriver().await;
@@ -149,14 +162,7 @@ async fn login_and_consent_pages_work_in_chromium() {
     browser.find(Locator::Css("button[value=allow]")).await.unwrap().click().await.unwrap();
 
     // Back at the client with a code that redeems.
-    let mut landed = String::new();
-    for _ in 0..100 {
-        landed = browser.current_url().await.unwrap().to_string();
-        if landed.starts_with(&callback) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let landed = wait_until_at(&browser, &callback).await;
     assert!(landed.starts_with(&callback), "{landed}");
     let code = query(&landed)["code"].clone();
     browser.close().await.unwrap();
@@ -205,14 +211,7 @@ async fn sign_up_page_works_in_chromium() {
     fill("password_confirm", "grace's long password").await;
     browser.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
     browser.wait().for_element(Locator::Css("button[value=allow]")).await.unwrap().click().await.unwrap();
-    let mut landed = String::new();
-    for _ in 0..100 {
-        landed = browser.current_url().await.unwrap().to_string();
-        if landed.starts_with(&callback) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let landed = wait_until_at(&browser, &callback).await;
     assert!(query(&landed).contains_key("code"), "{landed}");
     assert!(op.store.user_by_username("grace").await.unwrap().is_some());
     browser.close().await.unwrap();

@@ -120,8 +120,13 @@ async fn request_object_by_reference_with_keys_at_a_jwks_uri() {
             c.skip_consent = true;
         })
         .await;
+    let secret = secret.unwrap();
     let url = authorize_url(&op, "rp", &format!("&request_uri={}", urlencode(&request_uri)));
-    sign_in_with_object(&op, "rp", &secret.unwrap(), &url).await;
+    sign_in_with_object(&op, "rp", &secret, &url).await;
+    // Core 6.2: the fragment (a content hash, say) is not part of the comparison with the registration.
+    let with_fragment = format!("{request_uri}#sha256-of-the-object");
+    let url = authorize_url(&op, "rp", &format!("&request_uri={}", urlencode(&with_fragment)));
+    sign_in_with_object(&op, "rp", &secret, &url).await;
 
     // Core 6.2: only registered request_uris are fetched.
     let other = serve("/other.jwt", sign(&key, &request_claims(&op, "rp"))).await;

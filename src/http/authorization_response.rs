@@ -104,9 +104,7 @@ async fn authorization_response_params(
         // Core 5.5: plus those the claims parameter asks for in the ID Token.
         let by_scope =
             access_token.is_none().then(|| state.scope_claims.claims_for(&request.scope)).into_iter().flatten();
-        let locales = request.claims.as_ref().map_or(&[][..], |c| &c.locales);
-        let claims =
-            claims::release(&user, by_scope.chain(claims::id_token_requests(request.claims.as_ref())), locales);
+        let claims = claims::id_token_claims(&user, by_scope, request.claims.as_ref());
         let contents = IdTokenContents {
             auth: &auth,
             nonce: request.nonce.as_deref(),

@@ -13,7 +13,6 @@ use super::authorize::load_pending;
 use super::interaction::{PageQuery, Submitted, page_locale, start_session, submitted};
 use super::params::RequestParams;
 use super::{SharedState, cookies, reply};
-use crate::crypto;
 use crate::password::{self, PasswordError};
 use crate::protocol::OAuthError;
 use crate::store::{StoreError, User, now};
@@ -135,7 +134,7 @@ pub async fn signup_submit(
             Err(e) => reply::error_page(&state, &reply::internal(e)),
         },
         Ok(Err(problem)) => retry(jar, StatusCode::BAD_REQUEST, problem),
-        Err(e) => reply::error_page(&state, &reply::internal(e)),
+        Err(e) => reply::error_page(&state, &e),
     }
 }
 
@@ -146,18 +145,21 @@ async fn create_account(
     entered: &Entered<'_>,
     password: &str,
     ip_key: &str,
-) -> Result<Result<String, &'static str>, StoreError> {
+) -> Result<Result<String, &'static str>, OAuthError> {
     let now = now();
-    if state.store.failures(ip_key, now).await? >= state.config.signup_max_per_ip {
+    if state.store.failures(ip_key, now).await.map_err(reply::internal)? >= state.config.signup_max_per_ip {
         return Ok(Err("signup_throttled"));
     }
     let password_hash = match password::hash(password.to_owned()).await {
         Ok(hash) => hash,
         Err(PasswordError::Length) => return Ok(Err("signup_password_length")),
-        Err(PasswordError::Hashing) => return Err(StoreError::Corrupt("password hashing failed".into())),
+        Err(PasswordError::Hashing) => {
+            tracing::error!("password hashing failed");
+            return Err(OAuthError::server_error());
+        }
     };
     let user = User {
-        id: crypto::random_token()[..22].to_owned(),
+        id: User::new_id(),
         username: entered.username.to_owned(),
         password_hash,
         email: (!entered.email.is_empty()).then(|| entered.email.to_owned()),
@@ -168,9 +170,10 @@ async fn create_account(
     };
     match state.store.insert_user(&user).await {
         Err(StoreError::Conflict) => return Ok(Err("signup_username_taken")),
-        other => other?,
+        other => other.map_err(reply::internal)?,
     }
-    state.store.record_failure(ip_key, now, state.config.login_throttle_window as i64).await?;
+    let window = state.config.login_throttle_window as i64;
+    state.store.record_failure(ip_key, now, window).await.map_err(reply::internal)?;
     tracing::info!(user = %user.id, "account created by sign-up");
     Ok(Ok(user.id))
 }

@@ -222,11 +222,7 @@ async fn issue(
             nonce: grant.nonce,
             access_token: Some(&access_token),
             code: None,
-            claims: claims::release(
-                user,
-                claims::id_token_requests(grant.claims),
-                grant.claims.map_or(&[][..], |c| &c.locales),
-            ),
+            claims: claims::id_token_claims(user, std::iter::empty(), grant.claims),
         };
         Some(issuance::id_token(state, client, user, contents).await?)
     } else {

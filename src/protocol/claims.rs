@@ -210,9 +210,15 @@ impl ClaimsRequest {
     }
 }
 
-/// The claims a `claims` parameter asks to have in the ID Token (Core 5.5).
-pub fn id_token_requests(claims: Option<&ClaimsRequest>) -> impl Iterator<Item = &str> {
-    claims.into_iter().flat_map(|c| c.id_token.keys().map(String::as_str))
+/// The user claims an ID Token carries: `by_scope` (Core 5.4, when no access token is issued) and those
+/// the claims parameter asks to have there (Core 5.5), in its `claims_locales`.
+pub fn id_token_claims<'a>(
+    user: &User,
+    by_scope: impl IntoIterator<Item = &'a str>,
+    request: Option<&'a ClaimsRequest>,
+) -> Map<String, Value> {
+    let requested = request.into_iter().flat_map(|c| c.id_token.keys().map(String::as_str));
+    release(user, by_scope.into_iter().chain(requested), request.map_or(&[], |c| &c.locales))
 }
 
 /// The value of claim `name` for `user`, if the user has one.

@@ -169,6 +169,13 @@ pub struct User {
     pub updated_at: Timestamp,
 }
 
+impl User {
+    /// A fresh subject identifier: random, so it reveals nothing and is never reassigned.
+    pub fn new_id() -> String {
+        crate::crypto::random_token()[..22].to_owned()
+    }
+}
+
 /// A signed-in browser (server side; the cookie holds a random id whose hash is `id_hash`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrowserSession {
