@@ -9,10 +9,13 @@ use clap::{Args, Parser, Subcommand};
 use crate::config::Config;
 use crate::crypto;
 use crate::jose::keys;
+use crate::key_management;
+use crate::model::{
+    Client, ClientAuthMethod, ClientId, ClientMetadata, Encryption, GrantType, RedirectUri, SigningAlg, User, now,
+};
 use crate::password;
 use crate::server;
-use crate::store::{Client, ClientMetadata, Store, StoreError, User, now};
-use crate::types::{ClientAuthMethod, ClientId, Encryption, GrantType, RedirectUri, SigningAlg};
+use crate::store::{Store, StoreError};
 
 #[derive(Parser)]
 #[command(name = "oxid", version, about = "An OpenID Connect Provider")]
@@ -594,7 +597,7 @@ async fn client(cmd: ClientCommand, config: &Config, store: &dyn Store) -> anyho
 async fn keys_command(cmd: KeysCommand, store: &dyn Store) -> anyhow::Result<()> {
     match cmd {
         KeysCommand::List => {
-            keys::ensure_current_keys(store, now()).await?;
+            key_management::ensure_current_keys(store, now()).await?;
             println!("{:<28} {:<6} {:<12} STATUS", "KID", "ALG", "CREATED");
             for k in store.signing_keys().await? {
                 let status = match k.retired_at {

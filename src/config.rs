@@ -152,7 +152,7 @@ impl Config {
             return Err(ConfigError("code_lifetime must be at most 600 seconds (RFC 6749 4.1.2)".into()));
         }
         for (scope, claims) in &self.scope_claims {
-            if crate::types::ScopeSet::parse(scope).map_or(true, |s| s.iter().count() != 1) {
+            if crate::model::ScopeSet::parse(scope).map_or(true, |s| s.iter().count() != 1) {
                 return Err(ConfigError(format!("scope_claims: {scope:?} is not a scope name")));
             }
             if ["openid", "offline_access"].contains(&scope.as_str()) {

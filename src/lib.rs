@@ -1,7 +1,8 @@
 //! oxid: an OpenID Connect Provider.
 //!
-//! Layout: `protocol` holds the rules (pure), `http` the handlers, `store` the persistence behind
-//! traits, `jose` the keys and JWTs, `ui` the pages, `cli` and `server` the binary's surface.
+//! Layout: `model` is the shared vocabulary (plain data, no I/O); `protocol` holds the rules (pure) and
+//! `jose` the keys and JWTs, both over the model; `store` persists the model behind traits; `http` the
+//! handlers, `ui` the pages, `cli` and `server` the binary's surface. `layers` tests that rule.
 
 pub mod cli;
 pub mod config;
@@ -9,11 +10,15 @@ pub mod crypto;
 pub mod fetch;
 pub mod http;
 pub mod jose;
+pub mod key_management;
+pub mod model;
 pub mod password;
 pub mod protocol;
 pub mod registration;
 pub mod server;
 pub mod store;
 pub mod telemetry;
-pub mod types;
 pub mod ui;
+
+#[cfg(test)]
+mod layers;

@@ -1,9 +1,8 @@
 //! Registration rules that need the network, shared by every way a client is registered.
 
 use crate::fetch::Fetcher;
+use crate::model::{Client, SubjectType};
 use crate::protocol::subject;
-use crate::store::Client;
-use crate::types::SubjectType;
 
 /// Core 8.1: settles the sector a pairwise client's subjects are computed for, fetching its
 /// `sector_identifier_uri` (a JSON array of URIs that must list every redirect URI).

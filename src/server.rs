@@ -12,8 +12,10 @@ use crate::http::OpKeys;
 use crate::http::{AppState, SharedState, router};
 use crate::jose::SharedKeyRing;
 use crate::jose::decryption::DecryptionKeys;
-use crate::jose::keys::{KeyRing, ensure_current_keys};
-use crate::store::{PgStore, SqliteStore, Store, now};
+use crate::jose::keys::KeyRing;
+use crate::key_management;
+use crate::model::now;
+use crate::store::{PgStore, SqliteStore, Store};
 use crate::ui::Pages;
 
 /// How often a node re-reads the key set, to pick up rotations made elsewhere (CLI, other nodes).
@@ -35,16 +37,14 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
 }
 
 async fn load_key_ring(store: &dyn Store, config: &Config, decryption: &DecryptionKeys) -> anyhow::Result<KeyRing> {
-    let now = now();
-    let keys = ensure_current_keys(store, now).await?;
     // Retired keys are published until every ID Token they signed has expired.
-    Ok(KeyRing::from_keys(&keys, now, config.id_token_lifetime as i64, &decryption.public_jwks()?)?)
+    Ok(key_management::load_key_ring(store, now(), config.id_token_lifetime as i64, decryption).await?)
 }
 
 /// Everything the server needs, ready to serve.
 pub async fn prepare(config: Config, store: Arc<dyn Store>) -> anyhow::Result<SharedState> {
     crate::telemetry::init();
-    let decryption = DecryptionKeys::load(store.as_ref()).await?;
+    let decryption = key_management::load_decryption_keys(store.as_ref()).await?;
     let ring = load_key_ring(store.as_ref(), &config, &decryption).await?;
     let pages = Pages::load(config.templates_dir.as_deref()).map_err(|e| anyhow::anyhow!(e))?;
     let pairwise_salt = store.secret("pairwise_salt", &crate::crypto::random_token()).await?;

@@ -3,7 +3,7 @@
 mod common;
 
 use common::{Browser, CHALLENGE, REDIRECT_URI, TestOp, query, urlencode};
-use oxid::types::ClientAuthMethod;
+use oxid::model::ClientAuthMethod;
 
 async fn op_with_client() -> TestOp {
     let op = TestOp::start().await;

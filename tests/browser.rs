@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::{PASSWORD, TestOp, VERIFIER, query};
 use fantoccini::{ClientBuilder, Locator};
-use oxid::types::ClientAuthMethod;
+use oxid::model::ClientAuthMethod;
 
 struct Driver(Child);
 

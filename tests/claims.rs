@@ -6,7 +6,7 @@ mod common;
 use common::{Browser, CHALLENGE, REDIRECT_URI, TestOp, VERIFIER, exchange_code, json, query, urlencode};
 use openidconnect::core::{CoreIdToken, CoreIdTokenClaims, CoreIdTokenVerifier, CoreJsonWebKeySet};
 use openidconnect::{ClientId, IssuerUrl, JsonWebKeySetUrl, Nonce};
-use oxid::types::ClientAuthMethod;
+use oxid::model::ClientAuthMethod;
 use serde_json::{Value, json};
 
 /// An OP (with a custom `groups` scope) where alice has further claims, and a confidential client.

@@ -10,7 +10,7 @@ use openidconnect::{
     AccessTokenHash, AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce, OAuth2TokenResponse,
     PkceCodeChallenge, RedirectUrl, Scope, TokenResponse, reqwest,
 };
-use oxid::types::{ClientAuthMethod, SigningAlg};
+use oxid::model::{ClientAuthMethod, SigningAlg};
 
 fn base64_url(s: &str) -> Vec<u8> {
     use base64::Engine;

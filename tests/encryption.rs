@@ -10,7 +10,7 @@ use common::{Browser, TestOp, VERIFIER, exchange_code, fragment, json, query};
 use josekit::jwe;
 use josekit::jwk::{Jwk, JwkSet};
 use josekit::jws;
-use oxid::types::{ContentEncryption, Encryption, KeyEncryptionAlg, ResponseType, SigningAlg};
+use oxid::model::{ContentEncryption, Encryption, KeyEncryptionAlg, ResponseType, SigningAlg};
 use serde_json::{Value, json};
 
 /// The client's encryption keys: an RSA and an EC P-256 key, private halves kept here.
@@ -78,7 +78,7 @@ async fn encrypted_id_token_and_signed_encrypted_userinfo() {
     let id_token_enc = Encryption { alg: KeyEncryptionAlg::RsaOaep256, enc: ContentEncryption::A256Gcm };
     let userinfo_enc = Encryption { alg: KeyEncryptionAlg::EcdhEsA128kw, enc: ContentEncryption::A128CbcHs256 };
     let (_, secret) = op
-        .add_client("secretive", oxid::types::ClientAuthMethod::ClientSecretBasic, |c| {
+        .add_client("secretive", oxid::model::ClientAuthMethod::ClientSecretBasic, |c| {
             c.skip_consent = true;
             c.jwks = Some(jwks);
             c.metadata.id_token_encryption = Some(id_token_enc);
@@ -123,7 +123,7 @@ async fn implicit_encrypted_id_token_and_encrypted_only_userinfo() {
     op.add_user("alice").await;
     let keys = ClientKeys::new();
     let jwks = keys.public_jwks();
-    op.add_client("spa", oxid::types::ClientAuthMethod::ClientSecretBasic, |c| {
+    op.add_client("spa", oxid::model::ClientAuthMethod::ClientSecretBasic, |c| {
         c.skip_consent = true;
         c.jwks = Some(jwks);
         c.metadata.response_types = vec![ResponseType::IdTokenToken];
@@ -153,7 +153,7 @@ async fn encryption_without_a_key_is_a_clear_error() {
     let op = TestOp::start().await;
     op.add_user("alice").await;
     let (_, secret) = op
-        .add_client("keyless", oxid::types::ClientAuthMethod::ClientSecretBasic, |c| {
+        .add_client("keyless", oxid::model::ClientAuthMethod::ClientSecretBasic, |c| {
             c.skip_consent = true;
             c.metadata.id_token_encryption =
                 Some(Encryption { alg: KeyEncryptionAlg::RsaOaep, enc: ContentEncryption::A128Gcm });

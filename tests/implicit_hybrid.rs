@@ -12,7 +12,7 @@ use openidconnect::{
     AccessToken, AccessTokenHash, AuthorizationCodeHash, ClientId, ClientSecret, EndpointMaybeSet, EndpointNotSet,
     EndpointSet, IssuerUrl, Nonce, RedirectUrl, reqwest,
 };
-use oxid::types::{ClientAuthMethod, ResponseType, SigningAlg};
+use oxid::model::{ClientAuthMethod, ResponseType, SigningAlg};
 
 type Rp = CoreClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointMaybeSet, EndpointMaybeSet>;
 

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{Browser, PASSWORD, TestOp, json};
-use oxid::types::ClientAuthMethod;
+use oxid::model::ClientAuthMethod;
 
 async fn setup(adjust: impl FnOnce(&mut oxid::config::Config)) -> TestOp {
     let op = TestOp::start_with(adjust).await;

@@ -3,7 +3,7 @@
 mod common;
 
 use common::{Browser, PASSWORD, TestOp};
-use oxid::types::ClientAuthMethod;
+use oxid::model::ClientAuthMethod;
 
 async fn setup() -> TestOp {
     let op = TestOp::start_with(|c| {

@@ -6,7 +6,7 @@ mod common;
 use std::collections::HashSet;
 
 use common::{Browser, PASSWORD, REDIRECT_URI, TestOp, VERIFIER, exchange_code_at, json, query};
-use oxid::types::ClientAuthMethod;
+use oxid::model::ClientAuthMethod;
 
 #[tokio::test]
 async fn nodes_started_together_agree_on_one_key_per_algorithm() {

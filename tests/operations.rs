@@ -3,7 +3,7 @@
 mod common;
 
 use common::TestOp;
-use oxid::types::ClientAuthMethod;
+use oxid::model::ClientAuthMethod;
 
 #[tokio::test]
 async fn health_readiness_and_request_ids() {
@@ -54,7 +54,7 @@ async fn the_sqlite_database_is_private() {
     let data = dir.path().join("data");
     let file = data.join("oxid.db");
     let store = oxid::store::SqliteStore::open(&file).await.unwrap();
-    oxid::jose::keys::ensure_current_keys(&store, oxid::store::now()).await.unwrap();
+    oxid::key_management::ensure_current_keys(&store, oxid::model::now()).await.unwrap();
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&file), 0o600);
     assert_eq!(mode(&data), 0o700);

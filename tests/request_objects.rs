@@ -8,7 +8,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::{Browser, CHALLENGE, REDIRECT_URI, TestOp, VERIFIER, exchange_code, json, query, urlencode};
 use josekit::jws::{self, JwsHeader};
-use oxid::types::{ClientAuthMethod, RequestObjectAlg};
+use oxid::model::{ClientAuthMethod, RequestObjectAlg};
 use serde_json::{Value, json};
 
 struct ClientKey {
@@ -39,7 +39,7 @@ fn request_claims(op: &TestOp, client_id: &str) -> Value {
     json!({
         "iss": client_id,
         "aud": op.issuer,
-        "exp": oxid::store::now() + 300,
+        "exp": oxid::model::now() + 300,
         "client_id": client_id,
         "response_type": "code",
         "redirect_uri": REDIRECT_URI,
@@ -167,7 +167,7 @@ async fn bad_request_objects_are_refused() {
         ("a signature by another key", sign(&other_key, &good)),
         ("a wrong aud", sign(&key, &with("aud", json!("https://someone-else.example")))),
         ("a wrong iss", sign(&key, &with("iss", json!("other-client")))),
-        ("an expired object", sign(&key, &with("exp", json!(oxid::store::now() - 3600)))),
+        ("an expired object", sign(&key, &with("exp", json!(oxid::model::now() - 3600)))),
         ("a mismatched client_id", sign(&key, &with("client_id", json!("other-client")))),
         ("a mismatched response_type", sign(&key, &with("response_type", json!("code id_token")))),
         ("garbage", "not.a.jwt".to_owned()),

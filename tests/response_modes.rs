@@ -5,7 +5,7 @@ mod common;
 
 use base64::Engine;
 use common::{Browser, PASSWORD, REDIRECT_URI, TestOp, VERIFIER, exchange_code, json, query};
-use oxid::types::ClientAuthMethod;
+use oxid::model::ClientAuthMethod;
 
 async fn setup() -> (TestOp, String) {
     let op = TestOp::start().await;

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{Browser, Page, TestOp, VERIFIER, exchange_code, json, query};
-use oxid::types::ClientAuthMethod;
+use oxid::model::ClientAuthMethod;
 
 const NEW_PASSWORD: &str = "a brand new password";
 

@@ -5,8 +5,8 @@ mod common;
 
 use common::{Browser, REDIRECT_URI, TestOp, VERIFIER, exchange_code, json, query};
 use oxid::fetch::Fetcher;
+use oxid::model::{ClientAuthMethod, SubjectType};
 use oxid::registration::settle_sector_identifier;
-use oxid::types::{ClientAuthMethod, SubjectType};
 use serde_json::Value;
 
 /// Serves `document` at `http://localhost:PORT/sector.json`; returns that URL.

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{Browser, TestOp, query};
-use oxid::types::ClientAuthMethod;
+use oxid::model::ClientAuthMethod;
 
 const INITIATE: &str = "https://rp.example/start-login";
 

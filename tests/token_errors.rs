@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use common::{Browser, REDIRECT_URI, TestOp, VERIFIER, exchange_code, json, query};
 use josekit::jws::{self, JwsHeader};
-use oxid::types::ClientAuthMethod;
+use oxid::model::ClientAuthMethod;
 use serde_json::json;
 
 async fn code_for(op: &TestOp, client_id: &str) -> String {
@@ -242,7 +242,7 @@ async fn refresh_rotation_scope_and_reuse_detection() {
 }
 
 fn assertion_claims(op: &TestOp, client_id: &str, jti: &str) -> serde_json::Value {
-    let now = oxid::store::now();
+    let now = oxid::model::now();
     json!({"iss": client_id, "sub": client_id, "aud": op.url("/token"), "jti": jti, "exp": now + 60, "iat": now})
 }
 
@@ -287,7 +287,7 @@ async fn private_key_jwt_is_verified_and_replay_protected() {
     assert_oauth_error(s, &b, 401, "invalid_client");
 
     let mut expired = assertion_claims(&op, "pkjwt", "jti-3");
-    expired["exp"] = json!(oxid::store::now() - 3600);
+    expired["exp"] = json!(oxid::model::now() - 3600);
     let (s, b) = json(token(sign(expired)).await.unwrap()).await;
     assert_oauth_error(s, &b, 401, "invalid_client");
 

@@ -10,8 +10,8 @@ use hyper::StatusCode;
 use josekit::jwk::JwkSet;
 use josekit::jws::{self, JwsVerifier};
 use oxid::crypto;
+use oxid::model::SigningAlg;
 use oxid::protocol::id_token::half_hash;
-use oxid::types::SigningAlg;
 use serde::Deserialize;
 
 use crate::conn::Conn;
@@ -86,7 +86,7 @@ impl Target {
         let claims: IdClaims = serde_json::from_slice(&payload)?;
         ensure!(claims.iss == self.issuer, "wrong iss");
         ensure!(claims.aud == CLIENT_ID, "wrong aud");
-        ensure!(claims.exp > oxid::store::now(), "expired ID Token");
+        ensure!(claims.exp > oxid::model::now(), "expired ID Token");
         ensure!(claims.nonce.as_deref() == nonce, "wrong nonce");
         ensure!(claims.at_hash.as_deref() == Some(&*half_hash(SigningAlg::RS256, access_token)), "wrong at_hash");
         Ok(claims.sub)

@@ -6,10 +6,11 @@ use axum::response::Response;
 use super::issuance::{self, IdTokenContents};
 use super::{SharedState, reply};
 use crate::crypto;
+use crate::model::{BrowserSession, Client, CodeGrant, now};
 use crate::protocol::authorize::AuthorizationRequest;
 use crate::protocol::claims;
 use crate::protocol::{ErrorCode, OAuthError};
-use crate::store::{BrowserSession, Client, CodeGrant, StoreError, now};
+use crate::store::StoreError;
 
 /// Answers a request the user has approved (Core 3.1.2.5, 3.2.2.5, 3.3.2.5): a code, an access
 /// token and/or an ID Token as the response type asks, with `state` and `iss` (RFC 9207). Everything

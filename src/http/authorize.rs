@@ -8,9 +8,10 @@ use serde::Deserialize;
 use super::params::RequestParams;
 use super::{SharedState, authorization_response, cookies, reply, request_object};
 use crate::crypto;
+use crate::model::{BrowserSession, Client, PendingAuthorization, now};
 use crate::protocol::OAuthError;
 use crate::protocol::authorize::{self, AuthorizationRequest, NextStep, Policy, Rejection, SignedIn};
-use crate::store::{BrowserSession, Client, PendingAuthorization, StoreError, now};
+use crate::store::StoreError;
 
 pub async fn authorize(
     State(state): State<SharedState>,

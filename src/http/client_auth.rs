@@ -9,9 +9,8 @@ use super::reply;
 use crate::crypto;
 use crate::fetch::FetchError;
 use crate::jose::assertion;
+use crate::model::{Client, ClientAuthMethod, ClientId, now};
 use crate::protocol::{ErrorCode, OAuthError, Params};
-use crate::store::{Client, now};
-use crate::types::{ClientAuthMethod, ClientId};
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 

@@ -9,8 +9,8 @@ use serde_json::json;
 use super::SharedState;
 use crate::config::Config;
 use crate::jose::encryption;
+use crate::model::{ClientAuthMethod, Display, GrantType, Prompt, ResponseMode, ResponseType, SigningAlg, SubjectType};
 use crate::protocol::claims::ScopeClaims;
-use crate::types::{ClientAuthMethod, Display, GrantType, Prompt, ResponseMode, ResponseType, SigningAlg, SubjectType};
 
 /// The metadata document: it advertises only what is implemented.
 pub fn document(config: &Config, scopes: &ScopeClaims, ui_locales: &[String]) -> Bytes {

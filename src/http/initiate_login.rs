@@ -10,8 +10,8 @@ use serde::Deserialize;
 
 use super::authorize::current_session;
 use super::{SharedState, reply};
+use crate::model::ClientId;
 use crate::protocol::OAuthError;
-use crate::types::ClientId;
 
 /// The longest `login_hint` or `target_link_uri` passed on.
 const MAX_HINT_LEN: usize = 2048;

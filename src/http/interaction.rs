@@ -13,10 +13,10 @@ use super::authorization_response;
 use super::authorize::{current_session, load_pending, proceed, signed_in};
 use super::params::RequestParams;
 use super::{SharedState, cookies, reply};
+use crate::model::{BrowserSession, Client, Display, PendingAuthorization, Prompt, now};
 use crate::protocol::authorize::{AuthorizationRequest, NextStep, next_step};
 use crate::protocol::{ErrorCode, OAuthError, Params};
-use crate::store::{BrowserSession, Client, PendingAuthorization, StoreError, now};
-use crate::types::{Display, Prompt};
+use crate::store::StoreError;
 use crate::ui::Locale;
 use crate::{crypto, password, ui};
 

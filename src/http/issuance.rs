@@ -6,11 +6,10 @@ use serde_json::{Map, Value};
 use super::{SharedState, client_auth, reply};
 use crate::crypto;
 use crate::jose::encryption;
-use crate::protocol::claims::ClaimsRequest;
+use crate::model::{AccessToken, Authentication, ClaimsRequest, Client, Encryption, RefreshToken, ScopeSet, User, now};
 use crate::protocol::id_token::{IdTokenClaims, half_hash};
 use crate::protocol::{ErrorCode, OAuthError};
-use crate::store::{AccessToken, Authentication, Client, RefreshToken, StoreError, User, now};
-use crate::types::{Encryption, ScopeSet};
+use crate::store::StoreError;
 
 /// A new access token and its record, for `user_id` (None: the client itself).
 pub fn access_token(

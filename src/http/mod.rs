@@ -87,7 +87,7 @@ impl AppState {
     }
 
     /// The `sub` `client` sees for the user `user_id` (Core 8).
-    pub fn subject(&self, client: &crate::store::Client, user_id: &str) -> String {
+    pub fn subject(&self, client: &crate::model::Client, user_id: &str) -> String {
         crate::protocol::subject::subject_for(client, user_id, &self.pairwise_salt)
     }
 }

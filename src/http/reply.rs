@@ -6,10 +6,10 @@ use serde::Serialize;
 
 use super::AppState;
 use crate::crypto;
+use crate::model::{RedirectUri, ResponseMode};
 use crate::protocol::authorize::ErrorRedirect;
 use crate::protocol::{ErrorCode, OAuthError};
 use crate::store::StoreError;
-use crate::types::{RedirectUri, ResponseMode};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 

@@ -3,9 +3,9 @@
 
 use super::{SharedState, client_auth};
 use crate::jose::request_object;
+use crate::model::{Client, now};
 use crate::protocol::authorize::{self, Rejection};
 use crate::protocol::{ErrorCode, OAuthError, Params};
-use crate::store::{Client, now};
 
 /// Core 6: merges the request object given by value (`request`) or by reference (`request_uri`) into
 /// the request's parameters, its values winning (Core 6.3.3).

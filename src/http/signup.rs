@@ -13,10 +13,10 @@ use super::authorize::load_pending;
 use super::interaction::{PageQuery, Submitted, page_locale, start_session, submitted};
 use super::params::RequestParams;
 use super::{SharedState, cookies, reply};
+use crate::model::{MAX_IDENTIFIER_LEN, User, now};
 use crate::password::{self, PasswordError};
 use crate::protocol::OAuthError;
-use crate::store::{StoreError, User, now};
-use crate::types::MAX_IDENTIFIER_LEN;
+use crate::store::StoreError;
 use crate::ui::Locale;
 
 /// What the person typed, given back to the form when something must be fixed (never the password).

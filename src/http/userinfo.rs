@@ -10,9 +10,9 @@ use serde_json::{Map, Value};
 use super::params::is_form;
 use super::{SharedState, issuance, reply};
 use crate::crypto;
+use crate::model::{Client, now};
 use crate::protocol::claims::userinfo_claims;
 use crate::protocol::{ErrorCode, OAuthError, Params};
-use crate::store::{Client, now};
 
 /// RFC 6750 3: the challenge, with the error when there was a token (3.1).
 fn challenge(status: StatusCode, error: Option<&OAuthError>) -> Response {

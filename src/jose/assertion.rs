@@ -6,8 +6,7 @@ use josekit::jws::{self, JwsVerifier};
 use serde::Deserialize;
 
 use super::client_keys;
-use crate::store::{Client, Timestamp};
-use crate::types::ClientAuthMethod;
+use crate::model::{Client, ClientAuthMethod, Timestamp};
 
 use super::client_keys::{Audience, CLOCK_SKEW};
 

@@ -6,7 +6,7 @@ use josekit::jws::{self, JwsVerifier};
 use serde::Deserialize;
 
 use super::keys;
-use crate::types::SigningAlg;
+use crate::model::SigningAlg;
 
 /// One verifier per usable (key, algorithm) pair in `jwks`; keys oxid cannot use are skipped.
 pub fn verifiers(jwks: &str) -> Result<Vec<Box<dyn JwsVerifier>>, &'static str> {

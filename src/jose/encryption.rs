@@ -4,7 +4,7 @@
 use josekit::jwe::{self, JweEncrypter, JweHeader};
 use josekit::jwk::{Jwk, JwkSet};
 
-use crate::types::{ContentEncryption, Encryption, KeyEncryptionAlg};
+use crate::model::{ContentEncryption, Encryption, KeyEncryptionAlg};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("{0}")]

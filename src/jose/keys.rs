@@ -10,15 +10,12 @@ use josekit::jws::{self, JwsHeader, JwsSigner, JwsVerifier};
 use serde::Serialize;
 
 use crate::crypto;
-use crate::store::{KeyStore, SigningKey, StoreError, Timestamp};
-use crate::types::SigningAlg;
+use crate::model::{SigningAlg, SigningKey, Timestamp};
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     #[error("key error: {0}")]
     Jose(#[from] josekit::JoseError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
     #[error("no current signing key for {0}")]
     Missing(SigningAlg),
 }
@@ -130,22 +127,6 @@ impl KeyRing {
         })?;
         Ok(payload)
     }
-}
-
-/// Makes sure every algorithm has a current key, generating the missing ones. Safe when several nodes
-/// start at once: the store accepts only the first current key per algorithm.
-pub async fn ensure_current_keys(store: &dyn KeyStore, now: Timestamp) -> Result<Vec<SigningKey>, KeyError> {
-    let existing = store.signing_keys().await?;
-    for alg in SigningAlg::ALL {
-        if !existing.iter().any(|k| k.alg == *alg && k.retired_at.is_none()) {
-            let alg = *alg;
-            let key = tokio::task::spawn_blocking(move || generate(alg, now))
-                .await
-                .expect("key generation does not panic")?;
-            store.install_signing_key(&key, true).await?;
-        }
-    }
-    Ok(store.signing_keys().await?)
 }
 
 /// The key ring shared by request handlers; replaced whole when keys change.

@@ -8,8 +8,7 @@ use serde_json::{Map, Value};
 
 use super::client_keys::{self, Audience, CLOCK_SKEW};
 use super::decryption::DecryptionKeys;
-use crate::store::{Client, Timestamp};
-use crate::types::{RequestObjectAlg, SigningAlg};
+use crate::model::{Client, RequestObjectAlg, SigningAlg, Timestamp};
 
 /// Why a request object was refused; reported as `invalid_request_object` (Core 3.1.2.6).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

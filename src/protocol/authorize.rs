@@ -5,12 +5,14 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use super::claims::{ClaimsRequest, ScopeClaims};
+use super::claims::ScopeClaims;
 use super::error::{ErrorCode, OAuthError};
 use super::params::Params;
 use super::pkce;
-use crate::store::{Client, Consent, Timestamp};
-use crate::types::{ClientId, Display, GrantType, Prompt, RedirectUri, ResponseMode, ResponseType, ScopeSet};
+use crate::model::{
+    ClaimsRequest, Client, ClientId, Consent, Display, GrantType, Prompt, RedirectUri, ResponseMode, ResponseType,
+    ScopeSet, Timestamp,
+};
 
 /// A validated authorization request: everything later steps need, and nothing unchecked.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -416,7 +418,7 @@ pub fn next_step(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::{ClientAuthMethod, SigningAlg};
+    use crate::model::{ClientAuthMethod, SigningAlg};
 
     fn client(public: bool) -> Client {
         Client {

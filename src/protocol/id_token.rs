@@ -4,8 +4,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::crypto;
-use crate::store::Timestamp;
-use crate::types::SigningAlg;
+use crate::model::{SigningAlg, Timestamp};
 
 /// The claims of an ID Token. Optional ones are left out when absent.
 #[derive(Debug, Serialize)]

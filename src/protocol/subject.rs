@@ -2,8 +2,7 @@
 //! stable value per sector, so that clients of different sectors cannot correlate users).
 
 use crate::crypto;
-use crate::store::Client;
-use crate::types::{RedirectUri, SubjectType};
+use crate::model::{Client, RedirectUri, SubjectType};
 
 /// The `sub` `client` sees for the user whose stable id is `user_id` (Core 8.1: pairwise values are
 /// derived from the sector identifier, the local id and a salt the OP keeps secret).

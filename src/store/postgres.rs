@@ -11,7 +11,7 @@ use sqlx::{FromRow, Row};
 use super::queries as q;
 use super::to_json;
 use super::*;
-use crate::types::ClientId;
+use crate::model::{Authentication, ClientId, now};
 
 #[derive(Clone)]
 pub struct PgStore {

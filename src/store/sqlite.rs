@@ -18,8 +18,8 @@ use serde::de::DeserializeOwned;
 use super::queries as q;
 use super::to_json;
 use super::*;
+use crate::model::{Authentication, ClientId, now};
 use crate::telemetry::timed_sync;
-use crate::types::ClientId;
 
 /// Idle read connections kept for reuse.
 const MAX_IDLE_READERS: usize = 16;

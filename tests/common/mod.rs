@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use oxid::config::Config;
-use oxid::store::{Client, Store, User};
-use oxid::types::{ClientAuthMethod, GrantType, SigningAlg};
+use oxid::model::{Client, ClientAuthMethod, GrantType, SigningAlg, User};
+use oxid::store::Store;
 use oxid::{crypto, password, server};
 use reqwest::StatusCode;
 use tokio::sync::oneshot;
@@ -81,7 +81,7 @@ impl TestOp {
     }
 
     pub async fn add_user(&self, username: &str) -> User {
-        let now = oxid::store::now();
+        let now = oxid::model::now();
         let user = User {
             id: format!("sub-{username}"),
             username: username.into(),
@@ -124,7 +124,7 @@ impl TestOp {
             id_token_signed_response_alg: SigningAlg::RS256,
             jwks: None,
             skip_consent: false,
-            created_at: oxid::store::now(),
+            created_at: oxid::model::now(),
             metadata: Default::default(),
         };
         if method == ClientAuthMethod::None {

@@ -1,0 +1,77 @@
+//! What the user-facing grants (`authorization_code`, `refresh_token`) share: the tokens issued for one
+//! grant by a user to a client.
+
+use super::{TokenResponse, invalid_grant};
+use crate::crypto;
+use crate::http::issuance::{self, IdTokenContents};
+use crate::http::{SharedState, reply};
+use crate::model::{Authentication, ClaimsRequest, Client, GrantType, RefreshToken, ScopeSet, User, now};
+use crate::protocol::OAuthError;
+use crate::protocol::claims;
+
+/// The grant's user, unless the account has since been disabled or deleted.
+pub(super) async fn active_user(state: &SharedState, user_id: &str) -> Result<User, OAuthError> {
+    match state.store.user(user_id).await.map_err(reply::internal)? {
+        Some(user) if !user.disabled => Ok(user),
+        _ => Err(invalid_grant("the user is no longer active")),
+    }
+}
+
+/// What the tokens being issued stand for: one grant by a user to the client.
+pub(super) struct Grant<'a> {
+    pub user: &'a User,
+    pub scope: ScopeSet,
+    pub id: &'a str,
+    pub auth: &'a Authentication,
+    pub nonce: Option<&'a str>,
+    /// The `claims` request parameter of the original authorization (Core 5.5).
+    pub claims: Option<&'a ClaimsRequest>,
+}
+
+/// Issues an access token with `access_scope`, a refresh token (for `offline_access`, Core 11) and an
+/// ID Token.
+pub(super) async fn issue(
+    state: &SharedState,
+    client: &Client,
+    grant: Grant<'_>,
+    access_scope: ScopeSet,
+) -> Result<TokenResponse, OAuthError> {
+    let user = grant.user;
+    let (access_token, access) =
+        issuance::access_token(state, client, Some(&user.id), access_scope, grant.id, grant.claims);
+    let refresh_token = (grant.scope.contains("offline_access") && client.allows_grant(GrantType::RefreshToken))
+        .then(crypto::random_token);
+    let refresh = refresh_token.as_ref().map(|t| {
+        let record = RefreshToken {
+            client_id: client.id.clone(),
+            user_id: user.id.clone(),
+            scope: grant.scope.clone(),
+            grant_id: grant.id.to_owned(),
+            auth: grant.auth.clone(),
+            expires_at: now() + state.config.refresh_token_lifetime as i64,
+            claims: grant.claims.cloned(),
+        };
+        (crypto::token_hash(t), record)
+    });
+    let id_token = if grant.scope.contains("openid") {
+        let contents = IdTokenContents {
+            auth: grant.auth,
+            nonce: grant.nonce,
+            access_token: Some(&access_token),
+            code: None,
+            claims: claims::id_token_claims(user, std::iter::empty(), grant.claims),
+        };
+        Some(issuance::id_token(state, client, user, contents).await?)
+    } else {
+        None
+    };
+    issuance::store_tokens(state, &access_token, &access, refresh.as_ref().map(|(h, r)| (h.as_str(), r))).await?;
+    Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: state.config.access_token_lifetime,
+        refresh_token,
+        id_token,
+        scope: access.scope.to_string(),
+    })
+}

@@ -1,0 +1,81 @@
+//! The token endpoint (RFC 6749 3.2, Core 3.1.3): it authenticates the client, checks that the client may
+//! use the grant type, and hands the request to that grant's module. Each grant keeps its own rules and
+//! store calls, so a new grant is a new file and one arm of `dispatch`.
+
+mod authorization_code;
+mod client_credentials;
+mod issue;
+mod refresh_token;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use super::params::RequestParams;
+use super::{SharedState, client_auth, reply};
+use crate::model::{Client, GrantType};
+use crate::protocol::{ErrorCode, OAuthError, Params};
+
+/// RFC 6749 5.1 (and Core 3.1.3.3 for `id_token`).
+#[derive(Serialize)]
+struct TokenResponse {
+    access_token: String,
+    token_type: &'static str,
+    expires_in: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id_token: Option<String>,
+    scope: String,
+}
+
+pub async fn token(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+    RequestParams(params): RequestParams,
+) -> Response {
+    match handle(&state, &headers, params).await {
+        Ok(body) => ([reply::NO_STORE, (header::PRAGMA, "no-cache")], axum::Json(body)).into_response(),
+        Err(e) => reply::json_error(&e),
+    }
+}
+
+fn invalid_grant(description: &'static str) -> OAuthError {
+    OAuthError::new(ErrorCode::InvalidGrant, description)
+}
+
+fn required<'a>(params: &'a Params, name: &'static str) -> Result<&'a str, OAuthError> {
+    params.get(name).ok_or_else(|| OAuthError::invalid_request(format!("{name} is missing")))
+}
+
+async fn handle(
+    state: &SharedState,
+    headers: &HeaderMap,
+    params: Result<Params, OAuthError>,
+) -> Result<TokenResponse, OAuthError> {
+    let params = params?;
+    let grant_type = required(&params, "grant_type")?;
+    let client = client_auth::authenticate(state, headers, &params).await?;
+    let grant: GrantType =
+        grant_type.parse().map_err(|_| OAuthError::new(ErrorCode::UnsupportedGrantType, "unsupported grant_type"))?;
+    if !client.allows_grant(grant) {
+        return Err(OAuthError::new(ErrorCode::UnauthorizedClient, "client may not use this grant type"));
+    }
+    let issued = dispatch(state, &client, grant, &params).await?;
+    crate::telemetry::token_issued(grant.as_str());
+    Ok(issued)
+}
+
+async fn dispatch(
+    state: &SharedState,
+    client: &Client,
+    grant: GrantType,
+    params: &Params,
+) -> Result<TokenResponse, OAuthError> {
+    match grant {
+        GrantType::AuthorizationCode => authorization_code::exchange(state, client, params).await,
+        GrantType::RefreshToken => refresh_token::exchange(state, client, params).await,
+        GrantType::ClientCredentials => client_credentials::exchange(state, client, params).await,
+    }
+}

@@ -1,0 +1,103 @@
+//! Registered clients and their metadata (Registration 1.0 2).
+
+use serde::{Deserialize, Serialize};
+
+use super::{
+    ClientAuthMethod, ClientId, Encryption, GrantType, RedirectUri, RequestObjectAlg, ResponseType, SigningAlg,
+    SubjectType, Timestamp,
+};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Client {
+    pub id: ClientId,
+    pub name: String,
+    /// Hash of the client secret (see `crypto::token_hash`); None for public clients and
+    /// private_key_jwt clients.
+    pub secret_hash: Option<String>,
+    /// The secret itself, kept only for `client_secret_jwt`, whose HMAC needs it (Core 9).
+    pub secret_for_jwt: Option<String>,
+    pub redirect_uris: Vec<RedirectUri>,
+    pub grant_types: Vec<GrantType>,
+    pub auth_method: ClientAuthMethod,
+    pub id_token_signed_response_alg: SigningAlg,
+    /// The client's public keys (JWK Set JSON) for `private_key_jwt`.
+    pub jwks: Option<String>,
+    pub skip_consent: bool,
+    pub created_at: Timestamp,
+    pub metadata: ClientMetadata,
+}
+
+/// Registration metadata (Dynamic Registration 1.0 2) beyond what every client has; stored as one JSON
+/// object so that a new field needs only a serde default.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ClientMetadata {
+    /// The response types the client may use (Registration 2 `response_types`; default `code`).
+    pub response_types: Vec<ResponseType>,
+    /// Registration 2 `default_max_age`: `max_age` for requests that do not give one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_max_age: Option<u32>,
+    /// Core 8: `public` or `pairwise` subject identifiers.
+    pub subject_type: SubjectType,
+    /// Registration 2 `sector_identifier_uri`, as registered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sector_identifier_uri: Option<String>,
+    /// The sector pairwise subjects are computed for (Core 8.1), settled at registration.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sector_identifier: Option<String>,
+    /// Registration 2 `jwks_uri`: where the client publishes its keys (instead of inline `jwks`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwks_uri: Option<String>,
+    /// Registration 2 `request_object_signing_alg`: when set, request objects must use it; `none` is
+    /// accepted only when registered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_object_signing_alg: Option<RequestObjectAlg>,
+    /// Registration 2 `request_uris`: the only `request_uri` values accepted (Core 6.2).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub request_uris: Vec<String>,
+    /// Registration 2 `id_token_encrypted_response_alg`/`_enc`: ID Tokens signed, then encrypted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token_encryption: Option<Encryption>,
+    /// Registration 2 `userinfo_signed_response_alg`: UserInfo as a JWT signed with this.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub userinfo_signed_response_alg: Option<SigningAlg>,
+    /// Registration 2 `userinfo_encrypted_response_alg`/`_enc`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub userinfo_encryption: Option<Encryption>,
+    /// Registration 2 `initiate_login_uri`: where a third party starts a login at the client (Core 4).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub initiate_login_uri: Option<String>,
+}
+
+impl Default for ClientMetadata {
+    fn default() -> Self {
+        Self {
+            response_types: vec![ResponseType::Code],
+            default_max_age: None,
+            subject_type: SubjectType::Public,
+            sector_identifier_uri: None,
+            sector_identifier: None,
+            jwks_uri: None,
+            request_object_signing_alg: None,
+            request_uris: Vec::new(),
+            id_token_encryption: None,
+            userinfo_signed_response_alg: None,
+            userinfo_encryption: None,
+            initiate_login_uri: None,
+        }
+    }
+}
+
+impl Client {
+    pub fn is_public(&self) -> bool {
+        self.auth_method == ClientAuthMethod::None
+    }
+
+    pub fn allows_grant(&self, grant: GrantType) -> bool {
+        self.grant_types.contains(&grant)
+    }
+
+    pub fn allows_response_type(&self, response_type: ResponseType) -> bool {
+        self.metadata.response_types.contains(&response_type)
+    }
+}

@@ -1,0 +1,76 @@
+//! What a user grants a client, and what is issued from it: consent, codes, access and refresh tokens.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Authentication, ClaimsRequest, ClientId, RedirectUri, ScopeSet, Timestamp};
+
+/// What an authorization code stands for (Core 3.1.2.5); stored under the hash of the code.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CodeGrant {
+    pub client_id: ClientId,
+    pub user_id: String,
+    pub redirect_uri: RedirectUri,
+    pub scope: ScopeSet,
+    pub nonce: Option<String>,
+    pub code_challenge: Option<String>,
+    /// The `claims` request parameter (Core 5.5), for the ID Token and UserInfo.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claims: Option<ClaimsRequest>,
+    #[serde(flatten)]
+    pub auth: Authentication,
+    /// All tokens issued from this code share this id, so a replayed code revokes them (RFC 6749 4.1.2).
+    pub grant_id: String,
+    pub expires_at: Timestamp,
+}
+
+/// The outcome of redeeming an authorization code.
+#[derive(Debug)]
+pub enum CodeRedemption {
+    Redeemed(Box<CodeGrant>),
+    /// The code was used before; the grant it started has been revoked.
+    Replayed,
+    Unknown,
+}
+
+/// An access token, stored under its hash.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccessToken {
+    pub client_id: ClientId,
+    /// None for `client_credentials` tokens, which act for the client itself.
+    pub user_id: Option<String>,
+    pub scope: ScopeSet,
+    pub grant_id: String,
+    pub expires_at: Timestamp,
+    /// The grant's claims request: the UserInfo claims asked for one by one and their languages.
+    pub claims: Option<ClaimsRequest>,
+}
+
+/// A refresh token, stored under its hash. All rotations of one grant share `grant_id`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RefreshToken {
+    pub client_id: ClientId,
+    pub user_id: String,
+    pub scope: ScopeSet,
+    pub grant_id: String,
+    pub auth: Authentication,
+    pub expires_at: Timestamp,
+    /// The grant's `claims` request (Core 5.5), honoured again on every refresh.
+    pub claims: Option<ClaimsRequest>,
+}
+
+/// What a user has allowed a client: scopes, and claims requested one by one (Core 5.5).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Consent {
+    pub scope: ScopeSet,
+    pub claims: BTreeSet<String>,
+}
+
+#[derive(Debug)]
+pub enum RefreshRotation {
+    Rotated(Box<RefreshToken>),
+    /// The token had already been rotated: the whole grant is now revoked (RFC 9700 4.14.2).
+    Replayed,
+    Unknown,
+}

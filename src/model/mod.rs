@@ -1,0 +1,23 @@
+//! The domain vocabulary every layer shares: protocol values (client ids, scopes, redirect URIs, grant
+//! and response types), clients, users, sessions, consents, grants, codes, tokens, keys and time.
+//!
+//! Plain data and the invariants of its construction, with no I/O: `protocol` (the rules), `jose`,
+//! `store` and `http` all build on it, and it depends on none of them.
+
+mod claims_request;
+mod client;
+mod grant;
+mod key;
+mod session;
+mod time;
+mod user;
+mod vocabulary;
+
+pub use claims_request::{ClaimRequest, ClaimsRequest, RESERVED_CLAIMS};
+pub use client::{Client, ClientMetadata};
+pub use grant::{AccessToken, CodeGrant, CodeRedemption, Consent, RefreshRotation, RefreshToken};
+pub use key::SigningKey;
+pub use session::{Authentication, BrowserSession, PendingAuthorization};
+pub use time::{Timestamp, now};
+pub use user::User;
+pub use vocabulary::*;

@@ -1,0 +1,53 @@
+//! Browser sessions, how the user authenticated, and authorization requests waiting for the user.
+
+use serde::{Deserialize, Serialize};
+
+use super::{ClientId, Timestamp};
+
+/// A signed-in browser (server side; the cookie holds a random id whose hash is `id_hash`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrowserSession {
+    pub id_hash: String,
+    /// The session id given to RPs in the `sid` claim (Front-Channel Logout 1.0 / Back-Channel 2.1).
+    pub sid: String,
+    pub user_id: String,
+    pub auth_time: Timestamp,
+    pub amr: Vec<String>,
+    pub acr: String,
+    pub expires_at: Timestamp,
+}
+
+/// How and when the user authenticated, carried from the browser session into the code and every
+/// token of the grant (Core 2: `auth_time`, `acr`, `amr`; `sid` for logout).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Authentication {
+    pub sid: String,
+    pub auth_time: Timestamp,
+    pub amr: Vec<String>,
+    pub acr: String,
+}
+
+impl BrowserSession {
+    pub fn authentication(&self) -> Authentication {
+        Authentication {
+            sid: self.sid.clone(),
+            auth_time: self.auth_time,
+            amr: self.amr.clone(),
+            acr: self.acr.clone(),
+        }
+    }
+}
+
+/// An authorization request waiting for the user (login or consent), stored so that any node can
+/// continue it.
+#[derive(Debug, Clone)]
+pub struct PendingAuthorization {
+    pub id: String,
+    pub client_id: ClientId,
+    /// The validated request, serialized by the protocol layer.
+    pub request_json: String,
+    /// The `sid` of a session created by a login during this flow.
+    pub login_sid: Option<String>,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+}
