@@ -253,7 +253,7 @@ async fn seed_demo(store: &dyn Store, config: &Config) -> anyhow::Result<()> {
         ..User::default()
     };
     store.insert_user(&user).await?;
-    let secret = crypto::random_token();
+    let secret = crypto::random_client_secret();
     let client = Client {
         id: "demo-client".parse()?,
         name: "Demo Client".into(),
@@ -509,7 +509,7 @@ fn attach_secret(client: &mut Client, given: Option<String>) -> anyhow::Result<O
         // The secret is stored as a fast hash, so it must carry enough entropy on its own.
         Some(s) if s.len() < 32 => bail!("a client secret must be at least 32 characters"),
         Some(s) => s,
-        None => crypto::random_token(),
+        None => crypto::random_client_secret(),
     };
     client.secret_hash = Some(crypto::token_hash(&secret));
     client.secret_for_jwt = (client.auth_method == ClientAuthMethod::ClientSecretJwt).then(|| secret.clone());

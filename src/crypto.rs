@@ -7,7 +7,17 @@ use openssl::hash::{MessageDigest, hash};
 
 /// A fresh random token of 256 bits, base64url without padding (RFC 9700 4.x: unguessable values).
 pub fn random_token() -> String {
-    let mut buf = [0u8; 32];
+    random_b64url::<32>()
+}
+
+/// A fresh client secret of 512 bits (86 characters): long enough for every HMAC algorithm the OP
+/// advertises for `client_secret_jwt` (RFC 7518 3.2: HS512 needs a key of at least 64 bytes).
+pub fn random_client_secret() -> String {
+    random_b64url::<64>()
+}
+
+fn random_b64url<const N: usize>() -> String {
+    let mut buf = [0u8; N];
     openssl::rand::rand_bytes(&mut buf).expect("the OpenSSL CSPRNG is available");
     URL_SAFE_NO_PAD.encode(buf)
 }
@@ -39,10 +49,39 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && openssl::memcmp::eq(a, b)
 }
 
-/// HMAC-SHA256, used to bind a CSRF token to a browser cookie and a flow.
-pub fn hmac_sha256(key: &[u8], msg: &[u8]) -> Vec<u8> {
-    let pkey = openssl::pkey::PKey::hmac(key).expect("HMAC key");
-    let mut signer = openssl::sign::Signer::new(MessageDigest::sha256(), &pkey).expect("HMAC signer");
+/// The hash functions HMAC is used with (RFC 7518 3.2: HS256, HS384, HS512).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HmacHash {
+    Sha256,
+    Sha384,
+    Sha512,
+}
+
+impl HmacHash {
+    /// The output size in bytes, which is also the least key size RFC 7518 3.2 allows.
+    pub fn output_len(self) -> usize {
+        match self {
+            Self::Sha256 => 32,
+            Self::Sha384 => 48,
+            Self::Sha512 => 64,
+        }
+    }
+
+    fn digest(self) -> MessageDigest {
+        match self {
+            Self::Sha256 => MessageDigest::sha256(),
+            Self::Sha384 => MessageDigest::sha384(),
+            Self::Sha512 => MessageDigest::sha512(),
+        }
+    }
+}
+
+/// HMAC (RFC 2104) of `msg` under `key`. Any key is accepted: OpenSSL refuses an empty one, which RFC
+/// 2104 2 pads with zeros like every short key, so it is given as the equivalent single zero byte.
+pub fn hmac(hash: HmacHash, key: &[u8], msg: &[u8]) -> Vec<u8> {
+    let key = if key.is_empty() { &[0u8][..] } else { key };
+    let pkey = openssl::pkey::PKey::hmac(key).expect("OpenSSL accepts any non-empty HMAC key");
+    let mut signer = openssl::sign::Signer::new(hash.digest(), &pkey).expect("HMAC signer");
     signer.update(msg).expect("HMAC update");
     signer.sign_to_vec().expect("HMAC sign")
 }
@@ -57,6 +96,16 @@ mod tests {
         assert_eq!(a.len(), 43);
         assert_ne!(a, random_token());
         assert!(a.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+    }
+
+    #[test]
+    fn hmac_matches_rfc_4231_and_takes_any_key() {
+        // RFC 4231 4.3 (test case 2).
+        let mac = hmac(HmacHash::Sha256, b"Jefe", b"what do ya want for nothing?");
+        assert_eq!(b64url(&mac), "W9zBRr9gdU5qBCQmCJV1x1oAPwidJzmDnexYuWTsOEM");
+        assert_eq!(hmac(HmacHash::Sha512, b"", b"x").len(), 64);
+        assert_eq!(hmac(HmacHash::Sha384, b"", b"x"), hmac(HmacHash::Sha384, b"\0", b"x"), "RFC 2104 zero padding");
+        assert_eq!(random_client_secret().len(), 86);
     }
 
     #[test]

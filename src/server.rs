@@ -48,8 +48,9 @@ pub async fn prepare(config: Config, store: Arc<dyn Store>) -> anyhow::Result<Sh
     let ring = load_key_ring(store.as_ref(), &config, &decryption).await?;
     let pages = Pages::load(config.templates_dir.as_deref()).map_err(|e| anyhow::anyhow!(e))?;
     let pairwise_salt = store.secret("pairwise_salt", &crate::crypto::random_token()).await?;
-    let keys = OpKeys { signing: SharedKeyRing::new(ring), decryption };
-    Ok(Arc::new(AppState::new(config, store, keys, pages, pairwise_salt)))
+    let csrf_key = store.secret("csrf_key", &crate::crypto::random_token()).await?;
+    let keys = OpKeys { signing: SharedKeyRing::new(ring), decryption, pairwise_salt, csrf_key };
+    Ok(Arc::new(AppState::new(config, store, keys, pages)))
 }
 
 /// Serves HTTP on `listener` until `shutdown` resolves; in-flight requests are allowed to finish.

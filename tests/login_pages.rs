@@ -67,6 +67,40 @@ async fn forms_without_a_valid_csrf_token_are_refused() {
         .post("/login", &[("request", &request), ("csrf_token", &csrf), ("username", "alice"), ("password", PASSWORD)])
         .await;
     assert_eq!(r.status, 400);
+
+    // A cookie the attacker chose (cookie tossing) does not let them mint tokens: the token is a MAC
+    // under a server-side key, not under the cookie (the old double-submit scheme is refused).
+    let tossed = "A".repeat(43);
+    let naive = oxid::crypto::b64url(&oxid::crypto::hmac(
+        oxid::crypto::HmacHash::Sha256,
+        tossed.as_bytes(),
+        request.as_bytes(),
+    ));
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let form = [("request", request.as_str()), ("csrf_token", &naive), ("username", "alice"), ("password", PASSWORD)];
+    let r = http.post(op.url("/login")).header("cookie", format!("oxid_csrf={tossed}")).form(&form).send().await;
+    assert_eq!(r.unwrap().status(), 400);
+}
+
+/// Malformed CSRF cookies (empty, short, not base64url) are a 400 page on every form, never a dropped
+/// connection or a 500.
+#[tokio::test]
+async fn malformed_csrf_cookies_are_a_400_page() {
+    let op = setup().await;
+    let b = Browser::new(&op);
+    let page = login_page(&op, &b).await;
+    let request = page.hidden("request");
+    let csrf = page.hidden("csrf_token");
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    for path in ["/login", "/consent", "/signup"] {
+        for cookie in ["oxid_csrf=", "oxid_csrf=x", "oxid_csrf=%00%ff", "oxid_csrf=\"\"", "oxid_csrf"] {
+            let form = [("request", request.as_str()), ("csrf_token", &csrf), ("username", "a"), ("password", "b")];
+            let r = http.post(op.url(path)).header("cookie", cookie).form(&form).send().await;
+            let r = r.unwrap_or_else(|e| panic!("{path} with {cookie:?}: {e}"));
+            assert_eq!(r.status(), 400, "{path} with {cookie:?}");
+            assert!(r.text().await.unwrap().contains("<html"), "{path} with {cookie:?}: an error page");
+        }
+    }
 }
 
 #[tokio::test]
@@ -138,7 +172,12 @@ async fn secure_cookies_for_https_issuers() {
     let b = Browser::new(&op);
     let page = b.follow(b.get(&op.authorize_url("webapp", "")).await).await;
     let cookie = page.headers["set-cookie"].to_str().unwrap();
-    assert!(cookie.starts_with("oxid_csrf=") && cookie.contains("Secure") && cookie.contains("HttpOnly"), "{cookie}");
+    // RFC 6265bis 4.1.3.2: `__Host-` cookies cannot be planted by a sibling subdomain.
+    assert!(
+        cookie.starts_with("__Host-oxid_csrf=") && cookie.contains("Secure") && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
+    assert!(cookie.contains("Path=/") && !cookie.contains("Domain"), "{cookie}");
 }
 
 #[tokio::test]

@@ -155,7 +155,7 @@ async fn unsigned_request_objects_only_where_registered() {
 /// the query's state (the object's cannot be trusted).
 #[tokio::test]
 async fn bad_request_objects_are_refused() {
-    let (op, key, _) = setup().await;
+    let (op, key, secret) = setup().await;
     let other_key = client_key();
     let good = request_claims(&op, "rp");
     let with = |name: &str, value: Value| {
@@ -168,6 +168,9 @@ async fn bad_request_objects_are_refused() {
         ("a wrong aud", sign(&key, &with("aud", json!("https://someone-else.example")))),
         ("a wrong iss", sign(&key, &with("iss", json!("other-client")))),
         ("an expired object", sign(&key, &with("exp", json!(oxid::model::now() - 3600)))),
+        ("an exp at the smallest i64", sign(&key, &with("exp", json!(i64::MIN)))),
+        ("an nbf in the future", sign(&key, &with("nbf", json!(oxid::model::now() + 3600)))),
+        ("an nbf at the largest i64", sign(&key, &with("nbf", json!(i64::MAX)))),
         ("a mismatched client_id", sign(&key, &with("client_id", json!("other-client")))),
         ("a mismatched response_type", sign(&key, &with("response_type", json!("code id_token")))),
         ("garbage", "not.a.jwt".to_owned()),
@@ -182,6 +185,12 @@ async fn bad_request_objects_are_refused() {
         assert_eq!(q["error"], "invalid_request_object", "{what}");
         assert_eq!(q["state"], "from-the-query", "{what}");
     }
+    // The extremes the other way are merely valid (no overflow).
+    let mut extremes = good.clone();
+    extremes["exp"] = json!(i64::MAX);
+    extremes["nbf"] = json!(i64::MIN);
+    let far = sign(&key, &extremes);
+    sign_in_with_object(&op, "rp", &secret, &authorize_url(&op, "rp", &format!("&request={far}"))).await;
     // request and request_uri together.
     let jwt = sign(&key, &good);
     let page = b.get(&authorize_url(&op, "rp", &format!("&request={jwt}&request_uri=https%3A%2F%2Fx"))).await;
@@ -191,6 +200,25 @@ async fn bad_request_objects_are_refused() {
     let page = b.get(&authorize_url(&op, "rp", &format!("&request={evil}"))).await;
     assert_eq!(page.status, 400);
     assert!(page.location.is_none());
+}
+
+/// Registration 2 `request_object_signing_alg`: an object signed with another algorithm is refused, even
+/// when the signature itself is good.
+#[tokio::test]
+async fn the_registered_algorithm_is_enforced() {
+    let op = TestOp::start().await;
+    let key = client_key(); // ES256
+    let jwks = key.jwks.clone();
+    op.add_client("rs-only", ClientAuthMethod::ClientSecretBasic, |c| {
+        c.jwks = Some(jwks);
+        c.metadata.request_object_signing_alg = Some(RequestObjectAlg::Signed(oxid::model::SigningAlg::RS256));
+    })
+    .await;
+    let jwt = sign(&key, &request_claims(&op, "rs-only"));
+    let page = Browser::new(&op).get(&authorize_url(&op, "rs-only", &format!("&request={jwt}"))).await;
+    let q = query(&page.location.unwrap());
+    assert_eq!(q["error"], "invalid_request_object");
+    assert!(q["error_description"].contains("registered algorithm"), "{q:?}");
 }
 
 #[tokio::test]

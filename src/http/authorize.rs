@@ -117,7 +117,7 @@ pub(super) async fn current_session(
     state: &SharedState,
     jar: &CookieJar,
 ) -> Result<Option<BrowserSession>, StoreError> {
-    match cookies::session_hash(jar) {
+    match cookies::session_hash(&state.config, jar) {
         Some(hash) => state.store.session(&hash, now()).await,
         None => Ok(None),
     }

@@ -1,15 +1,23 @@
 //! The browser-facing cookies: the session cookie and the CSRF cookie.
+//!
+//! When the issuer is https the names carry the `__Host-` prefix (RFC 6265bis 4.1.3.2): the browser
+//! then accepts such a cookie only from this very host, over https, for path `/`, so a sibling
+//! subdomain cannot plant one ("cookie tossing").
 
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 
 use crate::config::Config;
-use crate::crypto;
+use crate::crypto::{self, HmacHash};
 
-pub const SESSION: &str = "oxid_session";
-const CSRF: &str = "oxid_csrf";
+const SESSION: (&str, &str) = ("oxid_session", "__Host-oxid_session");
+const CSRF: (&str, &str) = ("oxid_csrf", "__Host-oxid_csrf");
 
-fn build(config: &Config, name: &'static str, value: String, max_age: Option<u64>) -> Cookie<'static> {
-    let mut cookie = Cookie::build((name, value))
+fn name(config: &Config, names: (&'static str, &'static str)) -> &'static str {
+    if config.secure_cookies() { names.1 } else { names.0 }
+}
+
+fn build(config: &Config, names: (&'static str, &'static str), value: String, max_age: Option<u64>) -> Cookie<'static> {
+    let mut cookie = Cookie::build((name(config, names), value))
         .path("/")
         .http_only(true)
         // Lax: the session must reach /authorize on the top-level navigation from the client.
@@ -32,35 +40,46 @@ pub fn session_cookie(config: &Config, session_id: String) -> Cookie<'static> {
 }
 
 /// The hash under which the current browser session is stored, if the browser sent one.
-pub fn session_hash(jar: &CookieJar) -> Option<String> {
-    jar.get(SESSION).map(|c| crypto::token_hash(c.value()))
+pub fn session_hash(config: &Config, jar: &CookieJar) -> Option<String> {
+    jar.get(name(config, SESSION)).map(|c| crypto::token_hash(c.value()))
 }
 
-/// Makes sure the browser has a CSRF secret; returns the jar to send and the secret.
-pub fn ensure_csrf_secret(config: &Config, jar: CookieJar) -> (CookieJar, String) {
-    match jar.get(CSRF) {
-        Some(c) if c.value().len() == 43 => {
-            let value = c.value().to_owned();
-            (jar, value)
+/// The browser's CSRF binding: a random value of ours (43 base64url characters), or nothing usable.
+fn csrf_binding<'a>(config: &Config, jar: &'a CookieJar) -> Option<&'a str> {
+    let value = jar.get(name(config, CSRF))?.value();
+    (value.len() == 43 && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')).then_some(value)
+}
+
+/// The CSRF token for a form of the flow `request_id`, and the jar to send (with a new binding cookie if
+/// the browser had none). The token is a MAC under the OP's secret `key` (shared by the nodes) of the
+/// browser's binding and the flow: nobody without the key can make one, and it is good for this
+/// browser and this flow only (signed double-submit).
+pub fn csrf_form_token(config: &Config, key: &[u8], jar: CookieJar, request_id: &str) -> (CookieJar, String) {
+    let (jar, binding) = match csrf_binding(config, &jar) {
+        Some(binding) => {
+            let binding = binding.to_owned();
+            (jar, binding)
         }
-        _ => {
-            let value = crypto::random_token();
-            (jar.add(build(config, CSRF, value.clone(), None)), value)
+        None => {
+            let binding = crypto::random_token();
+            (jar.add(build(config, CSRF, binding.clone(), None)), binding)
         }
-    }
+    };
+    let token = csrf_token(key, &binding, request_id);
+    (jar, token)
 }
 
-/// The token a form carries: bound to this browser's CSRF secret and to the flow it belongs to, so it
-/// can be neither forged nor moved to another browser or flow (signed double-submit).
-pub fn csrf_token(secret: &str, request_id: &str) -> String {
-    crypto::b64url(&crypto::hmac_sha256(secret.as_bytes(), request_id.as_bytes()))
+fn csrf_token(key: &[u8], binding: &str, request_id: &str) -> String {
+    let message = format!("{binding}.{request_id}");
+    crypto::b64url(&crypto::hmac(HmacHash::Sha256, key, message.as_bytes()))
 }
 
-pub fn csrf_valid(jar: &CookieJar, request_id: &str, token: Option<&str>) -> bool {
-    match (jar.get(CSRF), token) {
-        (Some(secret), Some(token)) => {
-            let expected = csrf_token(secret.value(), request_id);
-            crypto::constant_time_eq(expected.as_bytes(), token.as_bytes())
+/// Whether `token` is the CSRF token of this browser for the flow `request_id`. A missing, empty or
+/// malformed cookie is simply not valid.
+pub fn csrf_valid(config: &Config, key: &[u8], jar: &CookieJar, request_id: &str, token: Option<&str>) -> bool {
+    match (csrf_binding(config, jar), token) {
+        (Some(binding), Some(token)) => {
+            crypto::constant_time_eq(csrf_token(key, binding, request_id).as_bytes(), token.as_bytes())
         }
         _ => false,
     }

@@ -52,11 +52,11 @@ fn login_form(
     username: Option<&str>,
     error: Option<&str>,
 ) -> Response {
-    let (jar, secret) = cookies::ensure_csrf_secret(&state.config, jar);
+    let (jar, csrf_token) = cookies::csrf_form_token(&state.config, &state.csrf_key, jar, flow.id);
     let ctx = context! {
         client_name => &flow.client.name,
         request_id => flow.id,
-        csrf_token => cookies::csrf_token(&secret, flow.id),
+        csrf_token => csrf_token,
         login_hint => username.or(flow.request.login_hint.as_deref()),
         error => error.map(|key| locale.text(key)),
         signup => state.config.self_registration,
@@ -106,7 +106,7 @@ pub(super) async fn submitted(
 ) -> Result<Submitted, Response> {
     let params = params.map_err(|e| reply::error_page(state, &e))?;
     let request_id = params.get("request").unwrap_or_default();
-    if !cookies::csrf_valid(jar, request_id, params.get("csrf_token")) {
+    if !cookies::csrf_valid(&state.config, &state.csrf_key, jar, request_id, params.get("csrf_token")) {
         let e =
             OAuthError::invalid_request("the form has expired or did not come from this site; go back and try again");
         return Err(reply::error_page(state, &e));
@@ -203,7 +203,7 @@ pub(super) async fn start_session(
     user_id: String,
     request_id: &str,
 ) -> Result<CookieJar, StoreError> {
-    if let Some(old) = cookies::session_hash(&jar) {
+    if let Some(old) = cookies::session_hash(&state.config, &jar) {
         state.store.delete_session(&old).await?;
     }
     let raw_id = crypto::random_token();
@@ -266,13 +266,13 @@ pub async fn consent_page(
         let claims = individually.into_iter().collect::<Vec<_>>().join(", ");
         scopes.push(format!("{} {claims}", locale.text("individual_claims")));
     }
-    let (jar, secret) = cookies::ensure_csrf_secret(&state.config, jar);
+    let (jar, csrf_token) = cookies::csrf_form_token(&state.config, &state.csrf_key, jar, &q.request);
     let ctx = context! {
         client_name => &client.name,
         scopes => scopes,
         username => &user.username,
         request_id => &q.request,
-        csrf_token => cookies::csrf_token(&secret, &q.request),
+        csrf_token => csrf_token,
         t => locale.messages(),
         lang => &locale.tag,
         display => request.display.map(Display::as_str),

@@ -51,6 +51,8 @@ pub struct AppState {
     pub scope_claims: ScopeClaims,
     /// The secret salt of pairwise subject identifiers (Core 8.1), shared by every node.
     pub pairwise_salt: String,
+    /// The key CSRF tokens are MACs under, shared by every node.
+    pub csrf_key: Vec<u8>,
     /// For documents clients point to: JWK Sets, request objects.
     pub fetcher: Fetcher,
     /// Decrypts request objects encrypted to the OP (Core 6.1).
@@ -59,15 +61,20 @@ pub struct AppState {
 
 pub type SharedState = Arc<AppState>;
 
-/// The OP's own keys: signing keys (rotated, refreshed from the store) and request object decryption keys.
+/// The OP's own keys: signing keys (rotated, refreshed from the store), request object decryption keys,
+/// and the secrets every node shares.
 pub struct OpKeys {
     pub signing: SharedKeyRing,
     pub decryption: DecryptionKeys,
+    /// The salt of pairwise subject identifiers (Core 8.1).
+    pub pairwise_salt: String,
+    /// The key of CSRF tokens.
+    pub csrf_key: String,
 }
 
 impl AppState {
-    pub fn new(config: Config, store: Arc<dyn Store>, keys: OpKeys, pages: Pages, pairwise_salt: String) -> Self {
-        let OpKeys { signing: keys, decryption } = keys;
+    pub fn new(config: Config, store: Arc<dyn Store>, keys: OpKeys, pages: Pages) -> Self {
+        let OpKeys { signing: keys, decryption, pairwise_salt, csrf_key } = keys;
         let scope_claims = ScopeClaims::new(&config.scope_claims);
         let discovery_json = discovery::document(&config, &scope_claims, &pages.tags());
         let token_endpoint = format!("{}/token", config.issuer);
@@ -82,6 +89,7 @@ impl AppState {
             token_endpoint,
             scope_claims,
             pairwise_salt,
+            csrf_key: csrf_key.into_bytes(),
             fetcher,
         }
     }

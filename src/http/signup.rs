@@ -43,11 +43,11 @@ fn form(
     entered: &Entered<'_>,
     error: Option<&str>,
 ) -> Response {
-    let (jar, secret) = cookies::ensure_csrf_secret(&state.config, jar);
+    let (jar, csrf_token) = cookies::csrf_form_token(&state.config, &state.csrf_key, jar, page.request_id);
     let ctx = context! {
         client_name => page.client_name,
         request_id => page.request_id,
-        csrf_token => cookies::csrf_token(&secret, page.request_id),
+        csrf_token => csrf_token,
         username => entered.username,
         email => entered.email,
         name => entered.name,

@@ -94,10 +94,11 @@ pub fn verify(
     if checked.aud.as_ref().is_some_and(|aud| !aud.names(issuer)) {
         return Err(RequestObjectError("the request object aud must be this OP's issuer"));
     }
-    if checked.exp.is_some_and(|exp| exp + CLOCK_SKEW <= now) {
+    // Saturating: `exp` and `nbf` come from the client and may be any i64.
+    if checked.exp.is_some_and(|exp| exp.saturating_add(CLOCK_SKEW) <= now) {
         return Err(RequestObjectError("the request object has expired"));
     }
-    if checked.nbf.is_some_and(|nbf| nbf - CLOCK_SKEW > now) {
+    if checked.nbf.is_some_and(|nbf| nbf.saturating_sub(CLOCK_SKEW) > now) {
         return Err(RequestObjectError("the request object is not yet valid"));
     }
     Ok(claims)
