@@ -11,7 +11,8 @@ use crate::crypto;
 use crate::jose::keys;
 use crate::key_management;
 use crate::model::{
-    Client, ClientAuthMethod, ClientId, ClientMetadata, Encryption, GrantType, RedirectUri, SigningAlg, User, now,
+    Client, ClientAuthMethod, ClientId, ClientMetadata, Encryption, GrantType, RedirectUri, ScopeSet, SigningAlg, User,
+    now,
 };
 use crate::password;
 use crate::server;
@@ -141,6 +142,9 @@ pub struct ClientAdd {
     /// ID Token signing algorithm for this client.
     #[arg(long, default_value = "RS256")]
     id_token_alg: String,
+    /// A scope the client may obtain for itself with client_credentials (repeatable; RFC 7591 `scope`).
+    #[arg(long = "scope", value_name = "SCOPE")]
+    scopes: Vec<String>,
     /// A response type the client may use, e.g. "code id_token" (repeatable; default: code).
     #[arg(long = "response-type", value_name = "TYPE")]
     response_types: Vec<String>,
@@ -437,6 +441,10 @@ fn build_client(a: &ClientAdd) -> anyhow::Result<Client> {
             bail!("{uri}: only https URLs can be fetched");
         }
     }
+    for scope in &a.scopes {
+        let scope = ScopeSet::parse(scope).map_err(|e| anyhow::anyhow!("--scope: {e}"))?;
+        metadata.scope = metadata.scope.union(&scope);
+    }
     if !a.response_types.is_empty() {
         metadata.response_types = a
             .response_types
@@ -444,6 +452,10 @@ fn build_client(a: &ClientAdd) -> anyhow::Result<Client> {
             .map(|r| r.parse())
             .collect::<Result<_, _>>()
             .map_err(|e| anyhow::anyhow!("--response-type: {e}"))?;
+    }
+    if a.response_types.is_empty() && !grant_types.contains(&GrantType::AuthorizationCode) {
+        // The default `code` makes no sense for a client without the grant (a service account).
+        metadata.response_types.clear();
     }
     if metadata.response_types.iter().any(|r| r.has_code()) && !grant_types.contains(&GrantType::AuthorizationCode) {
         bail!("response types with a code need the authorization_code grant");
@@ -523,6 +535,9 @@ fn print_client(c: &Client) {
     println!("grant_types:   {}", c.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>().join(" "));
     for r in &c.metadata.response_types {
         println!("response_type: {r}");
+    }
+    if !c.metadata.scope.is_empty() {
+        println!("scope:         {}", c.metadata.scope);
     }
     if let Some(age) = c.metadata.default_max_age {
         println!("default_max_age: {age}");

@@ -31,6 +31,13 @@ fn ok(output: Output) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
 
+/// Asserts that a command failed at run time (exit code 1) saying `message` on standard error.
+fn refused(output: Output, message: &str) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "stderr: {stderr}");
+    assert!(stderr.contains(message), "expected {message:?} in: {stderr}");
+}
+
 fn value_of(stdout: &str, key: &str) -> String {
     stdout
         .lines()
@@ -83,8 +90,14 @@ fn users_are_managed_from_the_cli() {
     ));
     assert!(out.contains("added user alice"));
     // Duplicate, short password, and missing --password-stdin are errors.
-    assert!(!oxid(d, &["user", "add", "alice", "--password-stdin"], Some("another-password\n")).status.success());
-    assert!(!oxid(d, &["user", "add", "bob", "--password-stdin"], Some("short\n")).status.success());
+    refused(
+        oxid(d, &["user", "add", "alice", "--password-stdin"], Some("another-password\n")),
+        "user alice already exists",
+    );
+    refused(
+        oxid(d, &["user", "add", "bob", "--password-stdin"], Some("short\n")),
+        "password must be 8 to 1024 characters",
+    );
     assert_eq!(oxid(d, &["user", "add", "bob"], None).status.code(), Some(2));
     let list = ok(oxid(d, &["user", "list"], None));
     assert!(list.contains("alice") && list.contains("a@example.com") && list.contains("active"));
@@ -97,16 +110,22 @@ fn users_are_managed_from_the_cli() {
     let claims = ok(oxid(d, &set, None));
     assert!(claims.contains("nickname: \"Caz\"") && claims.contains("birthdate: \"1980-01-02\""), "{claims}");
     assert!(claims.contains("name#fr: \"Carole\"") && !claims.contains("groups"), "{claims}");
-    for bad in ["birthdate=yesterday", "sub=other", "email=x@example.com", "noequals", "picture=[1"] {
-        assert!(!oxid(d, &["user", "claims", "carol", "--set", bad], None).status.success(), "{bad}");
+    for (bad, bad_message) in [
+        ("birthdate=yesterday", "birthdate must be YYYY-MM-DD"),
+        ("sub=other", "sub describes the token"),
+        ("email=x@example.com", "email has its own option"),
+        ("noequals", "takes NAME=VALUE"),
+        ("picture=[1", "picture: the value is not valid JSON"),
+    ] {
+        refused(oxid(d, &["user", "claims", "carol", "--set", bad], None), bad_message);
     }
-    assert!(!oxid(d, &["user", "claims", "nobody"], None).status.success());
+    refused(oxid(d, &["user", "claims", "nobody"], None), "no user nobody");
     ok(oxid(d, &["user", "passwd", "alice", "--password-stdin"], Some("new-password-123\n")));
     ok(oxid(d, &["user", "disable", "alice"], None));
     assert!(ok(oxid(d, &["user", "list"], None)).contains("disabled"));
     ok(oxid(d, &["user", "delete", "alice"], None));
     assert!(!ok(oxid(d, &["user", "list"], None)).contains("alice"));
-    assert!(!oxid(d, &["user", "delete", "alice"], None).status.success());
+    refused(oxid(d, &["user", "delete", "alice"], None), "no user alice");
 }
 
 #[test]
@@ -125,10 +144,13 @@ fn clients_and_keys_are_managed_from_the_cli() {
         ok(oxid(d, &["client", "add", "--name", "SPA", "--redirect-uri", "https://spa.example/cb", "--public"], None));
     assert!(!out.contains("client_secret"), "public clients get no secret");
     // Invalid registrations.
-    assert!(!oxid(d, &["client", "add", "--name", "X", "--redirect-uri", "https://x/cb#frag"], None).status.success());
-    assert!(!oxid(d, &["client", "add", "--name", "X"], None).status.success(), "code flow needs a redirect URI");
-    assert!(
-        !oxid(
+    refused(
+        oxid(d, &["client", "add", "--name", "X", "--redirect-uri", "https://x/cb#frag"], None),
+        "redirect_uri must not contain a fragment",
+    );
+    refused(oxid(d, &["client", "add", "--name", "X"], None), "at least one --redirect-uri is needed");
+    refused(
+        oxid(
             d,
             &[
                 "client",
@@ -139,30 +161,27 @@ fn clients_and_keys_are_managed_from_the_cli() {
                 "https://x/cb",
                 "--public",
                 "--grant-type",
-                "client_credentials"
+                "client_credentials",
             ],
-            None
-        )
-        .status
-        .success()
+            None,
+        ),
+        "public clients cannot use client_credentials",
     );
-    assert!(
-        !oxid(
+    refused(
+        oxid(
             d,
             &["client", "add", "--name", "X", "--redirect-uri", "https://x/cb", "--auth-method", "private_key_jwt"],
-            None
-        )
-        .status
-        .success()
+            None,
+        ),
+        "private_key_jwt needs --jwks FILE or --jwks-uri URL",
     );
-    assert!(
-        !oxid(
+    refused(
+        oxid(
             d,
             &["client", "add", "--name", "X", "--redirect-uri", "https://x/cb", "--secret-stdin"],
-            Some("too-short\n")
-        )
-        .status
-        .success()
+            Some("too-short\n"),
+        ),
+        "a client secret must be at least 32 characters",
     );
     let out = ok(oxid(
         d,
@@ -190,7 +209,12 @@ fn clients_and_keys_are_managed_from_the_cli() {
     let show = ok(oxid(d, &["client", "show", "hybrid"], None));
     assert!(show.contains("response_type: code id_token") && show.contains("response_type: code\n"), "{show}");
     let bad = ["client", "add", "--name", "X", "--redirect-uri", "https://x/cb", "--response-type", "token"];
-    assert!(!oxid(d, &bad, None).status.success(), "bare token is not offered");
+    refused(oxid(d, &bad, None), "unsupported response_type: token");
+    // Scopes the client may obtain for itself (RFC 7591 2 `scope`), for client_credentials.
+    let service = ["client", "add", "--name", "Svc", "--grant-type", "client_credentials"];
+    ok(oxid(d, &[&service[..], &["--id", "svc", "--scope", "api.read", "--scope", "api.write"]].concat(), None));
+    assert!(ok(oxid(d, &["client", "show", "svc"], None)).contains("scope:         api.read api.write"));
+    refused(oxid(d, &[&service[..], &["--scope", "bad\\scope"]].concat(), None), "--scope");
     // Pairwise subjects (Core 8.1): the redirect URIs' one host is the sector; several hosts need a
     // sector_identifier_uri (tests/subjects.rs fetches one).
     let pairwise = [
@@ -220,7 +244,7 @@ fn clients_and_keys_are_managed_from_the_cli() {
         "--subject-type",
         "pairwise",
     ];
-    assert!(!oxid(d, &two_hosts, None).status.success());
+    refused(oxid(d, &two_hosts, None), "redirect URIs on several hosts need a sector_identifier_uri");
 
     let show = ok(oxid(d, &["client", "show", "web"], None));
     assert!(show.contains("https://rp.example/cb") && show.contains("client_secret_basic"));
@@ -230,7 +254,7 @@ fn clients_and_keys_are_managed_from_the_cli() {
     assert_ne!(rotated, secret);
     assert!(ok(oxid(d, &["client", "list"], None)).contains("web"));
     ok(oxid(d, &["client", "delete", "web"], None));
-    assert!(!oxid(d, &["client", "show", "web"], None).status.success());
+    refused(oxid(d, &["client", "show", "web"], None), "no client web");
 
     let keys = ok(oxid(d, &["keys", "list"], None));
     for alg in ["RS256", "ES256", "EdDSA", "PS256"] {

@@ -186,16 +186,29 @@ async fn malformed_token_requests_get_spec_errors() {
 
 #[tokio::test]
 async fn client_credentials_for_confidential_clients() {
-    let (op, secret) = setup().await;
+    let op = TestOp::start().await;
+    let (_, secret) = op
+        .add_client("webapp", ClientAuthMethod::ClientSecretBasic, |c| {
+            c.metadata.scope = "api.read api.write".parse().unwrap();
+        })
+        .await;
+    let secret = secret.unwrap();
     let http = reqwest::Client::new();
-    let form = [("grant_type", "client_credentials"), ("scope", "api.read openid")];
-    let (s, b) =
-        json(http.post(op.url("/token")).basic_auth("webapp", Some(&secret)).form(&form).send().await.unwrap()).await;
+    let cc = |form: &'static [(&'static str, &'static str)]| {
+        http.post(op.url("/token")).basic_auth("webapp", Some(&secret)).form(form).send()
+    };
+    let form = &[("grant_type", "client_credentials"), ("scope", "api.read openid")];
+    let (s, b) = json(cc(form).await.unwrap()).await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["scope"], "api.read", "user scopes are not granted without a user");
     assert!(b.get("refresh_token").is_none() && b.get("id_token").is_none());
     // The token is for the client, not a user: UserInfo refuses it (RFC 6750 3.1 insufficient_scope).
     assert_eq!(userinfo_status(&op, b["access_token"].as_str().unwrap()).await, 403);
+    // RFC 6749 3.3: no scope parameter means the registered default; a scope not registered is refused.
+    let (s, b) = json(cc(&[("grant_type", "client_credentials")]).await.unwrap()).await;
+    assert_eq!((s.as_u16(), b["scope"].as_str()), (200, Some("api.read api.write")), "{b}");
+    let (s, b) = json(cc(&[("grant_type", "client_credentials"), ("scope", "api.read admin")]).await.unwrap()).await;
+    assert_oauth_error(s, &b, 400, "invalid_scope");
     // A client not registered for the grant.
     let (_, s2) = op
         .add_client("nocc", ClientAuthMethod::ClientSecretBasic, |c| {
@@ -203,7 +216,7 @@ async fn client_credentials_for_confidential_clients() {
         })
         .await;
     let (s, b) =
-        json(http.post(op.url("/token")).basic_auth("nocc", s2.as_deref()).form(&form).send().await.unwrap()).await;
+        json(http.post(op.url("/token")).basic_auth("nocc", s2.as_deref()).form(form).send().await.unwrap()).await;
     assert_oauth_error(s, &b, 400, "unauthorized_client");
 }
 

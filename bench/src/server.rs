@@ -84,6 +84,8 @@ pub async fn start(binary: &Path, database_url: Option<&str>, cpu: Option<usize>
             "refresh_token",
             "--grant-type",
             "client_credentials",
+            "--scope",
+            "api",
         ],
         Some(&format!("{CLIENT_SECRET}\n")),
     )?;

@@ -3,8 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    ClientAuthMethod, ClientId, Encryption, GrantType, RedirectUri, RequestObjectAlg, ResponseType, SigningAlg,
-    SubjectType, Timestamp,
+    ClientAuthMethod, ClientId, Encryption, GrantType, RedirectUri, RequestObjectAlg, ResponseType, ScopeSet,
+    SigningAlg, SubjectType, Timestamp,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +67,10 @@ pub struct ClientMetadata {
     /// Registration 2 `initiate_login_uri`: where a third party starts a login at the client (Core 4).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub initiate_login_uri: Option<String>,
+    /// RFC 7591 2 `scope`: the scopes the client may obtain for itself with `client_credentials` (and
+    /// the default when such a request names none).
+    #[serde(skip_serializing_if = "ScopeSet::is_empty")]
+    pub scope: ScopeSet,
 }
 
 impl Default for ClientMetadata {
@@ -84,6 +88,7 @@ impl Default for ClientMetadata {
             userinfo_signed_response_alg: None,
             userinfo_encryption: None,
             initiate_login_uri: None,
+            scope: ScopeSet::default(),
         }
     }
 }

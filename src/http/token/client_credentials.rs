@@ -6,6 +6,9 @@ use crate::http::{SharedState, issuance};
 use crate::model::{Client, ScopeSet};
 use crate::protocol::{ErrorCode, OAuthError, Params};
 
+/// Scopes that ask for an end-user's claims or sessions.
+const USER_SCOPES: &[&str] = &["openid", "offline_access", "profile", "email", "address", "phone"];
+
 pub(super) async fn exchange(
     state: &SharedState,
     client: &Client,
@@ -14,12 +17,21 @@ pub(super) async fn exchange(
     if client.is_public() {
         return Err(OAuthError::new(ErrorCode::UnauthorizedClient, "public clients cannot use client_credentials"));
     }
-    let scope = ScopeSet::parse(params.get("scope").unwrap_or_default())
-        .map_err(|_| OAuthError::new(ErrorCode::InvalidScope, "scope is malformed"))?;
-    // Scopes about an end-user make no sense without one.
-    let scope = ["openid", "offline_access", "profile", "email", "address", "phone"]
-        .iter()
-        .fold(scope, |s, user_scope| s.without(user_scope));
+    let registered = &client.metadata.scope;
+    let scope = match params.get("scope") {
+        Some(asked) => {
+            let asked =
+                ScopeSet::parse(asked).map_err(|_| OAuthError::new(ErrorCode::InvalidScope, "scope is malformed"))?;
+            // Scopes about an end-user make no sense without one: dropped, as before.
+            USER_SCOPES.iter().fold(asked, |s, user_scope| s.without(user_scope))
+        }
+        // RFC 6749 3.3: without a scope parameter, the pre-defined default is what the client registered.
+        None => registered.clone(),
+    };
+    // RFC 6749 5.2 `invalid_scope`: only the scopes registered for the client (RFC 7591 2 `scope`).
+    if !scope.is_subset(registered) {
+        return Err(OAuthError::new(ErrorCode::InvalidScope, "scope is not registered for this client"));
+    }
     let (access_token, record) = issuance::access_token(state, client, None, scope, &crypto::random_token(), None);
     issuance::store_tokens(state, &access_token, &record, None).await?;
     Ok(TokenResponse {
