@@ -56,10 +56,14 @@ pub enum UserCommand {
     /// List users.
     List,
     /// Set a user's password, read from standard input.
+    /// Set a new password (read from standard input); ends the user's sessions.
     Passwd {
         username: String,
         #[arg(long, required = true)]
         password_stdin: bool,
+        /// Revoke the user's access and refresh tokens too.
+        #[arg(long)]
+        revoke_tokens: bool,
     },
     /// Show, set or remove a user's further claims (Core 5.1: nickname, picture, birthdate…;
     /// language-tagged forms such as name#fr; custom claims).
@@ -320,12 +324,13 @@ async fn user(cmd: UserCommand, store: &dyn Store) -> anyhow::Result<()> {
                 println!("{:<24} {:<24} {:<32} {status}", u.username, u.id, u.email.as_deref().unwrap_or("-"));
             }
         }
-        UserCommand::Passwd { username, .. } => {
+        UserCommand::Passwd { username, revoke_tokens, .. } => {
             let hash = password::hash(read_stdin_line("password")?).await?;
-            if !store.set_password_hash(&username, &hash).await? {
+            if !store.set_password_hash(&username, &hash, revoke_tokens).await? {
                 bail!("no user {username}");
             }
-            println!("password changed for {username}");
+            let ended = if revoke_tokens { "their sessions and tokens are revoked" } else { "their sessions ended" };
+            println!("password changed for {username}; {ended}");
         }
         UserCommand::Claims { username, set, unset } => {
             let Some(user) = store.user_by_username(&username).await? else {

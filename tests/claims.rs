@@ -227,3 +227,19 @@ async fn configured_acr_meets_an_essential_request() {
     let (_, doc) = json(reqwest::get(op.url("/.well-known/openid-configuration")).await.unwrap()).await;
     assert_eq!(doc["acr_values_supported"], json!(["urn:example:loa:1"]));
 }
+
+/// `acr_values` asks for the acr claim voluntarily (Core 3.1.2.1, 5.5.1.1): a level the OP does not
+/// have is no error; the sign-in goes on and the ID Token names the level actually reached.
+#[tokio::test]
+async fn acr_values_is_voluntary_and_answered_with_the_level_reached() {
+    let op = TestOp::start_with(|c| c.password_acr = "urn:example:loa:1".into()).await;
+    op.add_user("alice").await;
+    let (_, secret) = op.add_client("webapp", ClientAuthMethod::ClientSecretBasic, |c| c.skip_consent = true).await;
+    let secret = secret.unwrap();
+    for asked in ["urn%3Aexample%3Aloa%3A3%20urn%3Aexample%3Aloa%3A2", "urn%3Aexample%3Aloa%3A1"] {
+        let url = authorize_url(&op, "openid", &format!("&acr_values={asked}"));
+        let tokens = sign_in_and_redeem(&op, &secret, &Browser::new(&op), &url).await;
+        let (claims, _) = verified(&op, tokens["id_token"].as_str().unwrap()).await;
+        assert_eq!(claims.auth_context_ref().map(|a| a.as_str()), Some("urn:example:loa:1"), "{asked}");
+    }
+}

@@ -332,3 +332,75 @@ async fn a_newcomer_signs_in_to_a_served_op() {
     let status = server.wait().unwrap();
     assert!(status.success(), "{status:?}");
 }
+
+async fn sign_in_for_tokens(op: &common::TestOp, secret: &str, b: &Browser) -> serde_json::Value {
+    let url = op.authorize_url("webapp", "").replace("scope=openid%20email%20profile", "scope=openid%20offline_access");
+    let callback = b.sign_in(&url, "alice").await;
+    let code = query(&callback)["code"].clone();
+    let (status, tokens) = common::json(common::exchange_code(op, "webapp", secret, &code, Some(VERIFIER)).await).await;
+    assert_eq!(status, 200, "{tokens}");
+    tokens
+}
+
+async fn signed_in(op: &common::TestOp, b: &Browser) -> bool {
+    let page = b.get(&op.authorize_url("webapp", "&prompt=none")).await;
+    !query(&page.location.unwrap()).contains_key("error")
+}
+
+async fn userinfo_status(op: &common::TestOp, tokens: &serde_json::Value) -> u16 {
+    common::userinfo(op, tokens["access_token"].as_str().unwrap()).await.status().as_u16()
+}
+
+async fn refresh(op: &common::TestOp, secret: &str, tokens: &serde_json::Value) -> (u16, serde_json::Value) {
+    let form = [("grant_type", "refresh_token"), ("refresh_token", tokens["refresh_token"].as_str().unwrap())];
+    let request = reqwest::Client::new().post(op.url("/token")).basic_auth("webapp", Some(secret)).form(&form);
+    let (status, body) = common::json(request.send().await.unwrap()).await;
+    (status.as_u16(), body)
+}
+
+/// Runs the binary off the async runtime (it waits for the process); a password it reads is the test
+/// password again, so that the user can sign in afterwards.
+async fn run(db: &str, args: &'static [&'static str]) -> String {
+    let db = db.to_owned();
+    let stdin = format!("{}\n", common::PASSWORD);
+    tokio::task::spawn_blocking(move || ok(oxid(&db, args, Some(&stdin)))).await.unwrap()
+}
+
+/// `user passwd` ends the user's sessions, and with `--revoke-tokens` their tokens; `user disable`
+/// ends both at once. Run by the binary against a live server's database.
+#[tokio::test]
+async fn password_changes_and_disabling_end_what_the_user_had() {
+    let op = common::TestOp::start().await;
+    op.add_user("alice").await;
+    let (_, secret) = op
+        .add_client("webapp", oxid::model::ClientAuthMethod::ClientSecretBasic, |c| c.skip_consent = true)
+        .await;
+    let secret = secret.unwrap();
+    let db = &op.database_url;
+
+    let b = Browser::new(&op);
+    let tokens = sign_in_for_tokens(&op, &secret, &b).await;
+    assert!(signed_in(&op, &b).await);
+    let out = run(db, &["user", "passwd", "alice", "--password-stdin"]).await;
+    assert!(out.contains("their sessions ended"), "{out}");
+    assert!(!signed_in(&op, &b).await, "the session ended with the password change");
+    assert_eq!(userinfo_status(&op, &tokens).await, 200, "tokens stay without --revoke-tokens");
+    let (status, tokens) = refresh(&op, &secret, &tokens).await;
+    assert_eq!(status, 200, "{tokens}");
+
+    let b = Browser::new(&op);
+    let fresh = sign_in_for_tokens(&op, &secret, &b).await;
+    run(db, &["user", "passwd", "alice", "--password-stdin", "--revoke-tokens"]).await;
+    assert!(!signed_in(&op, &b).await);
+    for t in [&tokens, &fresh] {
+        assert_eq!(userinfo_status(&op, t).await, 401);
+        assert_eq!(refresh(&op, &secret, t).await.1["error"], "invalid_grant");
+    }
+
+    let b = Browser::new(&op);
+    let tokens = sign_in_for_tokens(&op, &secret, &b).await;
+    run(db, &["user", "disable", "alice"]).await;
+    assert!(!signed_in(&op, &b).await);
+    assert_eq!(userinfo_status(&op, &tokens).await, 401);
+    assert_eq!(refresh(&op, &secret, &tokens).await.1["error"], "invalid_grant");
+}

@@ -34,7 +34,6 @@ pub struct AuthorizationRequest {
     pub ui_locales: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub display: Option<Display>,
-    pub acr_values: Option<String>,
     /// The `sub` of a valid `id_token_hint`, or the one the `claims` parameter asks for (Core 5.5.1).
     pub hinted_subject: Option<String>,
     /// The `claims` parameter (Core 5.5).
@@ -348,7 +347,8 @@ pub fn validate(
         login_hint: params.get("login_hint").map(str::to_owned),
         ui_locales: params.get("ui_locales").map(str::to_owned),
         display,
-        acr_values: params.get("acr_values").map(str::to_owned),
+        // `acr_values` is a voluntary request (Core 3.1.2.1, 5.5.1.1): the OP answers with the best level
+        // it reaches. With one level (password) that is always `policy.acr`, so it is not kept.
         hinted_subject,
         claims,
     })

@@ -35,6 +35,13 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// What ends with a user's credentials (each statement takes the username): their sessions, and
+/// optionally their tokens.
+fn user_revocations(revoke_tokens: bool) -> &'static [&'static str] {
+    let all = &[queries::DELETE_USER_SESSIONS, queries::DELETE_USER_ACCESS_TOKENS, queries::DELETE_USER_REFRESH_TOKENS];
+    if revoke_tokens { all } else { &all[..1] }
+}
+
 /// Lists and records are stored as JSON text in both backends.
 fn to_json<T: Serialize>(value: &T) -> String {
     serde_json::to_string(value).expect("plain data serializes")
@@ -60,7 +67,9 @@ pub trait UserStore: Send + Sync {
     async fn user(&self, id: &str) -> StoreResult<Option<User>>;
     async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>>;
     async fn users(&self) -> StoreResult<Vec<User>>;
-    async fn set_password_hash(&self, username: &str, hash: &str) -> StoreResult<bool>;
+    /// Sets a new password and ends the user's sessions (and, with `revoke_tokens`, their access and
+    /// refresh tokens), in one transaction.
+    async fn set_password_hash(&self, username: &str, hash: &str, revoke_tokens: bool) -> StoreResult<bool>;
     async fn set_user_claims(&self, username: &str, claims: &Map<String, Value>) -> StoreResult<bool>;
     async fn disable_user(&self, username: &str) -> StoreResult<bool>;
     /// Deletes the user and everything issued to them (sessions, consents, tokens).

@@ -237,10 +237,15 @@ impl UserStore for PgStore {
         .await
     }
 
-    async fn set_password_hash(&self, username: &str, hash: &str) -> StoreResult<bool> {
+    async fn set_password_hash(&self, username: &str, hash: &str, revoke_tokens: bool) -> StoreResult<bool> {
         crate::telemetry::timed("set_password_hash", async move {
+            let mut tx = self.pool.begin().await?;
             let done =
-                sqlx::query(q::SET_PASSWORD_HASH).bind(hash).bind(now()).bind(username).execute(&self.pool).await?;
+                sqlx::query(q::SET_PASSWORD_HASH).bind(hash).bind(now()).bind(username).execute(&mut *tx).await?;
+            for &sql in user_revocations(revoke_tokens) {
+                sqlx::query(sql).bind(username).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
             Ok(done.rows_affected() == 1)
         })
         .await
@@ -262,9 +267,9 @@ impl UserStore for PgStore {
     async fn disable_user(&self, username: &str) -> StoreResult<bool> {
         crate::telemetry::timed("disable_user", async move {
             let mut tx = self.pool.begin().await?;
-            let done = sqlx::query(q::DISABLE_USER_1).bind(now()).bind(username).execute(&mut *tx).await?;
+            let done = sqlx::query(q::DISABLE_USER).bind(now()).bind(username).execute(&mut *tx).await?;
             // A disabled account loses its sessions and tokens at once.
-            for sql in [q::DISABLE_USER_2, q::DISABLE_USER_3, q::DISABLE_USER_4] {
+            for &sql in user_revocations(true) {
                 sqlx::query(sql).bind(username).execute(&mut *tx).await?;
             }
             tx.commit().await?;

@@ -15,10 +15,12 @@ pub const DELETE_CLIENT_5: &str = "DELETE FROM clients WHERE id = $1";
 pub const SET_CLIENT_SECRET: &str = "UPDATE clients SET secret_hash = $1, secret_for_jwt = $2 WHERE id = $3";
 pub const INSERT_USER: &str = "INSERT INTO users (id, username, password_hash, email, email_verified, name, given_name, family_name, phone_number, phone_number_verified, address, disabled, created_at, updated_at, claims) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15)";
 pub const SET_PASSWORD_HASH: &str = "UPDATE users SET password_hash = $1, updated_at = $2 WHERE username = $3";
-pub const DISABLE_USER_1: &str = "UPDATE users SET disabled = TRUE, updated_at = $1 WHERE username = $2";
-pub const DISABLE_USER_2: &str = "DELETE FROM sessions WHERE user_id = (SELECT id FROM users WHERE username = $1)";
-pub const DISABLE_USER_3: &str = "DELETE FROM access_tokens WHERE user_id = (SELECT id FROM users WHERE username = $1)";
-pub const DISABLE_USER_4: &str =
+pub const DISABLE_USER: &str = "UPDATE users SET disabled = TRUE, updated_at = $1 WHERE username = $2";
+pub const DELETE_USER_SESSIONS: &str =
+    "DELETE FROM sessions WHERE user_id = (SELECT id FROM users WHERE username = $1)";
+pub const DELETE_USER_ACCESS_TOKENS: &str =
+    "DELETE FROM access_tokens WHERE user_id = (SELECT id FROM users WHERE username = $1)";
+pub const DELETE_USER_REFRESH_TOKENS: &str =
     "DELETE FROM refresh_tokens WHERE user_id = (SELECT id FROM users WHERE username = $1)";
 pub const SET_USER_CLAIMS: &str = "UPDATE users SET claims = $1, updated_at = $2 WHERE username = $3";
 pub const DELETE_USER: &str = "DELETE FROM users WHERE username = $1";

@@ -308,9 +308,15 @@ impl UserStore for SqliteStore {
         self.read("users", |c| c.prepare_cached(q::USERS)?.query_map([], user_from_row)?.collect())
     }
 
-    async fn set_password_hash(&self, username: &str, hash: &str) -> StoreResult<bool> {
+    async fn set_password_hash(&self, username: &str, hash: &str, revoke_tokens: bool) -> StoreResult<bool> {
         self.write("set_password_hash", |conn| {
-            Ok(exec(conn, q::SET_PASSWORD_HASH, params![hash, now(), username])? == 1)
+            let tx = conn.transaction()?;
+            let done = exec(&tx, q::SET_PASSWORD_HASH, params![hash, now(), username])?;
+            for sql in user_revocations(revoke_tokens) {
+                exec(&tx, sql, [username])?;
+            }
+            tx.commit()?;
+            Ok(done == 1)
         })
     }
 
@@ -323,9 +329,9 @@ impl UserStore for SqliteStore {
     async fn disable_user(&self, username: &str) -> StoreResult<bool> {
         self.write("disable_user", |conn| {
             let tx = conn.transaction()?;
-            let done = exec(&tx, q::DISABLE_USER_1, params![now(), username])?;
+            let done = exec(&tx, q::DISABLE_USER, params![now(), username])?;
             // A disabled account loses its sessions and tokens at once.
-            for sql in [q::DISABLE_USER_2, q::DISABLE_USER_3, q::DISABLE_USER_4] {
+            for sql in user_revocations(true) {
                 exec(&tx, sql, [username])?;
             }
             tx.commit()?;

@@ -23,6 +23,8 @@ pub struct TestOp {
     /// Every node's base URL; all serve the same issuer from the same database.
     pub nodes: Vec<String>,
     pub store: Arc<dyn Store>,
+    /// The database the nodes share, for the `oxid` command line.
+    pub database_url: String,
     _dir: tempfile::TempDir,
     _stops: Vec<oneshot::Sender<()>>,
 }
@@ -73,7 +75,14 @@ impl TestOp {
             }));
             stops.push(stop);
         }
-        Self { issuer: config.issuer.clone(), nodes: bases, store: stores.remove(0), _dir: dir, _stops: stops }
+        Self {
+            issuer: config.issuer.clone(),
+            nodes: bases,
+            store: stores.remove(0),
+            database_url: config.database_url.clone(),
+            _dir: dir,
+            _stops: stops,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
