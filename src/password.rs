@@ -60,10 +60,16 @@ async fn on_hashing_thread<T: Send + 'static>(work: impl FnOnce() -> T + Send + 
     result.await.ok()
 }
 
-pub async fn hash(password: String) -> Result<String, PasswordError> {
+/// Whether `password` is of an acceptable length (8 characters to `MAX_PASSWORD_LEN` bytes).
+pub fn check_length(password: &str) -> Result<(), PasswordError> {
     if password.chars().count() < 8 || password.len() > MAX_PASSWORD_LEN {
         return Err(PasswordError::Length);
     }
+    Ok(())
+}
+
+pub async fn hash(password: String) -> Result<String, PasswordError> {
+    check_length(&password)?;
     on_hashing_thread(move || hash_blocking(&password)).await.ok_or(PasswordError::Hashing)?
 }
 

@@ -372,9 +372,8 @@ async fn run(db: &str, args: &'static [&'static str]) -> String {
 async fn password_changes_and_disabling_end_what_the_user_had() {
     let op = common::TestOp::start().await;
     op.add_user("alice").await;
-    let (_, secret) = op
-        .add_client("webapp", oxid::model::ClientAuthMethod::ClientSecretBasic, |c| c.skip_consent = true)
-        .await;
+    let (_, secret) =
+        op.add_client("webapp", oxid::model::ClientAuthMethod::ClientSecretBasic, |c| c.skip_consent = true).await;
     let secret = secret.unwrap();
     let db = &op.database_url;
 

@@ -206,3 +206,47 @@ async fn behind_a_trusted_proxy_the_forwarded_address_is_throttled() {
     assert_eq!(login("203.0.113.1", "u3").await.unwrap().status(), 429, "that client is throttled");
     assert_eq!(login("203.0.113.2", "u3").await.unwrap().status(), 401, "another client behind the proxy is not");
 }
+
+/// Posts the login form of `page` `n` times at once, each with the username `username(i)`; returns
+/// the statuses.
+async fn concurrent_logins(op: &TestOp, b: &Browser, n: usize, username: impl Fn(usize) -> String) -> Vec<u16> {
+    let page = login_page(op, b).await;
+    let (request, csrf) = (page.hidden("request"), page.hidden("csrf_token"));
+    let mut posts = tokio::task::JoinSet::new();
+    for i in 0..n {
+        let form = [
+            ("request", request.clone()),
+            ("csrf_token", csrf.clone()),
+            ("username", username(i)),
+            // The right password on the last one: it too must wait its turn behind the limit.
+            ("password", if i == n - 1 { PASSWORD.to_owned() } else { format!("wrong password {i}") }),
+        ];
+        let http = b.http.clone();
+        let url = op.url("/login");
+        posts.spawn(async move { http.post(url).form(&form).send().await.unwrap().status().as_u16() });
+    }
+    posts.join_all().await
+}
+
+/// The limits hold under concurrency: an attempt is reserved before the password is checked, so a
+/// burst sent at once has at most the limit checked (401 or 303), the rest refused unchecked (429).
+#[tokio::test]
+async fn throttles_hold_against_a_concurrent_burst() {
+    let op = TestOp::start_with(|c| {
+        c.login_max_failures_per_account = 5;
+        c.login_max_failures_per_ip = 12;
+    })
+    .await;
+    op.add_user("alice").await;
+    op.add_client("webapp", ClientAuthMethod::ClientSecretBasic, |_| {}).await;
+
+    let statuses = concurrent_logins(&op, &Browser::new(&op), 40, |_| "alice".into()).await;
+    let first = statuses.iter().filter(|s| **s != 429).count();
+    assert!((1..=5).contains(&first), "one account: {first} of 40 checked ({statuses:?})");
+    assert!(statuses.iter().all(|s| [401, 303, 429].contains(s)), "{statuses:?}");
+
+    // Many accounts from one IP: the per-IP limit holds across both bursts.
+    let statuses = concurrent_logins(&op, &Browser::new(&op), 40, |i| format!("user{i}")).await;
+    let second = statuses.iter().filter(|s| **s != 429).count();
+    assert!(second >= 1 && first + second <= 12, "one IP: {first} + {second} checked ({statuses:?})");
+}

@@ -82,7 +82,7 @@ async fn the_login_page_links_to_sign_up() {
 
 #[tokio::test]
 async fn sign_up_rules() {
-    let (op, _) = setup(|c| c.signup_max_per_ip = 1).await;
+    let (op, _) = setup(|c| c.signup_max_per_ip = 2).await;
     let b = Browser::new(&op);
     let page = b.follow(b.get(&op.authorize_url("webapp", "&prompt=create")).await).await;
     let cases = [
@@ -117,7 +117,9 @@ async fn sign_up_rules() {
     assert_eq!(forged.status, 400);
     assert!(op.store.user_by_username("mallory").await.unwrap().is_none());
 
-    // One account per IP in the window here: the first succeeds, the next is refused.
+    // Two attempts per IP in the window here. The taken username above counted (no probing for
+    // usernames beyond the bound); the mistakes caught before any work did not. So one account
+    // succeeds, and the next attempt is refused.
     assert_eq!(submit_signup(&b, &page, &new_account("erin", NEW_PASSWORD, NEW_PASSWORD)).await.status, 303);
     let b2 = Browser::new(&op);
     let page2 = b2.follow(b2.get(&op.authorize_url("webapp", "&prompt=create")).await).await;
@@ -140,4 +142,30 @@ async fn sign_up_can_be_turned_off() {
     assert_eq!(page.status, 400);
     let (_, doc) = json(reqwest::get(op.url("/.well-known/openid-configuration")).await.unwrap()).await;
     assert!(!doc["prompt_values_supported"].as_array().unwrap().contains(&serde_json::json!("create")));
+}
+
+/// The per-IP sign-up bound holds when many sign-ups arrive at once.
+#[tokio::test]
+async fn the_sign_up_bound_holds_against_a_concurrent_burst() {
+    let (op, _) = setup(|c| c.signup_max_per_ip = 4).await;
+    let b = Browser::new(&op);
+    let page = b.follow(b.get(&op.authorize_url("webapp", "&prompt=create")).await).await;
+    let (request, csrf) = (page.hidden("request"), page.hidden("csrf_token"));
+    let mut posts = tokio::task::JoinSet::new();
+    for i in 0..30 {
+        let username = format!("burst{i}");
+        let form = [
+            ("request", request.clone()),
+            ("csrf_token", csrf.clone()),
+            ("username", username),
+            ("password", NEW_PASSWORD.to_owned()),
+            ("password_confirm", NEW_PASSWORD.to_owned()),
+        ];
+        let (http, url) = (b.http.clone(), op.url("/signup"));
+        posts.spawn(async move { http.post(url).form(&form).send().await.unwrap().status().as_u16() });
+    }
+    let created = posts.join_all().await.into_iter().filter(|s| *s == 303).count();
+    assert!((1..=4).contains(&created), "{created} accounts created");
+    let users = op.store.users().await.unwrap();
+    assert_eq!(users.iter().filter(|u| u.username.starts_with("burst")).count(), created);
 }

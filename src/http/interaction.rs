@@ -160,6 +160,9 @@ impl From<StoreError> for LoginError {
 
 /// Checks a username and password, with throttling per account and per client IP. Unknown users,
 /// disabled users and wrong passwords are indistinguishable, in the answer and in its timing.
+///
+/// An attempt is reserved against both limits before the password is checked, so a burst of concurrent
+/// logins can never have more than the limit checked (a success gives its reservation back).
 async fn authenticate(
     state: &SharedState,
     client_ip: IpAddr,
@@ -169,11 +172,14 @@ async fn authenticate(
     let config = &state.config;
     let store = &state.store;
     let now = now();
+    let window = config.login_throttle_window as i64;
     let account_key = format!("account:{}", username.to_lowercase());
     let ip_key = format!("ip:{client_ip}");
-    if store.failures(&account_key, now).await? >= config.login_max_failures_per_account
-        || store.failures(&ip_key, now).await? >= config.login_max_failures_per_ip
-    {
+    if !store.reserve_attempt(&ip_key, now, window, config.login_max_failures_per_ip).await? {
+        return Err(LoginError::Throttled);
+    }
+    if !store.reserve_attempt(&account_key, now, window, config.login_max_failures_per_account).await? {
+        store.release_attempt(&ip_key).await?;
         return Err(LoginError::Throttled);
     }
     let user = if username.is_empty() { None } else { store.user_by_username(username).await? };
@@ -181,13 +187,11 @@ async fn authenticate(
     let ok = password::verify(password.to_owned(), user.as_ref().map(|u| u.password_hash.clone())).await;
     match user {
         Some(user) if ok => {
-            store.clear_failures(&account_key).await?;
+            store.clear_attempts(&account_key).await?;
+            store.release_attempt(&ip_key).await?;
             Ok(Some(user.id))
         }
         _ => {
-            let window = config.login_throttle_window as i64;
-            store.record_failure(&account_key, now, window).await?;
-            store.record_failure(&ip_key, now, window).await?;
             tracing::info!(%client_ip, "failed login");
             crate::telemetry::failed_login();
             Ok(None)

@@ -92,7 +92,7 @@ fn check(username: &str, email: &str, password: &str, confirm: &str) -> Result<(
     if password != confirm {
         return Err("signup_password_mismatch");
     }
-    Ok(())
+    password::check_length(password).map_err(|_| "signup_password_length")
 }
 
 pub async fn signup_submit(
@@ -139,7 +139,9 @@ pub async fn signup_submit(
 }
 
 /// Creates the account, within the per-IP allowance (counted in the login throttle's window); returns
-/// its id, or the catalogue key of what the person must change.
+/// its id, or the catalogue key of what the person must change. Every attempt that gets as far as
+/// hashing counts against the allowance, a taken username too, so the form cannot be used to probe
+/// for usernames beyond the bound; and both answers cost the same password hash.
 async fn create_account(
     state: &SharedState,
     entered: &Entered<'_>,
@@ -147,7 +149,9 @@ async fn create_account(
     ip_key: &str,
 ) -> Result<Result<String, &'static str>, OAuthError> {
     let now = now();
-    if state.store.failures(ip_key, now).await.map_err(reply::internal)? >= state.config.signup_max_per_ip {
+    let window = state.config.login_throttle_window as i64;
+    let limit = state.config.signup_max_per_ip;
+    if !state.store.reserve_attempt(ip_key, now, window, limit).await.map_err(reply::internal)? {
         return Ok(Err("signup_throttled"));
     }
     let password_hash = match password::hash(password.to_owned()).await {
@@ -172,8 +176,6 @@ async fn create_account(
         Err(StoreError::Conflict) => return Ok(Err("signup_username_taken")),
         other => other.map_err(reply::internal)?,
     }
-    let window = state.config.login_throttle_window as i64;
-    state.store.record_failure(ip_key, now, window).await.map_err(reply::internal)?;
     tracing::info!(user = %user.id, "account created by sign-up");
     Ok(Ok(user.id))
 }

@@ -145,12 +145,19 @@ pub trait ReplayStore: Send + Sync {
     async fn first_use(&self, key: &str, expires_at: Timestamp, now: Timestamp) -> StoreResult<bool>;
 }
 
-/// Failed login counters in a fixed window, keyed by account or client IP.
+/// Attempt counters in a fixed window, keyed by account or client IP (logins, sign-ups).
+///
+/// An attempt is reserved before the work it bounds (a password check) and counts from then on, so
+/// concurrent requests can never evaluate more than the limit within a window, on any node.
 #[async_trait]
 pub trait ThrottleStore: Send + Sync {
-    async fn failures(&self, key: &str, now: Timestamp) -> StoreResult<u32>;
-    async fn record_failure(&self, key: &str, now: Timestamp, window: i64) -> StoreResult<()>;
-    async fn clear_failures(&self, key: &str) -> StoreResult<()>;
+    /// Counts one attempt for `key` if fewer than `limit` were counted in the current window (a new
+    /// window of `window` seconds starts when the last one has ended); false, counting nothing, if not.
+    async fn reserve_attempt(&self, key: &str, now: Timestamp, window: i64, limit: u32) -> StoreResult<bool>;
+    /// Gives back one reserved attempt (it succeeded, so it is not held against the key).
+    async fn release_attempt(&self, key: &str) -> StoreResult<()>;
+    /// Forgets every attempt of `key`.
+    async fn clear_attempts(&self, key: &str) -> StoreResult<()>;
 }
 
 /// Named secrets shared by every node.

@@ -673,25 +673,32 @@ impl ReplayStore for PgStore {
 
 #[async_trait]
 impl ThrottleStore for PgStore {
-    async fn failures(&self, key: &str, now: Timestamp) -> StoreResult<u32> {
-        crate::telemetry::timed("failures", async move {
-            let n: Option<i64> = sqlx::query_scalar(q::FAILURES).bind(key).bind(now).fetch_optional(&self.pool).await?;
-            Ok(n.unwrap_or(0).clamp(0, u32::MAX as i64) as u32)
+    async fn reserve_attempt(&self, key: &str, now: Timestamp, window: i64, limit: u32) -> StoreResult<bool> {
+        crate::telemetry::timed("reserve_attempt", async move {
+            // ON CONFLICT DO UPDATE locks the row, so concurrent reservations on any node take turns.
+            let counted: Option<i64> = sqlx::query_scalar(q::RESERVE_ATTEMPT)
+                .bind(key)
+                .bind(now)
+                .bind(window)
+                .bind(i64::from(limit))
+                .fetch_optional(&self.pool)
+                .await?;
+            Ok(counted.is_some())
         })
         .await
     }
 
-    async fn record_failure(&self, key: &str, now: Timestamp, window: i64) -> StoreResult<()> {
-        crate::telemetry::timed("record_failure", async move {
-            sqlx::query(q::RECORD_FAILURE).bind(key).bind(now).bind(window).execute(&self.pool).await?;
+    async fn release_attempt(&self, key: &str) -> StoreResult<()> {
+        crate::telemetry::timed("release_attempt", async move {
+            sqlx::query(q::RELEASE_ATTEMPT).bind(key).execute(&self.pool).await?;
             Ok(())
         })
         .await
     }
 
-    async fn clear_failures(&self, key: &str) -> StoreResult<()> {
-        crate::telemetry::timed("clear_failures", async move {
-            sqlx::query(q::CLEAR_FAILURES).bind(key).execute(&self.pool).await?;
+    async fn clear_attempts(&self, key: &str) -> StoreResult<()> {
+        crate::telemetry::timed("clear_attempts", async move {
+            sqlx::query(q::CLEAR_ATTEMPTS).bind(key).execute(&self.pool).await?;
             Ok(())
         })
         .await

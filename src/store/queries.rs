@@ -59,8 +59,8 @@ pub const INSTALL_SIGNING_KEY_2: &str =
 pub const DELETE_KEYS_RETIRED_BEFORE: &str =
     "DELETE FROM signing_keys WHERE retired_at IS NOT NULL AND retired_at < $1";
 pub const FIRST_USE: &str = "INSERT INTO used_once (key, expires_at) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at WHERE used_once.expires_at <= $3";
-pub const FAILURES: &str = "SELECT failures FROM login_failures WHERE key = $1 AND window_ends_at > $2";
-pub const RECORD_FAILURE: &str = "INSERT INTO login_failures (key, failures, window_ends_at) VALUES ($1, 1, $2 + $3) ON CONFLICT (key) DO UPDATE SET failures = CASE WHEN login_failures.window_ends_at > $2 THEN login_failures.failures + 1 ELSE 1 END, window_ends_at = CASE WHEN login_failures.window_ends_at > $2 THEN login_failures.window_ends_at ELSE $2 + $3 END";
+pub const RESERVE_ATTEMPT: &str = "INSERT INTO login_failures (key, failures, window_ends_at) VALUES ($1, 1, $2 + $3) ON CONFLICT (key) DO UPDATE SET failures = CASE WHEN login_failures.window_ends_at > $2 THEN login_failures.failures + 1 ELSE 1 END, window_ends_at = CASE WHEN login_failures.window_ends_at > $2 THEN login_failures.window_ends_at ELSE $2 + $3 END WHERE login_failures.window_ends_at <= $2 OR login_failures.failures < $4 RETURNING failures";
+pub const RELEASE_ATTEMPT: &str = "UPDATE login_failures SET failures = failures - 1 WHERE key = $1 AND failures > 0";
 pub const INSERT_SECRET: &str = "INSERT INTO secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING";
 pub const SECRET: &str = "SELECT value FROM secrets WHERE name = $1";
-pub const CLEAR_FAILURES: &str = "DELETE FROM login_failures WHERE key = $1";
+pub const CLEAR_ATTEMPTS: &str = "DELETE FROM login_failures WHERE key = $1";

@@ -635,19 +635,22 @@ impl ReplayStore for SqliteStore {
 
 #[async_trait]
 impl ThrottleStore for SqliteStore {
-    async fn failures(&self, key: &str, now: Timestamp) -> StoreResult<u32> {
-        let n: Option<i64> = self.read("failures", |c| {
-            c.prepare_cached(q::FAILURES)?.query_row(params![key, now], |r| r.get(0)).optional()
-        })?;
-        Ok(n.unwrap_or(0).clamp(0, u32::MAX as i64) as u32)
+    async fn reserve_attempt(&self, key: &str, now: Timestamp, window: i64, limit: u32) -> StoreResult<bool> {
+        self.write("reserve_attempt", |conn| {
+            let counted: Option<i64> = conn
+                .prepare_cached(q::RESERVE_ATTEMPT)?
+                .query_row(params![key, now, window, limit], |r| r.get(0))
+                .optional()?;
+            Ok(counted.is_some())
+        })
     }
 
-    async fn record_failure(&self, key: &str, now: Timestamp, window: i64) -> StoreResult<()> {
-        self.write("record_failure", |conn| Ok(exec(conn, q::RECORD_FAILURE, params![key, now, window]).map(drop)?))
+    async fn release_attempt(&self, key: &str) -> StoreResult<()> {
+        self.write("release_attempt", |conn| Ok(exec(conn, q::RELEASE_ATTEMPT, [key]).map(drop)?))
     }
 
-    async fn clear_failures(&self, key: &str) -> StoreResult<()> {
-        self.write("clear_failures", |conn| Ok(exec(conn, q::CLEAR_FAILURES, [key]).map(drop)?))
+    async fn clear_attempts(&self, key: &str) -> StoreResult<()> {
+        self.write("clear_attempts", |conn| Ok(exec(conn, q::CLEAR_ATTEMPTS, [key]).map(drop)?))
     }
 }
 
