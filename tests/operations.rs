@@ -37,7 +37,7 @@ async fn metrics_count_requests_tokens_and_store_latency() {
         "oxid_http_requests_total{endpoint=\"/token\",status=\"200\"}",
         "oxid_http_request_duration_seconds_bucket{endpoint=\"/token\"",
         "oxid_tokens_issued_total{grant=\"client_credentials\"}",
-        "oxid_store_operation_duration_seconds_bucket{operation=\"insert_tokens\"",
+        "oxid_store_operation_duration_seconds_bucket{operation=\"issue_tokens\"",
     ] {
         assert!(metrics.contains(expected), "missing {expected} in:\n{metrics}");
     }

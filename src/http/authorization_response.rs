@@ -6,11 +6,20 @@ use axum::response::Response;
 use super::issuance::{self, IdTokenContents};
 use super::{SharedState, reply};
 use crate::crypto;
-use crate::model::{BrowserSession, Client, CodeGrant, now};
+use crate::model::{BrowserSession, Client, CodeGrant, Consent, now};
 use crate::protocol::authorize::AuthorizationRequest;
 use crate::protocol::claims;
 use crate::protocol::{ErrorCode, OAuthError};
-use crate::store::StoreError;
+use crate::store::{Approval, StoreError};
+
+/// What else the approval completes, written in the same transaction as what it issues.
+#[derive(Default)]
+pub(super) struct Completing<'a> {
+    /// Consent the user just gave, to remember.
+    pub consent: Option<&'a Consent>,
+    /// The flow the request waited in.
+    pub pending_id: Option<&'a str>,
+}
 
 /// Answers a request the user has approved (Core 3.1.2.5, 3.2.2.5, 3.3.2.5): a code, an access
 /// token and/or an ID Token as the response type asks, with `state` and `iss` (RFC 9207). Everything
@@ -20,8 +29,9 @@ pub(super) async fn issue(
     client: &Client,
     request: &AuthorizationRequest,
     session: &BrowserSession,
+    completing: Completing<'_>,
 ) -> Result<Response, StoreError> {
-    match authorization_response_params(state, client, request, session).await {
+    match authorization_response_params(state, client, request, session, completing).await {
         Ok(params) => {
             let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
             Ok(reply::authorization_response(state, &request.redirect_uri, request.response_mode, &params))
@@ -53,13 +63,14 @@ async fn authorization_response_params(
     client: &Client,
     request: &AuthorizationRequest,
     session: &BrowserSession,
+    completing: Completing<'_>,
 ) -> Result<Vec<(&'static str, String)>, IssueError> {
     let response_type = request.response_type;
     let grant_id = crypto::random_token();
     let auth = session.authentication();
     let mut params = Vec::new();
 
-    let code = if response_type.has_code() {
+    let code = response_type.has_code().then(|| {
         let code = crypto::random_token();
         let grant = CodeGrant {
             client_id: request.client_id.clone(),
@@ -73,13 +84,10 @@ async fn authorization_response_params(
             grant_id: grant_id.clone(),
             expires_at: now() + state.config.code_lifetime as i64,
         };
-        state.store.insert_code(&crypto::token_hash(&code), &grant).await?;
-        Some(code)
-    } else {
-        None
-    };
+        (crypto::token_hash(&code), grant, code)
+    });
 
-    let access_token = if response_type.has_token() {
+    let access_token = response_type.has_token().then(|| {
         let (token, record) = issuance::access_token(
             state,
             client,
@@ -88,13 +96,12 @@ async fn authorization_response_params(
             &grant_id,
             request.claims.as_ref(),
         );
-        issuance::store_tokens(state, &token, &record, None).await?;
+        (crypto::token_hash(&token), record, token)
+    });
+    if access_token.is_some() {
         params.push(("token_type", "Bearer".to_owned()));
         params.push(("expires_in", state.config.access_token_lifetime.to_string()));
-        Some(token)
-    } else {
-        None
-    };
+    }
 
     if response_type.has_id_token() {
         let user = match state.store.user(&session.user_id).await? {
@@ -109,16 +116,26 @@ async fn authorization_response_params(
         let contents = IdTokenContents {
             auth: &auth,
             nonce: request.nonce.as_deref(),
-            access_token: access_token.as_deref(),
-            code: code.as_deref(),
+            access_token: access_token.as_ref().map(|(_, _, token)| token.as_str()),
+            code: code.as_ref().map(|(_, _, code)| code.as_str()),
             claims,
         };
         params.push(("id_token", issuance::id_token(state, client, &user, contents).await?));
     }
-    if let Some(code) = code {
+    // Everything is written at once, before the browser is sent on with it.
+    let approval = Approval {
+        user_id: &session.user_id,
+        client_id: &client.id,
+        consent: completing.consent,
+        pending_id: completing.pending_id,
+        code: code.as_ref().map(|(hash, grant, _)| (hash.as_str(), grant)),
+        access_token: access_token.as_ref().map(|(hash, record, _)| (hash.as_str(), record)),
+    };
+    state.store.approve(&approval).await?;
+    if let Some((_, _, code)) = code {
         params.push(("code", code));
     }
-    if let Some(token) = access_token {
+    if let Some((_, _, token)) = access_token {
         params.push(("access_token", token));
     }
     if let Some(s) = &request.state {

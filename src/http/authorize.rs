@@ -5,8 +5,9 @@ use axum::response::Response;
 use axum_extra::extract::cookie::CookieJar;
 use serde::Deserialize;
 
+use super::authorization_response::{self, Completing};
 use super::params::RequestParams;
-use super::{SharedState, authorization_response, cookies, reply, request_object};
+use super::{SharedState, cookies, reply, request_object};
 use crate::crypto;
 use crate::model::{BrowserSession, Client, PendingAuthorization, now};
 use crate::protocol::OAuthError;
@@ -163,10 +164,8 @@ pub(super) async fn proceed(
             }
             Ok(NextStep::IssueCode) => {
                 let session = session.expect("a code is issued only with a session");
-                if let Some(p) = pending {
-                    state.store.delete_pending(&p.id).await?;
-                }
-                authorization_response::issue(state, client, &request, &session).await?
+                let completing = Completing { pending_id: pending.map(|p| p.id.as_str()), ..Completing::default() };
+                authorization_response::issue(state, client, &request, &session, completing).await?
             }
             Ok(step) => {
                 let id = match pending {

@@ -9,7 +9,7 @@ use axum_extra::extract::cookie::CookieJar;
 use minijinja::context;
 use serde::Deserialize;
 
-use super::authorization_response;
+use super::authorization_response::{self, Completing};
 use super::authorize::{current_session, load_pending, proceed, signed_in};
 use super::params::RequestParams;
 use super::{SharedState, cookies, reply};
@@ -207,9 +207,7 @@ pub(super) async fn start_session(
     user_id: String,
     request_id: &str,
 ) -> Result<CookieJar, StoreError> {
-    if let Some(old) = cookies::session_hash(&state.config, &jar) {
-        state.store.delete_session(&old).await?;
-    }
+    let replaced = cookies::session_hash(&state.config, &jar);
     let raw_id = crypto::random_token();
     let now = now();
     let session = BrowserSession {
@@ -221,8 +219,7 @@ pub(super) async fn start_session(
         acr: state.config.password_acr.clone(),
         expires_at: now + state.config.session_lifetime as i64,
     };
-    state.store.insert_session(&session).await?;
-    state.store.set_pending_login(request_id, &session.sid).await?;
+    state.store.start_session(replaced.as_deref(), &session, request_id).await?;
     Ok(jar.add(cookies::session_cookie(&state.config, raw_id)))
 }
 
@@ -314,9 +311,8 @@ pub async fn consent_submit(
                 let mut request = request;
                 request.settle_offline_access(remembered.as_ref(), &client);
                 let consent = request.widen(remembered, &state.scope_claims);
-                state.store.save_consent(&session.user_id, &client.id, &consent).await?;
-                state.store.delete_pending(&pending.id).await?;
-                authorization_response::issue(&state, &client, &request, &session).await
+                let completing = Completing { consent: Some(&consent), pending_id: Some(&pending.id) };
+                authorization_response::issue(&state, &client, &request, &session, completing).await
             }
             _ => Ok(proceed(&state, &jar, &client, request, Some(&pending)).await),
         }

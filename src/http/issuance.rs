@@ -3,13 +3,12 @@
 
 use serde_json::{Map, Value};
 
-use super::{SharedState, client_auth, reply};
+use super::{SharedState, client_auth};
 use crate::crypto;
 use crate::jose::encryption;
-use crate::model::{AccessToken, Authentication, ClaimsRequest, Client, Encryption, RefreshToken, ScopeSet, User, now};
+use crate::model::{AccessToken, Authentication, ClaimsRequest, Client, Encryption, ScopeSet, User, now};
+use crate::protocol::OAuthError;
 use crate::protocol::id_token::{IdTokenClaims, half_hash};
-use crate::protocol::{ErrorCode, OAuthError};
-use crate::store::StoreError;
 
 /// A new access token and its record, for `user_id` (None: the client itself).
 pub fn access_token(
@@ -29,21 +28,6 @@ pub fn access_token(
         claims: claims.filter(|c| !c.userinfo.is_empty() || !c.locales.is_empty()).cloned(),
     };
     (crypto::random_token(), record)
-}
-
-/// Stores an access token and optionally a refresh token, in one transaction.
-pub async fn store_tokens(
-    state: &SharedState,
-    access_token: &str,
-    access: &AccessToken,
-    refresh: Option<(&str, &RefreshToken)>,
-) -> Result<(), OAuthError> {
-    match state.store.insert_tokens(&crypto::token_hash(access_token), access, refresh).await {
-        Ok(()) => Ok(()),
-        // The grant was revoked (its code was replayed) while this request was in flight.
-        Err(StoreError::Conflict) => Err(OAuthError::new(ErrorCode::InvalidGrant, "the grant has been revoked")),
-        Err(e) => Err(reply::internal(e)),
-    }
 }
 
 /// What goes into one ID Token besides what the client, user and configuration determine.

@@ -25,13 +25,30 @@ pub struct CodeGrant {
     pub expires_at: Timestamp,
 }
 
-/// The outcome of redeeming an authorization code.
+/// What a presented code or refresh token is found to be, before anything is spent.
 #[derive(Debug)]
-pub enum CodeRedemption {
-    Redeemed(Box<CodeGrant>),
-    /// The code was used before; the grant it started has been revoked.
-    Replayed,
+pub enum Lookup<T> {
+    /// Known and not yet used (a refresh token: also unexpired).
+    Live(Box<T>),
+    /// Used before: presenting it again is a replay, and the grant it belongs to must be revoked
+    /// (RFC 6749 4.1.2 for codes, RFC 9700 4.14.2 for refresh tokens).
+    Spent {
+        grant_id: String,
+    },
     Unknown,
+}
+
+/// The outcome of storing the tokens of an exchange that spends a code or a refresh token.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Issuance {
+    Issued,
+    /// The code or refresh token had been spent (by a concurrent request): the grant is now revoked
+    /// and nothing was issued.
+    Replayed,
+    /// The code or refresh token no longer exists (expired and swept, or revoked).
+    Unknown,
+    /// The grant was revoked meanwhile (a replay elsewhere): nothing was issued.
+    Revoked,
 }
 
 /// An access token, stored under its hash.
@@ -65,12 +82,4 @@ pub struct RefreshToken {
 pub struct Consent {
     pub scope: ScopeSet,
     pub claims: BTreeSet<String>,
-}
-
-#[derive(Debug)]
-pub enum RefreshRotation {
-    Rotated(Box<RefreshToken>),
-    /// The token had already been rotated: the whole grant is now revoked (RFC 9700 4.14.2).
-    Replayed,
-    Unknown,
 }

@@ -15,7 +15,7 @@ mod vocabulary;
 
 pub use claims_request::{ClaimRequest, ClaimsRequest, RESERVED_CLAIMS};
 pub use client::{Client, ClientMetadata};
-pub use grant::{AccessToken, CodeGrant, CodeRedemption, Consent, RefreshRotation, RefreshToken};
+pub use grant::{AccessToken, CodeGrant, Consent, Issuance, Lookup, RefreshToken};
 pub use key::SigningKey;
 pub use session::{Authentication, BrowserSession, PendingAuthorization};
 pub use time::{Timestamp, now};

@@ -12,8 +12,8 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::model::{
-    AccessToken, BrowserSession, Client, ClientId, CodeGrant, CodeRedemption, Consent, PendingAuthorization,
-    RefreshRotation, RefreshToken, SigningKey, Timestamp, User,
+    AccessToken, BrowserSession, Client, ClientId, CodeGrant, Consent, Issuance, Lookup, PendingAuthorization,
+    RefreshToken, SigningKey, Timestamp, User,
 };
 
 pub use postgres::PgStore;
@@ -78,9 +78,15 @@ pub trait UserStore: Send + Sync {
 
 #[async_trait]
 pub trait SessionStore: Send + Sync {
-    async fn insert_session(&self, session: &BrowserSession) -> StoreResult<()>;
+    /// In one transaction: ends the browser's previous session `replaced` (no session fixation), starts
+    /// `session`, and records on the flow `pending_id` that the user logged in during it.
+    async fn start_session(
+        &self,
+        replaced: Option<&str>,
+        session: &BrowserSession,
+        pending_id: &str,
+    ) -> StoreResult<()>;
     async fn session(&self, id_hash: &str, now: Timestamp) -> StoreResult<Option<BrowserSession>>;
-    async fn delete_session(&self, id_hash: &str) -> StoreResult<()>;
 }
 
 #[async_trait]
@@ -88,44 +94,61 @@ pub trait InteractionStore: Send + Sync {
     async fn insert_pending(&self, pending: &PendingAuthorization) -> StoreResult<()>;
     async fn pending(&self, id: &str, now: Timestamp) -> StoreResult<Option<PendingAuthorization>>;
     async fn delete_pending(&self, id: &str) -> StoreResult<()>;
-    /// Records that the user logged in during this flow, with session `sid`.
-    async fn set_pending_login(&self, id: &str, sid: &str) -> StoreResult<()>;
 }
 
 #[async_trait]
 pub trait ConsentStore: Send + Sync {
     async fn consent(&self, user_id: &str, client_id: &ClientId) -> StoreResult<Option<Consent>>;
-    async fn save_consent(&self, user_id: &str, client_id: &ClientId, consent: &Consent) -> StoreResult<()>;
 }
 
+/// What an approved authorization request leaves behind (Core 3.1.2.5), written in one transaction.
+pub struct Approval<'a> {
+    pub user_id: &'a str,
+    pub client_id: &'a ClientId,
+    /// Consent given on this request, remembered for the next ones.
+    pub consent: Option<&'a Consent>,
+    /// The flow that is now complete.
+    pub pending_id: Option<&'a str>,
+    /// A code, under its hash.
+    pub code: Option<(&'a str, &'a CodeGrant)>,
+    /// An access token from the authorization endpoint, under its hash.
+    pub access_token: Option<(&'a str, &'a AccessToken)>,
+}
+
+/// What a token request spends.
+#[derive(Debug, Clone, Copy)]
+pub enum Spent<'a> {
+    /// An authorization code, by its hash.
+    Code(&'a str),
+    /// A refresh token of `client_id`, by its hash; live only until `now`.
+    RefreshToken { hash: &'a str, client_id: &'a ClientId, now: Timestamp },
+}
+
+/// The tokens of one grant to store: an access token and optionally a refresh token, under their hashes.
+pub struct NewTokens<'a> {
+    pub access: (&'a str, &'a AccessToken),
+    pub refresh: Option<(&'a str, &'a RefreshToken)>,
+}
+
+/// Codes and tokens. Every write of one grant is one transaction: what a request spends and what it
+/// issues commit together, before the response, or not at all.
 #[async_trait]
 pub trait GrantStore: Send + Sync {
-    async fn insert_code(&self, code_hash: &str, grant: &CodeGrant) -> StoreResult<()>;
-    /// Marks the code used and returns what it stood for, atomically; a second redemption revokes
-    /// every token of the grant and reports `Replayed`.
-    async fn redeem_code(&self, code_hash: &str) -> StoreResult<CodeRedemption>;
-    /// Stores an access token and, optionally, a refresh token, in one transaction.
-    async fn insert_tokens(
-        &self,
-        access_hash: &str,
-        access: &AccessToken,
-        refresh: Option<(&str, &RefreshToken)>,
-    ) -> StoreResult<()>;
-    async fn access_token(&self, access_hash: &str, now: Timestamp) -> StoreResult<Option<AccessToken>>;
-    /// A live, unused refresh token of `client_id`, without consuming it.
+    async fn approve(&self, approval: &Approval<'_>) -> StoreResult<()>;
+    /// What the code stood for, without spending it.
+    async fn code(&self, code_hash: &str) -> StoreResult<Lookup<CodeGrant>>;
+    /// A refresh token of `client_id`, without spending it (another client's token is `Unknown`).
     async fn refresh_token(
         &self,
         refresh_hash: &str,
         client_id: &ClientId,
         now: Timestamp,
-    ) -> StoreResult<Option<RefreshToken>>;
-    /// Consumes a refresh token of `client_id` for rotation; reuse of a consumed token revokes the grant.
-    async fn rotate_refresh_token(
-        &self,
-        refresh_hash: &str,
-        client_id: &ClientId,
-        now: Timestamp,
-    ) -> StoreResult<RefreshRotation>;
+    ) -> StoreResult<Lookup<RefreshToken>>;
+    /// Spends `spent` (if any) and stores `tokens`, in one transaction. A code or refresh token already
+    /// spent revokes its grant (`Replayed`); a grant revoked meanwhile gets nothing (`Revoked`).
+    async fn issue_tokens(&self, spent: Option<Spent<'_>>, tokens: &NewTokens<'_>) -> StoreResult<Issuance>;
+    async fn access_token(&self, access_hash: &str, now: Timestamp) -> StoreResult<Option<AccessToken>>;
+    /// Revokes every token of the grant, now and in the future.
     async fn revoke_grant(&self, grant_id: &str) -> StoreResult<()>;
 }
 

@@ -290,8 +290,12 @@ impl UserStore for PgStore {
 
 #[async_trait]
 impl SessionStore for PgStore {
-    async fn insert_session(&self, s: &BrowserSession) -> StoreResult<()> {
-        crate::telemetry::timed("insert_session", async move {
+    async fn start_session(&self, replaced: Option<&str>, s: &BrowserSession, pending_id: &str) -> StoreResult<()> {
+        crate::telemetry::timed("start_session", async move {
+            let mut tx = self.pool.begin().await?;
+            if let Some(old) = replaced {
+                sqlx::query(q::DELETE_SESSION).bind(old).execute(&mut *tx).await?;
+            }
             sqlx::query(q::INSERT_SESSION)
                 .bind(&s.id_hash)
                 .bind(&s.sid)
@@ -300,8 +304,10 @@ impl SessionStore for PgStore {
                 .bind(to_json(&s.amr))
                 .bind(&s.acr)
                 .bind(s.expires_at)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
+            sqlx::query(q::SET_PENDING_LOGIN).bind(&s.sid).bind(pending_id).execute(&mut *tx).await?;
+            tx.commit().await?;
             Ok(())
         })
         .await
@@ -322,14 +328,6 @@ impl SessionStore for PgStore {
                 })
             })
             .transpose()
-        })
-        .await
-    }
-
-    async fn delete_session(&self, id_hash: &str) -> StoreResult<()> {
-        crate::telemetry::timed("delete_session", async move {
-            sqlx::query(q::DELETE_SESSION).bind(id_hash).execute(&self.pool).await?;
-            Ok(())
         })
         .await
     }
@@ -377,14 +375,6 @@ impl InteractionStore for PgStore {
         })
         .await
     }
-
-    async fn set_pending_login(&self, id: &str, sid: &str) -> StoreResult<()> {
-        crate::telemetry::timed("set_pending_login", async move {
-            sqlx::query(q::SET_PENDING_LOGIN).bind(sid).bind(id).execute(&self.pool).await?;
-            Ok(())
-        })
-        .await
-    }
 }
 
 #[async_trait]
@@ -397,21 +387,6 @@ impl ConsentStore for PgStore {
                 Ok(Consent { scope: parse("consents.scope", &scope)?, claims: from_json("consents.claims", &claims)? })
             })
             .transpose()
-        })
-        .await
-    }
-
-    async fn save_consent(&self, user_id: &str, client_id: &ClientId, consent: &Consent) -> StoreResult<()> {
-        crate::telemetry::timed("save_consent", async move {
-            sqlx::query(q::SAVE_CONSENT)
-                .bind(user_id)
-                .bind(client_id.as_str())
-                .bind(consent.scope.to_string())
-                .bind(now())
-                .bind(to_json(&consent.claims))
-                .execute(&self.pool)
-                .await?;
-            Ok(())
         })
         .await
     }
@@ -434,85 +409,182 @@ fn refresh_from_row(r: &PgRow) -> StoreResult<RefreshToken> {
     })
 }
 
+type Tx = sqlx::Transaction<'static, sqlx::Postgres>;
+
+/// Revokes a grant inside the caller's transaction, which holds the grant's lock.
+async fn revoke(tx: &mut Tx, grant_id: &str) -> StoreResult<()> {
+    sqlx::query(q::REVOKE_GRANT_1).bind(grant_id).bind(now()).execute(&mut **tx).await?;
+    for sql in [q::REVOKE_GRANT_2, q::REVOKE_GRANT_3] {
+        sqlx::query(sql).bind(grant_id).execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+fn insert_access_token<'a>(
+    hash: &'a str,
+    a: &'a AccessToken,
+) -> sqlx::query::Query<'a, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    sqlx::query(q::INSERT_ACCESS_TOKEN)
+        .bind(hash)
+        .bind(a.client_id.as_str())
+        .bind(&a.user_id)
+        .bind(a.scope.to_string())
+        .bind(&a.grant_id)
+        .bind(a.expires_at)
+        .bind(a.claims.as_ref().map(to_json))
+}
+
+async fn insert_refresh_token(tx: &mut Tx, hash: &str, r: &RefreshToken) -> StoreResult<()> {
+    sqlx::query(q::INSERT_REFRESH_TOKEN)
+        .bind(hash)
+        .bind(r.client_id.as_str())
+        .bind(&r.user_id)
+        .bind(r.scope.to_string())
+        .bind(&r.grant_id)
+        .bind(r.auth.auth_time)
+        .bind(to_json(&r.auth.amr))
+        .bind(&r.auth.acr)
+        .bind(&r.auth.sid)
+        .bind(r.expires_at)
+        .bind(r.claims.as_ref().map(to_json))
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Spends a code or refresh token; on failure, the grant of one that was spent before (a replay).
+async fn spend(tx: &mut Tx, spent: Spent<'_>) -> StoreResult<Result<(), Option<String>>> {
+    let (done, grant) = match spent {
+        Spent::Code(hash) => {
+            let done = sqlx::query(q::SPEND_CODE).bind(hash).execute(&mut **tx).await?.rows_affected();
+            if done == 1 {
+                return Ok(Ok(()));
+            }
+            (done, sqlx::query_scalar(q::CODE_GRANT).bind(hash).fetch_optional(&mut **tx).await?)
+        }
+        Spent::RefreshToken { hash, client_id, now } => {
+            let spend = sqlx::query(q::SPEND_REFRESH_TOKEN).bind(hash).bind(client_id.as_str()).bind(now);
+            let done = spend.execute(&mut **tx).await?.rows_affected();
+            if done == 1 {
+                return Ok(Ok(()));
+            }
+            let grant = sqlx::query_scalar(q::SPENT_REFRESH_TOKEN_GRANT).bind(hash).bind(client_id.as_str());
+            (done, grant.fetch_optional(&mut **tx).await?)
+        }
+    };
+    debug_assert_eq!(done, 0);
+    Ok(Err(grant))
+}
+
 #[async_trait]
 impl GrantStore for PgStore {
-    async fn insert_code(&self, code_hash: &str, grant: &CodeGrant) -> StoreResult<()> {
-        crate::telemetry::timed("insert_code", async move {
-            sqlx::query(q::INSERT_CODE)
-                .bind(code_hash)
-                .bind(&grant.grant_id)
-                .bind(to_json(grant))
-                .bind(grant.expires_at)
-                .execute(&self.pool)
-                .await?;
-            Ok(())
-        })
-        .await
-    }
-
-    async fn redeem_code(&self, code_hash: &str) -> StoreResult<CodeRedemption> {
-        crate::telemetry::timed("redeem_code", async move {
-            // One statement: two concurrent redemptions cannot both succeed.
-            let json: Option<String> =
-                sqlx::query_scalar(q::REDEEM_CODE_1).bind(code_hash).fetch_optional(&self.pool).await?;
-            if let Some(json) = json {
-                return Ok(CodeRedemption::Redeemed(Box::new(from_json("authorization_codes.grant_json", &json)?)));
-            }
-            let grant_id: Option<String> =
-                sqlx::query_scalar(q::REDEEM_CODE_2).bind(code_hash).fetch_optional(&self.pool).await?;
-            match grant_id {
-                Some(grant_id) => {
-                    self.revoke_grant(&grant_id).await?;
-                    Ok(CodeRedemption::Replayed)
-                }
-                None => Ok(CodeRedemption::Unknown),
-            }
-        })
-        .await
-    }
-
-    async fn insert_tokens(
-        &self,
-        access_hash: &str,
-        a: &AccessToken,
-        refresh: Option<(&str, &RefreshToken)>,
-    ) -> StoreResult<()> {
-        crate::telemetry::timed("insert_tokens", async move {
-            // Conditional on the grant not being revoked, so a code replayed while this request was in
-            // flight still revokes what it issues.
-            let insert_access = sqlx::query(q::INSERT_TOKENS_1)
-                .bind(access_hash)
-                .bind(a.client_id.as_str())
-                .bind(&a.user_id)
-                .bind(a.scope.to_string())
-                .bind(&a.grant_id)
-                .bind(a.expires_at)
-                .bind(a.claims.as_ref().map(to_json));
-            let Some((hash, r)) = refresh else {
-                // A single statement needs no transaction (one round trip instead of three).
-                let done = insert_access.execute(&self.pool).await?;
-                return if done.rows_affected() == 0 { Err(StoreError::Conflict) } else { Ok(()) };
-            };
+    async fn approve(&self, a: &Approval<'_>) -> StoreResult<()> {
+        crate::telemetry::timed("approve", async move {
             let mut tx = self.pool.begin().await?;
-            if insert_access.execute(&mut *tx).await?.rows_affected() == 0 {
-                return Err(StoreError::Conflict);
+            if let Some(c) = a.consent {
+                sqlx::query(q::SAVE_CONSENT)
+                    .bind(a.user_id)
+                    .bind(a.client_id.as_str())
+                    .bind(c.scope.to_string())
+                    .bind(now())
+                    .bind(to_json(&c.claims))
+                    .execute(&mut *tx)
+                    .await?;
             }
-            sqlx::query(q::INSERT_TOKENS_2)
-                .bind(hash)
-                .bind(r.client_id.as_str())
-                .bind(&r.user_id)
-                .bind(r.scope.to_string())
-                .bind(&r.grant_id)
-                .bind(r.auth.auth_time)
-                .bind(to_json(&r.auth.amr))
-                .bind(&r.auth.acr)
-                .bind(&r.auth.sid)
-                .bind(r.expires_at)
-                .bind(r.claims.as_ref().map(to_json))
-                .execute(&mut *tx)
-                .await?;
+            if let Some(id) = a.pending_id {
+                sqlx::query(q::DELETE_PENDING).bind(id).execute(&mut *tx).await?;
+            }
+            if let Some((hash, grant)) = a.code {
+                sqlx::query(q::INSERT_CODE)
+                    .bind(hash)
+                    .bind(&grant.grant_id)
+                    .bind(to_json(grant))
+                    .bind(grant.expires_at)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            if let Some((hash, token)) = a.access_token {
+                insert_access_token(hash, token).execute(&mut *tx).await?;
+            }
             tx.commit().await?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn code(&self, code_hash: &str) -> StoreResult<Lookup<CodeGrant>> {
+        crate::telemetry::timed("code", async move {
+            let found: Option<(String, bool)> =
+                sqlx::query_as(q::CODE).bind(code_hash).fetch_optional(&self.pool).await?;
+            Ok(match found {
+                Some((json, used)) => {
+                    let grant: CodeGrant = from_json("authorization_codes.grant_json", &json)?;
+                    if used { Lookup::Spent { grant_id: grant.grant_id } } else { Lookup::Live(Box::new(grant)) }
+                }
+                None => Lookup::Unknown,
+            })
+        })
+        .await
+    }
+
+    async fn refresh_token(
+        &self,
+        refresh_hash: &str,
+        client_id: &ClientId,
+        now: Timestamp,
+    ) -> StoreResult<Lookup<RefreshToken>> {
+        crate::telemetry::timed("refresh_token", async move {
+            let row = sqlx::query(q::REFRESH_TOKEN)
+                .bind(refresh_hash)
+                .bind(client_id.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+            let Some(row) = row else { return Ok(Lookup::Unknown) };
+            let token = refresh_from_row(&row)?;
+            Ok(if row.try_get::<bool, _>("used")? {
+                Lookup::Spent { grant_id: token.grant_id }
+            } else if token.expires_at > now {
+                Lookup::Live(Box::new(token))
+            } else {
+                Lookup::Unknown
+            })
+        })
+        .await
+    }
+
+    async fn issue_tokens(&self, spent: Option<Spent<'_>>, tokens: &NewTokens<'_>) -> StoreResult<Issuance> {
+        crate::telemetry::timed("issue_tokens", async move {
+            let (access_hash, access) = tokens.access;
+            if spent.is_none() && tokens.refresh.is_none() {
+                // A new grant's single token (client_credentials): one statement, one round trip.
+                insert_access_token(access_hash, access).execute(&self.pool).await?;
+                return Ok(Issuance::Issued);
+            }
+            let mut tx = self.pool.begin().await?;
+            // The grant's lock first, then what is spent: the same order as revocation, so the two
+            // never wait on each other in a cycle.
+            sqlx::query(q::LOCK_GRANT).bind(&access.grant_id).execute(&mut *tx).await?;
+            if let Some(spent) = spent {
+                match spend(&mut tx, spent).await? {
+                    Ok(()) => {}
+                    Err(Some(grant_id)) => {
+                        revoke(&mut tx, &grant_id).await?;
+                        tx.commit().await?;
+                        return Ok(Issuance::Replayed);
+                    }
+                    Err(None) => return Ok(Issuance::Unknown),
+                }
+            }
+            // Conditional on the grant not being revoked; the lock makes that check and a concurrent
+            // revocation take turns.
+            if insert_access_token(access_hash, access).execute(&mut *tx).await?.rows_affected() == 0 {
+                return Ok(Issuance::Revoked);
+            }
+            if let Some((hash, refresh)) = tokens.refresh {
+                insert_refresh_token(&mut tx, hash, refresh).await?;
+            }
+            tx.commit().await?;
+            Ok(Issuance::Issued)
         })
         .await
     }
@@ -535,63 +607,11 @@ impl GrantStore for PgStore {
         .await
     }
 
-    async fn refresh_token(
-        &self,
-        refresh_hash: &str,
-        client_id: &ClientId,
-        now: Timestamp,
-    ) -> StoreResult<Option<RefreshToken>> {
-        crate::telemetry::timed("refresh_token", async move {
-            let row = sqlx::query(q::REFRESH_TOKEN)
-                .bind(refresh_hash)
-                .bind(client_id.as_str())
-                .bind(now)
-                .fetch_optional(&self.pool)
-                .await?;
-            row.as_ref().map(refresh_from_row).transpose()
-        })
-        .await
-    }
-
-    async fn rotate_refresh_token(
-        &self,
-        refresh_hash: &str,
-        client_id: &ClientId,
-        now: Timestamp,
-    ) -> StoreResult<RefreshRotation> {
-        crate::telemetry::timed("rotate_refresh_token", async move {
-            let row = sqlx::query(q::ROTATE_REFRESH_TOKEN_1)
-                .bind(refresh_hash)
-                .bind(client_id.as_str())
-                .bind(now)
-                .fetch_optional(&self.pool)
-                .await?;
-            if let Some(r) = row {
-                return Ok(RefreshRotation::Rotated(Box::new(refresh_from_row(&r)?)));
-            }
-            let used: Option<(String, bool)> = sqlx::query_as(q::ROTATE_REFRESH_TOKEN_2)
-                .bind(refresh_hash)
-                .bind(client_id.as_str())
-                .fetch_optional(&self.pool)
-                .await?;
-            match used {
-                Some((grant_id, true)) => {
-                    self.revoke_grant(&grant_id).await?;
-                    Ok(RefreshRotation::Replayed)
-                }
-                _ => Ok(RefreshRotation::Unknown),
-            }
-        })
-        .await
-    }
-
     async fn revoke_grant(&self, grant_id: &str) -> StoreResult<()> {
         crate::telemetry::timed("revoke_grant", async move {
             let mut tx = self.pool.begin().await?;
-            sqlx::query(q::REVOKE_GRANT_1).bind(grant_id).bind(now()).execute(&mut *tx).await?;
-            for sql in [q::REVOKE_GRANT_2, q::REVOKE_GRANT_3] {
-                sqlx::query(sql).bind(grant_id).execute(&mut *tx).await?;
-            }
+            sqlx::query(q::LOCK_GRANT).bind(grant_id).execute(&mut *tx).await?;
+            revoke(&mut tx, grant_id).await?;
             tx.commit().await?;
             Ok(())
         })

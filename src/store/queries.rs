@@ -27,26 +27,30 @@ pub const DELETE_USER: &str = "DELETE FROM users WHERE username = $1";
 pub const INSERT_SESSION: &str =
     "INSERT INTO sessions (id_hash, sid, user_id, auth_time, amr, acr, expires_at) VALUES ($1,$2,$3,$4,$5,$6,$7)";
 pub const SESSION: &str = "SELECT id_hash, sid, user_id, auth_time, amr, acr, expires_at FROM sessions WHERE id_hash = $1 AND expires_at > $2";
-pub const DELETE_SESSION: &str = "DELETE FROM sessions WHERE id_hash = $1";
 pub const INSERT_PENDING: &str =
     "INSERT INTO pending_authorizations (id, client_id, request_json, created_at, expires_at) VALUES ($1,$2,$3,$4,$5)";
 pub const PENDING: &str = "SELECT id, client_id, request_json, login_sid, created_at, expires_at FROM pending_authorizations WHERE id = $1 AND expires_at > $2";
 pub const DELETE_PENDING: &str = "DELETE FROM pending_authorizations WHERE id = $1";
-pub const SET_PENDING_LOGIN: &str = "UPDATE pending_authorizations SET login_sid = $1 WHERE id = $2";
 pub const CONSENT: &str = "SELECT scope, claims FROM consents WHERE user_id = $1 AND client_id = $2";
 pub const SAVE_CONSENT: &str = "INSERT INTO consents (user_id, client_id, scope, granted_at, claims) VALUES ($1,$2,$3,$4,$5) ON CONFLICT (user_id, client_id) DO UPDATE SET scope = excluded.scope, claims = excluded.claims, granted_at = excluded.granted_at";
+pub const DELETE_SESSION: &str = "DELETE FROM sessions WHERE id_hash = $1";
+pub const SET_PENDING_LOGIN: &str = "UPDATE pending_authorizations SET login_sid = $1 WHERE id = $2";
+pub const CODE: &str = "SELECT grant_json, used FROM authorization_codes WHERE code_hash = $1";
+pub const SPEND_CODE: &str = "UPDATE authorization_codes SET used = TRUE WHERE code_hash = $1 AND used = FALSE";
+pub const CODE_GRANT: &str = "SELECT grant_id FROM authorization_codes WHERE code_hash = $1";
+pub const REFRESH_TOKEN: &str = "SELECT client_id, user_id, scope, grant_id, auth_time, amr, acr, sid, expires_at, claims, used FROM refresh_tokens WHERE token_hash = $1 AND client_id = $2";
+pub const SPEND_REFRESH_TOKEN: &str = "UPDATE refresh_tokens SET used = TRUE WHERE token_hash = $1 AND client_id = $2 AND used = FALSE AND expires_at > $3";
+pub const SPENT_REFRESH_TOKEN_GRANT: &str =
+    "SELECT grant_id FROM refresh_tokens WHERE token_hash = $1 AND client_id = $2 AND used = TRUE";
+/// PostgreSQL only: serializes the transactions that issue or revoke tokens of one grant, so a token
+/// inserted while the grant is being revoked is either seen by the revocation or refused by the check
+/// of `revoked_grants` (under READ COMMITTED neither would see the other's uncommitted rows).
+pub const LOCK_GRANT: &str = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))";
 pub const INSERT_CODE: &str =
     "INSERT INTO authorization_codes (code_hash, grant_id, grant_json, expires_at) VALUES ($1,$2,$3,$4)";
-pub const REDEEM_CODE_1: &str =
-    "UPDATE authorization_codes SET used = TRUE WHERE code_hash = $1 AND used = FALSE RETURNING grant_json";
-pub const REDEEM_CODE_2: &str = "SELECT grant_id FROM authorization_codes WHERE code_hash = $1";
-pub const INSERT_TOKENS_1: &str = "INSERT INTO access_tokens (token_hash, client_id, user_id, scope, grant_id, expires_at, claims) SELECT $1,$2,$3,$4,$5,$6,$7 WHERE NOT EXISTS (SELECT 1 FROM revoked_grants WHERE grant_id = $5)";
-pub const INSERT_TOKENS_2: &str = "INSERT INTO refresh_tokens (token_hash, client_id, user_id, scope, grant_id, auth_time, amr, acr, sid, expires_at, claims) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)";
+pub const INSERT_ACCESS_TOKEN: &str = "INSERT INTO access_tokens (token_hash, client_id, user_id, scope, grant_id, expires_at, claims) SELECT $1,$2,$3,$4,$5,$6,$7 WHERE NOT EXISTS (SELECT 1 FROM revoked_grants WHERE grant_id = $5)";
+pub const INSERT_REFRESH_TOKEN: &str = "INSERT INTO refresh_tokens (token_hash, client_id, user_id, scope, grant_id, auth_time, amr, acr, sid, expires_at, claims) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)";
 pub const ACCESS_TOKEN: &str = "SELECT client_id, user_id, scope, grant_id, expires_at, claims FROM access_tokens WHERE token_hash = $1 AND expires_at > $2";
-pub const REFRESH_TOKEN: &str = "SELECT client_id, user_id, scope, grant_id, auth_time, amr, acr, sid, expires_at, claims FROM refresh_tokens WHERE token_hash = $1 AND client_id = $2 AND used = FALSE AND expires_at > $3";
-pub const ROTATE_REFRESH_TOKEN_1: &str = "UPDATE refresh_tokens SET used = TRUE WHERE token_hash = $1 AND client_id = $2 AND used = FALSE AND expires_at > $3 RETURNING client_id, user_id, scope, grant_id, auth_time, amr, acr, sid, expires_at, claims";
-pub const ROTATE_REFRESH_TOKEN_2: &str =
-    "SELECT grant_id, used FROM refresh_tokens WHERE token_hash = $1 AND client_id = $2";
 pub const REVOKE_GRANT_1: &str =
     "INSERT INTO revoked_grants (grant_id, revoked_at) VALUES ($1, $2) ON CONFLICT DO NOTHING";
 pub const REVOKE_GRANT_2: &str = "DELETE FROM access_tokens WHERE grant_id = $1";

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use rusqlite::types::Type;
-use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, Transaction, params};
 use serde::de::DeserializeOwned;
 
 use super::queries as q;
@@ -347,13 +347,19 @@ impl UserStore for SqliteStore {
 
 #[async_trait]
 impl SessionStore for SqliteStore {
-    async fn insert_session(&self, s: &BrowserSession) -> StoreResult<()> {
-        self.write("insert_session", |conn| {
+    async fn start_session(&self, replaced: Option<&str>, s: &BrowserSession, pending_id: &str) -> StoreResult<()> {
+        self.write("start_session", |conn| {
+            let tx = conn.transaction()?;
+            if let Some(old) = replaced {
+                exec(&tx, q::DELETE_SESSION, [old])?;
+            }
             exec(
-                conn,
+                &tx,
                 q::INSERT_SESSION,
                 params![s.id_hash, s.sid, s.user_id, s.auth_time, to_json(&s.amr), s.acr, s.expires_at],
             )?;
+            exec(&tx, q::SET_PENDING_LOGIN, [s.sid.as_str(), pending_id])?;
+            tx.commit()?;
             Ok(())
         })
     }
@@ -374,10 +380,6 @@ impl SessionStore for SqliteStore {
                 })
                 .optional()
         })
-    }
-
-    async fn delete_session(&self, id_hash: &str) -> StoreResult<()> {
-        self.write("delete_session", |conn| Ok(exec(conn, q::DELETE_SESSION, [id_hash]).map(drop)?))
     }
 }
 
@@ -414,10 +416,6 @@ impl InteractionStore for SqliteStore {
     async fn delete_pending(&self, id: &str) -> StoreResult<()> {
         self.write("delete_pending", |conn| Ok(exec(conn, q::DELETE_PENDING, [id]).map(drop)?))
     }
-
-    async fn set_pending_login(&self, id: &str, sid: &str) -> StoreResult<()> {
-        self.write("set_pending_login", |conn| Ok(exec(conn, q::SET_PENDING_LOGIN, [sid, id]).map(drop)?))
-    }
 }
 
 #[async_trait]
@@ -429,103 +427,142 @@ impl ConsentStore for SqliteStore {
                 .optional()
         })
     }
-
-    async fn save_consent(&self, user_id: &str, client_id: &ClientId, consent: &Consent) -> StoreResult<()> {
-        self.write("save_consent", |conn| {
-            let args = params![user_id, client_id.as_str(), consent.scope.to_string(), now(), to_json(&consent.claims)];
-            exec(conn, q::SAVE_CONSENT, args)?;
-            Ok(())
-        })
-    }
 }
 
-/// Revokes a grant on an open connection (used inside other writes).
-fn revoke(conn: &mut Connection, grant_id: &str) -> StoreResult<()> {
-    let tx = conn.transaction()?;
-    exec(&tx, q::REVOKE_GRANT_1, params![grant_id, now()])?;
+/// Revokes a grant inside the caller's transaction.
+fn revoke(tx: &Transaction<'_>, grant_id: &str) -> rusqlite::Result<()> {
+    exec(tx, q::REVOKE_GRANT_1, params![grant_id, now()])?;
     for sql in [q::REVOKE_GRANT_2, q::REVOKE_GRANT_3] {
-        exec(&tx, sql, [grant_id])?;
+        exec(tx, sql, [grant_id])?;
     }
-    tx.commit()?;
     Ok(())
+}
+
+/// Inserts an access token unless its grant has been revoked; false if it was.
+fn insert_access_token(tx: &Transaction<'_>, hash: &str, a: &AccessToken) -> rusqlite::Result<bool> {
+    let args = params![
+        hash,
+        a.client_id.as_str(),
+        a.user_id,
+        a.scope.to_string(),
+        a.grant_id,
+        a.expires_at,
+        a.claims.as_ref().map(to_json)
+    ];
+    Ok(exec(tx, q::INSERT_ACCESS_TOKEN, args)? == 1)
+}
+
+fn insert_refresh_token(tx: &Transaction<'_>, hash: &str, r: &RefreshToken) -> rusqlite::Result<()> {
+    let args = params![
+        hash,
+        r.client_id.as_str(),
+        r.user_id,
+        r.scope.to_string(),
+        r.grant_id,
+        r.auth.auth_time,
+        to_json(&r.auth.amr),
+        r.auth.acr,
+        r.auth.sid,
+        r.expires_at,
+        r.claims.as_ref().map(to_json)
+    ];
+    exec(tx, q::INSERT_REFRESH_TOKEN, args).map(drop)
+}
+
+/// Spends a code or refresh token; on failure, the grant of one that was spent before (a replay).
+fn spend(tx: &Transaction<'_>, spent: Spent<'_>) -> rusqlite::Result<Result<(), Option<String>>> {
+    let (done, grant) = match spent {
+        Spent::Code(hash) => {
+            (exec(tx, q::SPEND_CODE, [hash])?, tx.prepare_cached(q::CODE_GRANT)?.query_row([hash], |r| r.get(0)))
+        }
+        Spent::RefreshToken { hash, client_id, now } => (
+            exec(tx, q::SPEND_REFRESH_TOKEN, params![hash, client_id.as_str(), now])?,
+            tx.prepare_cached(q::SPENT_REFRESH_TOKEN_GRANT)?.query_row([hash, client_id.as_str()], |r| r.get(0)),
+        ),
+    };
+    if done == 1 {
+        return Ok(Ok(()));
+    }
+    Ok(Err(grant.optional()?))
 }
 
 #[async_trait]
 impl GrantStore for SqliteStore {
-    async fn insert_code(&self, code_hash: &str, grant: &CodeGrant) -> StoreResult<()> {
-        self.write("insert_code", |conn| {
-            exec(conn, q::INSERT_CODE, params![code_hash, grant.grant_id, to_json(grant), grant.expires_at])?;
-            Ok(())
-        })
-    }
-
-    async fn redeem_code(&self, code_hash: &str) -> StoreResult<CodeRedemption> {
-        self.write("redeem_code", |conn| {
-            // One statement: two concurrent redemptions cannot both succeed.
-            let redeemed: Option<CodeGrant> =
-                conn.prepare_cached(q::REDEEM_CODE_1)?.query_row([code_hash], |r| json(r, 0)).optional()?;
-            if let Some(grant) = redeemed {
-                return Ok(CodeRedemption::Redeemed(Box::new(grant)));
-            }
-            let grant_id: Option<String> =
-                conn.prepare_cached(q::REDEEM_CODE_2)?.query_row([code_hash], |r| r.get(0)).optional()?;
-            match grant_id {
-                Some(grant_id) => {
-                    revoke(conn, &grant_id)?;
-                    Ok(CodeRedemption::Replayed)
-                }
-                None => Ok(CodeRedemption::Unknown),
-            }
-        })
-    }
-
-    async fn insert_tokens(
-        &self,
-        access_hash: &str,
-        a: &AccessToken,
-        refresh: Option<(&str, &RefreshToken)>,
-    ) -> StoreResult<()> {
-        self.write("insert_tokens", |conn| {
+    async fn approve(&self, a: &Approval<'_>) -> StoreResult<()> {
+        self.write("approve", |conn| {
             let tx = conn.transaction()?;
-            // Conditional on the grant not being revoked, so a code replayed while this request was in
-            // flight still revokes what it issues.
-            let inserted = exec(
-                &tx,
-                q::INSERT_TOKENS_1,
-                params![
-                    access_hash,
-                    a.client_id.as_str(),
-                    a.user_id,
-                    a.scope.to_string(),
-                    a.grant_id,
-                    a.expires_at,
-                    a.claims.as_ref().map(to_json)
-                ],
-            )?;
-            if inserted == 0 {
-                return Err(StoreError::Conflict);
+            if let Some(c) = a.consent {
+                let args = params![a.user_id, a.client_id.as_str(), c.scope.to_string(), now(), to_json(&c.claims)];
+                exec(&tx, q::SAVE_CONSENT, args)?;
             }
-            if let Some((hash, r)) = refresh {
-                exec(
-                    &tx,
-                    q::INSERT_TOKENS_2,
-                    params![
-                        hash,
-                        r.client_id.as_str(),
-                        r.user_id,
-                        r.scope.to_string(),
-                        r.grant_id,
-                        r.auth.auth_time,
-                        to_json(&r.auth.amr),
-                        r.auth.acr,
-                        r.auth.sid,
-                        r.expires_at,
-                        r.claims.as_ref().map(to_json)
-                    ],
-                )?;
+            if let Some(id) = a.pending_id {
+                exec(&tx, q::DELETE_PENDING, [id])?;
+            }
+            if let Some((hash, grant)) = a.code {
+                exec(&tx, q::INSERT_CODE, params![hash, grant.grant_id, to_json(grant), grant.expires_at])?;
+            }
+            if let Some((hash, token)) = a.access_token {
+                insert_access_token(&tx, hash, token)?;
             }
             tx.commit()?;
             Ok(())
+        })
+    }
+
+    async fn code(&self, code_hash: &str) -> StoreResult<Lookup<CodeGrant>> {
+        let found: Option<(CodeGrant, bool)> = self.read("code", |c| {
+            c.prepare_cached(q::CODE)?.query_row([code_hash], |r| Ok((json(r, 0)?, r.get(1)?))).optional()
+        })?;
+        Ok(match found {
+            Some((grant, false)) => Lookup::Live(Box::new(grant)),
+            Some((grant, true)) => Lookup::Spent { grant_id: grant.grant_id },
+            None => Lookup::Unknown,
+        })
+    }
+
+    async fn refresh_token(
+        &self,
+        refresh_hash: &str,
+        client_id: &ClientId,
+        now: Timestamp,
+    ) -> StoreResult<Lookup<RefreshToken>> {
+        let found: Option<(RefreshToken, bool)> = self.read("refresh_token", |c| {
+            c.prepare_cached(q::REFRESH_TOKEN)?
+                .query_row([refresh_hash, client_id.as_str()], |r| Ok((refresh_from_row(r)?, r.get(10)?)))
+                .optional()
+        })?;
+        Ok(match found {
+            Some((token, true)) => Lookup::Spent { grant_id: token.grant_id },
+            Some((token, false)) if token.expires_at > now => Lookup::Live(Box::new(token)),
+            _ => Lookup::Unknown,
+        })
+    }
+
+    async fn issue_tokens(&self, spent: Option<Spent<'_>>, tokens: &NewTokens<'_>) -> StoreResult<Issuance> {
+        self.write("issue_tokens", |conn| {
+            let tx = conn.transaction()?;
+            if let Some(spent) = spent {
+                match spend(&tx, spent)? {
+                    Ok(()) => {}
+                    Err(Some(grant_id)) => {
+                        revoke(&tx, &grant_id)?;
+                        tx.commit()?;
+                        return Ok(Issuance::Replayed);
+                    }
+                    Err(None) => return Ok(Issuance::Unknown),
+                }
+            }
+            // Conditional on the grant not being revoked, so a code replayed while this request was in
+            // flight still revokes what it issues. (SQLite has one writer: nothing interleaves.)
+            let (access_hash, access) = tokens.access;
+            if !insert_access_token(&tx, access_hash, access)? {
+                return Ok(Issuance::Revoked);
+            }
+            if let Some((hash, refresh)) = tokens.refresh {
+                insert_refresh_token(&tx, hash, refresh)?;
+            }
+            tx.commit()?;
+            Ok(Issuance::Issued)
         })
     }
 
@@ -546,49 +583,13 @@ impl GrantStore for SqliteStore {
         })
     }
 
-    async fn refresh_token(
-        &self,
-        refresh_hash: &str,
-        client_id: &ClientId,
-        now: Timestamp,
-    ) -> StoreResult<Option<RefreshToken>> {
-        self.read("refresh_token", |c| {
-            c.prepare_cached(q::REFRESH_TOKEN)?
-                .query_row(params![refresh_hash, client_id.as_str(), now], refresh_from_row)
-                .optional()
-        })
-    }
-
-    async fn rotate_refresh_token(
-        &self,
-        refresh_hash: &str,
-        client_id: &ClientId,
-        now: Timestamp,
-    ) -> StoreResult<RefreshRotation> {
-        self.write("rotate_refresh_token", |conn| {
-            let rotated = conn
-                .prepare_cached(q::ROTATE_REFRESH_TOKEN_1)?
-                .query_row(params![refresh_hash, client_id.as_str(), now], refresh_from_row)
-                .optional()?;
-            if let Some(old) = rotated {
-                return Ok(RefreshRotation::Rotated(Box::new(old)));
-            }
-            let used: Option<(String, bool)> = conn
-                .prepare_cached(q::ROTATE_REFRESH_TOKEN_2)?
-                .query_row([refresh_hash, client_id.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
-                .optional()?;
-            match used {
-                Some((grant_id, true)) => {
-                    revoke(conn, &grant_id)?;
-                    Ok(RefreshRotation::Replayed)
-                }
-                _ => Ok(RefreshRotation::Unknown),
-            }
-        })
-    }
-
     async fn revoke_grant(&self, grant_id: &str) -> StoreResult<()> {
-        self.write("revoke_grant", |conn| revoke(conn, grant_id))
+        self.write("revoke_grant", |conn| {
+            let tx = conn.transaction()?;
+            revoke(&tx, grant_id)?;
+            tx.commit()?;
+            Ok(())
+        })
     }
 }
 

@@ -5,20 +5,26 @@ use super::issue::{Grant, active_user, issue};
 use super::{TokenResponse, invalid_grant, required};
 use crate::crypto;
 use crate::http::{SharedState, reply};
-use crate::model::{Client, CodeRedemption, now};
+use crate::model::{Client, Lookup, now};
 use crate::protocol::{OAuthError, Params, pkce};
+use crate::store::Spent;
+
+pub(super) const CODE_REUSED: &str = "authorization code was already used";
 
 pub(super) async fn exchange(
     state: &SharedState,
     client: &Client,
     params: &Params,
 ) -> Result<TokenResponse, OAuthError> {
-    let code = required(params, "code")?;
-    let grant = match state.store.redeem_code(&crypto::token_hash(code)).await.map_err(reply::internal)? {
-        CodeRedemption::Redeemed(grant) => grant,
-        // RFC 6749 4.1.2: a reused code is refused, and what it issued is revoked (done by the store).
-        CodeRedemption::Replayed => return Err(invalid_grant("authorization code was already used")),
-        CodeRedemption::Unknown => return Err(invalid_grant("authorization code is invalid")),
+    let hash = crypto::token_hash(required(params, "code")?);
+    let grant = match state.store.code(&hash).await.map_err(reply::internal)? {
+        Lookup::Live(grant) => grant,
+        // RFC 6749 4.1.2: a reused code is refused, and what it issued is revoked.
+        Lookup::Spent { grant_id } => {
+            state.store.revoke_grant(&grant_id).await.map_err(reply::internal)?;
+            return Err(invalid_grant(CODE_REUSED));
+        }
+        Lookup::Unknown => return Err(invalid_grant("authorization code is invalid")),
     };
     if grant.expires_at <= now() {
         return Err(invalid_grant("authorization code has expired"));
@@ -46,5 +52,7 @@ pub(super) async fn exchange(
         nonce: grant.nonce.as_deref(),
         claims: grant.claims.as_ref(),
     };
-    issue(state, client, grant, access_scope).await
+    // The code is spent in the same transaction that stores the tokens (a concurrent redemption
+    // of the same code loses, and revokes the grant).
+    issue(state, client, grant, access_scope, Spent::Code(&hash)).await
 }

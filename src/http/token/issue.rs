@@ -5,9 +5,12 @@ use super::{TokenResponse, invalid_grant};
 use crate::crypto;
 use crate::http::issuance::{self, IdTokenContents};
 use crate::http::{SharedState, reply};
-use crate::model::{Authentication, ClaimsRequest, Client, GrantType, RefreshToken, ScopeSet, User, now};
+use crate::model::{
+    AccessToken, Authentication, ClaimsRequest, Client, GrantType, Issuance, RefreshToken, ScopeSet, User, now,
+};
 use crate::protocol::OAuthError;
 use crate::protocol::claims;
+use crate::store::{NewTokens, Spent};
 
 /// The grant's user, unless the account has since been disabled or deleted.
 pub(super) async fn active_user(state: &SharedState, user_id: &str) -> Result<User, OAuthError> {
@@ -28,13 +31,36 @@ pub(super) struct Grant<'a> {
     pub claims: Option<&'a ClaimsRequest>,
 }
 
+/// Stores the tokens of an exchange, spending `spent` in the same transaction: nothing is answered
+/// before it is committed, and on failure nothing has changed.
+pub(super) async fn store(
+    state: &SharedState,
+    spent: Option<Spent<'_>>,
+    access: (&str, &AccessToken),
+    refresh: Option<(&str, &RefreshToken)>,
+) -> Result<(), OAuthError> {
+    let access_hash = crypto::token_hash(access.0);
+    let tokens = NewTokens { access: (&access_hash, access.1), refresh };
+    match state.store.issue_tokens(spent, &tokens).await.map_err(reply::internal)? {
+        Issuance::Issued => Ok(()),
+        Issuance::Replayed => Err(invalid_grant(match spent {
+            Some(Spent::Code(_)) => super::authorization_code::CODE_REUSED,
+            _ => super::refresh_token::REFRESH_REUSED,
+        })),
+        Issuance::Unknown => Err(invalid_grant("the code or refresh token is no longer valid")),
+        // The grant was revoked (its code was replayed) while this request was in flight.
+        Issuance::Revoked => Err(invalid_grant("the grant has been revoked")),
+    }
+}
+
 /// Issues an access token with `access_scope`, a refresh token (for `offline_access`, Core 11) and an
-/// ID Token.
+/// ID Token, spending the code or refresh token presented.
 pub(super) async fn issue(
     state: &SharedState,
     client: &Client,
     grant: Grant<'_>,
     access_scope: ScopeSet,
+    spent: Spent<'_>,
 ) -> Result<TokenResponse, OAuthError> {
     let user = grant.user;
     let (access_token, access) =
@@ -65,7 +91,8 @@ pub(super) async fn issue(
     } else {
         None
     };
-    issuance::store_tokens(state, &access_token, &access, refresh.as_ref().map(|(h, r)| (h.as_str(), r))).await?;
+    let refresh = refresh.as_ref().map(|(h, r)| (h.as_str(), r));
+    store(state, Some(spent), (&access_token, &access), refresh).await?;
     Ok(TokenResponse {
         access_token,
         token_type: "Bearer",

@@ -5,36 +5,38 @@ use super::issue::{Grant, active_user, issue};
 use super::{TokenResponse, invalid_grant, required};
 use crate::crypto;
 use crate::http::{SharedState, reply};
-use crate::model::{Client, RefreshRotation, ScopeSet, now};
+use crate::model::{Client, Lookup, ScopeSet, now};
 use crate::protocol::{ErrorCode, OAuthError, Params};
+use crate::store::Spent;
+
+pub(super) const REFRESH_REUSED: &str = "refresh token was already used; the grant has been revoked";
 
 pub(super) async fn exchange(
     state: &SharedState,
     client: &Client,
     params: &Params,
 ) -> Result<TokenResponse, OAuthError> {
-    let token = required(params, "refresh_token")?;
-    let hash = crypto::token_hash(token);
+    let hash = crypto::token_hash(required(params, "refresh_token")?);
     let asked = params
         .get("scope")
         .map(ScopeSet::parse)
         .transpose()
         .map_err(|_| OAuthError::new(ErrorCode::InvalidScope, "scope is malformed"))?;
-    // RFC 6749 6: the new access token may have narrower scope, never wider. Checked before rotating,
-    // so a mistaken request does not consume the token.
-    if let Some(asked) = &asked {
-        let current = state.store.refresh_token(&hash, &client.id, now()).await.map_err(reply::internal)?;
-        if current.is_some_and(|t| !asked.is_subset(&t.scope)) {
-            return Err(OAuthError::new(ErrorCode::InvalidScope, "scope exceeds the original grant"));
+    let now = now();
+    // Another client's token is unknown here (RFC 6749 6: bound to the client it was issued to).
+    let old = match state.store.refresh_token(&hash, &client.id, now).await.map_err(reply::internal)? {
+        Lookup::Live(old) => old,
+        Lookup::Spent { grant_id } => {
+            state.store.revoke_grant(&grant_id).await.map_err(reply::internal)?;
+            return Err(invalid_grant(REFRESH_REUSED));
         }
-    }
-    let old = match state.store.rotate_refresh_token(&hash, &client.id, now()).await.map_err(reply::internal)? {
-        RefreshRotation::Rotated(old) => old,
-        RefreshRotation::Replayed => {
-            return Err(invalid_grant("refresh token was already used; the grant has been revoked"));
-        }
-        RefreshRotation::Unknown => return Err(invalid_grant("refresh token is invalid or expired")),
+        Lookup::Unknown => return Err(invalid_grant("refresh token is invalid or expired")),
     };
+    // RFC 6749 6: the new access token may have narrower scope, never wider. Checked before anything is
+    // spent, so a mistaken request does not consume the token.
+    if asked.as_ref().is_some_and(|asked| !asked.is_subset(&old.scope)) {
+        return Err(OAuthError::new(ErrorCode::InvalidScope, "scope exceeds the original grant"));
+    }
     let access_scope = asked.unwrap_or_else(|| old.scope.clone());
     let user = active_user(state, &old.user_id).await?;
     let grant = Grant {
@@ -45,5 +47,7 @@ pub(super) async fn exchange(
         nonce: None,
         claims: old.claims.as_ref(),
     };
-    issue(state, client, grant, access_scope).await
+    // Rotation: the old token is spent in the same transaction that stores the new ones, so a failure
+    // leaves it usable, and a concurrent use of it revokes the grant.
+    issue(state, client, grant, access_scope, Spent::RefreshToken { hash: &hash, client_id: &client.id, now }).await
 }
