@@ -250,3 +250,41 @@ async fn throttles_hold_against_a_concurrent_burst() {
     let second = statuses.iter().filter(|s| **s != 429).count();
     assert!(second >= 1 && first + second <= 12, "one IP: {first} + {second} checked ({statuses:?})");
 }
+
+/// Review 9: a login whose writes fail changes nothing: the browser's previous session survives (the
+/// old session is ended only in the transaction that starts the new one).
+#[tokio::test]
+async fn a_login_that_fails_to_store_keeps_the_previous_session() {
+    let op = setup().await;
+    let b = Browser::new(&op);
+    b.sign_in(&op.authorize_url("webapp", ""), "alice").await;
+    let signed_in = || async {
+        let page = b.get(&op.authorize_url("webapp", "&prompt=none")).await;
+        common::query(&page.location.unwrap()).get("error").cloned()
+    };
+    assert_eq!(signed_in().await, None);
+
+    let page = b.follow(b.get(&op.authorize_url("webapp", "&prompt=login")).await).await;
+    op.refuse_writes("pending_authorizations", "UPDATE").await;
+    let failed = b.submit_login(&page, "alice", PASSWORD).await;
+    assert_eq!(failed.status, 500, "{}", failed.body);
+    op.allow_writes("pending_authorizations").await;
+    assert_eq!(signed_in().await, None, "still signed in with the session from before");
+}
+
+/// Review 9: a consent whose writes fail changes nothing: the flow is still there, so the same form
+/// can be sent again once the store works.
+#[tokio::test]
+async fn a_consent_that_fails_to_store_can_be_given_again() {
+    let op = setup().await;
+    let b = Browser::new(&op);
+    let login = login_page(&op, &b).await;
+    let consent = b.follow(b.submit_login(&login, "alice", PASSWORD).await).await;
+    assert!(consent.body.contains("name=\"decision\""), "{}", consent.body);
+    op.refuse_writes("authorization_codes", "INSERT").await;
+    assert_eq!(b.submit_consent(&consent, "allow").await.status, 500);
+    op.allow_writes("authorization_codes").await;
+    let done = b.follow(b.submit_consent(&consent, "allow").await).await;
+    let location = done.location.unwrap_or_else(|| panic!("{}: {}", done.status, done.body));
+    assert!(common::query(&location).contains_key("code"), "{location}");
+}

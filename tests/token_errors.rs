@@ -405,3 +405,71 @@ async fn an_expired_access_token_is_invalid() {
     tokio::time::sleep(Duration::from_millis(2100)).await;
     assert_eq!(userinfo_status(&op, tokens["access_token"].as_str().unwrap()).await, 401);
 }
+
+/// Tokens of a fresh grant with `offline_access` (so with a refresh token), signed in by `b`.
+async fn offline_grant(op: &TestOp, secret: &str, b: &Browser) -> serde_json::Value {
+    let url = op.authorize_url("webapp", "&prompt=consent").replace("scope=openid", "scope=openid%20offline_access");
+    let code = query(&b.sign_in(&url, "alice").await)["code"].clone();
+    let (status, tokens) = json(exchange_code(op, "webapp", secret, &code, Some(VERIFIER)).await).await;
+    assert_eq!(status, 200, "{tokens}");
+    assert!(tokens["refresh_token"].is_string(), "{tokens}");
+    tokens
+}
+
+async fn refresh_at(op: &TestOp, client: &str, secret: &str, token: &serde_json::Value) -> (u16, serde_json::Value) {
+    let form = [("grant_type", "refresh_token"), ("refresh_token", token["refresh_token"].as_str().unwrap())];
+    let r = reqwest::Client::new().post(op.url("/token")).basic_auth(client, Some(secret)).form(&form).send().await;
+    let (status, body) = json(r.unwrap()).await;
+    (status.as_u16(), body)
+}
+
+/// Hardening 3 / RFC 9700 4.14.2: a refresh whose writes fail changes nothing. The old token is spent
+/// in the same transaction that stores the new ones, so it still works once the store does; before,
+/// it was burnt and the client's retry revoked the whole grant as a replay.
+#[tokio::test]
+async fn a_refresh_that_fails_to_store_leaves_the_old_token_usable() {
+    let (op, secret) = setup().await;
+    let tokens = offline_grant(&op, &secret, &Browser::new(&op)).await;
+    op.refuse_writes("refresh_tokens", "INSERT").await;
+    let (status, body) = refresh_at(&op, "webapp", &secret, &tokens).await;
+    assert_eq!((status, body["error"].as_str()), (500, Some("server_error")), "{body}");
+    op.allow_writes("refresh_tokens").await;
+    let (status, body) = refresh_at(&op, "webapp", &secret, &tokens).await;
+    assert_eq!(status, 200, "the retry succeeds: {body}");
+    assert_eq!(userinfo_status(&op, body["access_token"].as_str().unwrap()).await, 200);
+}
+
+/// RFC 6749 6: a refresh token is bound to its client; another client presenting it gets
+/// `invalid_grant`, and the token stays good for its own client.
+#[tokio::test]
+async fn a_refresh_token_of_another_client_is_refused() {
+    let (op, secret) = setup().await;
+    let (_, other) = op.add_client("other", ClientAuthMethod::ClientSecretBasic, |_| {}).await;
+    let tokens = offline_grant(&op, &secret, &Browser::new(&op)).await;
+    let (status, body) = refresh_at(&op, "other", &other.unwrap(), &tokens).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "{body}");
+    assert_eq!(refresh_at(&op, "webapp", &secret, &tokens).await.0, 200);
+}
+
+/// Review 10: a rotation racing a replay of the grant's older token. Whatever the interleaving, once
+/// the replay has revoked the grant no token of it may stay alive (on PostgreSQL the two transactions
+/// take the grant's lock in turn).
+#[tokio::test]
+async fn a_rotation_racing_a_replay_leaves_nothing_alive() {
+    let (op, secret) = setup().await;
+    let b = Browser::new(&op);
+    for _ in 0..20 {
+        let first = offline_grant(&op, &secret, &b).await;
+        let (status, second) = refresh_at(&op, "webapp", &secret, &first).await;
+        assert_eq!(status, 200, "{second}");
+        // Replay the spent first token while rotating the live second one.
+        let (replay, rotation) =
+            tokio::join!(refresh_at(&op, "webapp", &secret, &first), refresh_at(&op, "webapp", &secret, &second));
+        assert_eq!(replay.1["error"], "invalid_grant", "{replay:?}");
+        let survivors = [Some(&second), (rotation.0 == 200).then_some(&rotation.1)];
+        for tokens in survivors.into_iter().flatten() {
+            assert_eq!(userinfo_status(&op, tokens["access_token"].as_str().unwrap()).await, 401, "{tokens}");
+            assert_eq!(refresh_at(&op, "webapp", &secret, tokens).await.1["error"], "invalid_grant");
+        }
+    }
+}

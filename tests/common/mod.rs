@@ -346,3 +346,48 @@ pub fn jwt_payload(jwt: &str) -> serde_json::Value {
     let payload = jwt.split('.').nth(1).expect("a compact JWT");
     serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
 }
+
+impl TestOp {
+    /// Runs SQL on the nodes' database from outside the server (the test's own connection).
+    async fn execute_sql(&self, statements: &[String]) {
+        use sqlx::{Connection, Executor};
+        if self.database_url.starts_with("postgres") {
+            let mut conn = sqlx::PgConnection::connect(&self.database_url).await.unwrap();
+            for sql in statements {
+                conn.execute(sqlx::AssertSqlSafe(sql.clone())).await.unwrap();
+            }
+        } else {
+            let mut conn = sqlx::SqliteConnection::connect(&self.database_url).await.unwrap();
+            for sql in statements {
+                conn.execute(sqlx::AssertSqlSafe(sql.clone())).await.unwrap();
+            }
+        }
+    }
+
+    /// Makes the database refuse every `operation` (INSERT, UPDATE or DELETE) on `table` until
+    /// `allow_writes`: a real write failure in the middle of a request's transaction, as a full disk
+    /// or a lost connection would cause.
+    pub async fn refuse_writes(&self, table: &str, operation: &str) {
+        let trigger = format!("oxid_test_refuse_{table}");
+        let statements = if self.database_url.starts_with("postgres") {
+            vec![
+                "CREATE OR REPLACE FUNCTION oxid_test_refuse() RETURNS trigger AS $$ BEGIN \
+                 RAISE EXCEPTION 'write refused by the test'; END $$ LANGUAGE plpgsql"
+                    .to_owned(),
+                format!(
+                    "CREATE TRIGGER {trigger} BEFORE {operation} ON {table} FOR EACH ROW EXECUTE FUNCTION oxid_test_refuse()"
+                ),
+            ]
+        } else {
+            vec![format!(
+                "CREATE TRIGGER {trigger} BEFORE {operation} ON {table} BEGIN SELECT RAISE(ABORT, 'write refused by the test'); END"
+            )]
+        };
+        self.execute_sql(&statements).await;
+    }
+
+    pub async fn allow_writes(&self, table: &str) {
+        let on = if self.database_url.starts_with("postgres") { format!(" ON {table}") } else { String::new() };
+        self.execute_sql(&[format!("DROP TRIGGER oxid_test_refuse_{table}{on}")]).await;
+    }
+}
