@@ -80,15 +80,38 @@ fn is_reachable(ip: IpAddr, allow_loopback: bool) -> bool {
             if let Some(v4) = v6.to_ipv4_mapped() {
                 return is_reachable(IpAddr::V4(v4), allow_loopback);
             }
-            let first = v6.segments()[0];
+            // Translated addresses lead to the IPv4 address inside: judged by it, and never as this
+            // machine's own loopback.
+            if let Some(v4) = embedded_ipv4(v6) {
+                return is_reachable(IpAddr::V4(v4), false);
+            }
+            let s = v6.segments();
             !(v6.is_unspecified()
                 || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80
-                || (first == 0x2001 && v6.segments()[1] == 0x0db8))
+                || (s[0] & 0xfe00) == 0xfc00 // unique local
+                || (s[0] & 0xffc0) == 0xfe80 // link-local
+                || (s[0] & 0xffc0) == 0xfec0 // site-local (deprecated, RFC 3879, still routed by some)
+                || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation
+                || (s[0] == 0x0064 && s[1] == 0xff9b && s[2] == 0x0001) // local-use NAT64, RFC 8215
+                || s[..6] == [0; 6]) // IPv4-compatible ::a.b.c.d (deprecated, RFC 4291 2.5.5.1)
         }
     }
 }
+
+/// The IPv4 address inside a NAT64 (64:ff9b::/96, RFC 6052) or 6to4 (2002::/16, RFC 3056) address.
+fn embedded_ipv4(v6: std::net::Ipv6Addr) -> Option<std::net::Ipv4Addr> {
+    let s = v6.segments();
+    let v4 = |hi: u16, lo: u16| std::net::Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
+    match s {
+        [0x0064, 0xff9b, 0, 0, 0, 0, hi, lo] => Some(v4(hi, lo)),
+        [0x2002, hi, lo, ..] => Some(v4(hi, lo)),
+        _ => None,
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the host has no public address")]
+struct NoPublicAddress;
 
 /// Resolves host names to the addresses the OP may connect to, and only those (checked at resolution,
 /// so a name cannot resolve to a public address for a check and a private one for the connection).
@@ -105,7 +128,7 @@ impl Resolve for ReachableOnly {
             let reachable: Vec<SocketAddr> =
                 addrs.into_iter().filter(|a| is_reachable(a.ip(), allow_loopback)).collect();
             if reachable.is_empty() {
-                return Err("the host has no public address".into());
+                return Err(Box::new(NoPublicAddress) as Box<dyn std::error::Error + Send + Sync>);
             }
             Ok(Box::new(reachable.into_iter()) as Addrs)
         })
@@ -120,6 +143,9 @@ impl Fetcher {
             .connect_timeout(Duration::from_secs(3))
             .timeout(Duration::from_secs(5))
             .dns_resolver(Arc::new(ReachableOnly { allow_loopback }))
+            // A proxy from the environment (HTTPS_PROXY…) would resolve the target itself, out of
+            // the resolver's sight: never used.
+            .no_proxy()
             .user_agent(concat!("oxid/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("a TLS backend is compiled in");
@@ -200,10 +226,18 @@ mod tests {
             "fe80::1",
             "::ffff:10.0.0.1",
             "2001:db8::1",
+            "fec0::1",
+            "64:ff9b::a9fe:a9fe", // NAT64 of 169.254.169.254
+            "64:ff9b::7f00:1",    // NAT64 of 127.0.0.1
+            "64:ff9b:1::1",       // local-use NAT64
+            "::10.0.0.1",         // IPv4-compatible
+            "::8.8.8.8",          // IPv4-compatible, deprecated even for public addresses
+            "2002:c0a8:0101::1",  // 6to4 of 192.168.1.1
+            "2002:7f00:1::1",     // 6to4 of 127.0.0.1
         ] {
             assert!(!is_reachable(private.parse().unwrap(), true), "{private}");
         }
-        for public in ["93.184.216.34", "2606:4700::1111", "::ffff:1.1.1.1"] {
+        for public in ["93.184.216.34", "2606:4700::1111", "::ffff:1.1.1.1", "64:ff9b::808:808", "2002:808:808::1"] {
             assert!(is_reachable(public.parse().unwrap(), false), "{public}");
         }
         assert!(!is_reachable("127.0.0.1".parse().unwrap(), false));
@@ -223,7 +257,24 @@ mod tests {
         ] {
             assert!(matches!(strict.get(url).await, Err(FetchError::Refused(_))), "{url}");
         }
-        // A name that resolves only to loopback is refused at resolution.
-        assert!(strict.get("https://localhost:9/x").await.is_err());
+    }
+
+    /// A name that resolves only to loopback is refused by the resolver, before any connection: the
+    /// error says so (without the filter the fetch would reach the listening server below).
+    #[tokio::test]
+    async fn a_name_resolving_to_loopback_is_refused_at_resolution() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = tokio::spawn(async move { listener.accept().await.is_ok() });
+        let err = Fetcher::new(false).get(&format!("https://localhost:{port}/x")).await.unwrap_err();
+        let mut chain: Vec<String> = vec![err.to_string()];
+        let mut source = std::error::Error::source(&err);
+        while let Some(e) = source {
+            chain.push(e.to_string());
+            source = e.source();
+        }
+        assert!(chain.iter().any(|m| m.contains("no public address")), "{chain:?}");
+        assert!(!accepted.is_finished(), "no connection was made");
+        accepted.abort();
     }
 }

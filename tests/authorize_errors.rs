@@ -205,3 +205,103 @@ async fn expired_or_unknown_interaction_is_an_error_page() {
     // Without the request parameter at all: a 4xx, never a 500.
     assert!(b.get("/login").await.status.is_client_error());
 }
+
+/// Core 3.1.2.6 `registration_not_supported`: the `registration` parameter (Core 7.2.1) is refused.
+#[tokio::test]
+async fn the_registration_parameter_is_not_supported() {
+    let op = op_with_client().await;
+    let page = Browser::new(&op).get(&op.authorize_url("webapp", "&registration=%7B%7D")).await;
+    assert_redirected_error(&op, &page, "registration_not_supported");
+}
+
+/// RFC 6749 4.1.2.1 `unauthorized_client`: a code for a client that may not use the code grant, even
+/// when `code` is among its response types.
+#[tokio::test]
+async fn a_code_for_a_client_without_the_code_grant_is_unauthorized() {
+    let op = op_with_client().await;
+    op.add_client("nocode", ClientAuthMethod::ClientSecretBasic, |c| {
+        c.grant_types.retain(|g| *g != oxid::model::GrantType::AuthorizationCode);
+    })
+    .await;
+    let page = Browser::new(&op).get(&op.authorize_url("nocode", "")).await;
+    assert_redirected_error(&op, &page, "unauthorized_client");
+    assert!(query(page.location.as_deref().unwrap())["error_description"].contains("authorization code"));
+}
+
+/// Core 11: offline access means a refresh token, so a client that may not refresh gets none, and the
+/// granted scope says so.
+#[tokio::test]
+async fn offline_access_is_dropped_for_a_client_that_cannot_refresh() {
+    let op = op_with_client().await;
+    let (_, secret) = op
+        .add_client("norefresh", ClientAuthMethod::ClientSecretBasic, |c| {
+            c.grant_types.retain(|g| *g != oxid::model::GrantType::RefreshToken);
+            c.skip_consent = true;
+        })
+        .await;
+    let url = op.authorize_url("norefresh", "&prompt=consent").replace("scope=openid", "scope=openid%20offline_access");
+    let code = query(&Browser::new(&op).sign_in(&url, "alice").await)["code"].clone();
+    let secret = secret.unwrap();
+    let exchange = common::exchange_code(&op, "norefresh", &secret, &code, Some(common::VERIFIER));
+    let (status, tokens) = common::json(exchange.await).await;
+    assert_eq!(status, 200, "{tokens}");
+    assert!(tokens.get("refresh_token").is_none(), "{tokens}");
+    assert!(!tokens["scope"].as_str().unwrap().contains("offline_access"), "{tokens}");
+}
+
+/// A nonce is bounded (512 characters): longer is `invalid_request`, the limit itself is fine.
+#[tokio::test]
+async fn the_nonce_length_is_bounded() {
+    let op = op_with_client().await;
+    let b = Browser::new(&op);
+    let with_nonce =
+        |n: usize| op.authorize_url("webapp", "").replace("nonce=n0nce", &format!("nonce={}", "n".repeat(n)));
+    assert_redirected_error(&op, &b.get(&with_nonce(513)).await, "invalid_request");
+    assert!(b.get(&with_nonce(512)).await.location.unwrap().starts_with("/login?request="));
+}
+
+/// Core 5.5.1: `sub` in the claims parameter names a user; an `id_token_hint` naming another one
+/// makes the request contradictory.
+#[tokio::test]
+async fn id_token_hint_and_claims_sub_naming_different_users_is_invalid() {
+    let op = op_with_client().await;
+    let (_, secret) = op.add_client("hinted", ClientAuthMethod::ClientSecretBasic, |c| c.skip_consent = true).await;
+    let b = Browser::new(&op);
+    let code = query(&b.sign_in(&op.authorize_url("hinted", ""), "alice").await)["code"].clone();
+    let (_, tokens) =
+        common::json(common::exchange_code(&op, "hinted", &secret.unwrap(), &code, Some(common::VERIFIER)).await).await;
+    let hint = tokens["id_token"].as_str().unwrap();
+    let claims = |sub: &str| urlencode(&format!(r#"{{"id_token":{{"sub":{{"value":"{sub}"}}}}}}"#));
+    let url = op.authorize_url("hinted", &format!("&id_token_hint={hint}&claims={}", claims("sub-mallory")));
+    assert_redirected_error(&op, &b.get(&url).await, "invalid_request");
+    // The same user in both is consistent: the signed-in alice gets a code.
+    let url = op.authorize_url("hinted", &format!("&id_token_hint={hint}&claims={}", claims("sub-alice")));
+    assert!(query(&b.get(&url).await.location.unwrap()).contains_key("code"));
+}
+
+/// `require_pkce_for_all_clients` (RFC 9700 2.1.1): confidential clients need PKCE too.
+#[tokio::test]
+async fn pkce_can_be_required_of_every_client() {
+    let without_pkce = |op: &TestOp| {
+        op.authorize_url("webapp", "").replace(&format!("&code_challenge={CHALLENGE}&code_challenge_method=S256"), "")
+    };
+    let op = op_with_client().await;
+    let page = Browser::new(&op).get(&without_pkce(&op)).await;
+    assert!(page.location.unwrap().starts_with("/login?request="), "optional for confidential clients by default");
+    let op = TestOp::start_with(|c| c.require_pkce_for_all_clients = true).await;
+    op.add_client("webapp", ClientAuthMethod::ClientSecretBasic, |_| {}).await;
+    assert_redirected_error(&op, &Browser::new(&op).get(&without_pkce(&op)).await, "invalid_request");
+}
+
+/// Core 3.1.2.1 `prompt=select_account`: oxid has one account per browser session, so choosing means
+/// signing in again; it cannot be combined with `none`.
+#[tokio::test]
+async fn prompt_select_account_asks_for_a_sign_in() {
+    let op = op_with_client().await;
+    let b = Browser::new(&op);
+    b.sign_in(&op.authorize_url("webapp", ""), "alice").await;
+    let page = b.follow(b.get(&op.authorize_url("webapp", "&prompt=select_account")).await).await;
+    assert!(page.body.contains("name=\"password\""), "{}", page.body);
+    let page = b.get(&op.authorize_url("webapp", "&prompt=none%20select_account")).await;
+    assert_redirected_error(&op, &page, "invalid_request");
+}

@@ -60,12 +60,17 @@ fn verify(id_token: &str, verifier: &CoreIdTokenVerifier<'_>, nonce: &str) -> (C
     (token, claims)
 }
 
-/// Signs in with `response_type` and checks the whole response against Core 3.2.2.5 / 3.3.2.5.
-async fn flow(alg: SigningAlg, response_type: ResponseType) {
+/// Signs in with `response_type` (its space-separated values, as an RP writes them) and checks the whole
+/// response against Core 3.2.2.5 / 3.3.2.5. What is expected comes from the values themselves, not from
+/// oxid's own parsing of them.
+async fn flow(alg: SigningAlg, response_type: &str) {
+    let values: Vec<&str> = response_type.split(' ').collect();
+    let (has_code, has_token, has_id_token) =
+        (values.contains(&"code"), values.contains(&"token"), values.contains(&"id_token"));
     let (op, client, secret) = setup(alg).await;
     let http = rp_http();
     let verifier = client.id_token_verifier();
-    let url = authorize_url(&op, response_type.as_str(), "&nonce=n-0S6_WzA2Mj");
+    let url = authorize_url(&op, response_type, "&nonce=n-0S6_WzA2Mj");
     let callback = Browser::new(&op).sign_in(&url, "alice").await;
     assert!(callback.starts_with(REDIRECT_URI), "{callback}");
     // Multiple Response Type Encoding Practices 3, 5: fragment by default for every type with tokens.
@@ -73,11 +78,11 @@ async fn flow(alg: SigningAlg, response_type: ResponseType) {
     let p = fragment(&callback);
     assert_eq!(p["state"], "st4te");
     assert_eq!(p["iss"], op.issuer, "RFC 9207");
-    assert_eq!(p.contains_key("code"), response_type.has_code(), "{p:?}");
-    assert_eq!(p.contains_key("access_token"), response_type.has_token(), "{p:?}");
-    assert_eq!(p.contains_key("id_token"), response_type.has_id_token(), "{p:?}");
+    assert_eq!(p.contains_key("code"), has_code, "{p:?}");
+    assert_eq!(p.contains_key("access_token"), has_token, "{p:?}");
+    assert_eq!(p.contains_key("id_token"), has_id_token, "{p:?}");
 
-    if response_type.has_token() {
+    if has_token {
         assert_eq!(p["token_type"], "Bearer");
         assert!(p["expires_in"].parse::<u64>().unwrap() > 0);
         // The access token from the authorization endpoint works at UserInfo.
@@ -114,7 +119,7 @@ async fn flow(alg: SigningAlg, response_type: ResponseType) {
         }
         // Core 5.4: with no access token, the scopes' claims are in the ID Token itself.
         let email = claims.email().map(|e| e.as_str());
-        if response_type.has_token() {
+        if has_token {
             assert_eq!(email, None, "claims come from UserInfo when there is an access token");
         } else {
             assert_eq!(email, Some("alice@example.com"));
@@ -132,27 +137,27 @@ async fn flow(alg: SigningAlg, response_type: ResponseType) {
 
 #[tokio::test]
 async fn id_token() {
-    flow(SigningAlg::RS256, ResponseType::IdToken).await;
+    flow(SigningAlg::RS256, "id_token").await;
 }
 
 #[tokio::test]
 async fn id_token_token() {
-    flow(SigningAlg::ES256, ResponseType::IdTokenToken).await;
+    flow(SigningAlg::ES256, "id_token token").await;
 }
 
 #[tokio::test]
 async fn code_id_token() {
-    flow(SigningAlg::RS256, ResponseType::CodeIdToken).await;
+    flow(SigningAlg::RS256, "code id_token").await;
 }
 
 #[tokio::test]
 async fn code_token() {
-    flow(SigningAlg::PS256, ResponseType::CodeToken).await;
+    flow(SigningAlg::PS256, "code token").await;
 }
 
 #[tokio::test]
 async fn code_id_token_token() {
-    flow(SigningAlg::EdDSA, ResponseType::CodeIdTokenToken).await;
+    flow(SigningAlg::EdDSA, "code id_token token").await;
 }
 
 #[tokio::test]
@@ -256,7 +261,8 @@ async fn code_replay_revokes_the_front_channel_access_token() {
     assert_eq!(status, 200);
     let (status, body) = json(exchange_code(&op, "webapp", &secret, &p["code"], None).await).await;
     assert_eq!((status.as_u16(), body["error"].as_str()), (400, Some("invalid_grant")));
-    assert!(userinfo(p["access_token"].clone()).await.is_err(), "revoked with the grant");
+    let revoked = common::userinfo(&op, &p["access_token"]).await;
+    assert_eq!(revoked.status(), 401, "revoked with the grant");
 }
 
 #[tokio::test]

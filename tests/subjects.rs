@@ -85,7 +85,12 @@ async fn sector_identifier_uri_is_checked_at_registration() {
     let err = pairwise_client(&op, "c1", Some(missing)).await.unwrap_err();
     assert!(err.contains(REDIRECT_URI), "{err}");
     let not_a_list = serve_sector_document(serde_json::json!({"redirect_uris": [REDIRECT_URI]})).await;
-    assert!(pairwise_client(&op, "c2", Some(not_a_list)).await.is_err());
-    assert!(pairwise_client(&op, "c3", Some("http://127.0.0.1:9/nothing-here".into())).await.is_err());
-    assert!(pairwise_client(&op, "c4", Some("http://sector.example/s.json".into())).await.is_err(), "https only");
+    for (uri, expected) in [
+        (not_a_list, "not the JSON expected"),
+        ("http://127.0.0.1:9/nothing-here".to_owned(), "fetch failed"),
+        ("http://sector.example/s.json".to_owned(), "only https URLs are fetched"),
+    ] {
+        let err = pairwise_client(&op, "c2", Some(uri.clone())).await.unwrap_err();
+        assert!(err.contains(expected), "{uri}: {err}");
+    }
 }

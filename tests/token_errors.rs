@@ -299,9 +299,28 @@ async fn private_key_jwt_is_verified_and_replay_protected() {
     let (s, b) = json(token(sign(wrong_aud)).await.unwrap()).await;
     assert_oauth_error(s, &b, 401, "invalid_client");
 
-    let mut expired = assertion_claims(&op, "pkjwt", "jti-3");
-    expired["exp"] = json!(oxid::model::now() - 3600);
-    let (s, b) = json(token(sign(expired)).await.unwrap()).await;
+    // RFC 7523 3: iss and sub are the client, jti is present, exp is future and nbf past.
+    let with = |name: &str, value: serde_json::Value| {
+        let mut claims = assertion_claims(&op, "pkjwt", &format!("jti-{name}"));
+        claims[name] = value;
+        claims
+    };
+    let mut without_jti = assertion_claims(&op, "pkjwt", "unused");
+    without_jti.as_object_mut().unwrap().remove("jti");
+    let cases = [
+        ("expired", with("exp", json!(oxid::model::now() - 3600)), "client assertion has expired"),
+        ("another iss", with("iss", json!("someone-else")), "iss and sub must be the client_id"),
+        ("no jti", without_jti, "jti is required"),
+        ("a future nbf", with("nbf", json!(oxid::model::now() + 3600)), "not yet valid"),
+    ];
+    for (what, claims, why) in cases {
+        let (s, b) = json(token(sign(claims)).await.unwrap()).await;
+        assert_oauth_error(s, &b, 401, "invalid_client");
+        assert!(b["error_description"].as_str().unwrap().contains(why), "{what}: {b}");
+    }
+    // A sub naming another client is that client's assertion, signed with the wrong key.
+    op.add_client("victim", ClientAuthMethod::PrivateKeyJwt, |c| c.jwks = Some(other_jwks())).await;
+    let (s, b) = json(token(sign(with("sub", json!("victim")))).await.unwrap()).await;
     assert_oauth_error(s, &b, 401, "invalid_client");
 
     // Signed by another key.
@@ -323,6 +342,12 @@ async fn private_key_jwt_is_verified_and_replay_protected() {
         let (s, b) = json(token(bad).await.unwrap()).await;
         assert_oauth_error(s, &b, 401, "invalid_client");
     }
+}
+
+/// A JWK Set with a key nobody in the test holds.
+fn other_jwks() -> String {
+    let public = jws::ES256.generate_key_pair().unwrap().to_jwk_public_key();
+    json!({"keys": [serde_json::Value::Object(public.as_ref().clone())]}).to_string()
 }
 
 fn common_b64(s: &str) -> String {
