@@ -235,7 +235,7 @@ async fn serve(config: Config, dev: bool) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     tracing::info!(issuer = %config.issuer, listen = %config.listen, "oxid is serving");
-    let state = server::prepare(config, store).await?;
+    let state = server::prepare(config, store, crate::model::Clock::system()).await?;
     server::serve(state, listener, server::shutdown_signal()).await?;
     Ok(())
 }

@@ -44,10 +44,15 @@ pub async fn load_key_ring(
     Ok(KeyRing::from_keys(&keys, now, publish_after_retire, &decryption.public_jwks()?)?)
 }
 
+/// The names under which the request-object decryption keys are stored, by kind.
+pub const DECRYPTION_KEY_NAMES: [(DecryptionKeyKind, &str); 2] =
+    [(DecryptionKeyKind::Rsa, "request_object_key_rsa"), (DecryptionKeyKind::Ec, "request_object_key_ec")];
+
 /// The request-object decryption keys (Core 6.1), generated and stored by the first node to start.
 pub async fn load_decryption_keys(store: &dyn SecretStore) -> Result<DecryptionKeys, KeyManagementError> {
-    let rsa = stored_key(store, "request_object_key_rsa", DecryptionKeyKind::Rsa).await?;
-    let ec = stored_key(store, "request_object_key_ec", DecryptionKeyKind::Ec).await?;
+    let [(rsa_kind, rsa_name), (ec_kind, ec_name)] = DECRYPTION_KEY_NAMES;
+    let rsa = stored_key(store, rsa_name, rsa_kind).await?;
+    let ec = stored_key(store, ec_name, ec_kind).await?;
     Ok(DecryptionKeys::from_jwks(&rsa, &ec)?)
 }
 

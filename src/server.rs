@@ -14,7 +14,7 @@ use crate::jose::SharedKeyRing;
 use crate::jose::decryption::DecryptionKeys;
 use crate::jose::keys::KeyRing;
 use crate::key_management;
-use crate::model::now;
+use crate::model::{Clock, now};
 use crate::store::{PgStore, SqliteStore, Store};
 use crate::ui::Pages;
 
@@ -42,7 +42,7 @@ async fn load_key_ring(store: &dyn Store, config: &Config, decryption: &Decrypti
 }
 
 /// Everything the server needs, ready to serve.
-pub async fn prepare(config: Config, store: Arc<dyn Store>) -> anyhow::Result<SharedState> {
+pub async fn prepare(config: Config, store: Arc<dyn Store>, clock: Clock) -> anyhow::Result<SharedState> {
     crate::telemetry::init();
     let decryption = key_management::load_decryption_keys(store.as_ref()).await?;
     let ring = load_key_ring(store.as_ref(), &config, &decryption).await?;
@@ -50,7 +50,7 @@ pub async fn prepare(config: Config, store: Arc<dyn Store>) -> anyhow::Result<Sh
     let pairwise_salt = store.secret("pairwise_salt", &crate::crypto::random_token()).await?;
     let csrf_key = store.secret("csrf_key", &crate::crypto::random_token()).await?;
     let keys = OpKeys { signing: SharedKeyRing::new(ring), decryption, pairwise_salt, csrf_key };
-    Ok(Arc::new(AppState::new(config, store, keys, pages)))
+    Ok(Arc::new(AppState::new(config, store, keys, pages, clock)))
 }
 
 /// Serves HTTP on `listener` until `shutdown` resolves; in-flight requests are allowed to finish.

@@ -6,7 +6,7 @@ use axum::response::Response;
 use super::issuance::{self, IdTokenContents};
 use super::{SharedState, reply};
 use crate::crypto;
-use crate::model::{BrowserSession, Client, CodeGrant, Consent, now};
+use crate::model::{BrowserSession, Client, CodeGrant, Consent};
 use crate::protocol::authorize::AuthorizationRequest;
 use crate::protocol::claims;
 use crate::protocol::{ErrorCode, OAuthError};
@@ -82,7 +82,7 @@ async fn authorization_response_params(
             claims: request.claims.clone(),
             auth: auth.clone(),
             grant_id: grant_id.clone(),
-            expires_at: now() + state.config.code_lifetime as i64,
+            expires_at: state.now() + state.config.code_lifetime as i64,
         };
         (crypto::token_hash(&code), grant, code)
     });

@@ -9,7 +9,7 @@ use super::authorization_response::{self, Completing};
 use super::params::RequestParams;
 use super::{SharedState, cookies, reply, request_object};
 use crate::crypto;
-use crate::model::{BrowserSession, Client, PendingAuthorization, now};
+use crate::model::{BrowserSession, Client, PendingAuthorization};
 use crate::protocol::OAuthError;
 use crate::protocol::authorize::{self, AuthorizationRequest, NextStep, Policy, Rejection, SignedIn};
 use crate::store::StoreError;
@@ -98,7 +98,7 @@ pub(super) async fn load_pending(
             ),
         )
     };
-    let pending = match state.store.pending(id, now()).await {
+    let pending = match state.store.pending(id, state.now()).await {
         Ok(Some(p)) => p,
         Ok(None) => return Err(expired()),
         Err(e) => return Err(reply::error_page(state, &reply::internal(e))),
@@ -119,7 +119,7 @@ pub(super) async fn current_session(
     jar: &CookieJar,
 ) -> Result<Option<BrowserSession>, StoreError> {
     match cookies::session_hash(&state.config, jar) {
-        Some(hash) => state.store.session(&hash, now()).await,
+        Some(hash) => state.store.session(&hash, state.now()).await,
         None => Ok(None),
     }
 }
@@ -146,7 +146,7 @@ pub(super) async fn proceed(
     pending: Option<&PendingAuthorization>,
 ) -> Response {
     let result: Result<Response, StoreError> = async {
-        let now = now();
+        let now = state.now();
         let session = current_session(state, jar).await?;
         let consented = match &session {
             Some(s) => settle_consent(state, client, &s.user_id, &mut request).await?,

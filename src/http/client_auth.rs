@@ -9,7 +9,7 @@ use super::reply;
 use crate::crypto;
 use crate::fetch::FetchError;
 use crate::jose::assertion;
-use crate::model::{Client, ClientAuthMethod, ClientId, now};
+use crate::model::{Client, ClientAuthMethod, ClientId};
 use crate::protocol::{ErrorCode, OAuthError, Params};
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -102,7 +102,7 @@ pub async fn authenticate(state: &SharedState, headers: &HeaderMap, params: &Par
                 .ok_or_else(|| invalid_client("client assertion is malformed"))?;
             let client = load(state, &id).await?;
             let audiences = [state.token_endpoint.as_str(), state.config.issuer.as_str()];
-            let now = now();
+            let now = state.now();
             let jwks = match client.auth_method {
                 ClientAuthMethod::PrivateKeyJwt => client_jwks(state, &client).await.map_err(|e| {
                     tracing::warn!(client = %client.id, error = %e, "client keys unavailable");

@@ -13,7 +13,7 @@ use super::authorization_response::{self, Completing};
 use super::authorize::{current_session, load_pending, proceed, signed_in};
 use super::params::RequestParams;
 use super::{SharedState, cookies, reply};
-use crate::model::{BrowserSession, Client, Display, PendingAuthorization, Prompt, now};
+use crate::model::{BrowserSession, Client, Display, PendingAuthorization, Prompt};
 use crate::protocol::authorize::{AuthorizationRequest, NextStep, next_step};
 use crate::protocol::{ErrorCode, OAuthError, Params};
 use crate::store::StoreError;
@@ -171,7 +171,7 @@ async fn authenticate(
 ) -> Result<Option<String>, LoginError> {
     let config = &state.config;
     let store = &state.store;
-    let now = now();
+    let now = state.now();
     let window = config.login_throttle_window as i64;
     let account_key = format!("account:{}", username.to_lowercase());
     let ip_key = format!("ip:{client_ip}");
@@ -209,7 +209,7 @@ pub(super) async fn start_session(
 ) -> Result<CookieJar, StoreError> {
     let replaced = cookies::session_hash(&state.config, &jar);
     let raw_id = crypto::random_token();
-    let now = now();
+    let now = state.now();
     let session = BrowserSession {
         id_hash: crypto::token_hash(&raw_id),
         sid: crypto::random_token(),
@@ -305,7 +305,7 @@ pub async fn consent_submit(
         without_consent_prompt.prompt.retain(|p| *p != Prompt::Consent);
         let subject = state.subject(&client, &session.user_id);
         let signed_in = signed_in(&session, &subject, Some(&pending));
-        match next_step(&without_consent_prompt, Some(signed_in), true, now()) {
+        match next_step(&without_consent_prompt, Some(signed_in), true, state.now()) {
             Ok(NextStep::IssueCode) => {
                 let remembered = state.store.consent(&session.user_id, &client.id).await?;
                 let mut request = request;

@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 use super::{SharedState, client_auth};
 use crate::crypto;
 use crate::jose::encryption;
-use crate::model::{AccessToken, Authentication, ClaimsRequest, Client, Encryption, ScopeSet, User, now};
+use crate::model::{AccessToken, Authentication, ClaimsRequest, Client, Encryption, ScopeSet, User};
 use crate::protocol::OAuthError;
 use crate::protocol::id_token::{IdTokenClaims, half_hash};
 
@@ -24,7 +24,7 @@ pub fn access_token(
         user_id: user_id.map(str::to_owned),
         scope,
         grant_id: grant_id.to_owned(),
-        expires_at: now() + state.config.access_token_lifetime as i64,
+        expires_at: state.now() + state.config.access_token_lifetime as i64,
         claims: claims.filter(|c| !c.userinfo.is_empty() || !c.locales.is_empty()).cloned(),
     };
     (crypto::random_token(), record)
@@ -50,7 +50,7 @@ pub async fn id_token(
     user: &User,
     contents: IdTokenContents<'_>,
 ) -> Result<String, OAuthError> {
-    let now = now();
+    let now = state.now();
     let alg = client.id_token_signed_response_alg;
     let subject = state.subject(client, &user.id);
     let claims = IdTokenClaims {

@@ -34,6 +34,7 @@ use crate::config::Config;
 use crate::fetch::Fetcher;
 use crate::jose::SharedKeyRing;
 use crate::jose::decryption::DecryptionKeys;
+use crate::model::{Clock, Timestamp};
 use crate::protocol::claims::ScopeClaims;
 use crate::store::Store;
 use crate::ui::Pages;
@@ -57,6 +58,8 @@ pub struct AppState {
     pub fetcher: Fetcher,
     /// Decrypts request objects encrypted to the OP (Core 6.1).
     pub decryption: DecryptionKeys,
+    /// What expiry is judged by.
+    pub clock: Clock,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -73,7 +76,7 @@ pub struct OpKeys {
 }
 
 impl AppState {
-    pub fn new(config: Config, store: Arc<dyn Store>, keys: OpKeys, pages: Pages) -> Self {
+    pub fn new(config: Config, store: Arc<dyn Store>, keys: OpKeys, pages: Pages, clock: Clock) -> Self {
         let OpKeys { signing: keys, decryption, pairwise_salt, csrf_key } = keys;
         let scope_claims = ScopeClaims::new(&config.scope_claims);
         let discovery_json = discovery::document(&config, &scope_claims, &pages.tags());
@@ -91,7 +94,13 @@ impl AppState {
             pairwise_salt,
             csrf_key: csrf_key.into_bytes(),
             fetcher,
+            clock,
         }
+    }
+
+    /// The current time, by the server's clock.
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
     }
 
     /// The `sub` `client` sees for the user `user_id` (Core 8).

@@ -3,7 +3,7 @@
 
 use super::{SharedState, client_auth};
 use crate::jose::request_object;
-use crate::model::{Client, now};
+use crate::model::Client;
 use crate::protocol::authorize::{self, Rejection};
 use crate::protocol::{ErrorCode, OAuthError, Params};
 
@@ -42,7 +42,7 @@ pub(super) async fn with_request_object(
         .await
         .map_err(|e| fail(ErrorCode::InvalidRequestObject, format!("the client's keys are unavailable: {e}")))?;
     let op = (state.config.issuer.as_str(), &state.decryption);
-    let claims = request_object::verify(&jwt, client, jwks.as_deref(), op, now())
+    let claims = request_object::verify(&jwt, client, jwks.as_deref(), op, state.now())
         .map_err(|e| fail(ErrorCode::InvalidRequestObject, e.0.to_owned()))?;
     params.clone().with_request_object(claims).map_err(|e| fail(ErrorCode::InvalidRequestObject, e.to_owned()))
 }

@@ -13,7 +13,7 @@ use super::authorize::load_pending;
 use super::interaction::{PageQuery, Submitted, page_locale, start_session, submitted};
 use super::params::RequestParams;
 use super::{SharedState, cookies, reply};
-use crate::model::{MAX_IDENTIFIER_LEN, User, now};
+use crate::model::{MAX_IDENTIFIER_LEN, User};
 use crate::password::{self, PasswordError};
 use crate::protocol::OAuthError;
 use crate::store::StoreError;
@@ -148,7 +148,7 @@ async fn create_account(
     password: &str,
     ip_key: &str,
 ) -> Result<Result<String, &'static str>, OAuthError> {
-    let now = now();
+    let now = state.now();
     let window = state.config.login_throttle_window as i64;
     let limit = state.config.signup_max_per_ip;
     if !state.store.reserve_attempt(ip_key, now, window, limit).await.map_err(reply::internal)? {

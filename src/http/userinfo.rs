@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use super::params::is_form;
 use super::{SharedState, issuance, reply};
 use crate::crypto;
-use crate::model::{Client, now};
+use crate::model::Client;
 use crate::protocol::claims::userinfo_claims;
 use crate::protocol::{ErrorCode, OAuthError, Params};
 
@@ -65,7 +65,7 @@ pub async fn userinfo(State(state): State<SharedState>, req: Request) -> Respons
         Err(e) => return challenge(StatusCode::BAD_REQUEST, Some(&e)),
     };
     let invalid = |d| OAuthError::new(ErrorCode::InvalidToken, d);
-    let access = match state.store.access_token(&crypto::token_hash(&token), now()).await {
+    let access = match state.store.access_token(&crypto::token_hash(&token), state.now()).await {
         Ok(Some(a)) => a,
         Ok(None) => {
             return challenge(StatusCode::UNAUTHORIZED, Some(&invalid("the access token is invalid or expired")));

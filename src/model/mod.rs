@@ -18,6 +18,6 @@ pub use client::{Client, ClientMetadata};
 pub use grant::{AccessToken, CodeGrant, Consent, Issuance, Lookup, RefreshToken};
 pub use key::SigningKey;
 pub use session::{Authentication, BrowserSession, PendingAuthorization};
-pub use time::{Timestamp, now};
+pub use time::{Clock, Timestamp, now};
 pub use user::User;
 pub use vocabulary::*;

@@ -5,7 +5,7 @@ use super::issue::{Grant, active_user, issue};
 use super::{TokenResponse, invalid_grant, required};
 use crate::crypto;
 use crate::http::{SharedState, reply};
-use crate::model::{Client, Lookup, now};
+use crate::model::{Client, Lookup};
 use crate::protocol::{OAuthError, Params, pkce};
 use crate::store::Spent;
 
@@ -26,7 +26,7 @@ pub(super) async fn exchange(
         }
         Lookup::Unknown => return Err(invalid_grant("authorization code is invalid")),
     };
-    if grant.expires_at <= now() {
+    if grant.expires_at <= state.now() {
         return Err(invalid_grant("authorization code has expired"));
     }
     if grant.client_id != client.id {

@@ -6,7 +6,7 @@ use crate::crypto;
 use crate::http::issuance::{self, IdTokenContents};
 use crate::http::{SharedState, reply};
 use crate::model::{
-    AccessToken, Authentication, ClaimsRequest, Client, GrantType, Issuance, RefreshToken, ScopeSet, User, now,
+    AccessToken, Authentication, ClaimsRequest, Client, GrantType, Issuance, RefreshToken, ScopeSet, User,
 };
 use crate::protocol::OAuthError;
 use crate::protocol::claims;
@@ -74,7 +74,7 @@ pub(super) async fn issue(
             scope: grant.scope.clone(),
             grant_id: grant.id.to_owned(),
             auth: grant.auth.clone(),
-            expires_at: now() + state.config.refresh_token_lifetime as i64,
+            expires_at: state.now() + state.config.refresh_token_lifetime as i64,
             claims: grant.claims.cloned(),
         };
         (crypto::token_hash(t), record)

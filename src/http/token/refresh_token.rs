@@ -5,7 +5,7 @@ use super::issue::{Grant, active_user, issue};
 use super::{TokenResponse, invalid_grant, required};
 use crate::crypto;
 use crate::http::{SharedState, reply};
-use crate::model::{Client, Lookup, ScopeSet, now};
+use crate::model::{Client, Lookup, ScopeSet};
 use crate::protocol::{ErrorCode, OAuthError, Params};
 use crate::store::Spent;
 
@@ -22,7 +22,7 @@ pub(super) async fn exchange(
         .map(ScopeSet::parse)
         .transpose()
         .map_err(|_| OAuthError::new(ErrorCode::InvalidScope, "scope is malformed"))?;
-    let now = now();
+    let now = state.now();
     // Another client's token is unknown here (RFC 6749 6: bound to the client it was issued to).
     let old = match state.store.refresh_token(&hash, &client.id, now).await.map_err(reply::internal)? {
         Lookup::Live(old) => old,

@@ -1,7 +1,7 @@
 //! Subject identifier types (Core 8): public, and pairwise per sector (Core 8.1), with the sector taken
 //! from the redirect URIs' host or from a fetched `sector_identifier_uri` document.
 
-mod common;
+use crate::common;
 
 use common::{Browser, REDIRECT_URI, TestOp, VERIFIER, exchange_code, json, query};
 use oxid::fetch::Fetcher;

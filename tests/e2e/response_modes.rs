@@ -1,7 +1,7 @@
 //! Response modes for the code flow: query (default), fragment, and form_post (OAuth 2.0 Form Post
 //! Response Mode), for codes and for errors.
 
-mod common;
+use crate::common;
 
 use base64::Engine;
 use common::{Browser, PASSWORD, REDIRECT_URI, TestOp, VERIFIER, exchange_code, json, query};

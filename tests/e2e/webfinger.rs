@@ -1,6 +1,6 @@
 //! OpenID Provider Issuer Discovery by WebFinger (Discovery 1.0 2).
 
-mod common;
+use crate::common;
 
 use common::{TestOp, json, urlencode};
 

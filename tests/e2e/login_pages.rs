@@ -1,6 +1,6 @@
 //! The login and consent pages: CSRF, credentials, throttling, cookies and security headers.
 
-mod common;
+use crate::common;
 
 use common::{Browser, PASSWORD, TestOp};
 use oxid::model::ClientAuthMethod;

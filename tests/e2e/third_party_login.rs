@@ -1,7 +1,7 @@
 //! Third-party initiated login (Core 4): the OP sends the browser to the client's `initiate_login_uri`
 //! with `iss`, `login_hint` and `target_link_uri`; the client's own request then prefills the login.
 
-mod common;
+use crate::common;
 
 use common::{Browser, TestOp, query};
 use oxid::model::ClientAuthMethod;

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use oxid::config::Config;
-use oxid::model::{Client, ClientAuthMethod, GrantType, SigningAlg, User};
+use oxid::model::{Client, ClientAuthMethod, Clock, GrantType, SigningAlg, SigningKey, User};
 use oxid::store::Store;
 use oxid::{crypto, password, server};
 use reqwest::StatusCode;
@@ -25,6 +25,7 @@ pub struct TestOp {
     pub store: Arc<dyn Store>,
     /// The database the nodes share, for the `oxid` command line.
     pub database_url: String,
+    clock: Clock,
     _dir: tempfile::TempDir,
     _stops: Vec<oneshot::Sender<()>>,
 }
@@ -61,10 +62,16 @@ impl TestOp {
         for _ in 0..nodes {
             stores.push(server::open_store(&config).await.unwrap());
         }
+        // One node: keys made once per test process. Several: each node makes its own at start, as
+        // real nodes do, and they must settle on one set.
+        if nodes == 1 {
+            seed_keys(stores[0].as_ref()).await;
+        }
+        let clock = Clock::adjustable();
         let mut starting = tokio::task::JoinSet::new();
         for store in &stores {
-            let (config, store) = (config.clone(), store.clone());
-            starting.spawn(async move { server::prepare(config, store).await.unwrap() });
+            let (config, store, clock) = (config.clone(), store.clone(), clock.clone());
+            starting.spawn(async move { server::prepare(config, store, clock).await.unwrap() });
         }
         let states = starting.join_all().await;
         let mut stops = Vec::new();
@@ -80,9 +87,15 @@ impl TestOp {
             nodes: bases,
             store: stores.remove(0),
             database_url: config.database_url.clone(),
+            clock,
             _dir: dir,
             _stops: stops,
         }
+    }
+
+    /// Moves every node's clock `seconds` forward (expiry without waiting).
+    pub fn advance_clock(&self, seconds: i64) {
+        self.clock.advance(seconds);
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -152,6 +165,37 @@ impl TestOp {
             self.nodes[0],
             urlencode(REDIRECT_URI)
         )
+    }
+}
+
+/// The OP's keys, made once per test process (RSA key generation is the slowest part of a start).
+struct TestKeys {
+    signing: Vec<SigningKey>,
+    decryption: Vec<(&'static str, String)>,
+}
+
+fn test_keys() -> &'static TestKeys {
+    static KEYS: std::sync::OnceLock<TestKeys> = std::sync::OnceLock::new();
+    KEYS.get_or_init(|| TestKeys {
+        signing: SigningAlg::ALL
+            .iter()
+            .map(|alg| oxid::jose::keys::generate(*alg, oxid::model::now()).unwrap())
+            .collect(),
+        decryption: oxid::key_management::DECRYPTION_KEY_NAMES
+            .iter()
+            .map(|(kind, name)| (*name, kind.generate().unwrap()))
+            .collect(),
+    })
+}
+
+/// Installs the test process's keys in a new store, so the server finds them instead of making its own.
+async fn seed_keys(store: &dyn Store) {
+    let keys = test_keys();
+    for key in &keys.signing {
+        store.install_signing_key(key, true).await.unwrap();
+    }
+    for (name, jwk) in &keys.decryption {
+        store.secret(name, jwk).await.unwrap();
     }
 }
 

@@ -1,7 +1,7 @@
 //! The login and consent pages in a real browser: Debian's headless Chromium, driven over WebDriver.
 //! Needs `chromium` and `chromedriver` on PATH (`scripts/test` installs them on Debian).
 
-mod common;
+use crate::common;
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;

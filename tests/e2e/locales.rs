@@ -1,7 +1,7 @@
 //! Pages in the user's language (Core 3.1.2.1 `ui_locales`, then `Accept-Language`), from message
 //! catalogues in files (English and German built in, more from the theme directory), and `display`.
 
-mod common;
+use crate::common;
 
 use common::{Browser, PASSWORD, TestOp, json};
 use oxid::model::ClientAuthMethod;
@@ -42,7 +42,7 @@ async fn ui_locales_chooses_the_language_of_every_page() {
 async fn the_theme_directory_adds_languages() {
     let theme = tempfile::tempdir().unwrap();
     std::fs::create_dir(theme.path().join("locales")).unwrap();
-    let french = include_str!("../locales/en.toml").replace("\"Sign in\"", "\"Se connecter\"");
+    let french = include_str!("../../locales/en.toml").replace("\"Sign in\"", "\"Se connecter\"");
     std::fs::write(theme.path().join("locales/fr.toml"), french).unwrap();
     let dir = theme.path().to_owned();
     let op = setup(move |c| c.templates_dir = Some(dir)).await;
@@ -56,7 +56,7 @@ async fn the_theme_directory_adds_languages() {
     assert!(err.contains("locale it has no text for"), "{err}");
 }
 
-/// Core 3.1.2.1 `display`: the page is laid out for it (unknown values: tests/authorize_errors.rs).
+/// Core 3.1.2.1 `display`: the page is laid out for it (unknown values: tests/e2e/authorize_errors.rs).
 #[tokio::test]
 async fn display_shapes_the_page() {
     let op = setup(|_| {}).await;

@@ -2,7 +2,7 @@
 //! client's key, and UserInfo as a signed and/or encrypted JWT (Core 5.3.2), each decrypted here with
 //! the client's private key and verified against the OP's JWKS.
 
-mod common;
+use crate::common;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

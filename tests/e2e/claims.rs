@@ -1,7 +1,7 @@
 //! Claims (Core 5): the full standard claim set and custom claims, scope→claims mapping (configurable,
 //! custom scopes too), and the `claims` request parameter (Core 5.5) for the ID Token and UserInfo.
 
-mod common;
+use crate::common;
 
 use common::{Browser, CHALLENGE, REDIRECT_URI, TestOp, VERIFIER, exchange_code, json, query, urlencode};
 use openidconnect::core::{CoreIdToken, CoreIdTokenClaims, CoreIdTokenVerifier, CoreJsonWebKeySet};

@@ -1,6 +1,6 @@
 //! End to end: a real RP library (`openidconnect`) signs in against a real oxid over HTTP.
 
-mod common;
+use crate::common;
 
 use common::{Browser, REDIRECT_URI, TestOp, query};
 use openidconnect::core::{

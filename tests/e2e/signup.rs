@@ -1,7 +1,7 @@
 //! `prompt=create` (Initiating User Registration via OpenID Connect 1.0): the sign-up page, the new
 //! account signed in and the flow completed, the form's rules, and the server with sign-up turned off.
 
-mod common;
+use crate::common;
 
 use common::{Browser, Page, TestOp, VERIFIER, exchange_code, json, query};
 use oxid::model::ClientAuthMethod;

@@ -1,7 +1,7 @@
 //! Interchangeable nodes: two servers on one database (PostgreSQL under `scripts/test`'s second run)
 //! serve one issuer; every request of a sign-in alternates between them.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 

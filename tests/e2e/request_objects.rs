@@ -2,7 +2,7 @@
 //! with the client's keys (inline or at its `jwks_uri`) or unsigned where the client registered `none`;
 //! their values win over the query's (Core 6.3.3); every check has its negative case.
 
-mod common;
+use crate::common;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

@@ -1,6 +1,6 @@
 //! Authorization endpoint error handling (Core 3.1.2.6, RFC 6749 4.1.2.1) and prompt/max_age rules.
 
-mod common;
+use crate::common;
 
 use common::{Browser, CHALLENGE, REDIRECT_URI, TestOp, query, urlencode};
 use oxid::model::ClientAuthMethod;
@@ -58,7 +58,7 @@ async fn other_errors_redirect_with_state_and_iss() {
     let b = Browser::new(&op);
     let cases = [
         (
-            // (Bare `token` is refused too, in the fragment: tests/implicit_hybrid.rs.)
+            // (Bare `token` is refused too, in the fragment: tests/e2e/implicit_hybrid.rs.)
             op.authorize_url("webapp", "").replace("response_type=code", "response_type=code%20bogus"),
             "unsupported_response_type",
         ),

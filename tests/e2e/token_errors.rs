@@ -1,8 +1,6 @@
 //! Token endpoint rules (RFC 6749 4.1.3, 5.2, 6; RFC 7523; RFC 7636) and UserInfo errors (RFC 6750).
 
-mod common;
-
-use std::time::Duration;
+use crate::common;
 
 use common::{Browser, REDIRECT_URI, TestOp, VERIFIER, exchange_code, json, query};
 use josekit::jws::{self, JwsHeader};
@@ -99,11 +97,11 @@ async fn pkce_downgrade_is_refused() {
 
 #[tokio::test]
 async fn an_expired_code_is_refused() {
-    let op = TestOp::start_with(|c| c.code_lifetime = 1).await;
+    let op = TestOp::start_with(|c| c.code_lifetime = 30).await;
     op.add_user("alice").await;
     let (_, secret) = op.add_client("webapp", ClientAuthMethod::ClientSecretBasic, |c| c.skip_consent = true).await;
     let code = code_for(&op, "webapp").await;
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    op.advance_clock(30);
     let (s, b) = json(exchange_code(&op, "webapp", &secret.unwrap(), &code, Some(VERIFIER)).await).await;
     assert_oauth_error(s, &b, 400, "invalid_grant");
     assert!(b["error_description"].as_str().unwrap().contains("expired"));
@@ -422,13 +420,16 @@ async fn userinfo_bearer_rules() {
 
 #[tokio::test]
 async fn an_expired_access_token_is_invalid() {
-    let op = TestOp::start_with(|c| c.access_token_lifetime = 1).await;
+    let op = TestOp::start_with(|c| c.access_token_lifetime = 600).await;
     op.add_user("alice").await;
     let (_, secret) = op.add_client("webapp", ClientAuthMethod::ClientSecretBasic, |c| c.skip_consent = true).await;
     let code = code_for(&op, "webapp").await;
     let (_, tokens) = json(exchange_code(&op, "webapp", &secret.unwrap(), &code, Some(VERIFIER)).await).await;
-    tokio::time::sleep(Duration::from_millis(2100)).await;
-    assert_eq!(userinfo_status(&op, tokens["access_token"].as_str().unwrap()).await, 401);
+    let access_token = tokens["access_token"].as_str().unwrap();
+    op.advance_clock(599);
+    assert_eq!(userinfo_status(&op, access_token).await, 200, "valid until its lifetime is over");
+    op.advance_clock(1);
+    assert_eq!(userinfo_status(&op, access_token).await, 401);
 }
 
 /// Tokens of a fresh grant with `offline_access` (so with a refresh token), signed in by `b`.

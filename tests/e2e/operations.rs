@@ -1,6 +1,6 @@
 //! Health, readiness, metrics and request ids.
 
-mod common;
+use crate::common;
 
 use common::TestOp;
 use oxid::model::ClientAuthMethod;

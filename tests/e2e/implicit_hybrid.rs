@@ -2,7 +2,7 @@
 //! checked with the `openidconnect` crate as the RP: every response type, fragment delivery, `nonce`,
 //! `at_hash`, `c_hash`, and the rules that refuse what a client may not do.
 
-mod common;
+use crate::common;
 
 use common::{Browser, REDIRECT_URI, TestOp, exchange_code, fragment, json, query, urlencode};
 use openidconnect::core::{

@@ -1,7 +1,7 @@
 //! The `oxid` binary as an operator uses it: configuration errors, user/client/key management, and
 //! a real `oxid serve` process that a user signs in to with CLI-made credentials.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
@@ -216,7 +216,7 @@ fn clients_and_keys_are_managed_from_the_cli() {
     assert!(ok(oxid(d, &["client", "show", "svc"], None)).contains("scope:         api.read api.write"));
     refused(oxid(d, &[&service[..], &["--scope", "bad\\scope"]].concat(), None), "--scope");
     // Pairwise subjects (Core 8.1): the redirect URIs' one host is the sector; several hosts need a
-    // sector_identifier_uri (tests/subjects.rs fetches one).
+    // sector_identifier_uri (tests/e2e/subjects.rs fetches one).
     let pairwise = [
         "client",
         "add",

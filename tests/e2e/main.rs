@@ -1,0 +1,25 @@
+//! End-to-end tests: real oxid servers (SQLite, or PostgreSQL when `TEST_POSTGRES_URL` is set) driven
+//! over HTTP by the `openidconnect` RP library, a cookie-keeping HTTP client, the `oxid` binary and
+//! headless Chromium. One test binary for all of them: one link, one build artefact, and the test
+//! keys made once per run.
+
+mod common;
+
+mod authorize_errors;
+mod browser;
+mod claims;
+mod cli;
+mod code_flow;
+mod encryption;
+mod implicit_hybrid;
+mod locales;
+mod login_pages;
+mod nodes;
+mod operations;
+mod request_objects;
+mod response_modes;
+mod signup;
+mod subjects;
+mod third_party_login;
+mod token_errors;
+mod webfinger;
