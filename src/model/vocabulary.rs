@@ -552,8 +552,9 @@ mod tests {
         assert_eq!("token id_token code".parse(), Ok(ResponseType::CodeIdTokenToken));
         assert_eq!("id_token code".parse(), Ok(ResponseType::CodeIdToken));
         assert_eq!(ResponseType::CodeIdToken.to_string(), "code id_token");
-        for bad in ["token", "code code", "none code", "", "code  id_token", "Code"] {
-            assert!(bad.parse::<ResponseType>().is_err(), "{bad}");
+        assert_eq!("code code".parse::<ResponseType>(), Err(invalid("response_type repeats a value")));
+        for bad in ["token", "none code", "", "code  id_token", "Code"] {
+            assert_eq!(bad.parse::<ResponseType>(), Err(invalid(format!("unsupported response_type: {bad}"))));
         }
         assert_eq!(ResponseType::Code.default_mode(), ResponseMode::Query);
         assert_eq!(ResponseType::None.default_mode(), ResponseMode::Query);
@@ -565,16 +566,18 @@ mod tests {
     fn scope_set_parses_sorts_and_rejects_bad_tokens() {
         let s = ScopeSet::parse("openid  email profile").unwrap();
         assert_eq!(s.to_string(), "email openid profile");
-        assert!(ScopeSet::parse("open\"id").is_err());
-        assert!(ScopeSet::parse("a\\b").is_err());
+        for bad in ["open\"id", "a\\b"] {
+            assert_eq!(ScopeSet::parse(bad), Err(invalid("scope contains an invalid token")), "{bad}");
+        }
         assert!(s.contains("email"));
         assert!(ScopeSet::parse("openid").unwrap().is_subset(&s));
     }
 
     #[test]
     fn redirect_uri_rules() {
-        assert!(RedirectUri::from_str("https://rp.example/cb#x").is_err());
-        assert!(RedirectUri::from_str("/relative").is_err());
+        let fragment = RedirectUri::from_str("https://rp.example/cb#x");
+        assert_eq!(fragment, Err(invalid("redirect_uri must not contain a fragment")));
+        assert_eq!(RedirectUri::from_str("/relative"), Err(invalid("redirect_uri must be an absolute URI")));
         let r = RedirectUri::from_str("https://rp.example/cb?a=1").unwrap();
         assert_eq!(r.with_query(&[("code", "x y")]), "https://rp.example/cb?a=1&code=x+y");
     }
@@ -584,7 +587,7 @@ mod tests {
         for g in GrantType::ALL {
             assert_eq!(g.as_str().parse::<GrantType>().unwrap(), *g);
         }
-        assert!("password".parse::<GrantType>().is_err());
+        assert_eq!("password".parse::<GrantType>(), Err(invalid("unsupported GrantType: password")));
         assert!("ES256".parse::<SigningAlg>().is_ok());
     }
 }

@@ -256,14 +256,15 @@ mod tests {
         let c = userinfo_claims("u1", &alice(), &scopes(), &ScopeSet::parse("openid").unwrap(), Some(&r));
         assert_eq!(c["email"], "a@example.com");
         assert_eq!(c["nickname"], "Ali");
-        for bad in [
-            "[]",
-            "{\"userinfo\": []}",
-            "{\"id_token\": {\"email\": 1}}",
-            "{\"userinfo\": {\"a\": {\"essential\": 1}}}",
-            "x",
+        let entry = "each requested claim must be null or {essential, value, values}";
+        for (bad, why) in [
+            ("[]", "claims must be a JSON object"),
+            ("{\"userinfo\": []}", "claims.userinfo and claims.id_token must be JSON objects"),
+            ("{\"id_token\": {\"email\": 1}}", entry),
+            ("{\"userinfo\": {\"a\": {\"essential\": 1}}}", entry),
+            ("x", "claims must be a JSON object"),
         ] {
-            assert!(ClaimsRequest::parse(bad).is_err(), "{bad}");
+            assert_eq!(ClaimsRequest::parse(bad), Err(why), "{bad}");
         }
     }
 
@@ -282,11 +283,12 @@ mod tests {
         let mut user = alice();
         user.claims.insert("iss".into(), json!("https://evil.example"));
         assert!(!release(&user, ["iss", "nickname"], &[]).contains_key("iss"));
-        assert!(validate_user_claim("iss", &json!("x")).is_err());
-        assert!(validate_user_claim("email", &json!("x")).is_err(), "has its own option");
+        assert_eq!(validate_user_claim("iss", &json!("x")).unwrap_err(), "iss describes the token, not the user");
+        assert_eq!(validate_user_claim("email", &json!("x")).unwrap_err(), "email has its own option");
         assert!(validate_user_claim("birthdate", &json!("1990-02-30")).is_ok());
-        assert!(validate_user_claim("birthdate", &json!("Feb 1990")).is_err());
-        assert!(validate_user_claim("picture", &json!(1)).is_err());
+        let date = validate_user_claim("birthdate", &json!("Feb 1990")).unwrap_err();
+        assert_eq!(date, "birthdate must be YYYY-MM-DD or YYYY (Core 5.1)");
+        assert_eq!(validate_user_claim("picture", &json!(1)).unwrap_err(), "picture must be a string (Core 5.1)");
         assert!(validate_user_claim("nickname#de", &json!("Ali")).is_ok());
         assert!(validate_user_claim("groups", &json!(["a"])).is_ok());
     }

@@ -86,7 +86,7 @@ mod tests {
 
     #[test]
     fn repeated_parameters_are_rejected() {
-        assert!(Params::parse(b"a=1&a=2").is_err());
+        assert_eq!(Params::parse(b"a=1&a=2").unwrap_err().description, "parameter a is repeated");
         let p = Params::parse(b"a=1&b=&c=x%20y").unwrap();
         assert_eq!(p.get("a"), Some("1"));
         assert_eq!(p.get("b"), None, "empty means omitted");
@@ -105,14 +105,15 @@ mod tests {
         assert_eq!(merged.get("iss"), None);
         assert_eq!(merged.get("request"), None);
         let mismatch = serde_json::json!({"client_id": "other"});
-        assert!(query.with_request_object(mismatch.as_object().unwrap().clone()).is_err());
+        let err = query.with_request_object(mismatch.as_object().unwrap().clone()).unwrap_err();
+        assert_eq!(err, "response_type and client_id must match the request's");
     }
 
     #[test]
     fn oversized_input_is_rejected() {
         let long = format!("a={}", "x".repeat(MAX_VALUE_LEN + 1));
-        assert!(Params::parse(long.as_bytes()).is_err());
+        assert_eq!(Params::parse(long.as_bytes()).unwrap_err().description, "parameter a is too long");
         let many: Vec<String> = (0..=MAX_PARAMS).map(|i| format!("p{i}=1")).collect();
-        assert!(Params::parse(many.join("&").as_bytes()).is_err());
+        assert_eq!(Params::parse(many.join("&").as_bytes()).unwrap_err().description, "too many parameters");
     }
 }

@@ -66,7 +66,8 @@ mod tests {
         let same_host = uris(&["https://rp.example/a", "https://rp.example/b"]);
         assert_eq!(sector_identifier(&same_host, None).unwrap(), "rp.example");
         let two_hosts = uris(&["https://a.example/cb", "https://b.example/cb"]);
-        assert!(sector_identifier(&two_hosts, None).is_err());
+        let err = sector_identifier(&two_hosts, None).unwrap_err();
+        assert_eq!(err, "redirect URIs on several hosts need a sector_identifier_uri (Core 8.1)");
         let listed = vec!["https://a.example/cb".to_owned(), "https://b.example/cb".to_owned()];
         let doc = Some(("https://sector.example/s.json", listed.as_slice()));
         assert_eq!(sector_identifier(&two_hosts, doc).unwrap(), "sector.example");
