@@ -16,6 +16,12 @@ pub fn random_client_secret() -> String {
     random_b64url::<64>()
 }
 
+/// Whether `s` has the shape of a `random_token`: 43 base64url characters. Checked before such a value
+/// from a request is used as a key anywhere.
+pub fn is_token_shaped(s: &str) -> bool {
+    s.len() == 43 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 fn random_b64url<const N: usize>() -> String {
     let mut buf = [0u8; N];
     openssl::rand::rand_bytes(&mut buf).expect("the OpenSSL CSPRNG is available");

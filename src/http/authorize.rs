@@ -98,6 +98,9 @@ pub(super) async fn load_pending(
             ),
         )
     };
+    if !crypto::is_token_shaped(id) {
+        return Err(expired());
+    }
     let pending = match state.store.pending(id, state.now()).await {
         Ok(Some(p)) => p,
         Ok(None) => return Err(expired()),

@@ -47,7 +47,7 @@ pub fn session_hash(config: &Config, jar: &CookieJar) -> Option<String> {
 /// The browser's CSRF binding: a random value of ours (43 base64url characters), or nothing usable.
 fn csrf_binding<'a>(config: &Config, jar: &'a CookieJar) -> Option<&'a str> {
     let value = jar.get(name(config, CSRF))?.value();
-    (value.len() == 43 && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')).then_some(value)
+    crypto::is_token_shaped(value).then_some(value)
 }
 
 /// The CSRF token for a form of the flow `request_id`, and the jar to send (with a new binding cookie if

@@ -1,14 +1,12 @@
 //! Third-party initiated login (Core 4): the OP sends the browser to a client's registered
-//! `initiate_login_uri` with `iss`, and `login_hint` and `target_link_uri` when known, so that the
+//! `initiate_login_uri` with `iss`, and the `login_hint` and `target_link_uri` it was given, so that the
 //! client starts an authentication request of its own (for example from a list of the user's apps).
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum_extra::extract::cookie::CookieJar;
 use serde::Deserialize;
 
-use super::authorize::current_session;
 use super::{SharedState, reply};
 use crate::model::ClientId;
 use crate::protocol::OAuthError;
@@ -24,7 +22,6 @@ pub struct InitiateQuery {
 
 pub async fn initiate_login(
     State(state): State<SharedState>,
-    jar: CookieJar,
     Path(client_id): Path<String>,
     Query(q): Query<InitiateQuery>,
 ) -> Response {
@@ -46,14 +43,9 @@ pub async fn initiate_login(
     if [&q.login_hint, &q.target_link_uri].iter().any(|v| v.as_ref().is_some_and(|v| v.len() > MAX_HINT_LEN)) {
         return reply::error_page(&state, &OAuthError::invalid_request("login_hint or target_link_uri is too long"));
     }
-    // Without a hint given, the signed-in user's username saves them typing it again.
-    let login_hint = match q.login_hint {
-        Some(hint) => Some(hint),
-        None => match current_session(&state, &jar).await {
-            Ok(Some(session)) => state.store.user(&session.user_id).await.ok().flatten().map(|u| u.username),
-            _ => None,
-        },
-    };
+    // Only the hint given in the request is passed on: any client with an initiate_login_uri could send
+    // the browser here, so the signed-in user's name must not be (it would tell who is signed in).
+    let login_hint = q.login_hint;
     let mut url = match url::Url::parse(initiate) {
         Ok(url) => url,
         Err(_) => return not_found(),

@@ -8,6 +8,11 @@ use super::error::OAuthError;
 pub const MAX_PARAMS: usize = 64;
 pub const MAX_VALUE_LEN: usize = 4096;
 
+/// Whether `s` holds a C0 control character other than tab, line feed and carriage return, or DEL.
+fn has_control(s: &str) -> bool {
+    s.chars().any(|c| (c.is_ascii_control() && !matches!(c, '\t' | '\n' | '\r')) || c == '\u{7f}')
+}
+
 /// `application/x-www-form-urlencoded` parameters, each present at most once (RFC 6749 3.1, 3.2:
 /// "Request and response parameters MUST NOT be included more than once"). Empty values count as
 /// omitted (RFC 6749 3.1).
@@ -23,6 +28,11 @@ impl Params {
             }
             if value.len() > MAX_VALUE_LEN || key.len() > 128 {
                 return Err(OAuthError::invalid_request(format!("parameter {key} is too long")));
+            }
+            // No OAuth or form value needs control characters, and NUL cannot even be stored (PostgreSQL
+            // text): refused here, once, for every endpoint.
+            if has_control(&key) || has_control(&value) {
+                return Err(OAuthError::invalid_request(format!("parameter {key} contains control characters")));
             }
             if value.is_empty() {
                 continue;
@@ -64,6 +74,9 @@ impl Params {
             };
             if value.len() > MAX_VALUE_LEN || name.len() > 128 {
                 return Err("a request object parameter is too long");
+            }
+            if has_control(&name) || has_control(&value) {
+                return Err("a request object parameter contains control characters");
             }
             if matches!(name.as_str(), "response_type" | "client_id") && self.get(&name).is_some_and(|v| v != value) {
                 return Err("response_type and client_id must match the request's");
@@ -107,6 +120,15 @@ mod tests {
         let mismatch = serde_json::json!({"client_id": "other"});
         let err = query.with_request_object(mismatch.as_object().unwrap().clone()).unwrap_err();
         assert_eq!(err, "response_type and client_id must match the request's");
+    }
+
+    #[test]
+    fn control_characters_are_rejected() {
+        for bad in [&b"state=a%00b"[..], b"x%01=1", b"nonce=%7F", b"login_hint=%1B%5B31m"] {
+            let err = Params::parse(bad).unwrap_err();
+            assert!(err.description.ends_with("contains control characters"), "{err:?}");
+        }
+        assert_eq!(Params::parse(b"address=1%0D%0A2%09x").unwrap().get("address"), Some("1\r\n2\tx"));
     }
 
     #[test]

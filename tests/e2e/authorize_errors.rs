@@ -305,3 +305,25 @@ async fn prompt_select_account_asks_for_a_sign_in() {
     let page = b.get(&op.authorize_url("webapp", "&prompt=none%20select_account")).await;
     assert_redirected_error(&op, &page, "invalid_request");
 }
+
+/// Hardening 4: a NUL byte (or another control character) in a query or form value is a 400 at the
+/// edge on both backends (PostgreSQL cannot store NUL: it used to answer 500).
+#[tokio::test]
+async fn control_characters_are_refused_at_the_edge() {
+    let op = op_with_client().await;
+    let b = Browser::new(&op);
+    let login = b.follow(b.get(&op.authorize_url("webapp", "")).await).await;
+    let (request, csrf) = (login.hidden("request"), login.hidden("csrf_token"));
+    // Like a repeated parameter: the request cannot be read, so it is not trusted to name a redirect.
+    assert_error_page(&b.get(&op.authorize_url("webapp", "&login_hint=a%00b")).await);
+    for path in ["/login", "/consent", "/signup"] {
+        let form = [("request", request.as_str()), ("csrf_token", &csrf), ("username", "al\0ice"), ("password", "x")];
+        let page = b.post(path, &form).await;
+        assert_eq!(page.status, 400, "{path}: {}", page.body);
+        assert!(page.body.contains("control characters"), "{path}: {}", page.body);
+    }
+    for path in ["/authorize/resume?request=a%00b", "/login?request=%00", "/consent?request=x%00y"] {
+        let page = b.get(path).await;
+        assert_eq!(page.status, 400, "{path}: {}", page.body);
+    }
+}
