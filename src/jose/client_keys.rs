@@ -8,8 +8,14 @@ use serde::Deserialize;
 use super::keys;
 use crate::model::SigningAlg;
 
+/// A client key ready to verify with one algorithm, and the `kid` it was published under.
+pub struct ClientVerifier {
+    kid: Option<String>,
+    verifier: Box<dyn JwsVerifier>,
+}
+
 /// One verifier per usable (key, algorithm) pair in `jwks`; keys oxid cannot use are skipped.
-pub fn verifiers(jwks: &str) -> Result<Vec<Box<dyn JwsVerifier>>, &'static str> {
+pub fn verifiers(jwks: &str) -> Result<Vec<ClientVerifier>, &'static str> {
     let set = JwkSet::from_bytes(jwks).map_err(|_| "the client's keys are unreadable")?;
     let mut out = Vec::new();
     for jwk in set.keys() {
@@ -17,11 +23,16 @@ pub fn verifiers(jwks: &str) -> Result<Vec<Box<dyn JwsVerifier>>, &'static str> 
         if jwk.key_use().is_some_and(|u| u != "sig") {
             continue;
         }
+        let kid = jwk.key_id().map(str::to_owned);
         for alg in algorithms_for(jwk) {
-            let mut jwk = jwk.clone();
+            // The verifier itself carries no key id: the JOSE library would refuse a JWT without one,
+            // and `kid` is optional (RFC 7515 4.1.4). It is matched here instead.
+            let mut map = jwk.as_ref().clone();
+            map.remove("kid");
+            let Ok(mut jwk) = Jwk::from_map(map) else { continue };
             jwk.set_algorithm(alg.as_str());
-            if let Ok(v) = keys::verifier(alg, &jwk) {
-                out.push(v);
+            if let Ok(verifier) = keys::verifier(alg, &jwk) {
+                out.push(ClientVerifier { kid: kid.clone(), verifier });
             }
         }
     }
@@ -40,18 +51,24 @@ fn algorithms_for(jwk: &Jwk) -> Vec<SigningAlg> {
     }
 }
 
-/// The payload of `jwt` if one of `verifiers` accepts its signature, choosing by `alg` and `kid`.
-pub fn verify(jwt: &str, verifiers: &[Box<dyn JwsVerifier>]) -> Option<Vec<u8>> {
-    let (payload, _) = jws::deserialize_compact_with_selector(jwt, |header| {
-        let alg = header.algorithm();
-        let kid = header.key_id();
-        Ok(verifiers
-            .iter()
-            .find(|v| Some(v.algorithm().name()) == alg && (kid.is_none() || v.key_id().is_none() || v.key_id() == kid))
-            .map(|v| v.as_ref()))
-    })
-    .ok()?;
-    Some(payload)
+/// The payload of `jwt` if one of `verifiers` accepts its signature. The header's `alg` picks the
+/// candidates, and its `kid`, when there is one, the key. Without a `kid` every key fitting the `alg`
+/// is tried: Core 10.1 needs a `kid` only to tell keys apart, and common RP libraries (node
+/// openid-client, Authlib, pyoidc) leave it out when the client has one key.
+pub fn verify(jwt: &str, verifiers: &[ClientVerifier]) -> Option<Vec<u8>> {
+    let header = jws::JwsHeader::from_bytes(&decode_part(jwt.split('.').next()?)?).ok()?;
+    let (alg, kid) = (header.algorithm()?, header.key_id());
+    verifiers
+        .iter()
+        .filter(|v| v.verifier.algorithm().name() == alg)
+        .filter(|v| kid.is_none() || v.kid.is_none() || v.kid.as_deref() == kid)
+        .find_map(|v| jws::deserialize_compact(jwt, v.verifier.as_ref()).ok())
+        .map(|(payload, _)| payload)
+}
+
+fn decode_part(part: &str) -> Option<Vec<u8>> {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).ok()
 }
 
 /// Tolerated clock difference between client and OP, in seconds.
@@ -71,5 +88,53 @@ impl Audience {
             Audience::One(a) => a == audience,
             Audience::Many(list) => list.iter().any(|a| a == audience),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use josekit::jws::{self, JwsHeader};
+    use serde_json::json;
+
+    use super::*;
+
+    struct Key {
+        signer: jws::alg::ecdsa::EcdsaJwsSigner,
+        public: serde_json::Value,
+    }
+
+    fn key(kid: Option<&str>) -> Key {
+        let pair = jws::ES256.generate_key_pair().unwrap();
+        let mut public = pair.to_jwk_public_key();
+        if let Some(kid) = kid {
+            public.set_key_id(kid);
+        }
+        let signer = jws::ES256.signer_from_der(pair.to_der_private_key()).unwrap();
+        Key { signer, public: serde_json::Value::Object(public.as_ref().clone()) }
+    }
+
+    fn sign(key: &Key, kid: Option<&str>) -> String {
+        let mut header = JwsHeader::new();
+        if let Some(kid) = kid {
+            header.set_key_id(kid);
+        }
+        jws::serialize_compact(br#"{"sub":"c"}"#, &header, &key.signer).unwrap()
+    }
+
+    fn set(keys: &[&Key]) -> Vec<ClientVerifier> {
+        verifiers(&json!({"keys": keys.iter().map(|k| k.public.clone()).collect::<Vec<_>>()}).to_string()).unwrap()
+    }
+
+    /// RFC 7515 4.1.4: `kid` is optional; a JWT without one is checked against every key that fits.
+    #[test]
+    fn a_jwt_without_kid_is_verified_against_the_keys_that_fit() {
+        let (one, two) = (key(Some("k1")), key(Some("k2")));
+        assert!(verify(&sign(&one, None), &set(&[&one])).is_some(), "one key, published with a kid");
+        let bare = key(None);
+        assert!(verify(&sign(&bare, None), &set(&[&bare])).is_some(), "one key, published without a kid");
+        assert!(verify(&sign(&two, None), &set(&[&one, &two])).is_some(), "the second of two keys");
+        assert!(verify(&sign(&two, Some("k2")), &set(&[&one, &two])).is_some());
+        assert!(verify(&sign(&two, Some("k1")), &set(&[&one, &two])).is_none(), "the kid names the other key");
+        assert!(verify(&sign(&key(None), None), &set(&[&one, &two])).is_none(), "nobody's key");
     }
 }

@@ -183,7 +183,9 @@ impl Destination {
 pub fn reject(params: &Params, client: Option<&Client>, error: OAuthError) -> Rejection {
     match Destination::find(params, client) {
         Ok((_, destination)) => destination.reject(error),
-        Err(page) => page,
+        // No trustworthy redirect outside (RFC 9101 6.1, 6.2: a request object that fails may carry the
+        // only redirect_uri): the error itself, on a page.
+        Err(_) => Rejection::Page(error),
     }
 }
 

@@ -26,6 +26,32 @@ fn client_key() -> ClientKey {
     ClientKey { signer, jwks: json!({"keys": [Value::Object(public.as_ref().clone())]}).to_string() }
 }
 
+/// Hardening 13 (RFC 9101 6.1, 6.2): when every parameter is inside the object (as node openid-client
+/// sends it) and the object fails verification, the error is `invalid_request_object`, on a page: the
+/// redirect_uri inside cannot be trusted.
+#[tokio::test]
+async fn a_failing_object_carrying_the_only_redirect_uri_is_an_error_page() {
+    let (op, _, _) = setup().await;
+    let forged = sign(&client_key(), &request_claims(&op, "rp"));
+    let url = format!("{}/authorize?client_id=rp&request={forged}", op.issuer);
+    let page = Browser::new(&op).get(&url).await;
+    assert_eq!(page.status, 400, "{}", page.body);
+    assert!(page.location.is_none());
+    assert!(page.body.contains("invalid_request_object"), "{}", page.body);
+    assert!(page.body.contains("signature"), "{}", page.body);
+}
+
+/// A request object signed without a `kid`, as node openid-client does for a client with one key.
+#[tokio::test]
+async fn a_request_object_without_kid_is_accepted() {
+    let (op, key, secret) = setup().await;
+    let mut kidless = key.signer.clone();
+    kidless.remove_key_id();
+    let jwt = jws::serialize_compact(request_claims(&op, "rp").to_string().as_bytes(), &JwsHeader::new(), &kidless);
+    let url = authorize_url(&op, "rp", &format!("&request={}", jwt.unwrap()));
+    sign_in_with_object(&op, "rp", &secret, &url).await;
+}
+
 fn sign(key: &ClientKey, claims: &Value) -> String {
     jws::serialize_compact(claims.to_string().as_bytes(), &JwsHeader::new(), &key.signer).unwrap()
 }

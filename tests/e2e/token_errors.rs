@@ -321,6 +321,13 @@ async fn private_key_jwt_is_verified_and_replay_protected() {
     let (s, b) = json(token(sign(with("sub", json!("victim")))).await.unwrap()).await;
     assert_oauth_error(s, &b, 401, "invalid_client");
 
+    // Hardening 12 (RFC 7515 4.1.4): without a kid, as node openid-client and Authlib sign with one key.
+    let kidless = jws::ES256.signer_from_der(key_pair.to_der_private_key()).unwrap();
+    let claims = assertion_claims(&op, "pkjwt", "jti-kidless");
+    let assertion = jws::serialize_compact(claims.to_string().as_bytes(), &JwsHeader::new(), &kidless).unwrap();
+    let (s, b) = json(token(assertion).await.unwrap()).await;
+    assert_eq!(s, 200, "{b}");
+
     // Signed by another key.
     let other = jws::ES256.generate_key_pair().unwrap();
     let mut other_signer = jws::ES256.signer_from_der(other.to_der_private_key()).unwrap();
