@@ -8,6 +8,56 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+const ENV_PREFIX: &str = "OXID_";
+
+/// Every setting's name.
+fn setting_names() -> Vec<String> {
+    match serde_json::to_value(Config::default()) {
+        Ok(serde_json::Value::Object(map)) => map.keys().cloned().collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The setting name closest to `name`, if one is close enough to be a likely typo.
+fn closest<'a>(name: &str, known: &'a [String]) -> Option<&'a str> {
+    known
+        .iter()
+        .map(|k| (strsim::jaro_winkler(name, k), k.as_str()))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, k)| k)
+}
+
+/// A figment error as an operator needs it: the setting, where it came from, and a suggestion.
+fn explain(error: figment::Error, known: &[String]) -> ConfigError {
+    use figment::error::Kind;
+    let source = error.metadata.as_ref().and_then(|m| m.source.as_ref()).map(|s| format!(" in {s}"));
+    let source = source.unwrap_or_default();
+    match &error.kind {
+        Kind::UnknownField(field, _) => {
+            let hint = closest(field, known).map(|k| format!("; did you mean `{k}`?")).unwrap_or_default();
+            ConfigError(format!("unknown setting `{field}`{source}{hint}"))
+        }
+        // TOML syntax errors keep their own lines (they point at the place).
+        Kind::Message(message) => ConfigError(format!("{message}{source}")),
+        _ => {
+            let key = error.path.last().map(|k| format!("setting `{k}`: ")).unwrap_or_default();
+            ConfigError(format!("{key}{}{source}", error.kind))
+        }
+    }
+}
+
+/// `IP:PORT`, or `HOST:PORT` resolved now (`localhost:8080`).
+fn socket_address<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<SocketAddr, D::Error> {
+    use std::net::ToSocketAddrs;
+    let text = String::deserialize(deserializer)?;
+    if let Ok(addr) = text.parse() {
+        return Ok(addr);
+    }
+    let resolved = text.to_socket_addrs().ok().and_then(|mut addrs| addrs.next());
+    resolved.ok_or_else(|| serde::de::Error::custom(format!("{text:?} is not an IP:PORT or HOST:PORT address")))
+}
+
 /// A configuration that cannot be used; shown to the operator as one line, exit code 2.
 #[derive(Debug, thiserror::Error)]
 #[error("configuration error: {0}")]
@@ -32,7 +82,8 @@ pub enum LogFormat {
 pub struct Config {
     /// The issuer identifier (Discovery 3: https URL without query or fragment; http allowed for loopback).
     pub issuer: String,
-    /// The address the HTTP server binds to.
+    /// The address the HTTP server binds to (`IP:PORT`, or `HOST:PORT` resolved at start).
+    #[serde(deserialize_with = "socket_address")]
     pub listen: SocketAddr,
     /// `sqlite://PATH` (created if missing) or `postgres://USER:PASSWORD@HOST/DB`.
     pub database_url: String,
@@ -105,20 +156,65 @@ impl Default for Config {
 
 impl Config {
     /// Loads defaults, then `file` (if given), then the `OXID_*` environment, and validates the result.
+    /// Environment variables with the prefix that name no setting are ignored with a warning: platforms
+    /// set some of their own (Kubernetes gives a Service named `oxid` `OXID_PORT`, `OXID_SERVICE_HOST`…).
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
-        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        let known = setting_names();
+        let mut explicit = Figment::new();
         if let Some(path) = file {
             if !path.is_file() {
                 return Err(ConfigError(format!("config file {} not found", path.display())));
             }
-            figment = figment.merge(Toml::file(path));
+            explicit = explicit.merge(Toml::file(path));
         }
-        let config: Config = figment
-            .merge(Env::prefixed("OXID_"))
+        for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with(ENV_PREFIX)) {
+            let key = name[ENV_PREFIX.len()..].to_ascii_lowercase();
+            if !known.contains(&key) {
+                let hint = closest(&key, &known).map(|k| format!(" (did you mean {ENV_PREFIX}{}?)", k.to_uppercase()));
+                eprintln!("oxid: warning: ignoring {name}: not a setting{}", hint.unwrap_or_default());
+            }
+        }
+        let env_known = known.clone();
+        explicit = explicit
+            .merge(Env::prefixed(ENV_PREFIX).filter(move |key| env_known.contains(&key.as_str().to_ascii_lowercase())));
+        let mut config: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(explicit.clone())
             .extract()
-            .map_err(|e| ConfigError(e.to_string().replace('\n', " ")))?;
+            .map_err(|e| explain(e, &known))?;
+        if explicit.find_value("issuer").is_err() {
+            config.issuer = config.default_issuer();
+        }
         config.validate()?;
+        if let Some(warning) = config.issuer_port_warning() {
+            eprintln!("oxid: warning: {warning}");
+        }
         Ok(config)
+    }
+
+    /// Without a configured issuer: this machine at the listen port, so that discovery names an address
+    /// something answers on.
+    fn default_issuer(&self) -> String {
+        let port = self.listen.port();
+        match self.listen.ip() {
+            ip if ip.is_loopback() => format!("http://{}", self.listen),
+            _ => {
+                eprintln!(
+                    "oxid: warning: issuer is not set; using http://127.0.0.1:{port}, which only this machine \
+                     can reach: set OXID_ISSUER to the public https URL"
+                );
+                format!("http://127.0.0.1:{port}")
+            }
+        }
+    }
+
+    /// A loopback issuer on another port than the one served: discovery would point nowhere (unless a
+    /// proxy on this machine forwards it).
+    fn issuer_port_warning(&self) -> Option<String> {
+        let url = url::Url::parse(&self.issuer).ok()?;
+        let loopback = matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
+        let port = url.port_or_known_default()?;
+        (loopback && port != self.listen.port())
+            .then(|| format!("issuer {} is on port {port} but the server listens on {}", self.issuer, self.listen))
     }
 
     fn validate(&self) -> Result<(), ConfigError> {

@@ -69,12 +69,29 @@ fn bad_configuration_is_one_line_and_exit_code_2() {
         assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
         assert!(stderr.starts_with("oxid: configuration error"), "{stderr}");
     }
-    // A TOML file works, and its unknown keys are errors too.
+    // A TOML file works, and its unknown keys are errors too, named with the file and a suggestion.
     let file = dir.path().join("oxid.toml");
-    std::fs::write(&file, "issuer = \"https://id.example\"\nbogus = 1\n").unwrap();
+    std::fs::write(&file, "issuer = \"https://id.example\"\nlistn = \"127.0.0.1:1\"\n").unwrap();
     let db = common::test_database_url_blocking(dir.path());
     let out = oxid(&db, &["--config", file.to_str().unwrap(), "user", "list"], None);
     assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let expected = format!("unknown setting `listn` in {}; did you mean `listen`?", file.display());
+    assert!(stderr.contains(&expected), "{stderr}");
+    // Unknown OXID_ variables are ignored with a warning (and a suggestion when one is close); a
+    // HOST:PORT listen address is resolved.
+    let out = Command::new(env!("CARGO_BIN_EXE_oxid"))
+        .args(["user", "list"])
+        .env("OXID_DATABASE_URL", &db)
+        .env("OXID_LISTN", "127.0.0.1:1")
+        .env("OXID_PORT_8080_TCP", "tcp://10.0.0.7:8080")
+        .env("OXID_LISTEN", "localhost:8080")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("ignoring OXID_LISTN: not a setting (did you mean OXID_LISTEN?)"), "{stderr}");
+    assert!(stderr.contains("ignoring OXID_PORT_8080_TCP: not a setting"), "{stderr}");
     std::fs::write(&file, "issuer = \"https://id.example\"\naccess_token_lifetime = 600\n").unwrap();
     ok(oxid(&db, &["--config", file.to_str().unwrap(), "user", "list"], None));
 }
@@ -287,11 +304,14 @@ async fn a_newcomer_signs_in_to_a_served_op() {
 
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let issuer = format!("http://127.0.0.1:{port}");
+    // Only the listen address is set, as a newcomer would: the issuer follows it (Hardening 16), and a
+    // platform's own OXID_ variables (Kubernetes) do not stop the start (Hardening 15).
     let mut server = Command::new(env!("CARGO_BIN_EXE_oxid"))
         .args(["serve"])
         .env("OXID_DATABASE_URL", d)
-        .env("OXID_ISSUER", &issuer)
         .env("OXID_LISTEN", format!("127.0.0.1:{port}"))
+        .env("OXID_PORT", "tcp://10.0.0.7:8080")
+        .env("OXID_SERVICE_HOST", "10.0.0.7")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -306,6 +326,8 @@ async fn a_newcomer_signs_in_to_a_served_op() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert!(up, "oxid serve did not come up");
+    let discovery = http.get(format!("{issuer}/.well-known/openid-configuration")).send().await.unwrap();
+    assert_eq!(discovery.json::<serde_json::Value>().await.unwrap()["issuer"], issuer.as_str());
 
     let browser = Browser::for_issuer(&issuer);
     let url = format!(
