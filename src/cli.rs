@@ -220,9 +220,9 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             println!("database is up to date");
             Ok(())
         }
-        Command::User(cmd) => user(cmd, server::open_store(&config).await?.as_ref()).await,
-        Command::Client(cmd) => client(cmd, &config, server::open_store(&config).await?.as_ref()).await,
-        Command::Keys(cmd) => keys_command(cmd, server::open_store(&config).await?.as_ref()).await,
+        Command::User(cmd) => user(cmd, server::open_existing_store(&config).await?.as_ref()).await,
+        Command::Client(cmd) => client(cmd, &config, server::open_existing_store(&config).await?.as_ref()).await,
+        Command::Keys(cmd) => keys_command(cmd, server::open_existing_store(&config).await?.as_ref()).await,
     }
 }
 

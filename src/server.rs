@@ -21,7 +21,22 @@ use crate::ui::Pages;
 /// How often a node re-reads the key set, to pick up rotations made elsewhere (CLI, other nodes).
 const KEY_REFRESH: Duration = Duration::from_secs(60);
 
-/// Opens the configured database and brings its schema up to date.
+/// Opens the configured database, which must exist already: a command run elsewhere than the server
+/// (another working directory, a forgotten OXID_DATABASE_URL) must not quietly make an empty one.
+pub async fn open_existing_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    if let Database::Sqlite(path) = config.database()? {
+        if !path.exists() {
+            let shown = std::path::absolute(&path).unwrap_or(path);
+            anyhow::bail!(
+                "no database at {} (run `oxid migrate` or `oxid serve` to create it, or set OXID_DATABASE_URL)",
+                shown.display()
+            );
+        }
+    }
+    open_store(config).await
+}
+
+/// Opens the configured database, creating it if needed, and brings its schema up to date.
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     Ok(match config.database()? {
         Database::Sqlite(path) => Arc::new(

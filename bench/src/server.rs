@@ -58,6 +58,7 @@ pub async fn start(binary: &Path, database_url: Option<&str>, cpu: Option<usize>
         Some(url) => url.to_owned(),
         None => format!("sqlite://{}/oxid.db", dir.path().display()),
     };
+    oxid(binary, &database_url, &["migrate"], None)?;
     oxid(
         binary,
         &database_url,

@@ -31,6 +31,8 @@ pub enum StoreError {
     Migration(#[from] sqlx::migrate::MigrateError),
     #[error("stored record is corrupt: {0}")]
     Corrupt(String),
+    #[error("{0}")]
+    Io(String),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;

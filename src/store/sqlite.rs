@@ -53,7 +53,8 @@ impl SqliteStore {
     pub async fn open(path: &Path) -> StoreResult<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             if !dir.exists() {
-                std::fs::create_dir_all(dir).map_err(|e| StoreError::Corrupt(format!("{}: {e}", dir.display())))?;
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| StoreError::Io(format!("cannot create the directory {}: {e}", dir.display())))?;
                 restrict_permissions(dir, 0o700);
             }
         }

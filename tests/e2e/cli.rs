@@ -73,6 +73,7 @@ fn bad_configuration_is_one_line_and_exit_code_2() {
     let file = dir.path().join("oxid.toml");
     std::fs::write(&file, "issuer = \"https://id.example\"\nlistn = \"127.0.0.1:1\"\n").unwrap();
     let db = common::test_database_url_blocking(dir.path());
+    ok(oxid(&db, &["migrate"], None));
     let out = oxid(&db, &["--config", file.to_str().unwrap(), "user", "list"], None);
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8(out.stderr).unwrap();
@@ -100,6 +101,14 @@ fn bad_configuration_is_one_line_and_exit_code_2() {
 fn users_are_managed_from_the_cli() {
     let dir = tempfile::tempdir().unwrap();
     let d = &common::test_database_url_blocking(dir.path());
+    // Hardening 18: a command other than serve/migrate does not make an empty database where it was
+    // pointed by mistake; it names the path it looked at.
+    if d.starts_with("sqlite://") {
+        let missing = dir.path().join("oxid.db");
+        refused(oxid(d, &["user", "list"], None), &format!("no database at {}", missing.display()));
+        assert!(!missing.exists());
+    }
+    ok(oxid(d, &["migrate"], None));
     let out = ok(oxid(
         d,
         &["user", "add", "alice", "--email", "a@example.com", "--name", "Alice A", "--password-stdin"],
@@ -149,6 +158,7 @@ fn users_are_managed_from_the_cli() {
 fn clients_and_keys_are_managed_from_the_cli() {
     let dir = tempfile::tempdir().unwrap();
     let d = &common::test_database_url_blocking(dir.path());
+    ok(oxid(d, &["migrate"], None));
     let out = ok(oxid(
         d,
         &["client", "add", "--name", "Web", "--redirect-uri", "https://rp.example/cb", "--id", "web"],
@@ -290,6 +300,8 @@ fn clients_and_keys_are_managed_from_the_cli() {
 async fn a_newcomer_signs_in_to_a_served_op() {
     let dir = tempfile::tempdir().unwrap();
     let d = &common::test_database_url(dir.path()).await;
+    // The README's deployment: migrate, then users and clients, then serve.
+    ok(oxid(d, &["migrate"], None));
     ok(oxid(
         d,
         &["user", "add", "alice", "--email", "alice@example.com", "--password-stdin"],
