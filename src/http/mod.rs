@@ -152,13 +152,22 @@ fn security_header(name: HeaderName, value: &'static str) -> SetResponseHeaderLa
     SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
 }
 
-/// Ready when the store answers; a load balancer stops sending traffic to a node that is not.
+/// How long a readiness probe waits for the store: a probe must answer quickly even when the database
+/// does not (the connection pool alone would wait 5 s).
+const READINESS_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Ready when the store takes a write (a full disk or a read-only database is not ready); a load
+/// balancer stops sending traffic to a node that is not.
 async fn readiness(axum::extract::State(state): axum::extract::State<SharedState>) -> impl IntoResponse {
-    match state.store.ping().await {
-        Ok(()) => (StatusCode::OK, "ready"),
-        Err(e) => {
-            tracing::warn!(error = %e, "store is not reachable");
-            (StatusCode::SERVICE_UNAVAILABLE, "store unreachable")
+    match tokio::time::timeout(READINESS_TIMEOUT, state.store.check_write()).await {
+        Ok(Ok(())) => (StatusCode::OK, "ready"),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "the store does not take writes");
+            (StatusCode::SERVICE_UNAVAILABLE, "store does not take writes")
+        }
+        Err(_) => {
+            tracing::warn!("the store did not answer within {READINESS_TIMEOUT:?}");
+            (StatusCode::SERVICE_UNAVAILABLE, "store does not answer")
         }
     }
 }

@@ -194,10 +194,10 @@ pub trait SecretStore: Send + Sync {
     async fn existing_secret(&self, name: &str) -> StoreResult<Option<String>>;
 }
 
-/// Reachability, for readiness checks.
+/// Readiness: the store answers and takes a write.
 #[async_trait]
 pub trait Health: Send + Sync {
-    async fn ping(&self) -> StoreResult<()>;
+    async fn check_write(&self) -> StoreResult<()>;
 }
 
 /// Everything the server needs from a backend.

@@ -83,9 +83,9 @@ impl TryFrom<ClientRow> for Client {
 
 #[async_trait]
 impl Health for PgStore {
-    async fn ping(&self) -> StoreResult<()> {
-        crate::telemetry::timed("ping", async move {
-            sqlx::query("SELECT 1").execute(&self.pool).await?;
+    async fn check_write(&self) -> StoreResult<()> {
+        crate::telemetry::timed("check_write", async move {
+            sqlx::query(q::RECORD_HEALTH_CHECK).bind(now()).execute(&self.pool).await?;
             Ok(())
         })
         .await

@@ -67,4 +67,5 @@ pub const RESERVE_ATTEMPT: &str = "INSERT INTO login_failures (key, failures, wi
 pub const RELEASE_ATTEMPT: &str = "UPDATE login_failures SET failures = failures - 1 WHERE key = $1 AND failures > 0";
 pub const INSERT_SECRET: &str = "INSERT INTO secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING";
 pub const SECRET: &str = "SELECT value FROM secrets WHERE name = $1";
+pub const RECORD_HEALTH_CHECK: &str = "INSERT INTO health (id, checked_at) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at";
 pub const CLEAR_ATTEMPTS: &str = "DELETE FROM login_failures WHERE key = $1";

@@ -206,8 +206,8 @@ fn conflict_or(e: rusqlite::Error) -> StoreError {
 
 #[async_trait]
 impl Health for SqliteStore {
-    async fn ping(&self) -> StoreResult<()> {
-        self.read("ping", |c| c.query_row("SELECT 1", [], |_| Ok(())))
+    async fn check_write(&self) -> StoreResult<()> {
+        self.write("check_write", |conn| Ok(exec(conn, q::RECORD_HEALTH_CHECK, [now()]).map(drop)?))
     }
 }
 

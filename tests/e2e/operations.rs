@@ -19,6 +19,22 @@ async fn health_readiness_and_request_ids() {
     assert_eq!(r.headers()["x-request-id"], "from-the-proxy");
 }
 
+/// Hardening 10: ready means the store takes a write; a store that refuses writes (a full disk, a
+/// read-only database) is not ready, while the process stays healthy.
+#[tokio::test]
+async fn readiness_needs_a_store_that_takes_writes() {
+    let op = TestOp::start().await;
+    let http = reqwest::Client::new();
+    assert_eq!(http.get(op.url("/readyz")).send().await.unwrap().status(), 200);
+    op.refuse_writes("health", "UPDATE").await;
+    let r = http.get(op.url("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.text().await.unwrap(), "store does not take writes");
+    assert_eq!(http.get(op.url("/healthz")).send().await.unwrap().status(), 200);
+    op.allow_writes("health").await;
+    assert_eq!(http.get(op.url("/readyz")).send().await.unwrap().status(), 200);
+}
+
 #[tokio::test]
 async fn metrics_count_requests_tokens_and_store_latency() {
     let op = TestOp::start().await;
