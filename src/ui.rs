@@ -128,6 +128,20 @@ impl Pages {
 }
 
 /// The catalogue key for the words a consent page uses for a scope (Core 5.4).
+/// Where a scope goes on the consent page: signing in first, then what the user is (profile) and how to
+/// reach them, custom scopes, and staying connected last.
+pub fn consent_order(scope: &str) -> u8 {
+    match scope {
+        "openid" => 0,
+        "profile" => 1,
+        "email" => 2,
+        "phone" => 3,
+        "address" => 4,
+        "offline_access" => 6,
+        _ => 5,
+    }
+}
+
 pub fn scope_message(scope: &str) -> Option<&'static str> {
     Some(match scope {
         "openid" => "scope_openid",

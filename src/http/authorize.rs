@@ -68,6 +68,11 @@ pub async fn resume(State(state): State<SharedState>, jar: CookieJar, Query(q): 
 
 fn reject(state: &SharedState, rejection: &Rejection) -> Response {
     match rejection {
+        Rejection::UnknownClient => reply::explained_error_page(
+            state,
+            &OAuthError::invalid_request("unknown client_id"),
+            "error_unknown_client",
+        ),
         Rejection::Page(e) => reply::error_page(state, e),
         Rejection::Redirect(e) => reply::error_redirect(state, e),
     }

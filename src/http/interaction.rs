@@ -252,7 +252,9 @@ pub async fn consent_page(
     };
     let locale = page_locale(&state, &request, &headers);
     let mut scopes: Vec<String> = Vec::new();
-    for scope in request.scope.iter() {
+    let mut ordered: Vec<&str> = request.scope.iter().collect();
+    ordered.sort_by_key(|scope| ui::consent_order(scope));
+    for scope in ordered {
         match ui::scope_message(scope) {
             Some(key) => scopes.push(locale.text(key).to_owned()),
             // A custom scope: name what it releases.

@@ -42,6 +42,16 @@ pub fn page(state: &AppState, status: StatusCode, template: &str, ctx: minijinja
 
 /// An error shown to the user, not redirected (Core 3.1.2.6 for untrusted client or redirect_uri).
 pub fn error_page(state: &AppState, error: &OAuthError) -> Response {
+    error_page_with(state, error, None)
+}
+
+/// An error page that speaks to the person first (the catalogue text `explanation`), with the
+/// developer's description as a smaller detail.
+pub fn explained_error_page(state: &AppState, error: &OAuthError, explanation: &str) -> Response {
+    error_page_with(state, error, Some(explanation))
+}
+
+fn error_page_with(state: &AppState, error: &OAuthError, explanation: Option<&str>) -> Response {
     let status = match error.code {
         ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::BAD_REQUEST,
@@ -51,6 +61,7 @@ pub fn error_page(state: &AppState, error: &OAuthError) -> Response {
     let ctx = minijinja::context! {
         error => error.code.as_str(),
         description => &*error.description,
+        explanation => explanation.map(|key| locale.text(key)),
         t => locale.messages(),
         lang => &locale.tag,
     };

@@ -102,7 +102,9 @@ pub struct ErrorRedirect {
 /// How a rejected request is answered (Core 3.1.2.6, RFC 6749 4.1.2.1).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rejection {
-    /// The client or redirect_uri is missing, unknown or unregistered: tell the user, never redirect
+    /// The client_id names no registered client: tell the person, in words for them, never redirect.
+    UnknownClient,
+    /// The client or redirect_uri is missing, malformed or unregistered: tell the user, never redirect
     /// (that would make the OP an open redirector).
     Page(OAuthError),
     Redirect(ErrorRedirect),
@@ -140,7 +142,7 @@ struct Destination {
 
 impl Destination {
     fn find<'c>(params: &Params, client: Option<&'c Client>) -> Result<(&'c Client, Self), Rejection> {
-        let client = client.ok_or_else(|| Rejection::Page(OAuthError::invalid_request("unknown client_id")))?;
+        let client = client.ok_or(Rejection::UnknownClient)?;
         // Core 3.1.2.1: redirect_uri is REQUIRED and must match a registered one exactly.
         let redirect_uri = params
             .get("redirect_uri")

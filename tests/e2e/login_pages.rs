@@ -288,3 +288,39 @@ async fn a_consent_that_fails_to_store_can_be_given_again() {
     let location = done.location.unwrap_or_else(|| panic!("{}: {}", done.status, done.body));
     assert!(common::query(&location).contains_key("code"), "{location}");
 }
+
+/// Hardening 20: the consent page lists signing in first, then the claims in a natural order (not the
+/// alphabetical order of the scope names), staying connected last.
+#[tokio::test]
+async fn the_consent_page_lists_signing_in_first() {
+    let op = setup().await;
+    let b = Browser::new(&op);
+    let url = op
+        .authorize_url("webapp", "&prompt=consent")
+        .replace("scope=openid%20email%20profile", "scope=phone%20email%20openid%20offline_access%20profile");
+    let login = b.follow(b.get(&url).await).await;
+    let consent = b.follow(b.submit_login(&login, "alice", PASSWORD).await).await;
+    let at = |text: &str| consent.body.find(text).unwrap_or_else(|| panic!("{text} missing: {}", consent.body));
+    let order = [
+        "Sign you in with your account",
+        "See your name and profile details",
+        "See your email address",
+        "See your phone number",
+        "Stay connected when you are not using it",
+    ];
+    for pair in order.windows(2) {
+        assert!(at(pair[0]) < at(pair[1]), "{} before {}", pair[0], pair[1]);
+    }
+}
+
+/// Hardening 20: an unknown client gets a page that speaks to the person; the technical detail stays
+/// small, for the developers.
+#[tokio::test]
+async fn the_unknown_client_page_speaks_to_a_person() {
+    let op = setup().await;
+    let page = Browser::new(&op).get(&op.authorize_url("nobody", "")).await;
+    assert_eq!(page.status, 400);
+    let alert = "role=\"alert\">The application that sent you here is not known to this sign-in service.</p>";
+    assert!(page.body.contains(alert), "{}", page.body);
+    assert!(page.body.contains("<small>Details for its developers: unknown client_id"), "{}", page.body);
+}
