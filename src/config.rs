@@ -28,11 +28,12 @@ fn closest<'a>(name: &str, known: &'a [String]) -> Option<&'a str> {
         .map(|(_, k)| k)
 }
 
-/// A figment error as an operator needs it: the setting, where it came from, and a suggestion.
-fn explain(error: figment::Error, known: &[String]) -> ConfigError {
+/// A figment error as an operator needs it: the setting, where it came from (`file` as the operator
+/// named it), and a suggestion.
+fn explain(error: figment::Error, known: &[String], file: Option<&Path>) -> ConfigError {
     use figment::error::Kind;
-    let source = error.metadata.as_ref().and_then(|m| m.source.as_ref()).map(|s| format!(" in {s}"));
-    let source = source.unwrap_or_default();
+    let from_file = error.metadata.as_ref().and_then(|m| m.source.as_ref()).and_then(|s| s.file_path()).is_some();
+    let source = file.filter(|_| from_file).map(|f| format!(" in {}", f.display())).unwrap_or_default();
     match &error.kind {
         Kind::UnknownField(field, _) => {
             let hint = closest(field, known).map(|k| format!("; did you mean `{k}`?")).unwrap_or_default();
@@ -180,7 +181,7 @@ impl Config {
         let mut config: Config = Figment::from(Serialized::defaults(Config::default()))
             .merge(explicit.clone())
             .extract()
-            .map_err(|e| explain(e, &known))?;
+            .map_err(|e| explain(e, &known, file))?;
         if explicit.find_value("issuer").is_err() {
             config.issuer = config.default_issuer();
         }

@@ -493,7 +493,7 @@ mod tests {
             Policy { require_pkce_for_all_clients: false, scopes: &scopes, self_registration: true, acr: "urn:x" },
             |_| None,
         );
-        assert!(matches!(r, Err(Rejection::Page(_))));
+        assert!(matches!(r, Err(Rejection::UnknownClient)));
     }
 
     #[test]
