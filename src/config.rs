@@ -117,6 +117,9 @@ pub struct Config {
     pub self_registration: bool,
     /// Accounts one client IP may create within `login_throttle_window`.
     pub signup_max_per_ip: u32,
+    /// Sign-in requests one client IP may leave waiting (for a login or consent) per
+    /// `interaction_lifetime`: what unauthenticated requests can make the OP store is bounded.
+    pub pending_requests_per_ip: u32,
     /// Let the OP fetch client documents (jwks_uri, request_uri, sector_identifier_uri) from this machine
     /// over plain http. For development and tests only: it opens the OP's own loopback services to
     /// whoever can register those URLs.
@@ -149,6 +152,7 @@ impl Default for Config {
             scope_claims: BTreeMap::new(),
             self_registration: true,
             signup_max_per_ip: 10,
+            pending_requests_per_ip: 1000,
             password_acr: "urn:oxid:acr:password".into(),
             fetch_allow_loopback: false,
         }

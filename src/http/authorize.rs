@@ -1,6 +1,9 @@
 //! The authorization endpoint (Core 3.1.2) and the resumption of a request after login or consent.
 
-use axum::extract::{Query, State};
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use axum_extra::extract::cookie::CookieJar;
 use serde::Deserialize;
@@ -10,12 +13,14 @@ use super::params::RequestParams;
 use super::{SharedState, cookies, reply, request_object};
 use crate::crypto;
 use crate::model::{BrowserSession, Client, PendingAuthorization};
-use crate::protocol::OAuthError;
 use crate::protocol::authorize::{self, AuthorizationRequest, NextStep, Policy, Rejection, SignedIn};
+use crate::protocol::{ErrorCode, OAuthError};
 use crate::store::StoreError;
 
 pub async fn authorize(
     State(state): State<SharedState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     jar: CookieJar,
     RequestParams(params): RequestParams,
 ) -> Response {
@@ -49,7 +54,25 @@ pub async fn authorize(
         Err(rejection) => return reject(&state, &rejection),
     };
     let client = client.expect("validate succeeds only for a known client");
-    proceed(&state, &jar, &client, request, None).await
+    let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+    let client_ip = state.config.client_ip(peer.ip(), forwarded);
+    proceed(&state, &jar, &client, request, Stage::New { client_ip }).await
+}
+
+/// Where a request stands in its flow: just arrived, or waiting for the user as a pending request.
+#[derive(Clone, Copy)]
+pub(super) enum Stage<'a> {
+    New { client_ip: IpAddr },
+    Waiting(&'a PendingAuthorization),
+}
+
+impl<'a> Stage<'a> {
+    fn pending(self) -> Option<&'a PendingAuthorization> {
+        match self {
+            Stage::Waiting(pending) => Some(pending),
+            Stage::New { .. } => None,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -63,7 +86,7 @@ pub async fn resume(State(state): State<SharedState>, jar: CookieJar, Query(q): 
         Ok(found) => found,
         Err(response) => return response,
     };
-    proceed(&state, &jar, &client, request, Some(&pending)).await
+    proceed(&state, &jar, &client, request, Stage::Waiting(&pending)).await
 }
 
 fn reject(state: &SharedState, rejection: &Rejection) -> Response {
@@ -151,8 +174,9 @@ pub(super) async fn proceed(
     jar: &CookieJar,
     client: &Client,
     mut request: AuthorizationRequest,
-    pending: Option<&PendingAuthorization>,
+    stage: Stage<'_>,
 ) -> Response {
+    let pending = stage.pending();
     let result: Result<Response, StoreError> = async {
         let now = state.now();
         let session = current_session(state, jar).await?;
@@ -176,9 +200,18 @@ pub(super) async fn proceed(
                 authorization_response::issue(state, client, &request, &session, completing).await?
             }
             Ok(step) => {
-                let id = match pending {
-                    Some(p) => p.id.clone(),
-                    None => save_pending(state, &request, now).await?,
+                let id = match stage {
+                    Stage::Waiting(p) => p.id.clone(),
+                    Stage::New { client_ip } => match save_pending(state, &request, now, client_ip).await? {
+                        Some(id) => id,
+                        None => {
+                            let busy = OAuthError::new(
+                                ErrorCode::TemporarilyUnavailable,
+                                "too many sign-in requests from this address; try again later",
+                            );
+                            return Ok(reply::error_redirect(state, &request.error(busy)));
+                        }
+                    },
                 };
                 let page = match step {
                     NextStep::Login => "/login",
@@ -206,7 +239,20 @@ pub(super) fn signed_in<'a>(
     }
 }
 
-async fn save_pending(state: &SharedState, request: &AuthorizationRequest, now: i64) -> Result<String, StoreError> {
+/// Stores a request that waits for the user, within the client IP's allowance of pending requests per
+/// `interaction_lifetime` (unauthenticated state is bounded per address); None when it is used up.
+async fn save_pending(
+    state: &SharedState,
+    request: &AuthorizationRequest,
+    now: i64,
+    client_ip: IpAddr,
+) -> Result<Option<String>, StoreError> {
+    let window = state.config.interaction_lifetime as i64;
+    let allowance = state.config.pending_requests_per_ip;
+    if !state.store.reserve_attempt(&format!("pending:{client_ip}"), now, window, allowance).await? {
+        tracing::info!(%client_ip, "pending sign-in requests per address exceeded");
+        return Ok(None);
+    }
     let pending = PendingAuthorization {
         id: crypto::random_token(),
         client_id: request.client_id.clone(),
@@ -216,5 +262,5 @@ async fn save_pending(state: &SharedState, request: &AuthorizationRequest, now: 
         expires_at: now + state.config.interaction_lifetime as i64,
     };
     state.store.insert_pending(&pending).await?;
-    Ok(pending.id)
+    Ok(Some(pending.id))
 }

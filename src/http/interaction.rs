@@ -10,7 +10,7 @@ use minijinja::context;
 use serde::Deserialize;
 
 use super::authorization_response::{self, Completing};
-use super::authorize::{current_session, load_pending, proceed, signed_in};
+use super::authorize::{Stage, current_session, load_pending, proceed, signed_in};
 use super::params::RequestParams;
 use super::{SharedState, cookies, reply};
 use crate::model::{BrowserSession, Client, Display, PendingAuthorization, Prompt};
@@ -247,7 +247,7 @@ pub async fn consent_page(
             user
         }
         // Signed out in the meantime: back through the decision, which asks for a login.
-        Ok(None) => return proceed(&state, &jar, &client, request, Some(&pending)).await,
+        Ok(None) => return proceed(&state, &jar, &client, request, Stage::Waiting(&pending)).await,
         Err(e) => return reply::error_page(&state, &reply::internal(e)),
     };
     let locale = page_locale(&state, &request, &headers);
@@ -294,7 +294,7 @@ pub async fn consent_submit(
     };
     let result: Result<Response, StoreError> = async {
         let Some(session) = current_session(&state, &jar).await? else {
-            return Ok(proceed(&state, &jar, &client, request, Some(&pending)).await);
+            return Ok(proceed(&state, &jar, &client, request, Stage::Waiting(&pending)).await);
         };
         if params.get("decision") != Some("allow") {
             state.store.delete_pending(&pending.id).await?;
@@ -316,7 +316,7 @@ pub async fn consent_submit(
                 let completing = Completing { consent: Some(&consent), pending_id: Some(&pending.id) };
                 authorization_response::issue(&state, &client, &request, &session, completing).await
             }
-            _ => Ok(proceed(&state, &jar, &client, request, Some(&pending)).await),
+            _ => Ok(proceed(&state, &jar, &client, request, Stage::Waiting(&pending)).await),
         }
     }
     .await;

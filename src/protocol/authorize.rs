@@ -121,7 +121,10 @@ pub struct Policy<'a> {
     pub acr: &'a str,
 }
 
-const MAX_NONCE_LEN: usize = 512;
+/// The longest values kept with a pending request: room for every real use (JWT-shaped `state`,
+/// an email address as `login_hint`, a few language tags), and a pending request stays a few KiB.
+const STORED_PARAMETER_LIMITS: [(&str, usize); 5] =
+    [("state", 2048), ("nonce", 512), ("login_hint", 256), ("ui_locales", 256), ("claims_locales", 256)];
 
 /// Finds the `client_id` of a request, for the caller to look up.
 pub fn client_id(params: &Params) -> Result<ClientId, Rejection> {
@@ -239,10 +242,13 @@ pub fn validate(
         scope = scope.without("offline_access");
     }
 
-    let nonce = params.get("nonce").map(str::to_owned);
-    if nonce.as_ref().is_some_and(|n| n.len() > MAX_NONCE_LEN) {
-        return Err(fail(ErrorCode::InvalidRequest, "nonce is too long"));
+    // What is kept while the user signs in is bounded (a pending request must stay small).
+    for (name, max) in STORED_PARAMETER_LIMITS {
+        if params.get(name).is_some_and(|v| v.len() > max) {
+            return Err(destination.reject(OAuthError::invalid_request(format!("{name} is too long"))));
+        }
     }
+    let nonce = params.get("nonce").map(str::to_owned);
     // Core 3.2.2.1, 3.3.2.11: an ID Token from the authorization endpoint must carry a nonce.
     if response_type.has_id_token() && nonce.is_none() {
         return Err(fail(ErrorCode::InvalidRequest, "nonce is required when the ID Token comes from this endpoint"));

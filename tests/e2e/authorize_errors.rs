@@ -327,3 +327,26 @@ async fn control_characters_are_refused_at_the_edge() {
         assert_eq!(page.status, 400, "{path}: {}", page.body);
     }
 }
+
+/// Hardening 6: what a request makes the OP keep while the user signs in is bounded: long values are
+/// refused, and one address can leave only so many requests waiting (then `temporarily_unavailable`).
+#[tokio::test]
+async fn unauthenticated_state_is_bounded() {
+    let op = TestOp::start_with(|c| c.pending_requests_per_ip = 3).await;
+    op.add_client("webapp", ClientAuthMethod::ClientSecretBasic, |_| {}).await;
+    let b = Browser::new(&op);
+    for (name, max) in [("login_hint", 256), ("ui_locales", 256), ("claims_locales", 256)] {
+        let page = b.get(&op.authorize_url("webapp", &format!("&{name}={}", "a".repeat(max + 1)))).await;
+        assert_redirected_error(&op, &page, "invalid_request");
+        assert!(query(page.location.as_deref().unwrap())["error_description"].contains(name));
+    }
+    let long_state = op.authorize_url("webapp", "").replace("state=st4te", &format!("state={}", "s".repeat(2049)));
+    let location = b.get(&long_state).await.location.unwrap();
+    assert_eq!(query(&location)["error"], "invalid_request");
+
+    for _ in 0..3 {
+        assert!(b.get(&op.authorize_url("webapp", "")).await.location.unwrap().starts_with("/login?request="));
+    }
+    let page = b.get(&op.authorize_url("webapp", "")).await;
+    assert_redirected_error(&op, &page, "temporarily_unavailable");
+}
