@@ -108,6 +108,13 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Seconds a client has to send a request's headers; also how long an idle kept-alive connection
+    /// stays open.
+    pub header_read_timeout: u64,
+    /// Seconds a request body may pause between pieces before the request ends with 408.
+    pub body_read_timeout: u64,
+    /// Connections served at once (keep it below the process's file-descriptor limit); more wait.
+    pub max_connections: usize,
     /// Addresses of reverse proxies whose `X-Forwarded-For` is believed (for per-IP login throttling).
     pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Scopes and the user claims each releases, replacing Core 5.4's entry for a standard scope or
@@ -148,6 +155,9 @@ impl Default for Config {
             templates_dir: None,
             log_format: LogFormat::Text,
             max_body_bytes: 64 * 1024,
+            header_read_timeout: 10,
+            body_read_timeout: 10,
+            max_connections: 1000,
             trusted_proxies: Vec::new(),
             scope_claims: BTreeMap::new(),
             self_registration: true,
@@ -244,6 +254,8 @@ impl Config {
             ("session_lifetime", self.session_lifetime),
             ("interaction_lifetime", self.interaction_lifetime),
             ("login_throttle_window", self.login_throttle_window),
+            ("header_read_timeout", self.header_read_timeout),
+            ("body_read_timeout", self.body_read_timeout),
         ] {
             if value == 0 || value > 10 * 365 * 24 * 3600 {
                 return Err(ConfigError(format!("{name} must be between 1 second and 10 years")));
@@ -265,6 +277,9 @@ impl Config {
         }
         if self.password_acr.is_empty() || self.password_acr.len() > 256 {
             return Err(ConfigError("password_acr must be 1 to 256 characters".into()));
+        }
+        if self.max_connections == 0 {
+            return Err(ConfigError("max_connections must be at least 1".into()));
         }
         if self.max_body_bytes < 1024 {
             return Err(ConfigError("max_body_bytes must be at least 1024".into()));

@@ -1,7 +1,6 @@
 //! Start-up and the serving loop: open the store, make sure keys exist, serve until shut down.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,6 +8,7 @@ use tokio::net::TcpListener;
 
 use crate::config::{Config, Database};
 use crate::http::OpKeys;
+use crate::http::connections::{self, ConnectionLimits};
 use crate::http::{AppState, SharedState, router};
 use crate::jose::SharedKeyRing;
 use crate::jose::decryption::DecryptionKeys;
@@ -76,11 +76,14 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let refresher = tokio::spawn(refresh_keys(state.clone()));
     let upkeep = tokio::spawn(crate::telemetry::run_upkeep());
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    let limits = ConnectionLimits {
+        header_read_timeout: Duration::from_secs(state.config.header_read_timeout),
+        max_connections: state.config.max_connections,
+    };
+    connections::serve(listener, router(state), limits, shutdown).await;
     refresher.abort();
     upkeep.abort();
-    result
+    Ok(())
 }
 
 async fn refresh_keys(state: SharedState) {

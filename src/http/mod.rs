@@ -3,6 +3,7 @@
 mod authorization_response;
 mod authorize;
 mod client_auth;
+pub mod connections;
 mod cookies;
 mod discovery;
 mod initiate_login;
@@ -27,7 +28,7 @@ use axum::routing::{get, post};
 use bytes::Bytes;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
-use tower_http::timeout::TimeoutLayer;
+use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
@@ -113,6 +114,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 pub fn router(state: SharedState) -> Router {
     let max_body = state.config.max_body_bytes;
+    let body_read_timeout = Duration::from_secs(state.config.body_read_timeout);
     Router::new()
         .route("/.well-known/openid-configuration", get(discovery::configuration))
         .route("/jwks.json", get(discovery::jwks))
@@ -133,6 +135,8 @@ pub fn router(state: SharedState) -> Router {
         .fallback(|| async { (StatusCode::NOT_FOUND, "not found") })
         .with_state(state)
         .layer(DefaultBodyLimit::max(max_body))
+        // A body that stops arriving ends the request with 408 (see `params::RequestParams`).
+        .layer(RequestBodyTimeoutLayer::new(body_read_timeout))
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, Duration::from_secs(30)))
         .layer(security_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .layer(security_header(header::REFERRER_POLICY, "no-referrer"))

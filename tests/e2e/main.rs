@@ -22,4 +22,5 @@ mod signup;
 mod subjects;
 mod third_party_login;
 mod token_errors;
+mod transport;
 mod webfinger;
