@@ -43,6 +43,10 @@ pub fn b64url(data: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(data)
 }
 
+pub fn b64url_decode(text: &str) -> Option<Vec<u8>> {
+    URL_SAFE_NO_PAD.decode(text).ok()
+}
+
 /// The form in which bearer secrets (codes, tokens, session ids, client secrets) are stored: a
 /// SHA-256 digest. These values carry 256 bits of entropy, so a fast hash suffices and keeps the token
 /// endpoint fast; a database leak reveals no usable token.

@@ -46,7 +46,7 @@ fn algorithms_for(jwk: &Jwk) -> Vec<SigningAlg> {
     match (jwk.key_type(), jwk.curve()) {
         ("RSA", _) => vec![SigningAlg::RS256, SigningAlg::PS256],
         ("EC", Some("P-256")) => vec![SigningAlg::ES256],
-        ("OKP", Some("Ed25519")) => vec![SigningAlg::EdDSA],
+        ("OKP", Some("Ed25519")) => vec![SigningAlg::EdDSA, SigningAlg::Ed25519],
         _ => vec![],
     }
 }
@@ -56,7 +56,7 @@ fn algorithms_for(jwk: &Jwk) -> Vec<SigningAlg> {
 /// is tried: Core 10.1 needs a `kid` only to tell keys apart, and common RP libraries (node
 /// openid-client, Authlib, pyoidc) leave it out when the client has one key.
 pub fn verify(jwt: &str, verifiers: &[ClientVerifier]) -> Option<Vec<u8>> {
-    let header = jws::JwsHeader::from_bytes(&decode_part(jwt.split('.').next()?)?).ok()?;
+    let header = jws::JwsHeader::from_bytes(&crate::crypto::b64url_decode(jwt.split('.').next()?)?).ok()?;
     let (alg, kid) = (header.algorithm()?, header.key_id());
     verifiers
         .iter()
@@ -64,11 +64,6 @@ pub fn verify(jwt: &str, verifiers: &[ClientVerifier]) -> Option<Vec<u8>> {
         .filter(|v| kid.is_none() || v.kid.is_none() || v.kid.as_deref() == kid)
         .find_map(|v| jws::deserialize_compact(jwt, v.verifier.as_ref()).ok())
         .map(|(payload, _)| payload)
-}
-
-fn decode_part(part: &str) -> Option<Vec<u8>> {
-    use base64::Engine;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).ok()
 }
 
 /// Tolerated clock difference between client and OP, in seconds.

@@ -26,7 +26,7 @@ pub fn generate(alg: SigningAlg, now: Timestamp) -> Result<SigningKey, KeyError>
         SigningAlg::RS256 => jws::RS256.generate_key_pair(2048)?.to_jwk_key_pair(),
         SigningAlg::PS256 => jws::PS256.generate_key_pair(2048)?.to_jwk_key_pair(),
         SigningAlg::ES256 => jws::ES256.generate_key_pair()?.to_jwk_key_pair(),
-        SigningAlg::EdDSA => jws::EdDSA.generate_key_pair(EdCurve::Ed25519)?.to_jwk_key_pair(),
+        SigningAlg::EdDSA | SigningAlg::Ed25519 => jws::EdDSA.generate_key_pair(EdCurve::Ed25519)?.to_jwk_key_pair(),
     };
     let kid = format!("{}-{}", alg.as_str().to_ascii_lowercase(), &crypto::random_token()[..16]);
     private.set_key_id(&kid);
@@ -53,6 +53,7 @@ fn signer(alg: SigningAlg, jwk: &Jwk) -> Result<Box<dyn JwsSigner>, josekit::Jos
         SigningAlg::PS256 => Box::new(jws::PS256.signer_from_jwk(jwk)?),
         SigningAlg::ES256 => Box::new(jws::ES256.signer_from_jwk(jwk)?),
         SigningAlg::EdDSA => Box::new(jws::EdDSA.signer_from_jwk(jwk)?),
+        SigningAlg::Ed25519 => Box::new(Ed25519Signer(Box::new(jws::EdDSA.signer_from_jwk(&as_eddsa(jwk))?))),
     })
 }
 
@@ -62,7 +63,77 @@ pub(crate) fn verifier(alg: SigningAlg, jwk: &Jwk) -> Result<Box<dyn JwsVerifier
         SigningAlg::PS256 => Box::new(jws::PS256.verifier_from_jwk(jwk)?),
         SigningAlg::ES256 => Box::new(jws::ES256.verifier_from_jwk(jwk)?),
         SigningAlg::EdDSA => Box::new(jws::EdDSA.verifier_from_jwk(jwk)?),
+        SigningAlg::Ed25519 => Box::new(Ed25519Verifier(Box::new(jws::EdDSA.verifier_from_jwk(&as_eddsa(jwk))?))),
     })
+}
+
+/// The same key named with the polymorphic `EdDSA`, the only name josekit knows.
+fn as_eddsa(jwk: &Jwk) -> Jwk {
+    let mut jwk = jwk.clone();
+    jwk.set_algorithm("EdDSA");
+    jwk
+}
+
+/// RFC 9864 `Ed25519`: EdDSA over Ed25519 under its fully-specified name. josekit signs and verifies
+/// the bytes; these wrappers only put the name in the header (and match it), which no JOSE crate in
+/// use here does yet.
+#[derive(Debug, Clone, Copy)]
+struct Ed25519Name;
+
+impl jws::JwsAlgorithm for Ed25519Name {
+    fn name(&self) -> &str {
+        "Ed25519"
+    }
+
+    fn box_clone(&self) -> Box<dyn jws::JwsAlgorithm> {
+        Box::new(*self)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Ed25519Signer(Box<dyn JwsSigner>);
+
+impl JwsSigner for Ed25519Signer {
+    fn algorithm(&self) -> &dyn jws::JwsAlgorithm {
+        &Ed25519Name
+    }
+
+    fn key_id(&self) -> Option<&str> {
+        self.0.key_id()
+    }
+
+    fn signature_len(&self) -> usize {
+        self.0.signature_len()
+    }
+
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, josekit::JoseError> {
+        self.0.sign(message)
+    }
+
+    fn box_clone(&self) -> Box<dyn JwsSigner> {
+        Box::new(self.clone())
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Ed25519Verifier(Box<dyn JwsVerifier>);
+
+impl JwsVerifier for Ed25519Verifier {
+    fn algorithm(&self) -> &dyn jws::JwsAlgorithm {
+        &Ed25519Name
+    }
+
+    fn key_id(&self) -> Option<&str> {
+        self.0.key_id()
+    }
+
+    fn verify(&self, message: &[u8], signature: &[u8]) -> Result<(), josekit::JoseError> {
+        self.0.verify(message, signature)
+    }
+
+    fn box_clone(&self) -> Box<dyn JwsVerifier> {
+        Box::new(self.clone())
+    }
 }
 
 /// The keys in use, parsed once: one current signer per algorithm, verifiers for every published key,
@@ -158,10 +229,14 @@ mod tests {
         for alg in SigningAlg::ALL {
             let jwt = ring.sign(*alg, &serde_json::json!({"sub": "x"})).unwrap();
             assert_eq!(ring.verify_own(&jwt).unwrap(), br#"{"sub":"x"}"#);
+            let header =
+                jws::JwsHeader::from_bytes(&crate::crypto::b64url_decode(jwt.split('.').next().unwrap()).unwrap())
+                    .unwrap();
+            assert_eq!(header.algorithm(), Some(alg.as_str()), "the header names the algorithm (RFC 9864)");
         }
         let jwks: serde_json::Value = serde_json::from_slice(&ring.jwks_json()).unwrap();
         let published = jwks["keys"].as_array().unwrap();
-        assert_eq!(published.len(), 4);
+        assert_eq!(published.len(), SigningAlg::ALL.len());
         for k in published {
             assert!(k["kid"].is_string() && k["alg"].is_string());
             assert_eq!(k["use"], "sig");

@@ -422,11 +422,13 @@ wire_enum!(
 );
 
 wire_enum!(
-    /// JWS algorithms oxid signs with (RFC 7518 3, RFC 8037).
+    /// JWS algorithms oxid signs with (RFC 7518 3, RFC 8037). `Ed25519` is the fully-specified name of
+    /// EdDSA over Ed25519 (RFC 9864), which libraries now prefer to the polymorphic `EdDSA`.
     SigningAlg {
         RS256 = "RS256",
         ES256 = "ES256",
         EdDSA = "EdDSA",
+        Ed25519 = "Ed25519",
         PS256 = "PS256",
     }
 );

@@ -40,7 +40,8 @@ pub fn half_hash(alg: SigningAlg, token: &str) -> String {
         SigningAlg::RS256 | SigningAlg::ES256 | SigningAlg::PS256 => {
             crypto::b64url(&crypto::sha256(token.as_bytes())[..16])
         }
-        SigningAlg::EdDSA => crypto::b64url(&crypto::sha512(token.as_bytes())[..32]),
+        // Ed25519 hashes with SHA-512 (Core 3.1.3.6: the hash of the signature algorithm).
+        SigningAlg::EdDSA | SigningAlg::Ed25519 => crypto::b64url(&crypto::sha512(token.as_bytes())[..32]),
     }
 }
 

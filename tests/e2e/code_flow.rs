@@ -234,3 +234,43 @@ async fn client_default_max_age_forces_fresh_logins() {
     let page = b.get(&op.authorize_url("strict", "&max_age=3600")).await;
     assert!(query(&page.location.unwrap()).contains_key("code"));
 }
+
+/// Hardening 14 (RFC 9864): `Ed25519`, the fully-specified name, beside `EdDSA`: advertised, used in
+/// the ID Token's header, and the signature checks out against the key the JWKS publishes for it.
+#[tokio::test]
+async fn sign_in_with_ed25519() {
+    let op = TestOp::start().await;
+    op.add_user("alice").await;
+    let (_, secret) = op
+        .add_client("webapp", ClientAuthMethod::ClientSecretBasic, |c| {
+            c.id_token_signed_response_alg = SigningAlg::Ed25519;
+            c.skip_consent = true;
+        })
+        .await;
+    let (_, doc) = common::json(reqwest::get(op.url("/.well-known/openid-configuration")).await.unwrap()).await;
+    let algs = doc["id_token_signing_alg_values_supported"].as_array().unwrap();
+    assert!(algs.contains(&"Ed25519".into()) && algs.contains(&"EdDSA".into()), "{algs:?}");
+
+    let code = query(&Browser::new(&op).sign_in(&op.authorize_url("webapp", ""), "alice").await)["code"].clone();
+    let (_, tokens) =
+        common::json(common::exchange_code(&op, "webapp", &secret.unwrap(), &code, Some(common::VERIFIER)).await).await;
+    let id_token = tokens["id_token"].as_str().unwrap();
+    let header: serde_json::Value = serde_json::from_slice(&base64_url(id_token.split('.').next().unwrap())).unwrap();
+    assert_eq!(header["alg"], "Ed25519");
+    let jwks: serde_json::Value = reqwest::get(op.url("/jwks.json")).await.unwrap().json().await.unwrap();
+    let key =
+        jwks["keys"].as_array().unwrap().iter().find(|k| k["kid"] == header["kid"]).expect("the key is published");
+    assert_eq!(
+        (key["kty"].as_str(), key["crv"].as_str(), key["alg"].as_str()),
+        (Some("OKP"), Some("Ed25519"), Some("Ed25519"))
+    );
+    // The signature is plain Ed25519 (RFC 8032) over the signing input.
+    let (signed, signature) = id_token.rsplit_once('.').unwrap();
+    let public = openssl::pkey::PKey::public_key_from_raw_bytes(
+        &base64_url(key["x"].as_str().unwrap()),
+        openssl::pkey::Id::ED25519,
+    )
+    .unwrap();
+    let mut verifier = openssl::sign::Verifier::new_without_digest(&public).unwrap();
+    assert!(verifier.verify_oneshot(&base64_url(signature), signed.as_bytes()).unwrap());
+}
