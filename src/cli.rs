@@ -12,7 +12,7 @@ use crate::jose::keys;
 use crate::key_management;
 use crate::model::{
     Client, ClientAuthMethod, ClientId, ClientMetadata, Encryption, GrantType, RedirectUri, ScopeSet, SigningAlg, User,
-    now,
+    canonical_username, now,
 };
 use crate::password;
 use crate::server;
@@ -55,7 +55,6 @@ pub enum UserCommand {
     Add(UserAdd),
     /// List users.
     List,
-    /// Set a user's password, read from standard input.
     /// Set a new password (read from standard input); ends the user's sessions.
     Passwd {
         username: String,
@@ -79,6 +78,8 @@ pub enum UserCommand {
     Disable { username: String },
     /// Delete a user and everything issued to them.
     Delete { username: String },
+    /// Give a user another username (put in canonical form, RFC 8265); their `sub` stays.
+    Rename { username: String, new_username: String },
 }
 
 #[derive(Args)]
@@ -216,7 +217,8 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
         Command::Serve { dev } => serve(config, dev).await,
         Command::Migrate => {
-            server::open_store(&config).await?;
+            let store = server::open_store(&config).await?;
+            report_usernames(store.as_ref()).await?;
             println!("database is up to date");
             Ok(())
         }
@@ -226,8 +228,17 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     }
 }
 
+/// Canonicalizes stored usernames, and says which ones need the operator (they cannot sign in as they are).
+async fn report_usernames(store: &dyn Store) -> anyhow::Result<()> {
+    for problem in server::canonicalize_usernames(store).await? {
+        eprintln!("oxid: warning: {problem}; `oxid user rename` or `oxid user delete` it");
+    }
+    Ok(())
+}
+
 async fn serve(config: Config, dev: bool) -> anyhow::Result<()> {
     let store = server::open_store(&config).await?;
+    report_usernames(store.as_ref()).await?;
     if dev {
         seed_demo(store.as_ref(), &config).await?;
     }
@@ -286,19 +297,26 @@ async fn seed_demo(store: &dyn Store, config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The account a USERNAME argument names: a stored username exactly as written (one that could not
+/// be put in canonical form yet), else its canonical form (RFC 8265).
+async fn account(store: &dyn Store, username: &str) -> anyhow::Result<String> {
+    if store.user_by_username(username).await?.is_some() {
+        return Ok(username.to_owned());
+    }
+    canonical_username(username).map_err(|e| anyhow::anyhow!("no user {username}: {e}"))
+}
+
 async fn user(cmd: UserCommand, store: &dyn Store) -> anyhow::Result<()> {
     match cmd {
         UserCommand::Add(a) => {
-            if a.username.is_empty() || a.username.len() > 128 || a.username.chars().any(char::is_whitespace) {
-                bail!("username must be 1 to 128 characters without spaces");
-            }
+            let username = canonical_username(&a.username).map_err(|e| anyhow::anyhow!("{e}"))?;
             let mut claims = serde_json::Map::new();
             set_claims(&mut claims, &a.claims)?;
             let password = read_stdin_line("password")?;
             let now = now();
             let user = User {
                 id: User::new_id(),
-                username: a.username.clone(),
+                username: username.clone(),
                 password_hash: password::hash(password).await?,
                 email: a.email,
                 email_verified: a.email_verified,
@@ -312,7 +330,7 @@ async fn user(cmd: UserCommand, store: &dyn Store) -> anyhow::Result<()> {
                 ..User::default()
             };
             match store.insert_user(&user).await {
-                Err(StoreError::Conflict) => bail!("user {} already exists", a.username),
+                Err(StoreError::Conflict) => bail!("user {username} already exists"),
                 other => other?,
             }
             println!("added user {} (sub {})", user.username, user.id);
@@ -325,6 +343,7 @@ async fn user(cmd: UserCommand, store: &dyn Store) -> anyhow::Result<()> {
             }
         }
         UserCommand::Passwd { username, revoke_tokens, .. } => {
+            let username = account(store, &username).await?;
             let hash = password::hash(read_stdin_line("password")?).await?;
             if !store.set_password_hash(&username, &hash, revoke_tokens).await? {
                 bail!("no user {username}");
@@ -333,6 +352,7 @@ async fn user(cmd: UserCommand, store: &dyn Store) -> anyhow::Result<()> {
             println!("password changed for {username}; {ended}");
         }
         UserCommand::Claims { username, set, unset } => {
+            let username = account(store, &username).await?;
             let Some(user) = store.user_by_username(&username).await? else {
                 bail!("no user {username}");
             };
@@ -349,12 +369,24 @@ async fn user(cmd: UserCommand, store: &dyn Store) -> anyhow::Result<()> {
             }
         }
         UserCommand::Disable { username } => {
+            let username = account(store, &username).await?;
             if !store.disable_user(&username).await? {
                 bail!("no user {username}");
             }
             println!("disabled {username}; their sessions and tokens are revoked");
         }
+        UserCommand::Rename { username, new_username } => {
+            let old = account(store, &username).await?;
+            let Some(user) = store.user_by_username(&old).await? else { bail!("no user {username}") };
+            let new = canonical_username(&new_username).map_err(|e| anyhow::anyhow!("{e}"))?;
+            match store.rename_user(&user.id, &new).await {
+                Ok(()) => println!("renamed {old} to {new} (sub {})", user.id),
+                Err(StoreError::Conflict) => bail!("user {new} already exists"),
+                Err(e) => return Err(e.into()),
+            }
+        }
         UserCommand::Delete { username } => {
+            let username = account(store, &username).await?;
             if !store.delete_user(&username).await? {
                 bail!("no user {username}");
             }

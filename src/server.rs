@@ -36,6 +36,27 @@ pub async fn open_existing_store(config: &Config) -> anyhow::Result<Arc<dyn Stor
     open_store(config).await
 }
 
+/// Brings stored usernames to their canonical form (RFC 8265), which logins now look up; returns what
+/// could not be changed (no canonical form, or another user already has it) for the operator to settle.
+pub async fn canonicalize_usernames(store: &dyn Store) -> anyhow::Result<Vec<String>> {
+    let mut unsettled = Vec::new();
+    for user in store.users().await? {
+        match crate::model::canonical_username(&user.username) {
+            Ok(canonical) if canonical == user.username => {}
+            Ok(canonical) => match store.rename_user(&user.id, &canonical).await {
+                Ok(()) => tracing::info!(from = %user.username, to = %canonical, "username put in canonical form"),
+                Err(crate::store::StoreError::Conflict) => unsettled.push(format!(
+                    "user {:?} (sub {}) cannot become {canonical:?}: another user has that name",
+                    user.username, user.id
+                )),
+                Err(e) => return Err(e.into()),
+            },
+            Err(e) => unsettled.push(format!("user {:?} (sub {}) has no canonical form: {e}", user.username, user.id)),
+        }
+    }
+    Ok(unsettled)
+}
+
 /// Opens the configured database, creating it if needed, and brings its schema up to date.
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     Ok(match config.database()? {

@@ -13,7 +13,7 @@ use super::authorization_response::{self, Completing};
 use super::authorize::{Stage, current_session, load_pending, proceed, signed_in};
 use super::params::RequestParams;
 use super::{SharedState, cookies, reply};
-use crate::model::{BrowserSession, Client, Display, PendingAuthorization, Prompt};
+use crate::model::{BrowserSession, Client, Display, PendingAuthorization, Prompt, canonical_username};
 use crate::protocol::authorize::{AuthorizationRequest, NextStep, next_step};
 use crate::protocol::{ErrorCode, OAuthError, Params};
 use crate::store::StoreError;
@@ -173,7 +173,10 @@ async fn authenticate(
     let store = &state.store;
     let now = state.now();
     let window = config.login_throttle_window as i64;
-    let account_key = format!("account:{}", username.to_lowercase());
+    // The canonical form (RFC 8265) is the account, for the lookup and the throttle alike; a name that
+    // has none is no account, checked like an unknown one.
+    let username = canonical_username(username).ok();
+    let account_key = format!("account:{}", username.as_deref().unwrap_or_default());
     let ip_key = format!("ip:{client_ip}");
     if !store.reserve_attempt(&ip_key, now, window, config.login_max_failures_per_ip).await? {
         return Err(LoginError::Throttled);
@@ -182,7 +185,10 @@ async fn authenticate(
         store.release_attempt(&ip_key).await?;
         return Err(LoginError::Throttled);
     }
-    let user = if username.is_empty() { None } else { store.user_by_username(username).await? };
+    let user = match &username {
+        Some(name) => store.user_by_username(name).await?,
+        None => None,
+    };
     let user = user.filter(|u| !u.disabled);
     let ok = password::verify(password.to_owned(), user.as_ref().map(|u| u.password_hash.clone())).await;
     match user {

@@ -13,7 +13,7 @@ use super::authorize::load_pending;
 use super::interaction::{PageQuery, Submitted, page_locale, start_session, submitted};
 use super::params::RequestParams;
 use super::{SharedState, cookies, reply};
-use crate::model::{MAX_IDENTIFIER_LEN, User};
+use crate::model::{User, new_username};
 use crate::password::{self, PasswordError};
 use crate::protocol::OAuthError;
 use crate::store::StoreError;
@@ -82,17 +82,17 @@ pub async fn signup_page(
 }
 
 /// Why a sign-up was not accepted: the catalogue key of the words for the person filling in the form.
-fn check(username: &str, email: &str, password: &str, confirm: &str) -> Result<(), &'static str> {
-    if username.is_empty() || username.len() > MAX_IDENTIFIER_LEN || username.chars().any(char::is_whitespace) {
-        return Err("signup_username_invalid");
-    }
+fn check(username: &str, email: &str, password: &str, confirm: &str) -> Result<String, &'static str> {
+    // One canonical form (RFC 8265), one script at a time: no look-alike of another user's name.
+    let username = new_username(username).map_err(|_| "signup_username_invalid")?;
     if !email.is_empty() && (email.len() > 254 || !email.contains('@') || email.chars().any(char::is_whitespace)) {
         return Err("signup_email_invalid");
     }
     if password != confirm {
         return Err("signup_password_mismatch");
     }
-    password::check_length(password).map_err(|_| "signup_password_length")
+    password::check_length(password).map_err(|_| "signup_password_length")?;
+    Ok(username)
 }
 
 pub async fn signup_submit(
@@ -120,15 +120,15 @@ pub async fn signup_submit(
     };
     let password = params.get("password").unwrap_or_default();
     let retry = |jar, status, error| form(&state, jar, status, &page, &entered, Some(error));
-    if let Err(problem) =
-        check(entered.username, entered.email, password, params.get("password_confirm").unwrap_or_default())
-    {
-        return retry(jar, StatusCode::BAD_REQUEST, problem);
-    }
+    let username =
+        match check(entered.username, entered.email, password, params.get("password_confirm").unwrap_or_default()) {
+            Ok(username) => username,
+            Err(problem) => return retry(jar, StatusCode::BAD_REQUEST, problem),
+        };
 
     let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
     let client_ip = state.config.client_ip(peer.ip(), forwarded);
-    match create_account(&state, &entered, password, &format!("signup:{client_ip}")).await {
+    match create_account(&state, &username, &entered, password, &format!("signup:{client_ip}")).await {
         Ok(Ok(user_id)) => match start_session(&state, jar, user_id, request_id).await {
             Ok(jar) => (jar, reply::see_other(&format!("/authorize/resume?request={request_id}"))).into_response(),
             Err(e) => reply::error_page(&state, &reply::internal(e)),
@@ -144,6 +144,7 @@ pub async fn signup_submit(
 /// for usernames beyond the bound; and both answers cost the same password hash.
 async fn create_account(
     state: &SharedState,
+    username: &str,
     entered: &Entered<'_>,
     password: &str,
     ip_key: &str,
@@ -164,7 +165,7 @@ async fn create_account(
     };
     let user = User {
         id: User::new_id(),
-        username: entered.username.to_owned(),
+        username: username.to_owned(),
         password_hash,
         email: (!entered.email.is_empty()).then(|| entered.email.to_owned()),
         name: (!entered.name.is_empty()).then(|| entered.name.to_owned()),

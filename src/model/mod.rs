@@ -11,6 +11,7 @@ mod key;
 mod session;
 mod time;
 mod user;
+mod username;
 mod vocabulary;
 
 pub use claims_request::{ClaimRequest, ClaimsRequest, RESERVED_CLAIMS};
@@ -20,4 +21,5 @@ pub use key::SigningKey;
 pub use session::{Authentication, BrowserSession, PendingAuthorization};
 pub use time::{Clock, Timestamp, now};
 pub use user::User;
+pub use username::{canonical_username, new_username};
 pub use vocabulary::*;

@@ -73,6 +73,8 @@ pub trait UserStore: Send + Sync {
     /// refresh tokens), in one transaction.
     async fn set_password_hash(&self, username: &str, hash: &str, revoke_tokens: bool) -> StoreResult<bool>;
     async fn set_user_claims(&self, username: &str, claims: &Map<String, Value>) -> StoreResult<bool>;
+    /// Gives the user `id` another username; `Conflict` if it is taken.
+    async fn rename_user(&self, id: &str, username: &str) -> StoreResult<()>;
     async fn disable_user(&self, username: &str) -> StoreResult<bool>;
     /// Deletes the user and everything issued to them (sessions, consents, tokens).
     async fn delete_user(&self, username: &str) -> StoreResult<bool>;

@@ -264,6 +264,14 @@ impl UserStore for PgStore {
         .await
     }
 
+    async fn rename_user(&self, id: &str, username: &str) -> StoreResult<()> {
+        crate::telemetry::timed("rename_user", async move {
+            let renamed = sqlx::query(q::RENAME_USER).bind(username).bind(now()).bind(id).execute(&self.pool).await;
+            renamed.map(drop).map_err(|e| if unique_violation(&e) { StoreError::Conflict } else { e.into() })
+        })
+        .await
+    }
+
     async fn disable_user(&self, username: &str) -> StoreResult<bool> {
         crate::telemetry::timed("disable_user", async move {
             let mut tx = self.pool.begin().await?;

@@ -22,6 +22,7 @@ pub const DELETE_USER_ACCESS_TOKENS: &str =
     "DELETE FROM access_tokens WHERE user_id = (SELECT id FROM users WHERE username = $1)";
 pub const DELETE_USER_REFRESH_TOKENS: &str =
     "DELETE FROM refresh_tokens WHERE user_id = (SELECT id FROM users WHERE username = $1)";
+pub const RENAME_USER: &str = "UPDATE users SET username = $1, updated_at = $2 WHERE id = $3";
 pub const SET_USER_CLAIMS: &str = "UPDATE users SET claims = $1, updated_at = $2 WHERE username = $3";
 pub const DELETE_USER: &str = "DELETE FROM users WHERE username = $1";
 pub const INSERT_SESSION: &str =

@@ -327,6 +327,13 @@ impl UserStore for SqliteStore {
         })
     }
 
+    async fn rename_user(&self, id: &str, username: &str) -> StoreResult<()> {
+        self.write("rename_user", |conn| {
+            exec(conn, q::RENAME_USER, params![username, now(), id]).map_err(conflict_or)?;
+            Ok(())
+        })
+    }
+
     async fn disable_user(&self, username: &str) -> StoreResult<bool> {
         self.write("disable_user", |conn| {
             let tx = conn.transaction()?;

@@ -437,3 +437,36 @@ async fn password_changes_and_disabling_end_what_the_user_had() {
     assert_eq!(userinfo_status(&op, &tokens).await, 401);
     assert_eq!(refresh(&op, &secret, &tokens).await.1["error"], "invalid_grant");
 }
+
+/// Hardening 2: usernames made before canonical forms existed are brought to theirs by `migrate`
+/// (and `serve`); those that cannot be (another user has the form) are reported, and can still be
+/// managed as written; `user add` stores the canonical form.
+#[tokio::test]
+async fn stored_usernames_are_put_in_canonical_form() {
+    let op = common::TestOp::start().await;
+    for name in ["Erin", "Dave", "dave"] {
+        let mut user = op.add_user("placeholder").await;
+        op.store.delete_user("placeholder").await.unwrap();
+        user.id = format!("sub-{name}");
+        user.username = name.into();
+        op.store.insert_user(&user).await.unwrap();
+    }
+    let db = op.database_url.clone();
+    let migrated = tokio::task::spawn_blocking(move || {
+        let out = oxid(&db, &["migrate"], None);
+        assert!(out.status.success());
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        let renamed = ok(oxid(&db, &["user", "rename", "Dave", "david"], None));
+        let added = ok(oxid(&db, &["user", "add", "Carol", "--password-stdin"], Some("carols-password\n")));
+        (stderr, renamed, added, ok(oxid(&db, &["user", "list"], None)))
+    });
+    let (stderr, renamed, added, list) = migrated.await.unwrap();
+    assert!(stderr.contains("user \"Dave\" (sub sub-Dave) cannot become \"dave\""), "{stderr}");
+    assert!(renamed.contains("renamed Dave to david"), "{renamed}");
+    assert!(added.contains("added user carol"), "{added}");
+    let names: Vec<&str> = list.lines().skip(1).filter_map(|l| l.split_whitespace().next()).collect();
+    for expected in ["erin", "david", "dave", "carol"] {
+        assert!(names.contains(&expected), "{expected} in {names:?}");
+    }
+    assert!(!names.contains(&"Erin") && !names.contains(&"Dave"), "{names:?}");
+}

@@ -324,3 +324,21 @@ async fn the_unknown_client_page_speaks_to_a_person() {
     assert!(page.body.contains(alert), "{}", page.body);
     assert!(page.body.contains("<small>Details for its developers: unknown client_id"), "{}", page.body);
 }
+
+/// Hardening 2 (RFC 8265 UsernameCaseMapped): one account whatever the case or width it is typed in,
+/// and one throttle for it: failures as `ALICE` count against `alice`.
+#[tokio::test]
+async fn usernames_have_one_canonical_form_for_login_and_throttle() {
+    let op = setup().await;
+    for spelling in ["ALICE", "Ａｌｉｃｅ", " Alice "] {
+        let b = Browser::new(&op);
+        let page = login_page(&op, &b).await;
+        assert_eq!(b.submit_login(&page, spelling, PASSWORD).await.status, 303, "{spelling:?}");
+    }
+    let b = Browser::new(&op);
+    let page = login_page(&op, &b).await;
+    for spelling in ["ALICE", "Alice", "alice"] {
+        assert_eq!(b.submit_login(&page, spelling, "wrong password!").await.status, 401);
+    }
+    assert_eq!(b.submit_login(&page, "aLiCe", PASSWORD).await.status, 429, "the same account's throttle");
+}

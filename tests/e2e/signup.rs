@@ -82,7 +82,7 @@ async fn the_login_page_links_to_sign_up() {
 
 #[tokio::test]
 async fn sign_up_rules() {
-    let (op, _) = setup(|c| c.signup_max_per_ip = 2).await;
+    let (op, _) = setup(|c| c.signup_max_per_ip = 3).await;
     let b = Browser::new(&op);
     let page = b.follow(b.get(&op.authorize_url("webapp", "&prompt=create")).await).await;
     let cases = [
@@ -90,6 +90,10 @@ async fn sign_up_rules() {
         (new_account("erin", NEW_PASSWORD, "something else"), "do not match"),
         (new_account("erin", "short", "short"), "8 to 1024 characters"),
         (new_account("two words", NEW_PASSWORD, NEW_PASSWORD), "without spaces"),
+        // RFC 8265: one canonical form, so `ALICE` is alice's name; no invisible or look-alike names.
+        (new_account("ALICE", NEW_PASSWORD, NEW_PASSWORD), "username is taken"),
+        (new_account("er\u{200b}in", NEW_PASSWORD, NEW_PASSWORD), "without spaces"),
+        (new_account("p\u{0430}ypal", NEW_PASSWORD, NEW_PASSWORD), "without spaces"),
         (new_account("", NEW_PASSWORD, NEW_PASSWORD), "without spaces"),
     ];
     for (fields, message) in cases {
@@ -117,7 +121,7 @@ async fn sign_up_rules() {
     assert_eq!(forged.status, 400);
     assert!(op.store.user_by_username("mallory").await.unwrap().is_none());
 
-    // Two attempts per IP in the window here. The taken username above counted (no probing for
+    // Three attempts per IP in the window here. The two taken usernames above counted (no probing for
     // usernames beyond the bound); the mistakes caught before any work did not. So one account
     // succeeds, and the next attempt is refused.
     assert_eq!(submit_signup(&b, &page, &new_account("erin", NEW_PASSWORD, NEW_PASSWORD)).await.status, 303);
