@@ -57,7 +57,9 @@ pub enum UserCommand {
     List,
     /// Set a new password (read from standard input); ends the user's sessions.
     Passwd {
+        /// The user.
         username: String,
+        /// Read the new password from standard input (required).
         #[arg(long, required = true)]
         password_stdin: bool,
         /// Revoke the user's access and refresh tokens too.
@@ -67,40 +69,60 @@ pub enum UserCommand {
     /// Show, set or remove a user's further claims (Core 5.1: nickname, picture, birthdate…;
     /// language-tagged forms such as name#fr; custom claims).
     Claims {
+        /// The user.
         username: String,
         /// NAME=VALUE; VALUE is text, or JSON when it starts with { [ or " or is true/false.
         #[arg(long = "set", value_name = "NAME=VALUE")]
         set: Vec<String>,
+        /// A claim to remove (repeatable).
         #[arg(long = "unset", value_name = "NAME")]
         unset: Vec<String>,
     },
     /// Disable a user and end their sessions and tokens.
-    Disable { username: String },
+    Disable {
+        /// The user.
+        username: String,
+    },
     /// Delete a user and everything issued to them.
-    Delete { username: String },
+    Delete {
+        /// The user.
+        username: String,
+    },
     /// Give a user another username (put in canonical form, RFC 8265); their `sub` stays.
-    Rename { username: String, new_username: String },
+    Rename {
+        /// The user.
+        username: String,
+        /// The new username.
+        new_username: String,
+    },
 }
 
 #[derive(Args)]
 pub struct UserAdd {
+    /// The username (put in canonical form, RFC 8265: `Alice` is stored as `alice`).
     username: String,
+    /// The user's email address (Core 5.1 `email`).
     #[arg(long)]
     email: Option<String>,
     /// Mark the email address as verified.
     #[arg(long)]
     email_verified: bool,
+    /// Full name (Core 5.1 `name`).
     #[arg(long)]
     name: Option<String>,
+    /// Given name (Core 5.1 `given_name`).
     #[arg(long)]
     given_name: Option<String>,
+    /// Family name (Core 5.1 `family_name`).
     #[arg(long)]
     family_name: Option<String>,
+    /// Phone number (Core 5.1 `phone_number`), E.164 recommended.
     #[arg(long)]
     phone: Option<String>,
     /// A further claim, NAME=VALUE (repeatable; see `user claims`).
     #[arg(long = "claim", value_name = "NAME=VALUE")]
     claims: Vec<String>,
+    /// Read the password from standard input (required: passwords never go on the command line).
     #[arg(long, required = true)]
     password_stdin: bool,
 }
@@ -112,17 +134,28 @@ pub enum ClientCommand {
     /// List clients.
     List,
     /// Show one client.
-    Show { id: String },
+    Show {
+        /// The client_id.
+        id: String,
+    },
     /// Delete a client and every token issued to it.
-    Delete { id: String },
+    Delete {
+        /// The client_id.
+        id: String,
+    },
     /// Replace a client's secret; prints the new one (once).
-    RotateSecret { id: String },
+    RotateSecret {
+        /// The client_id.
+        id: String,
+    },
 }
 
 #[derive(Args)]
 pub struct ClientAdd {
+    /// The name shown to users on the consent page.
     #[arg(long)]
     name: String,
+    /// A redirect URI, compared exactly (repeatable; needed for the authorization_code grant).
     #[arg(long = "redirect-uri", value_name = "URI")]
     redirect_uris: Vec<String>,
     /// A public client (no secret; PKCE required).
@@ -134,9 +167,12 @@ pub struct ClientAdd {
     /// Read the secret from standard input instead of generating one (at least 32 characters).
     #[arg(long)]
     secret_stdin: bool,
+    /// A grant type the client may use (repeatable; default: authorization_code and refresh_token).
     #[arg(long = "grant-type", value_name = "GRANT")]
     grant_types: Vec<String>,
-    #[arg(long)]
+    /// How the client authenticates at the token endpoint (default: client_secret_basic, or none
+    /// with --public).
+    #[arg(long, value_name = "METHOD")]
     auth_method: Option<String>,
     /// Trusted first-party client: no consent page.
     #[arg(long)]
@@ -197,9 +233,44 @@ pub enum KeysCommand {
     List,
     /// Generate a new current key for an algorithm; the old one stays published until its tokens expire.
     Rotate {
+        /// The algorithm whose key is replaced.
         #[arg(long, default_value = "RS256")]
         alg: String,
     },
+}
+
+/// A Unix time as RFC 3339 (UTC).
+fn date(t: crate::model::Timestamp) -> String {
+    time::OffsetDateTime::from_unix_timestamp(t)
+        .ok()
+        .and_then(|d| d.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_else(|| t.to_string())
+}
+
+/// Prints `rows` under `headers`, each column as wide as its widest value.
+fn print_table(headers: &[&str], rows: impl Iterator<Item = Vec<String>>) {
+    let rows: Vec<Vec<String>> = rows.collect();
+    let widths: Vec<usize> = (0..headers.len())
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).chain([headers[i].len()]).max().unwrap_or(0))
+        .collect();
+    let line = |cells: Vec<&str>| {
+        let padded: Vec<String> = cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        println!("{}", padded.join("  ").trim_end());
+    };
+    line(headers.to_vec());
+    for row in &rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+}
+
+/// A command given values it cannot use (exit code 2, like a configuration error), as opposed to one that
+/// failed while running (exit code 1).
+#[derive(Debug, thiserror::Error)]
+#[error("{0:#}")]
+pub struct UsageError(anyhow::Error);
+
+fn usage(error: anyhow::Error) -> anyhow::Error {
+    UsageError(error).into()
 }
 
 fn read_stdin_line(what: &str) -> anyhow::Result<String> {
@@ -254,6 +325,12 @@ async fn serve(config: Config, dev: bool) -> anyhow::Result<()> {
 /// `serve --dev`: a demo user and client, only into an empty database, credentials printed once.
 async fn seed_demo(store: &dyn Store, config: &Config) -> anyhow::Result<()> {
     if !store.users().await?.is_empty() || !store.clients().await?.is_empty() {
+        // The credentials were printed once, at the first start.
+        eprintln!(
+            "oxid: --dev: the database already has users or clients, so nothing was seeded. The demo \
+             password was printed at the first start; to set a new one:\n  \
+             printf '%s\\n' 'a new password' | oxid user passwd demo --password-stdin"
+        );
         return Ok(());
     }
     let password = crypto::random_token()[..16].to_owned();
@@ -309,15 +386,15 @@ async fn account(store: &dyn Store, username: &str) -> anyhow::Result<String> {
 async fn user(cmd: UserCommand, store: &dyn Store) -> anyhow::Result<()> {
     match cmd {
         UserCommand::Add(a) => {
-            let username = canonical_username(&a.username).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let username = canonical_username(&a.username).map_err(|e| usage(e.into()))?;
             let mut claims = serde_json::Map::new();
-            set_claims(&mut claims, &a.claims)?;
-            let password = read_stdin_line("password")?;
+            set_claims(&mut claims, &a.claims).map_err(usage)?;
+            let password = read_stdin_line("password").map_err(usage)?;
             let now = now();
             let user = User {
                 id: User::new_id(),
                 username: username.clone(),
-                password_hash: password::hash(password).await?,
+                password_hash: password::hash(password).await.map_err(|e| usage(e.into()))?,
                 email: a.email,
                 email_verified: a.email_verified,
                 name: a.name,
@@ -336,15 +413,17 @@ async fn user(cmd: UserCommand, store: &dyn Store) -> anyhow::Result<()> {
             println!("added user {} (sub {})", user.username, user.id);
         }
         UserCommand::List => {
-            println!("{:<24} {:<24} {:<32} STATUS", "USERNAME", "SUB", "EMAIL");
-            for u in store.users().await? {
+            let rows = store.users().await?.into_iter().map(|u| {
                 let status = if u.disabled { "disabled" } else { "active" };
-                println!("{:<24} {:<24} {:<32} {status}", u.username, u.id, u.email.as_deref().unwrap_or("-"));
-            }
+                let email = u.email.unwrap_or_else(|| "-".into());
+                vec![u.username, u.id, email, date(u.created_at), status.into()]
+            });
+            print_table(&["USERNAME", "SUB", "EMAIL", "CREATED", "STATUS"], rows);
         }
         UserCommand::Passwd { username, revoke_tokens, .. } => {
             let username = account(store, &username).await?;
-            let hash = password::hash(read_stdin_line("password")?).await?;
+            let password = read_stdin_line("password").map_err(usage)?;
+            let hash = password::hash(password).await.map_err(|e| usage(e.into()))?;
             if !store.set_password_hash(&username, &hash, revoke_tokens).await? {
                 bail!("no user {username}");
             }
@@ -358,7 +437,7 @@ async fn user(cmd: UserCommand, store: &dyn Store) -> anyhow::Result<()> {
             };
             let mut claims = user.claims;
             if !set.is_empty() || !unset.is_empty() {
-                set_claims(&mut claims, &set)?;
+                set_claims(&mut claims, &set).map_err(usage)?;
                 for name in &unset {
                     claims.remove(name);
                 }
@@ -378,7 +457,7 @@ async fn user(cmd: UserCommand, store: &dyn Store) -> anyhow::Result<()> {
         UserCommand::Rename { username, new_username } => {
             let old = account(store, &username).await?;
             let Some(user) = store.user_by_username(&old).await? else { bail!("no user {username}") };
-            let new = canonical_username(&new_username).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let new = canonical_username(&new_username).map_err(|e| usage(e.into()))?;
             match store.rename_user(&user.id, &new).await {
                 Ok(()) => println!("renamed {old} to {new} (sub {})", user.id),
                 Err(StoreError::Conflict) => bail!("user {new} already exists"),
@@ -597,15 +676,15 @@ async fn client(cmd: ClientCommand, config: &Config, store: &dyn Store) -> anyho
     let parse_id = |id: &str| -> anyhow::Result<ClientId> { id.parse().map_err(|e| anyhow::anyhow!("{e}")) };
     match cmd {
         ClientCommand::Add(a) => {
-            let mut client = build_client(&a)?;
+            let mut client = build_client(&a).map_err(usage)?;
             crate::registration::settle_sector_identifier(
                 &mut client,
                 &crate::fetch::Fetcher::new(config.fetch_allow_loopback),
             )
             .await
-            .map_err(|e| anyhow::anyhow!(e))?;
-            let given = if a.secret_stdin { Some(read_stdin_line("client secret")?) } else { None };
-            let secret = attach_secret(&mut client, given)?;
+            .map_err(|e| usage(anyhow::anyhow!(e)))?;
+            let given = if a.secret_stdin { Some(read_stdin_line("client secret").map_err(usage)?) } else { None };
+            let secret = attach_secret(&mut client, given).map_err(usage)?;
             match store.insert_client(&client).await {
                 Err(StoreError::Conflict) => bail!("client {} already exists", client.id),
                 other => other?,
@@ -616,10 +695,12 @@ async fn client(cmd: ClientCommand, config: &Config, store: &dyn Store) -> anyho
             }
         }
         ClientCommand::List => {
-            println!("{:<24} {:<20} {:<20} NAME", "CLIENT_ID", "AUTH_METHOD", "CREATED");
-            for c in store.clients().await? {
-                println!("{:<24} {:<20} {:<20} {}", c.id, c.auth_method, c.created_at, c.name);
-            }
+            let rows = store
+                .clients()
+                .await?
+                .into_iter()
+                .map(|c| vec![c.id.to_string(), c.auth_method.to_string(), date(c.created_at), c.name]);
+            print_table(&["CLIENT_ID", "AUTH_METHOD", "CREATED", "NAME"], rows);
         }
         ClientCommand::Show { id } => match store.client(&parse_id(&id)?).await? {
             Some(c) => print_client(&c),
@@ -650,21 +731,49 @@ async fn keys_command(cmd: KeysCommand, store: &dyn Store) -> anyhow::Result<()>
     match cmd {
         KeysCommand::List => {
             key_management::ensure_current_keys(store, now()).await?;
-            println!("{:<28} {:<6} {:<12} STATUS", "KID", "ALG", "CREATED");
-            for k in store.signing_keys().await? {
+            let rows = store.signing_keys().await?.into_iter().map(|k| {
                 let status = match k.retired_at {
                     None => "current".to_owned(),
-                    Some(t) => format!("retired at {t}"),
+                    Some(t) => format!("retired {}", date(t)),
                 };
-                println!("{:<28} {:<6} {:<12} {status}", k.kid, k.alg, k.created_at);
-            }
+                vec![k.kid, k.alg.to_string(), date(k.created_at), status]
+            });
+            print_table(&["KID", "ALG", "CREATED", "STATUS"], rows);
         }
         KeysCommand::Rotate { alg } => {
-            let alg: SigningAlg = alg.parse().map_err(|e| anyhow::anyhow!("--alg: {e}"))?;
+            let alg: SigningAlg = alg.parse().map_err(|e| usage(anyhow::anyhow!("--alg: {e}")))?;
             let key = keys::generate(alg, now())?;
             store.install_signing_key(&key, false).await?;
             println!("new current {alg} key: {} (running servers pick it up within a minute)", key.kid);
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// Every command, flag and argument explains itself in `--help`.
+    #[test]
+    fn every_argument_has_help() {
+        fn check(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in command.get_arguments().filter(|a| !matches!(a.get_id().as_str(), "help" | "version")) {
+                if arg.get_help().is_none() {
+                    missing.push(format!("{path} {}", arg.get_id()));
+                }
+            }
+            for sub in command.get_subcommands().filter(|s| s.get_name() != "help") {
+                if sub.get_about().is_none() {
+                    missing.push(format!("{path} {} (the command)", sub.get_name()));
+                }
+                check(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        check(&Cli::command(), "oxid", &mut missing);
+        assert!(missing.is_empty(), "without help text: {missing:?}");
+    }
 }

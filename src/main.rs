@@ -16,7 +16,9 @@ fn main() -> ExitCode {
     };
     let default_level = if matches!(cli.command, Command::Serve { .. }) { "info" } else { "warn" };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
-    let subscriber = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colours only for a person at a terminal, never into a log file or a pipe.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let subscriber = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     match config.log_format {
         LogFormat::Json => subscriber.json().init(),
         LogFormat::Text => subscriber.init(),
@@ -32,7 +34,8 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("oxid: {e:#}");
-            ExitCode::FAILURE
+            // 2 for what the operator asked wrongly (as for configuration), 1 for what failed.
+            if e.is::<oxid::cli::UsageError>() { ExitCode::from(2) } else { ExitCode::FAILURE }
         }
     }
 }

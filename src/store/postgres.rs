@@ -38,8 +38,24 @@ impl PgStore {
     /// Connects to `url` and applies the embedded migrations (sqlx takes an advisory lock, so nodes
     /// starting together migrate once).
     pub async fn open(url: &str) -> StoreResult<Self> {
-        let pool =
-            PgPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(5)).connect(url).await?;
+        use sqlx::Connection as _;
+        use sqlx::postgres::{PgConnectOptions, PgConnection};
+        let options = PgConnectOptions::from_str(url)?;
+        // One connection first, so that an unreachable server is reported as what it is (refused, name
+        // not found, authentication failed) with its address, not as the pool's "timed out". The URL's
+        // password is not repeated.
+        let address = format!("{}:{}", options.get_host(), options.get_port());
+        let probe = tokio::time::timeout(Duration::from_secs(5), PgConnection::connect_with(&options)).await;
+        match probe {
+            Ok(Ok(conn)) => conn.close().await?,
+            Ok(Err(e)) => return Err(StoreError::Io(format!("cannot connect to PostgreSQL at {address}: {e}"))),
+            Err(_) => return Err(StoreError::Io(format!("PostgreSQL at {address} did not answer within 5 s"))),
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options)
+            .await?;
         sqlx::migrate!("migrations/postgres").run(&pool).await?;
         Ok(Self { pool })
     }

@@ -33,8 +33,17 @@ fn ok(output: Output) -> String {
 
 /// Asserts that a command failed at run time (exit code 1) saying `message` on standard error.
 fn refused(output: Output, message: &str) {
+    failed_with(output, 1, message);
+}
+
+/// Asserts that a command was given values it cannot use (exit code 2, as for configuration errors).
+fn misused(output: Output, message: &str) {
+    failed_with(output, 2, message);
+}
+
+fn failed_with(output: Output, code: i32, message: &str) {
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "stderr: {stderr}");
+    assert_eq!(output.status.code(), Some(code), "stderr: {stderr}");
     assert!(stderr.contains(message), "expected {message:?} in: {stderr}");
 }
 
@@ -79,6 +88,12 @@ fn bad_configuration_is_one_line_and_exit_code_2() {
     let stderr = String::from_utf8(out.stderr).unwrap();
     let expected = format!("unknown setting `listn` in {}; did you mean `listen`?", file.display());
     assert!(stderr.contains(&expected), "{stderr}");
+    // An unreachable PostgreSQL is reported as what it is, with its address and without the password.
+    let out = oxid("postgres://oxid:s3cret@127.0.0.1:1/oxid", &["user", "list"], None);
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cannot connect to PostgreSQL at 127.0.0.1:1") && stderr.contains("refused"), "{stderr}");
+    assert!(!stderr.contains("s3cret"), "{stderr}");
     // Unknown OXID_ variables are ignored with a warning (and a suggestion when one is close); a
     // HOST:PORT listen address is resolved.
     let out = Command::new(env!("CARGO_BIN_EXE_oxid"))
@@ -120,7 +135,7 @@ fn users_are_managed_from_the_cli() {
         oxid(d, &["user", "add", "alice", "--password-stdin"], Some("another-password\n")),
         "user alice already exists",
     );
-    refused(
+    misused(
         oxid(d, &["user", "add", "bob", "--password-stdin"], Some("short\n")),
         "password must be 8 to 1024 characters",
     );
@@ -143,7 +158,7 @@ fn users_are_managed_from_the_cli() {
         ("noequals", "takes NAME=VALUE"),
         ("picture=[1", "picture: the value is not valid JSON"),
     ] {
-        refused(oxid(d, &["user", "claims", "carol", "--set", bad], None), bad_message);
+        misused(oxid(d, &["user", "claims", "carol", "--set", bad], None), bad_message);
     }
     refused(oxid(d, &["user", "claims", "nobody"], None), "no user nobody");
     ok(oxid(d, &["user", "passwd", "alice", "--password-stdin"], Some("new-password-123\n")));
@@ -171,12 +186,12 @@ fn clients_and_keys_are_managed_from_the_cli() {
         ok(oxid(d, &["client", "add", "--name", "SPA", "--redirect-uri", "https://spa.example/cb", "--public"], None));
     assert!(!out.contains("client_secret"), "public clients get no secret");
     // Invalid registrations.
-    refused(
+    misused(
         oxid(d, &["client", "add", "--name", "X", "--redirect-uri", "https://x/cb#frag"], None),
         "redirect_uri must not contain a fragment",
     );
-    refused(oxid(d, &["client", "add", "--name", "X"], None), "at least one --redirect-uri is needed");
-    refused(
+    misused(oxid(d, &["client", "add", "--name", "X"], None), "at least one --redirect-uri is needed");
+    misused(
         oxid(
             d,
             &[
@@ -194,7 +209,7 @@ fn clients_and_keys_are_managed_from_the_cli() {
         ),
         "public clients cannot use client_credentials",
     );
-    refused(
+    misused(
         oxid(
             d,
             &["client", "add", "--name", "X", "--redirect-uri", "https://x/cb", "--auth-method", "private_key_jwt"],
@@ -202,7 +217,7 @@ fn clients_and_keys_are_managed_from_the_cli() {
         ),
         "private_key_jwt needs --jwks FILE or --jwks-uri URL",
     );
-    refused(
+    misused(
         oxid(
             d,
             &["client", "add", "--name", "X", "--redirect-uri", "https://x/cb", "--secret-stdin"],
@@ -236,12 +251,12 @@ fn clients_and_keys_are_managed_from_the_cli() {
     let show = ok(oxid(d, &["client", "show", "hybrid"], None));
     assert!(show.contains("response_type: code id_token") && show.contains("response_type: code\n"), "{show}");
     let bad = ["client", "add", "--name", "X", "--redirect-uri", "https://x/cb", "--response-type", "token"];
-    refused(oxid(d, &bad, None), "unsupported response_type: token");
+    misused(oxid(d, &bad, None), "unsupported response_type: token");
     // Scopes the client may obtain for itself (RFC 7591 2 `scope`), for client_credentials.
     let service = ["client", "add", "--name", "Svc", "--grant-type", "client_credentials"];
     ok(oxid(d, &[&service[..], &["--id", "svc", "--scope", "api.read", "--scope", "api.write"]].concat(), None));
     assert!(ok(oxid(d, &["client", "show", "svc"], None)).contains("scope:         api.read api.write"));
-    refused(oxid(d, &[&service[..], &["--scope", "bad\\scope"]].concat(), None), "--scope");
+    misused(oxid(d, &[&service[..], &["--scope", "bad\\scope"]].concat(), None), "--scope");
     // Pairwise subjects (Core 8.1): the redirect URIs' one host is the sector; several hosts need a
     // sector_identifier_uri (tests/e2e/subjects.rs fetches one).
     let pairwise = [
@@ -271,7 +286,7 @@ fn clients_and_keys_are_managed_from_the_cli() {
         "--subject-type",
         "pairwise",
     ];
-    refused(oxid(d, &two_hosts, None), "redirect URIs on several hosts need a sector_identifier_uri");
+    misused(oxid(d, &two_hosts, None), "redirect URIs on several hosts need a sector_identifier_uri");
 
     let show = ok(oxid(d, &["client", "show", "web"], None));
     assert!(show.contains("https://rp.example/cb") && show.contains("client_secret_basic"));
@@ -291,7 +306,7 @@ fn clients_and_keys_are_managed_from_the_cli() {
     let keys = ok(oxid(d, &["keys", "list"], None));
     assert_eq!(keys.lines().filter(|l| l.contains("ES256") && l.contains("current")).count(), 1);
     assert_eq!(keys.lines().filter(|l| l.contains("ES256") && l.contains("retired")).count(), 1);
-    assert_eq!(oxid(d, &["keys", "rotate", "--alg", "HS256"], None).status.code(), Some(1));
+    misused(oxid(d, &["keys", "rotate", "--alg", "HS256"], None), "--alg: unsupported SigningAlg: HS256");
     ok(oxid(d, &["migrate"], None));
 }
 
