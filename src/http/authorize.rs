@@ -218,7 +218,7 @@ pub(super) async fn proceed(
                     NextStep::SignUp => "/signup",
                     _ => "/consent",
                 };
-                reply::see_other(&format!("{page}?request={id}"))
+                reply::see_other_within(state, &format!("{page}?request={id}"))
             }
         })
     }

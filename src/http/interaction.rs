@@ -138,7 +138,8 @@ pub async fn login_submit(
     let client_ip = state.config.client_ip(peer.ip(), forwarded);
     match authenticate(&state, client_ip, username, password).await {
         Ok(Some(user_id)) => match start_session(&state, jar, user_id, request_id).await {
-            Ok(jar) => (jar, reply::see_other(&format!("/authorize/resume?request={request_id}"))).into_response(),
+            Ok(jar) => (jar, reply::see_other_within(&state, &format!("/authorize/resume?request={request_id}")))
+                .into_response(),
             Err(e) => reply::error_page(&state, &reply::internal(e)),
         },
         Ok(None) => form(jar, StatusCode::UNAUTHORIZED, "bad_credentials"),

@@ -49,6 +49,9 @@ pub struct AppState {
     /// The discovery document, serialized once (it only changes with the configuration).
     pub discovery_json: Bytes,
     pub token_endpoint: String,
+    /// The issuer's path (`/oxid` for `https://id.example.com/oxid`; empty at the root): every route and
+    /// every link of the OP's own pages lives under it.
+    pub base_path: String,
     /// What each scope releases (Core 5.4 plus configuration).
     pub scope_claims: ScopeClaims,
     /// The secret salt of pairwise subject identifiers (Core 8.1), shared by every node.
@@ -82,6 +85,8 @@ impl AppState {
         let scope_claims = ScopeClaims::new(&config.scope_claims);
         let discovery_json = discovery::document(&config, &scope_claims, &pages.tags());
         let token_endpoint = format!("{}/token", config.issuer);
+        let base_path =
+            url::Url::parse(&config.issuer).map(|u| u.path().trim_end_matches('/').to_owned()).unwrap_or_default();
         let fetcher = Fetcher::new(config.fetch_allow_loopback);
         Self {
             config,
@@ -91,6 +96,7 @@ impl AppState {
             pages,
             discovery_json,
             token_endpoint,
+            base_path,
             scope_claims,
             pairwise_salt,
             csrf_key: csrf_key.into_bytes(),
@@ -115,7 +121,8 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub fn router(state: SharedState) -> Router {
     let max_body = state.config.max_body_bytes;
     let body_read_timeout = Duration::from_secs(state.config.body_read_timeout);
-    Router::new()
+    let base_path = state.base_path.clone();
+    let routes = Router::new()
         .route("/.well-known/openid-configuration", get(discovery::configuration))
         .route("/jwks.json", get(discovery::jwks))
         .route("/.well-known/webfinger", get(webfinger::webfinger))
@@ -133,7 +140,11 @@ pub fn router(state: SharedState) -> Router {
         .route("/metrics", get(|| async { crate::telemetry::render() }))
         .route_layer(axum::middleware::from_fn(crate::telemetry::track_requests))
         .fallback(|| async { (StatusCode::NOT_FOUND, "not found") })
-        .with_state(state)
+        .with_state(state);
+    // An issuer with a path (`https://id.example.com/oxid`) is served under that path (Discovery 4:
+    // the configuration is at the issuer plus `/.well-known/openid-configuration`).
+    let routes = if base_path.is_empty() { routes } else { Router::new().nest(&base_path, routes) };
+    routes
         .layer(DefaultBodyLimit::max(max_body))
         // A body that stops arriving ends the request with 408 (see `params::RequestParams`).
         .layer(RequestBodyTimeoutLayer::new(body_read_timeout))

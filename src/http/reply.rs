@@ -26,6 +26,10 @@ pub const NO_STORE: (header::HeaderName, &str) = (header::CACHE_CONTROL, "no-sto
 
 /// An HTML page of ours with its security headers.
 pub fn page(state: &AppState, status: StatusCode, template: &str, ctx: minijinja::Value) -> Response {
+    // Every page links under the issuer's path: a parsed URL path (percent-encoded, no quotes or angle
+    // brackets), so it needs no HTML escaping, which would spell its slashes as `&#x2f;`.
+    let base = minijinja::Value::from_safe_string(state.base_path.clone());
+    let ctx = minijinja::context! { base => base, ..ctx };
     match state.pages.render(template, ctx) {
         Ok(html) => (
             status,
@@ -66,6 +70,11 @@ fn error_page_with(state: &AppState, error: &OAuthError, explanation: Option<&st
         lang => &locale.tag,
     };
     page(state, status, "error.html", ctx)
+}
+
+/// A `303 See Other` to one of the OP's own pages, `path` under the issuer's path.
+pub fn see_other_within(state: &AppState, path: &str) -> Response {
+    see_other(&format!("{}{path}", state.base_path))
 }
 
 /// A `303 See Other` redirect (RFC 9700 4.12: never 307, which would replay a POSTed password).

@@ -130,7 +130,8 @@ pub async fn signup_submit(
     let client_ip = state.config.client_ip(peer.ip(), forwarded);
     match create_account(&state, &username, &entered, password, &format!("signup:{client_ip}")).await {
         Ok(Ok(user_id)) => match start_session(&state, jar, user_id, request_id).await {
-            Ok(jar) => (jar, reply::see_other(&format!("/authorize/resume?request={request_id}"))).into_response(),
+            Ok(jar) => (jar, reply::see_other_within(&state, &format!("/authorize/resume?request={request_id}")))
+                .into_response(),
             Err(e) => reply::error_page(&state, &reply::internal(e)),
         },
         Ok(Err(problem)) => retry(jar, StatusCode::BAD_REQUEST, problem),

@@ -274,3 +274,35 @@ async fn sign_in_with_ed25519() {
     let mut verifier = openssl::sign::Verifier::new_without_digest(&public).unwrap();
     assert!(verifier.verify_oneshot(&base64_url(signature), signed.as_bytes()).unwrap());
 }
+
+/// Hardening 17 (Discovery 4): an issuer with a path is served under it, discovery included, and a
+/// whole sign-in works through it (as behind a proxy that forwards `/oxid/…`).
+#[tokio::test]
+async fn an_issuer_with_a_path_is_served_under_it() {
+    let op = TestOp::start_with(|c| c.issuer = format!("{}/oxid", c.issuer)).await;
+    op.add_user("alice").await;
+    let (_, secret) = op.add_client("webapp", ClientAuthMethod::ClientSecretBasic, |c| c.skip_consent = true).await;
+    let secret = secret.unwrap();
+    assert!(op.issuer.ends_with("/oxid"));
+    let http = rp_http();
+    // The RP library discovers it (it checks that the document names the same issuer).
+    let metadata =
+        CoreProviderMetadata::discover_async(IssuerUrl::new(op.issuer.clone()).unwrap(), &http).await.unwrap();
+    assert_eq!(metadata.token_endpoint().unwrap().as_str(), format!("{}/token", op.issuer));
+    assert_eq!(http.get(op.url("/.well-known/openid-configuration")).send().await.unwrap().status(), 404);
+
+    let browser = Browser::for_issuer(&op.issuer);
+    let authorize = op.authorize_url("webapp", "").replace(&op.nodes[0], &op.issuer);
+    let login = browser.follow(browser.get(&authorize).await).await;
+    assert!(login.body.contains("action=\"/oxid/login\""), "{}", login.body);
+    assert!(login.body.contains("href=\"/oxid/assets/oxid.css\""));
+    let callback = browser.follow(browser.submit_login(&login, "alice", common::PASSWORD).await).await;
+    let location = callback.location.unwrap_or_else(|| panic!("{} {}", callback.status, callback.body));
+    let code = query(&location)["code"].clone();
+    let (status, tokens) =
+        common::json(common::exchange_code_at(&op.issuer, "webapp", &secret, &code, Some(common::VERIFIER)).await)
+            .await;
+    assert_eq!(status, 200, "{tokens}");
+    let info = http.get(format!("{}/userinfo", op.issuer)).bearer_auth(tokens["access_token"].as_str().unwrap());
+    assert_eq!(info.send().await.unwrap().status(), 200);
+}

@@ -278,8 +278,14 @@ impl Browser {
         Self { http, issuer: issuer.to_owned() }
     }
 
+    /// A path as the OP writes it in a Location or link (from the host's root, so including the
+    /// issuer's own path), made absolute.
     fn absolute(&self, url: &str) -> String {
-        if url.starts_with('/') { format!("{}{url}", self.issuer) } else { url.to_owned() }
+        if url.starts_with('/') {
+            url::Url::parse(&self.issuer).unwrap().join(url).unwrap().into()
+        } else {
+            url.to_owned()
+        }
     }
 
     async fn page(response: reqwest::Response) -> Page {
@@ -313,7 +319,7 @@ impl Browser {
         let request = page.hidden("request");
         let csrf = page.hidden("csrf_token");
         self.post(
-            "/login",
+            &format!("{}/login", self.issuer),
             &[("request", &request), ("csrf_token", &csrf), ("username", username), ("password", password)],
         )
         .await
@@ -322,7 +328,8 @@ impl Browser {
     pub async fn submit_consent(&self, page: &Page, decision: &str) -> Page {
         let request = page.hidden("request");
         let csrf = page.hidden("csrf_token");
-        self.post("/consent", &[("request", &request), ("csrf_token", &csrf), ("decision", decision)]).await
+        let form = [("request", request.as_str()), ("csrf_token", &csrf), ("decision", decision)];
+        self.post(&format!("{}/consent", self.issuer), &form).await
     }
 
     /// Runs the whole interaction for `authorize_url`: login if asked, consent if asked; returns the
