@@ -11,8 +11,8 @@ use crate::crypto;
 use crate::jose::keys;
 use crate::key_management;
 use crate::model::{
-    Client, ClientAuthMethod, ClientId, ClientMetadata, Encryption, GrantType, RedirectUri, ScopeSet, SigningAlg, User,
-    canonical_username, now,
+    Client, ClientAuthMethod, ClientId, ClientMetadata, Encryption, GrantType, KeySuccession, RedirectUri, ScopeSet,
+    SigningAlg, User, canonical_username, now,
 };
 use crate::password;
 use crate::server;
@@ -236,6 +236,13 @@ pub enum KeysCommand {
         /// The algorithm whose key is replaced.
         #[arg(long, default_value = "RS256")]
         alg: String,
+        /// Seconds before the new key starts signing (published at once); default:
+        /// signing_key_publish_ahead.
+        #[arg(long, value_name = "SECONDS")]
+        activate_after: Option<u64>,
+        /// Rotate the request-object encryption keys instead (the previous ones keep decrypting).
+        #[arg(long, conflicts_with_all = ["alg", "activate_after"])]
+        encryption: bool,
     },
 }
 
@@ -295,7 +302,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::User(cmd) => user(cmd, server::open_existing_store(&config).await?.as_ref()).await,
         Command::Client(cmd) => client(cmd, &config, server::open_existing_store(&config).await?.as_ref()).await,
-        Command::Keys(cmd) => keys_command(cmd, server::open_existing_store(&config).await?.as_ref()).await,
+        Command::Keys(cmd) => keys_command(cmd, &config, server::open_existing_store(&config).await?.as_ref()).await,
     }
 }
 
@@ -727,24 +734,36 @@ async fn client(cmd: ClientCommand, config: &Config, store: &dyn Store) -> anyho
     Ok(())
 }
 
-async fn keys_command(cmd: KeysCommand, store: &dyn Store) -> anyhow::Result<()> {
+async fn keys_command(cmd: KeysCommand, config: &Config, store: &dyn Store) -> anyhow::Result<()> {
     match cmd {
         KeysCommand::List => {
             key_management::ensure_current_keys(store, now()).await?;
+            let now = now();
             let rows = store.signing_keys().await?.into_iter().map(|k| {
                 let status = match k.retired_at {
+                    _ if k.activates_at > now => format!("next, signs from {}", date(k.activates_at)),
                     None => "current".to_owned(),
+                    Some(t) if t > now => format!("current, retires {}", date(t)),
                     Some(t) => format!("retired {}", date(t)),
                 };
                 vec![k.kid, k.alg.to_string(), date(k.created_at), status]
             });
             print_table(&["KID", "ALG", "CREATED", "STATUS"], rows);
         }
-        KeysCommand::Rotate { alg } => {
+        KeysCommand::Rotate { encryption: true, .. } => {
+            key_management::rotate_decryption_keys(store).await?;
+            println!("new request-object encryption keys published; the previous ones keep decrypting");
+        }
+        KeysCommand::Rotate { alg, activate_after, .. } => {
             let alg: SigningAlg = alg.parse().map_err(|e| usage(anyhow::anyhow!("--alg: {e}")))?;
-            let key = keys::generate(alg, now())?;
-            store.install_signing_key(&key, false).await?;
-            println!("new current {alg} key: {} (running servers pick it up within a minute)", key.kid);
+            let mut key = keys::generate(alg, now())?;
+            key.activates_at = key.created_at + activate_after.unwrap_or(config.signing_key_publish_ahead) as i64;
+            store.install_signing_key(&key, KeySuccession::Current).await?;
+            println!(
+                "new {alg} key {}: published now, signing from {} (running servers pick it up within a minute)",
+                key.kid,
+                date(key.activates_at)
+            );
         }
     }
     Ok(())

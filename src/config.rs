@@ -131,6 +131,11 @@ pub struct Config {
     /// over plain http. For development and tests only: it opens the OP's own loopback services to
     /// whoever can register those URLs.
     pub fetch_allow_loopback: bool,
+    /// Seconds a new signing key is published before it signs (`keys rotate`, scheduled rotation): relying
+    /// parties that cache the JWK Set learn it first.
+    pub signing_key_publish_ahead: u64,
+    /// Rotate every algorithm's signing key after this many seconds (0: only when `keys rotate` says so).
+    pub signing_key_rotation_period: u64,
     /// The authentication context class reference (Core 2 `acr`) a password login achieves, named as
     /// the operator's relying parties expect it.
     pub password_acr: String,
@@ -164,6 +169,8 @@ impl Default for Config {
             signup_max_per_ip: 10,
             pending_requests_per_ip: 1000,
             password_acr: "urn:oxid:acr:password".into(),
+            signing_key_publish_ahead: 3600,
+            signing_key_rotation_period: 0,
             fetch_allow_loopback: false,
         }
     }

@@ -3,7 +3,7 @@
 
 use crate::jose::decryption::{DecryptionKeyKind, DecryptionKeys};
 use crate::jose::keys::{self, KeyError, KeyRing};
-use crate::model::{SigningAlg, SigningKey, Timestamp};
+use crate::model::{KeySuccession, SigningAlg, SigningKey, Timestamp};
 use crate::store::{KeyStore, SecretStore, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -26,10 +26,39 @@ pub async fn ensure_current_keys(store: &dyn KeyStore, now: Timestamp) -> Result
             let key = tokio::task::spawn_blocking(move || keys::generate(alg, now))
                 .await
                 .expect("key generation does not panic")?;
-            store.install_signing_key(&key, true).await?;
+            store.install_signing_key(&key, KeySuccession::First).await?;
         }
     }
     Ok(store.signing_keys().await?)
+}
+
+/// Scheduled rotation: for each algorithm whose newest key has signed for `period` seconds, a successor
+/// that is published now and signs `publish_ahead` seconds later. Safe on every node at once: a key is
+/// succeeded only once (the others find it replaced and do nothing). Returns the keys installed.
+pub async fn rotate_due_keys(
+    store: &dyn KeyStore,
+    now: Timestamp,
+    period: i64,
+    publish_ahead: i64,
+) -> Result<Vec<SigningKey>, KeyManagementError> {
+    let keys = store.signing_keys().await?;
+    let mut installed = Vec::new();
+    for alg in SigningAlg::ALL {
+        // The newest key of the algorithm, the one without a successor.
+        let Some(newest) = keys.iter().find(|k| k.alg == *alg && k.retired_at.is_none()) else { continue };
+        if newest.activates_at.max(newest.created_at) + period > now {
+            continue;
+        }
+        let alg = *alg;
+        let mut key = tokio::task::spawn_blocking(move || keys::generate(alg, now))
+            .await
+            .expect("key generation does not panic")?;
+        key.activates_at = now + publish_ahead;
+        if store.install_signing_key(&key, KeySuccession::Key(&newest.kid)).await? {
+            installed.push(key);
+        }
+    }
+    Ok(installed)
 }
 
 /// The signing key ring: current keys (made if missing) and retired ones still published for
@@ -48,12 +77,38 @@ pub async fn load_key_ring(
 pub const DECRYPTION_KEY_NAMES: [(DecryptionKeyKind, &str); 2] =
     [(DecryptionKeyKind::Rsa, "request_object_key_rsa"), (DecryptionKeyKind::Ec, "request_object_key_ec")];
 
-/// The request-object decryption keys (Core 6.1), generated and stored by the first node to start.
+/// Where a key goes when a rotation replaces it: it keeps decrypting until the next rotation.
+fn previous(name: &str) -> String {
+    format!("{name}_previous")
+}
+
+/// The request-object decryption keys (Core 6.1), generated and stored by the first node to start,
+/// with the previous pair after a rotation.
 pub async fn load_decryption_keys(store: &dyn SecretStore) -> Result<DecryptionKeys, KeyManagementError> {
     let [(rsa_kind, rsa_name), (ec_kind, ec_name)] = DECRYPTION_KEY_NAMES;
     let rsa = stored_key(store, rsa_name, rsa_kind).await?;
     let ec = stored_key(store, ec_name, ec_kind).await?;
-    Ok(DecryptionKeys::from_jwks(&rsa, &ec)?)
+    let mut pairs = vec![(rsa, ec)];
+    if let (Some(rsa), Some(ec)) =
+        (store.existing_secret(&previous(rsa_name)).await?, store.existing_secret(&previous(ec_name)).await?)
+    {
+        pairs.push((rsa, ec));
+    }
+    let pairs: Vec<(&str, &str)> = pairs.iter().map(|(r, e)| (r.as_str(), e.as_str())).collect();
+    Ok(DecryptionKeys::from_jwks(&pairs)?)
+}
+
+/// Rotates the request-object encryption keys: new ones are published (and used) at once, the current
+/// ones become the previous pair, which keeps decrypting for clients that still hold it, until the
+/// next rotation drops it.
+pub async fn rotate_decryption_keys(store: &dyn SecretStore) -> Result<(), KeyManagementError> {
+    for (kind, name) in DECRYPTION_KEY_NAMES {
+        let current = stored_key(store, name, kind).await?;
+        let new = tokio::task::spawn_blocking(move || kind.generate()).await.expect("key generation does not panic")?;
+        store.replace_secret(&previous(name), &current).await?;
+        store.replace_secret(name, &new).await?;
+    }
+    Ok(())
 }
 
 /// The stored private JWK `name`, generating and storing one first if there is none (first node wins).

@@ -10,11 +10,11 @@ use crate::config::{Config, Database};
 use crate::http::OpKeys;
 use crate::http::connections::{self, ConnectionLimits};
 use crate::http::{AppState, SharedState, router};
-use crate::jose::SharedKeyRing;
 use crate::jose::decryption::DecryptionKeys;
 use crate::jose::keys::KeyRing;
+use crate::jose::{Shared, SharedKeyRing};
 use crate::key_management;
-use crate::model::{Clock, now};
+use crate::model::Clock;
 use crate::store::{PgStore, SqliteStore, Store};
 use crate::ui::Pages;
 
@@ -72,20 +72,26 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     })
 }
 
-async fn load_key_ring(store: &dyn Store, config: &Config, decryption: &DecryptionKeys) -> anyhow::Result<KeyRing> {
+async fn load_key_ring(
+    store: &dyn Store,
+    config: &Config,
+    decryption: &DecryptionKeys,
+    now: crate::model::Timestamp,
+) -> anyhow::Result<KeyRing> {
     // Retired keys are published until every ID Token they signed has expired.
-    Ok(key_management::load_key_ring(store, now(), config.id_token_lifetime as i64, decryption).await?)
+    Ok(key_management::load_key_ring(store, now, config.id_token_lifetime as i64, decryption).await?)
 }
 
 /// Everything the server needs, ready to serve.
 pub async fn prepare(config: Config, store: Arc<dyn Store>, clock: Clock) -> anyhow::Result<SharedState> {
     crate::telemetry::init();
     let decryption = key_management::load_decryption_keys(store.as_ref()).await?;
-    let ring = load_key_ring(store.as_ref(), &config, &decryption).await?;
+    let ring = load_key_ring(store.as_ref(), &config, &decryption, clock.now()).await?;
     let pages = Pages::load(config.templates_dir.as_deref()).map_err(|e| anyhow::anyhow!(e))?;
     let pairwise_salt = store.secret("pairwise_salt", &crate::crypto::random_token()).await?;
     let csrf_key = store.secret("csrf_key", &crate::crypto::random_token()).await?;
-    let keys = OpKeys { signing: SharedKeyRing::new(ring), decryption, pairwise_salt, csrf_key };
+    let keys =
+        OpKeys { signing: SharedKeyRing::new(ring), decryption: Shared::new(decryption), pairwise_salt, csrf_key };
     Ok(Arc::new(AppState::new(config, store, keys, pages, clock)))
 }
 
@@ -113,11 +119,27 @@ async fn refresh_keys(state: SharedState) {
     loop {
         tick.tick().await;
         let config = &state.config;
-        let pruned = state.store.delete_keys_retired_before(now() - config.id_token_lifetime as i64).await;
+        if config.signing_key_rotation_period > 0 {
+            let (period, ahead) = (config.signing_key_rotation_period as i64, config.signing_key_publish_ahead as i64);
+            match key_management::rotate_due_keys(state.store.as_ref(), state.now(), period, ahead).await {
+                Ok(installed) => {
+                    for key in installed {
+                        tracing::info!(kid = %key.kid, alg = %key.alg, activates_at = key.activates_at, "signing key rotated");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "scheduled key rotation failed"),
+            }
+        }
+        let pruned = state.store.delete_keys_retired_before(state.now() - config.id_token_lifetime as i64).await;
         if let Err(e) = pruned {
             tracing::warn!(error = %e, "could not prune retired keys");
         }
-        match load_key_ring(state.store.as_ref(), config, &state.decryption).await {
+        // Encryption keys first: the JWKS built next publishes them.
+        match key_management::load_decryption_keys(state.store.as_ref()).await {
+            Ok(decryption) => state.decryption.replace(decryption),
+            Err(e) => tracing::warn!(error = %e, "could not refresh the request-object encryption keys"),
+        }
+        match load_key_ring(state.store.as_ref(), config, &state.decryption.get(), state.now()).await {
             Ok(ring) => state.keys.replace(ring),
             Err(e) => tracing::warn!(error = %e, "could not refresh signing keys"),
         }

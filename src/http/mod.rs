@@ -33,8 +33,8 @@ use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
 use crate::fetch::Fetcher;
-use crate::jose::SharedKeyRing;
 use crate::jose::decryption::DecryptionKeys;
+use crate::jose::{Shared, SharedKeyRing};
 use crate::model::{Clock, Timestamp};
 use crate::protocol::claims::ScopeClaims;
 use crate::store::Store;
@@ -60,8 +60,8 @@ pub struct AppState {
     pub csrf_key: Vec<u8>,
     /// For documents clients point to: JWK Sets, request objects.
     pub fetcher: Fetcher,
-    /// Decrypts request objects encrypted to the OP (Core 6.1).
-    pub decryption: DecryptionKeys,
+    /// Decrypts request objects encrypted to the OP (Core 6.1); refreshed with the signing keys.
+    pub decryption: Shared<DecryptionKeys>,
     /// What expiry is judged by.
     pub clock: Clock,
 }
@@ -72,7 +72,7 @@ pub type SharedState = Arc<AppState>;
 /// and the secrets every node shares.
 pub struct OpKeys {
     pub signing: SharedKeyRing,
-    pub decryption: DecryptionKeys,
+    pub decryption: Shared<DecryptionKeys>,
     /// The salt of pairwise subject identifiers (Core 8.1).
     pub pairwise_salt: String,
     /// The key of CSRF tokens.

@@ -41,7 +41,8 @@ pub(super) async fn with_request_object(
     let jwks = client_auth::client_jwks(state, client)
         .await
         .map_err(|e| fail(ErrorCode::InvalidRequestObject, format!("the client's keys are unavailable: {e}")))?;
-    let op = (state.config.issuer.as_str(), &state.decryption);
+    let decryption = state.decryption.get();
+    let op = (state.config.issuer.as_str(), decryption.as_ref());
     let claims = request_object::verify(&jwt, client, jwks.as_deref(), op, state.now())
         .map_err(|e| fail(ErrorCode::InvalidRequestObject, e.0.to_owned()))?;
     params.clone().with_request_object(claims).map_err(|e| fail(ErrorCode::InvalidRequestObject, e.to_owned()))

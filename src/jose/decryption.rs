@@ -32,28 +32,33 @@ impl DecryptionKeyKind {
 }
 
 pub struct DecryptionKeys {
-    rsa: Jwk,
-    ec: Jwk,
-    /// One decrypter per algorithm, built once.
+    /// The private keys, current first.
+    keys: Vec<Jwk>,
+    /// One decrypter per algorithm and key pair, built once.
     decrypters: Vec<(KeyEncryptionAlg, Box<dyn JweDecrypter>)>,
 }
 
 impl DecryptionKeys {
-    /// The key set from its stored private JWKs (see `DecryptionKeyKind::generate`).
-    pub fn from_jwks(rsa: &str, ec: &str) -> Result<Self, josekit::JoseError> {
-        let rsa = Jwk::from_bytes(rsa)?;
-        let ec = Jwk::from_bytes(ec)?;
-        let decrypters = KeyEncryptionAlg::ALL
-            .iter()
-            .map(|alg| decrypter(*alg, &rsa, &ec).map(|d| (*alg, d)))
-            .collect::<Result<_, _>>()?;
-        Ok(Self { rsa, ec, decrypters })
+    /// The key sets from their stored private JWKs (see `DecryptionKeyKind::generate`), each an (RSA, EC)
+    /// pair, the current one first and then any previous one: after a rotation clients that fetched the
+    /// JWK Set earlier still encrypt to the previous keys, which keep decrypting.
+    pub fn from_jwks(pairs: &[(&str, &str)]) -> Result<Self, josekit::JoseError> {
+        let mut keys = Vec::new();
+        let mut decrypters = Vec::new();
+        for (rsa, ec) in pairs {
+            let (rsa, ec) = (Jwk::from_bytes(rsa)?, Jwk::from_bytes(ec)?);
+            for alg in KeyEncryptionAlg::ALL {
+                decrypters.push((*alg, decrypter(*alg, &rsa, &ec)?));
+            }
+            keys.extend([rsa, ec]);
+        }
+        Ok(Self { keys, decrypters })
     }
 
     /// The public halves, for the JWKS.
     pub fn public_jwks(&self) -> Result<Vec<Map<String, Value>>, josekit::JoseError> {
-        [&self.rsa, &self.ec]
-            .into_iter()
+        self.keys
+            .iter()
             .map(|key| {
                 let mut public = key.to_public_key()?;
                 if let Some(kid) = key.key_id() {
@@ -65,14 +70,19 @@ impl DecryptionKeys {
             .collect()
     }
 
-    /// Decrypts a compact JWE sent to one of these keys; the key is chosen by the header's `alg`.
+    /// Decrypts a compact JWE sent to one of these keys: those of the header's `alg` are tried in turn
+    /// (a `kid` is optional, and the current and previous keys share algorithms).
     pub fn decrypt(&self, jwe_compact: &str) -> Result<Vec<u8>, &'static str> {
-        let (payload, _) = jwe::deserialize_compact_with_selector(jwe_compact, |header| {
-            let alg: Option<KeyEncryptionAlg> = header.algorithm().and_then(|a| a.parse().ok());
-            Ok(self.decrypters.iter().find(|(a, _)| Some(*a) == alg).map(|(_, d)| d.as_ref()))
-        })
-        .map_err(|_| "the request object cannot be decrypted with this OP's keys")?;
-        Ok(payload)
+        let header = jwe_compact.split('.').next().and_then(crate::crypto::b64url_decode);
+        let alg = header
+            .and_then(|h| serde_json::from_slice::<Map<String, Value>>(&h).ok())
+            .and_then(|h| h.get("alg").and_then(Value::as_str).and_then(|a| a.parse::<KeyEncryptionAlg>().ok()));
+        self.decrypters
+            .iter()
+            .filter(|(a, _)| Some(*a) == alg)
+            .find_map(|(_, d)| jwe::deserialize_compact(jwe_compact, d.as_ref()).ok())
+            .map(|(payload, _)| payload)
+            .ok_or("the request object cannot be decrypted with this OP's keys")
     }
 }
 
@@ -90,4 +100,43 @@ fn decrypter(alg: KeyEncryptionAlg, rsa: &Jwk, ec: &Jwk) -> Result<Box<dyn JweDe
         KeyEncryptionAlg::EcdhEsA128kw => Box::new(jwe::ECDH_ES_A128KW.decrypter_from_jwk(&unnamed(ec)?)?),
         KeyEncryptionAlg::EcdhEsA256kw => Box::new(jwe::ECDH_ES_A256KW.decrypter_from_jwk(&unnamed(ec)?)?),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use josekit::jwe::{self, JweHeader};
+
+    use super::*;
+
+    fn encrypt_to(public: &Map<String, Value>, alg: &str) -> String {
+        let jwk = Jwk::from_map(public.clone()).unwrap();
+        let mut header = JweHeader::new();
+        header.set_content_encryption("A128CBC-HS256");
+        let encrypter: Box<dyn jwe::JweEncrypter> = match alg {
+            "RSA-OAEP-256" => Box::new(jwe::RSA_OAEP_256.encrypter_from_jwk(&jwk).unwrap()),
+            _ => Box::new(jwe::ECDH_ES_A128KW.encrypter_from_jwk(&jwk).unwrap()),
+        };
+        jwe::serialize_compact(b"inner", &header, encrypter.as_ref()).unwrap()
+    }
+
+    /// Hardening 21: after a rotation the previous keys keep decrypting what clients that fetched the
+    /// JWK Set earlier encrypt to them; both pairs are published, the current one first.
+    #[test]
+    fn the_previous_keys_keep_decrypting_after_a_rotation() {
+        let pair = || (DecryptionKeyKind::Rsa.generate().unwrap(), DecryptionKeyKind::Ec.generate().unwrap());
+        let (old, new) = (pair(), pair());
+        let before = DecryptionKeys::from_jwks(&[(&old.0, &old.1)]).unwrap();
+        let old_public = before.public_jwks().unwrap();
+        let after = DecryptionKeys::from_jwks(&[(&new.0, &new.1), (&old.0, &old.1)]).unwrap();
+        let published = after.public_jwks().unwrap();
+        assert_eq!(published.len(), 4);
+        assert_eq!(&published[2..], &old_public[..], "the previous pair is still published, after the new one");
+        for alg in ["RSA-OAEP-256", "ECDH-ES+A128KW"] {
+            let key = if alg.starts_with("RSA") { 0 } else { 1 };
+            assert_eq!(after.decrypt(&encrypt_to(&old_public[key], alg)).unwrap(), b"inner", "{alg} to the old key");
+            assert_eq!(after.decrypt(&encrypt_to(&published[key], alg)).unwrap(), b"inner", "{alg} to the new key");
+        }
+        let stranger = DecryptionKeys::from_jwks(&[(&pair().0, &pair().1)]).unwrap().public_jwks().unwrap();
+        assert!(after.decrypt(&encrypt_to(&stranger[0], "RSA-OAEP-256")).is_err());
+    }
 }

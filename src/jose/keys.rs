@@ -44,6 +44,7 @@ pub fn generate(alg: SigningAlg, now: Timestamp) -> Result<SigningKey, KeyError>
         public_jwk: public.to_string(),
         created_at: now,
         retired_at: None,
+        activates_at: now,
     })
 }
 
@@ -166,10 +167,11 @@ impl KeyRing {
             if key.retired_at.is_some_and(|t| t + publish_after_retire <= now) {
                 continue;
             }
+            // Published from the moment it is installed, before it signs (advance publication).
             let public = Jwk::from_bytes(&key.public_jwk)?;
             verifiers.insert(key.kid.clone(), verifier(key.alg, &public)?);
             published.push(public);
-            if key.retired_at.is_none() {
+            if key.is_active(now) {
                 current.insert(key.alg, signer(key.alg, &Jwk::from_bytes(&key.private_jwk)?)?);
             }
         }
@@ -200,23 +202,32 @@ impl KeyRing {
     }
 }
 
-/// The key ring shared by request handlers; replaced whole when keys change.
-#[derive(Clone)]
-pub struct SharedKeyRing(Arc<RwLock<Arc<KeyRing>>>);
+/// A key set shared by request handlers and replaced whole when keys change (rotation on any node):
+/// a request holds the set it started with.
+pub struct Shared<T>(Arc<RwLock<Arc<T>>>);
 
-impl SharedKeyRing {
-    pub fn new(ring: KeyRing) -> Self {
-        Self(Arc::new(RwLock::new(Arc::new(ring))))
+impl<T> Clone for Shared<T> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<T> Shared<T> {
+    pub fn new(keys: T) -> Self {
+        Self(Arc::new(RwLock::new(Arc::new(keys))))
     }
 
-    pub fn get(&self) -> Arc<KeyRing> {
+    pub fn get(&self) -> Arc<T> {
         self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    pub fn replace(&self, ring: KeyRing) {
-        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(ring);
+    pub fn replace(&self, keys: T) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(keys);
     }
 }
+
+/// The signing keys as handlers see them.
+pub type SharedKeyRing = Shared<KeyRing>;
 
 #[cfg(test)]
 mod tests {
@@ -242,6 +253,30 @@ mod tests {
             assert_eq!(k["use"], "sig");
             assert!(k.get("d").is_none(), "private parts must never be published");
         }
+    }
+
+    /// Hardening 21: a rotated-in key is published at once and signs only from its activation; its
+    /// predecessor signs until then and stays published afterwards.
+    #[test]
+    fn a_new_key_is_published_before_it_signs() {
+        let old = generate(SigningAlg::ES256, 0).unwrap();
+        let mut new = generate(SigningAlg::ES256, 1000).unwrap();
+        new.activates_at = 2000;
+        let mut old_retiring = old.clone();
+        old_retiring.retired_at = Some(2000);
+        let keys = [old_retiring, new.clone()];
+        let kid_of = |ring: &KeyRing| {
+            let jwt = ring.sign(SigningAlg::ES256, &serde_json::json!({})).unwrap();
+            let header = crate::crypto::b64url_decode(jwt.split('.').next().unwrap()).unwrap();
+            jws::JwsHeader::from_bytes(&header).unwrap().key_id().unwrap().to_owned()
+        };
+        let before = KeyRing::from_keys(&keys, 1500, 3600, &[]).unwrap();
+        let jwks = String::from_utf8_lossy(&before.jwks_json()).into_owned();
+        assert!(jwks.contains(&new.kid) && jwks.contains(&old.kid), "both published ahead: {jwks}");
+        assert_eq!(kid_of(&before), old.kid, "the old key signs until the new one activates");
+        let after = KeyRing::from_keys(&keys, 2000, 3600, &[]).unwrap();
+        assert_eq!(kid_of(&after), new.kid);
+        assert!(String::from_utf8_lossy(&after.jwks_json()).contains(&old.kid), "still published after");
     }
 
     #[test]

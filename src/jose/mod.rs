@@ -7,4 +7,4 @@ pub mod encryption;
 pub mod keys;
 pub mod request_object;
 
-pub use keys::{KeyRing, SharedKeyRing};
+pub use keys::{KeyRing, Shared, SharedKeyRing};

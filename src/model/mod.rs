@@ -17,7 +17,7 @@ mod vocabulary;
 pub use claims_request::{ClaimRequest, ClaimsRequest, RESERVED_CLAIMS};
 pub use client::{Client, ClientMetadata};
 pub use grant::{AccessToken, CodeGrant, Consent, Issuance, Lookup, RefreshToken};
-pub use key::SigningKey;
+pub use key::{KeySuccession, SigningKey};
 pub use session::{Authentication, BrowserSession, PendingAuthorization};
 pub use time::{Clock, Timestamp, now};
 pub use user::User;

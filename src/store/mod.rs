@@ -12,8 +12,8 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::model::{
-    AccessToken, BrowserSession, Client, ClientId, CodeGrant, Consent, Issuance, Lookup, PendingAuthorization,
-    RefreshToken, SigningKey, Timestamp, User,
+    AccessToken, BrowserSession, Client, ClientId, CodeGrant, Consent, Issuance, KeySuccession, Lookup,
+    PendingAuthorization, RefreshToken, SigningKey, Timestamp, User,
 };
 
 pub use postgres::PgStore;
@@ -159,9 +159,9 @@ pub trait GrantStore: Send + Sync {
 #[async_trait]
 pub trait KeyStore: Send + Sync {
     async fn signing_keys(&self) -> StoreResult<Vec<SigningKey>>;
-    /// Makes `key` the current key for its algorithm and retires the previous one, atomically.
-    /// With `only_if_none`, does nothing when a current key exists (several nodes starting at once).
-    async fn install_signing_key(&self, key: &SigningKey, only_if_none: bool) -> StoreResult<bool>;
+    /// Installs `key` as the successor the `succession` names, atomically: the predecessor retires when
+    /// `key` activates. False when the succession did not apply (another node was first).
+    async fn install_signing_key(&self, key: &SigningKey, succession: KeySuccession<'_>) -> StoreResult<bool>;
     async fn delete_keys_retired_before(&self, before: Timestamp) -> StoreResult<u64>;
 }
 
@@ -194,6 +194,8 @@ pub trait SecretStore: Send + Sync {
     async fn secret(&self, name: &str, candidate: &str) -> StoreResult<String>;
     /// The secret `name`, if one was stored.
     async fn existing_secret(&self, name: &str) -> StoreResult<Option<String>>;
+    /// Stores `value` as the secret `name`, replacing any (key rotation).
+    async fn replace_secret(&self, name: &str, value: &str) -> StoreResult<()>;
 }
 
 /// Readiness: the store answers and takes a write.

@@ -657,6 +657,7 @@ impl KeyStore for PgStore {
                         public_jwk: r.try_get("public_jwk")?,
                         created_at: r.try_get("created_at")?,
                         retired_at: r.try_get("retired_at")?,
+                        activates_at: r.try_get("activates_at")?,
                     })
                 })
                 .collect()
@@ -664,22 +665,29 @@ impl KeyStore for PgStore {
         .await
     }
 
-    async fn install_signing_key(&self, key: &SigningKey, only_if_none: bool) -> StoreResult<bool> {
+    async fn install_signing_key(&self, key: &SigningKey, succession: KeySuccession<'_>) -> StoreResult<bool> {
         crate::telemetry::timed("install_signing_key", async move {
             let mut tx = self.pool.begin().await?;
-            if !only_if_none {
-                sqlx::query(q::INSTALL_SIGNING_KEY_1)
-                    .bind(key.created_at)
-                    .bind(key.alg.as_str())
-                    .execute(&mut *tx)
-                    .await?;
+            let retire = match succession {
+                KeySuccession::First => None,
+                KeySuccession::Current => {
+                    Some(sqlx::query(q::RETIRE_CURRENT_KEY).bind(key.activates_at).bind(key.alg.as_str()))
+                }
+                KeySuccession::Key(kid) => Some(sqlx::query(q::RETIRE_KEY).bind(key.activates_at).bind(kid)),
+            };
+            if let Some(retire) = retire {
+                let retired = retire.execute(&mut *tx).await?.rows_affected();
+                if retired == 0 && matches!(succession, KeySuccession::Key(_)) {
+                    return Ok(false);
+                }
             }
-            let inserted = sqlx::query(q::INSTALL_SIGNING_KEY_2)
+            let inserted = sqlx::query(q::INSERT_SIGNING_KEY)
                 .bind(&key.kid)
                 .bind(key.alg.as_str())
                 .bind(&key.private_jwk)
                 .bind(&key.public_jwk)
                 .bind(key.created_at)
+                .bind(key.activates_at)
                 .execute(&mut *tx)
                 .await;
             match inserted {
@@ -688,7 +696,7 @@ impl KeyStore for PgStore {
                     Ok(true)
                 }
                 // The unique index on current keys: another node installed one first.
-                Err(e) if only_if_none && unique_violation(&e) => Ok(false),
+                Err(e) if matches!(succession, KeySuccession::First) && unique_violation(&e) => Ok(false),
                 Err(e) => Err(e.into()),
             }
         })
@@ -762,6 +770,14 @@ impl SecretStore for PgStore {
     async fn existing_secret(&self, name: &str) -> StoreResult<Option<String>> {
         crate::telemetry::timed("existing_secret", async move {
             Ok(sqlx::query_scalar(q::SECRET).bind(name).fetch_optional(&self.pool).await?)
+        })
+        .await
+    }
+
+    async fn replace_secret(&self, name: &str, value: &str) -> StoreResult<()> {
+        crate::telemetry::timed("replace_secret", async move {
+            sqlx::query(q::REPLACE_SECRET).bind(name).bind(value).execute(&self.pool).await?;
+            Ok(())
         })
         .await
     }

@@ -56,17 +56,18 @@ pub const REVOKE_GRANT_1: &str =
     "INSERT INTO revoked_grants (grant_id, revoked_at) VALUES ($1, $2) ON CONFLICT DO NOTHING";
 pub const REVOKE_GRANT_2: &str = "DELETE FROM access_tokens WHERE grant_id = $1";
 pub const REVOKE_GRANT_3: &str = "DELETE FROM refresh_tokens WHERE grant_id = $1";
-pub const SIGNING_KEYS: &str =
-    "SELECT kid, alg, private_jwk, public_jwk, created_at, retired_at FROM signing_keys ORDER BY created_at, kid";
-pub const INSTALL_SIGNING_KEY_1: &str = "UPDATE signing_keys SET retired_at = $1 WHERE alg = $2 AND retired_at IS NULL";
-pub const INSTALL_SIGNING_KEY_2: &str =
-    "INSERT INTO signing_keys (kid, alg, private_jwk, public_jwk, created_at, retired_at) VALUES ($1,$2,$3,$4,$5,NULL)";
+pub const SIGNING_KEYS: &str = "SELECT kid, alg, private_jwk, public_jwk, created_at, retired_at, activates_at FROM signing_keys ORDER BY created_at, kid";
+pub const RETIRE_CURRENT_KEY: &str = "UPDATE signing_keys SET retired_at = $1 WHERE alg = $2 AND retired_at IS NULL";
+pub const RETIRE_KEY: &str = "UPDATE signing_keys SET retired_at = $1 WHERE kid = $2 AND retired_at IS NULL";
+pub const INSERT_SIGNING_KEY: &str = "INSERT INTO signing_keys (kid, alg, private_jwk, public_jwk, created_at, retired_at, activates_at) VALUES ($1,$2,$3,$4,$5,NULL,$6)";
 pub const DELETE_KEYS_RETIRED_BEFORE: &str =
     "DELETE FROM signing_keys WHERE retired_at IS NOT NULL AND retired_at < $1";
 pub const FIRST_USE: &str = "INSERT INTO used_once (key, expires_at) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at WHERE used_once.expires_at <= $3";
 pub const RESERVE_ATTEMPT: &str = "INSERT INTO login_failures (key, failures, window_ends_at) VALUES ($1, 1, $2 + $3) ON CONFLICT (key) DO UPDATE SET failures = CASE WHEN login_failures.window_ends_at > $2 THEN login_failures.failures + 1 ELSE 1 END, window_ends_at = CASE WHEN login_failures.window_ends_at > $2 THEN login_failures.window_ends_at ELSE $2 + $3 END WHERE login_failures.window_ends_at <= $2 OR login_failures.failures < $4 RETURNING failures";
 pub const RELEASE_ATTEMPT: &str = "UPDATE login_failures SET failures = failures - 1 WHERE key = $1 AND failures > 0";
 pub const INSERT_SECRET: &str = "INSERT INTO secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING";
+pub const REPLACE_SECRET: &str =
+    "INSERT INTO secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value";
 pub const SECRET: &str = "SELECT value FROM secrets WHERE name = $1";
 pub const RECORD_HEALTH_CHECK: &str = "INSERT INTO health (id, checked_at) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at";
 pub const CLEAR_ATTEMPTS: &str = "DELETE FROM login_failures WHERE key = $1";

@@ -192,6 +192,7 @@ fn key_from_row(r: &Row<'_>) -> rusqlite::Result<SigningKey> {
         public_jwk: r.get(3)?,
         created_at: r.get(4)?,
         retired_at: r.get(5)?,
+        activates_at: r.get(6)?,
     })
 }
 
@@ -607,24 +608,31 @@ impl KeyStore for SqliteStore {
         self.read("signing_keys", |c| c.prepare_cached(q::SIGNING_KEYS)?.query_map([], key_from_row)?.collect())
     }
 
-    async fn install_signing_key(&self, key: &SigningKey, only_if_none: bool) -> StoreResult<bool> {
+    async fn install_signing_key(&self, key: &SigningKey, succession: KeySuccession<'_>) -> StoreResult<bool> {
         self.write("install_signing_key", |conn| {
             let tx = conn.transaction()?;
-            if !only_if_none {
-                exec(&tx, q::INSTALL_SIGNING_KEY_1, params![key.created_at, key.alg.as_str()])?;
+            let retired = match succession {
+                KeySuccession::First => 1,
+                KeySuccession::Current => {
+                    exec(&tx, q::RETIRE_CURRENT_KEY, params![key.activates_at, key.alg.as_str()])?
+                }
+                KeySuccession::Key(kid) => exec(&tx, q::RETIRE_KEY, params![key.activates_at, kid])?,
+            };
+            if retired == 0 && matches!(succession, KeySuccession::Key(_)) {
+                return Ok(false);
             }
             let inserted = exec(
                 &tx,
-                q::INSTALL_SIGNING_KEY_2,
-                params![key.kid, key.alg.as_str(), key.private_jwk, key.public_jwk, key.created_at],
+                q::INSERT_SIGNING_KEY,
+                params![key.kid, key.alg.as_str(), key.private_jwk, key.public_jwk, key.created_at, key.activates_at],
             );
             match inserted {
                 Ok(_) => {
                     tx.commit()?;
                     Ok(true)
                 }
-                // The unique index on current keys: another node installed one first.
-                Err(e) if only_if_none && is_unique_violation(&e) => Ok(false),
+                // The unique index on unretired keys: another node installed one first.
+                Err(e) if matches!(succession, KeySuccession::First) && is_unique_violation(&e) => Ok(false),
                 Err(e) => Err(e.into()),
             }
         })
@@ -674,5 +682,9 @@ impl SecretStore for SqliteStore {
 
     async fn existing_secret(&self, name: &str) -> StoreResult<Option<String>> {
         self.read("existing_secret", |c| c.prepare_cached(q::SECRET)?.query_row([name], |r| r.get(0)).optional())
+    }
+
+    async fn replace_secret(&self, name: &str, value: &str) -> StoreResult<()> {
+        self.write("replace_secret", |conn| Ok(exec(conn, q::REPLACE_SECRET, [name, value]).map(drop)?))
     }
 }

@@ -302,11 +302,19 @@ fn clients_and_keys_are_managed_from_the_cli() {
     for alg in ["RS256", "ES256", "EdDSA", "PS256"] {
         assert!(keys.lines().any(|l| l.contains(alg) && l.contains("current")), "{keys}");
     }
-    ok(oxid(d, &["keys", "rotate", "--alg", "ES256"], None));
+    ok(oxid(d, &["keys", "rotate", "--alg", "ES256", "--activate-after", "0"], None));
     let keys = ok(oxid(d, &["keys", "list"], None));
-    assert_eq!(keys.lines().filter(|l| l.contains("ES256") && l.contains("current")).count(), 1);
-    assert_eq!(keys.lines().filter(|l| l.contains("ES256") && l.contains("retired")).count(), 1);
+    assert_eq!(keys.lines().filter(|l| l.contains("ES256") && l.ends_with("current")).count(), 1, "{keys}");
+    assert_eq!(keys.lines().filter(|l| l.contains("ES256") && l.contains("retired")).count(), 1, "{keys}");
+    // Hardening 21: by default a new key is published first and signs an hour later.
+    let out = ok(oxid(d, &["keys", "rotate", "--alg", "RS256"], None));
+    assert!(out.contains("published now, signing from"), "{out}");
+    let keys = ok(oxid(d, &["keys", "list"], None));
+    assert_eq!(keys.lines().filter(|l| l.contains("RS256") && l.contains("next, signs from")).count(), 1, "{keys}");
+    assert_eq!(keys.lines().filter(|l| l.contains("RS256") && l.contains("current, retires")).count(), 1, "{keys}");
     misused(oxid(d, &["keys", "rotate", "--alg", "HS256"], None), "--alg: unsupported SigningAlg: HS256");
+    let out = ok(oxid(d, &["keys", "rotate", "--encryption"], None));
+    assert!(out.contains("the previous ones keep decrypting"), "{out}");
     ok(oxid(d, &["migrate"], None));
 }
 

@@ -91,3 +91,33 @@ async fn a_sign_in_alternating_between_two_nodes() {
     let jwks = http.get(format!("{}/jwks.json", node(1))).send().await.unwrap().text().await.unwrap();
     assert!(jwks.contains(&kid));
 }
+
+/// Hardening 21: scheduled rotation run by every node at once rotates each algorithm once; the new
+/// keys are published ahead of signing.
+#[tokio::test]
+async fn scheduled_rotation_on_every_node_rotates_each_key_once() {
+    let op = TestOp::start().await;
+    let later = oxid::model::now() + 10_000;
+    let store = op.store.clone();
+    let rotations = (0..3).map(|_| {
+        let store = store.clone();
+        async move { oxid::key_management::rotate_due_keys(store.as_ref(), later, 3600, 600).await.unwrap() }
+    });
+    let installed: Vec<_> = futures_join_all(rotations).await.into_iter().flatten().collect();
+    assert_eq!(installed.len(), oxid::model::SigningAlg::ALL.len(), "one successor per algorithm");
+    assert!(installed.iter().all(|k| k.activates_at == later + 600));
+    let keys = store.signing_keys().await.unwrap();
+    let unretired = keys.iter().filter(|k| k.retired_at.is_none()).count();
+    assert_eq!(unretired, oxid::model::SigningAlg::ALL.len());
+}
+
+async fn futures_join_all<F: std::future::Future + Send + 'static>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
+where
+    F::Output: Send + 'static,
+{
+    let mut set = tokio::task::JoinSet::new();
+    for f in futures {
+        set.spawn(f);
+    }
+    set.join_all().await
+}

@@ -192,7 +192,7 @@ fn test_keys() -> &'static TestKeys {
 async fn seed_keys(store: &dyn Store) {
     let keys = test_keys();
     for key in &keys.signing {
-        store.install_signing_key(key, true).await.unwrap();
+        store.install_signing_key(key, oxid::model::KeySuccession::First).await.unwrap();
     }
     for (name, jwk) in &keys.decryption {
         store.secret(name, jwk).await.unwrap();
