@@ -6,13 +6,14 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 
+use crate::audit;
 use crate::config::Config;
 use crate::crypto;
 use crate::jose::keys;
 use crate::key_management;
 use crate::model::{
-    Client, ClientAuthMethod, ClientId, ClientMetadata, Encryption, GrantType, KeySuccession, RedirectUri, ScopeSet,
-    SigningAlg, User, canonical_username, now,
+    AuditEvent, AuditKind, Client, ClientAuthMethod, ClientId, ClientMetadata, Encryption, GrantType, KeySuccession,
+    RedirectUri, ScopeSet, SigningAlg, User, canonical_username, now,
 };
 use crate::password;
 use crate::server;
@@ -47,6 +48,25 @@ pub enum Command {
     /// Manage signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Read the audit log (security events).
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Subcommand)]
+pub enum AuditCommand {
+    /// List events, oldest first.
+    List {
+        /// Only the events of this user.
+        #[arg(long, value_name = "USERNAME")]
+        user: Option<String>,
+        /// Only events from this time on: RFC 3339 (2026-11-26T08:00:00Z) or seconds ago (3600).
+        #[arg(long, value_name = "TIME")]
+        since: Option<String>,
+        /// At most this many events.
+        #[arg(long, default_value_t = 1000)]
+        limit: u32,
+    },
 }
 
 #[derive(Subcommand)]
@@ -246,6 +266,47 @@ pub enum KeysCommand {
     },
 }
 
+async fn audit_command(cmd: AuditCommand, store: &dyn Store) -> anyhow::Result<()> {
+    let AuditCommand::List { user, since, limit } = cmd;
+    let since = match since.as_deref() {
+        None => 0,
+        Some(text) => match text.parse::<i64>() {
+            Ok(ago) => now() - ago,
+            Err(_) => time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+                .map_err(|e| usage(anyhow::anyhow!("--since: {text:?} is neither RFC 3339 nor seconds: {e}")))?
+                .unix_timestamp(),
+        },
+    };
+    let user = match user {
+        Some(name) => {
+            let name = account(store, &name).await?;
+            let id = store.user_by_username(&name).await?.map(|u| u.id);
+            Some((name, id))
+        }
+        None => None,
+    };
+    let user = user.as_ref().map(|(name, id)| (name.as_str(), id.as_deref()));
+    let rows = store.audit_events(user, since, limit).await?.into_iter().map(|e| {
+        let or_dash = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+        vec![date(e.at), e.kind.as_str().into(), or_dash(e.username), or_dash(e.client_id), or_dash(e.ip), e.detail]
+    });
+    print_table(&["TIME", "EVENT", "USER", "CLIENT", "IP", "DETAIL"], rows);
+    Ok(())
+}
+
+/// Records an operator's change to the user `username` (made with this command line).
+async fn audit_user(store: &dyn Store, username: &str, what: &str) {
+    let id = store.user_by_username(username).await.ok().flatten().map(|u| u.id);
+    let event = AuditEvent::new(now(), AuditKind::UserChanged, format!("{what} (command line)"));
+    audit::record(store, event.user(id.as_deref(), Some(username))).await;
+}
+
+/// Records an operator's change to the client `client_id`.
+async fn audit_client(store: &dyn Store, client_id: &str, what: &str) {
+    let event = AuditEvent::new(now(), AuditKind::ClientChanged, format!("{what} (command line)"));
+    audit::record(store, event.client(client_id)).await;
+}
+
 /// A Unix time as RFC 3339 (UTC).
 fn date(t: crate::model::Timestamp) -> String {
     time::OffsetDateTime::from_unix_timestamp(t)
@@ -303,6 +364,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::User(cmd) => user(cmd, server::open_existing_store(&config).await?.as_ref()).await,
         Command::Client(cmd) => client(cmd, &config, server::open_existing_store(&config).await?.as_ref()).await,
         Command::Keys(cmd) => keys_command(cmd, &config, server::open_existing_store(&config).await?.as_ref()).await,
+        Command::Audit(cmd) => audit_command(cmd, server::open_existing_store(&config).await?.as_ref()).await,
     }
 }
 
@@ -418,6 +480,7 @@ async fn user(cmd: UserCommand, store: &dyn Store) -> anyhow::Result<()> {
                 other => other?,
             }
             println!("added user {} (sub {})", user.username, user.id);
+            audit_user(store, &username, "added").await;
         }
         UserCommand::List => {
             let rows = store.users().await?.into_iter().map(|u| {
@@ -436,6 +499,7 @@ async fn user(cmd: UserCommand, store: &dyn Store) -> anyhow::Result<()> {
             }
             let ended = if revoke_tokens { "their sessions and tokens are revoked" } else { "their sessions ended" };
             println!("password changed for {username}; {ended}");
+            audit_user(store, &username, &format!("password changed; {ended}")).await;
         }
         UserCommand::Claims { username, set, unset } => {
             let username = account(store, &username).await?;
@@ -449,6 +513,7 @@ async fn user(cmd: UserCommand, store: &dyn Store) -> anyhow::Result<()> {
                     claims.remove(name);
                 }
                 store.set_user_claims(&username, &claims).await?;
+                audit_user(store, &username, "claims changed").await;
             }
             for (name, value) in &claims {
                 println!("{name}: {value}");
@@ -460,13 +525,17 @@ async fn user(cmd: UserCommand, store: &dyn Store) -> anyhow::Result<()> {
                 bail!("no user {username}");
             }
             println!("disabled {username}; their sessions and tokens are revoked");
+            audit_user(store, &username, "disabled").await;
         }
         UserCommand::Rename { username, new_username } => {
             let old = account(store, &username).await?;
             let Some(user) = store.user_by_username(&old).await? else { bail!("no user {username}") };
             let new = canonical_username(&new_username).map_err(|e| usage(e.into()))?;
             match store.rename_user(&user.id, &new).await {
-                Ok(()) => println!("renamed {old} to {new} (sub {})", user.id),
+                Ok(()) => {
+                    println!("renamed {old} to {new} (sub {})", user.id);
+                    audit_user(store, &new, &format!("renamed from {old}")).await;
+                }
                 Err(StoreError::Conflict) => bail!("user {new} already exists"),
                 Err(e) => return Err(e.into()),
             }
@@ -477,6 +546,8 @@ async fn user(cmd: UserCommand, store: &dyn Store) -> anyhow::Result<()> {
                 bail!("no user {username}");
             }
             println!("deleted {username}");
+            let event = AuditEvent::new(now(), AuditKind::UserChanged, "deleted").user(None, Some(&username));
+            audit::record(store, event).await;
         }
     }
     Ok(())
@@ -697,6 +768,7 @@ async fn client(cmd: ClientCommand, config: &Config, store: &dyn Store) -> anyho
                 other => other?,
             }
             println!("client_id: {}", client.id);
+            audit_client(store, client.id.as_str(), "added").await;
             if let Some(secret) = secret {
                 println!("client_secret: {secret}");
             }
@@ -718,6 +790,7 @@ async fn client(cmd: ClientCommand, config: &Config, store: &dyn Store) -> anyho
                 bail!("no client {id}");
             }
             println!("deleted client {id}");
+            audit_client(store, &id, "deleted").await;
         }
         ClientCommand::RotateSecret { id } => {
             let Some(mut c) = store.client(&parse_id(&id)?).await? else {
@@ -729,6 +802,7 @@ async fn client(cmd: ClientCommand, config: &Config, store: &dyn Store) -> anyho
             let hash = c.secret_hash.as_deref().expect("attach_secret set it");
             store.set_client_secret(&c.id, hash, c.secret_for_jwt.as_deref()).await?;
             println!("client_secret: {secret}");
+            audit_client(store, &id, "secret rotated").await;
         }
     }
     Ok(())
@@ -753,6 +827,8 @@ async fn keys_command(cmd: KeysCommand, config: &Config, store: &dyn Store) -> a
         KeysCommand::Rotate { encryption: true, .. } => {
             key_management::rotate_decryption_keys(store).await?;
             println!("new request-object encryption keys published; the previous ones keep decrypting");
+            let event = AuditEvent::new(now(), AuditKind::KeyRotated, "request-object encryption keys");
+            audit::record(store, event).await;
         }
         KeysCommand::Rotate { alg, activate_after, .. } => {
             let alg: SigningAlg = alg.parse().map_err(|e| usage(anyhow::anyhow!("--alg: {e}")))?;
@@ -764,6 +840,8 @@ async fn keys_command(cmd: KeysCommand, config: &Config, store: &dyn Store) -> a
                 key.kid,
                 date(key.activates_at)
             );
+            let detail = format!("{alg} key {} signs from {}", key.kid, date(key.activates_at));
+            audit::record(store, AuditEvent::new(now(), AuditKind::KeyRotated, detail)).await;
         }
     }
     Ok(())

@@ -131,6 +131,8 @@ pub struct Config {
     /// over plain http. For development and tests only: it opens the OP's own loopback services to
     /// whoever can register those URLs.
     pub fetch_allow_loopback: bool,
+    /// Seconds audit events are kept.
+    pub audit_retention: u64,
     /// Seconds a new signing key is published before it signs (`keys rotate`, scheduled rotation): relying
     /// parties that cache the JWK Set learn it first.
     pub signing_key_publish_ahead: u64,
@@ -170,6 +172,7 @@ impl Default for Config {
             pending_requests_per_ip: 1000,
             password_acr: "urn:oxid:acr:password".into(),
             signing_key_publish_ahead: 3600,
+            audit_retention: 90 * 24 * 3600,
             signing_key_rotation_period: 0,
             fetch_allow_loopback: false,
         }
@@ -263,6 +266,7 @@ impl Config {
             ("login_throttle_window", self.login_throttle_window),
             ("header_read_timeout", self.header_read_timeout),
             ("body_read_timeout", self.body_read_timeout),
+            ("audit_retention", self.audit_retention),
         ] {
             if value == 0 || value > 10 * 365 * 24 * 3600 {
                 return Err(ConfigError(format!("{name} must be between 1 second and 10 years")));

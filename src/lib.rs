@@ -4,6 +4,7 @@
 //! `jose` the keys and JWTs, both over the model; `store` persists the model behind traits; `http` the
 //! handlers, `ui` the pages, `cli` and `server` the binary's surface. `layers` tests that rule.
 
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod crypto;

@@ -14,7 +14,7 @@ use crate::jose::decryption::DecryptionKeys;
 use crate::jose::keys::KeyRing;
 use crate::jose::{Shared, SharedKeyRing};
 use crate::key_management;
-use crate::model::Clock;
+use crate::model::{AuditEvent, AuditKind, Clock};
 use crate::store::{PgStore, SqliteStore, Store};
 use crate::ui::Pages;
 
@@ -124,11 +124,16 @@ async fn refresh_keys(state: SharedState) {
             match key_management::rotate_due_keys(state.store.as_ref(), state.now(), period, ahead).await {
                 Ok(installed) => {
                     for key in installed {
-                        tracing::info!(kid = %key.kid, alg = %key.alg, activates_at = key.activates_at, "signing key rotated");
+                        let detail = format!("{} key {} signs from {} (scheduled)", key.alg, key.kid, key.activates_at);
+                        let event = AuditEvent::new(state.now(), AuditKind::KeyRotated, detail);
+                        crate::audit::record(state.store.as_ref(), event).await;
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "scheduled key rotation failed"),
             }
+        }
+        if let Err(e) = state.store.delete_audit_events_before(state.now() - config.audit_retention as i64).await {
+            tracing::warn!(error = %e, "could not prune the audit log");
         }
         let pruned = state.store.delete_keys_retired_before(state.now() - config.id_token_lifetime as i64).await;
         if let Err(e) = pruned {

@@ -13,12 +13,14 @@ use super::authorization_response::{self, Completing};
 use super::authorize::{Stage, current_session, load_pending, proceed, signed_in};
 use super::params::RequestParams;
 use super::{SharedState, cookies, reply};
-use crate::model::{BrowserSession, Client, Display, PendingAuthorization, Prompt, canonical_username};
+use crate::model::{
+    AuditEvent, AuditKind, BrowserSession, Client, Display, PendingAuthorization, Prompt, canonical_username,
+};
 use crate::protocol::authorize::{AuthorizationRequest, NextStep, next_step};
 use crate::protocol::{ErrorCode, OAuthError, Params};
 use crate::store::StoreError;
 use crate::ui::Locale;
-use crate::{crypto, password, ui};
+use crate::{audit, crypto, password, ui};
 
 #[derive(Deserialize)]
 pub struct PageQuery {
@@ -179,28 +181,47 @@ async fn authenticate(
     let username = canonical_username(username).ok();
     let account_key = format!("account:{}", username.as_deref().unwrap_or_default());
     let ip_key = format!("ip:{client_ip}");
+    let event = |kind, user_id: Option<&str>, detail: &str| {
+        AuditEvent::new(now, kind, detail).user(user_id, username.as_deref()).ip(client_ip)
+    };
+    let throttled = |detail: &'static str| {
+        let audit = audit::record(store.as_ref(), event(AuditKind::LoginThrottled, None, detail));
+        async move {
+            audit.await;
+            Err(LoginError::Throttled)
+        }
+    };
     if !store.reserve_attempt(&ip_key, now, window, config.login_max_failures_per_ip).await? {
-        return Err(LoginError::Throttled);
+        return throttled("too many attempts from this address").await;
     }
     if !store.reserve_attempt(&account_key, now, window, config.login_max_failures_per_account).await? {
         store.release_attempt(&ip_key).await?;
-        return Err(LoginError::Throttled);
+        return throttled("too many attempts for this account").await;
     }
     let user = match &username {
         Some(name) => store.user_by_username(name).await?,
         None => None,
     };
-    let user = user.filter(|u| !u.disabled);
     let ok = password::verify(password.to_owned(), user.as_ref().map(|u| u.password_hash.clone())).await;
-    match user {
-        Some(user) if ok => {
+    // The operator may know why (the user never does: one answer for all).
+    let failure = match &user {
+        None => Some("unknown username"),
+        Some(u) if u.disabled => Some("disabled account"),
+        Some(_) if !ok => Some("wrong password"),
+        Some(_) => None,
+    };
+    match (user, failure) {
+        (Some(user), None) => {
             store.clear_attempts(&account_key).await?;
             store.release_attempt(&ip_key).await?;
+            audit::record(store.as_ref(), event(AuditKind::LoginSucceeded, Some(&user.id), "password")).await;
             Ok(Some(user.id))
         }
-        _ => {
-            tracing::info!(%client_ip, "failed login");
+        (user, failure) => {
             crate::telemetry::failed_login();
+            let reason = failure.unwrap_or("wrong password");
+            audit::record(store.as_ref(), event(AuditKind::LoginFailed, user.as_ref().map(|u| u.id.as_str()), reason))
+                .await;
             Ok(None)
         }
     }
@@ -321,7 +342,13 @@ pub async fn consent_submit(
                 request.settle_offline_access(remembered.as_ref(), &client);
                 let consent = request.widen(remembered, &state.scope_claims);
                 let completing = Completing { consent: Some(&consent), pending_id: Some(&pending.id) };
-                authorization_response::issue(&state, &client, &request, &session, completing).await
+                let response = authorization_response::issue(&state, &client, &request, &session, completing).await?;
+                let given = format!("scope {}", consent.scope);
+                let event = AuditEvent::new(state.now(), AuditKind::ConsentGiven, given)
+                    .user(Some(&session.user_id), None)
+                    .client(client.id.as_str());
+                audit::record(state.store.as_ref(), event).await;
+                Ok(response)
             }
             _ => Ok(proceed(&state, &jar, &client, request, Stage::Waiting(&pending)).await),
         }

@@ -13,7 +13,8 @@ use super::authorize::load_pending;
 use super::interaction::{PageQuery, Submitted, page_locale, start_session, submitted};
 use super::params::RequestParams;
 use super::{SharedState, cookies, reply};
-use crate::model::{User, new_username};
+use crate::audit;
+use crate::model::{AuditEvent, AuditKind, User, new_username};
 use crate::password::{self, PasswordError};
 use crate::protocol::OAuthError;
 use crate::store::StoreError;
@@ -178,6 +179,9 @@ async fn create_account(
         Err(StoreError::Conflict) => return Ok(Err("signup_username_taken")),
         other => other.map_err(reply::internal)?,
     }
-    tracing::info!(user = %user.id, "account created by sign-up");
+    let ip = ip_key.trim_start_matches("signup:");
+    let event =
+        AuditEvent::new(now, AuditKind::SignedUp, "self-service sign-up").user(Some(&user.id), Some(username)).ip(ip);
+    audit::record(state.store.as_ref(), event).await;
     Ok(Ok(user.id))
 }

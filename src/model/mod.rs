@@ -4,6 +4,7 @@
 //! Plain data and the invariants of its construction, with no I/O: `protocol` (the rules), `jose`,
 //! `store` and `http` all build on it, and it depends on none of them.
 
+mod audit;
 mod claims_request;
 mod client;
 mod grant;
@@ -14,6 +15,7 @@ mod user;
 mod username;
 mod vocabulary;
 
+pub use audit::{AuditEvent, AuditKind};
 pub use claims_request::{ClaimRequest, ClaimsRequest, RESERVED_CLAIMS};
 pub use client::{Client, ClientMetadata};
 pub use grant::{AccessToken, CodeGrant, Consent, Issuance, Lookup, RefreshToken};

@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::model::{
-    AccessToken, BrowserSession, Client, ClientId, CodeGrant, Consent, Issuance, KeySuccession, Lookup,
+    AccessToken, AuditEvent, BrowserSession, Client, ClientId, CodeGrant, Consent, Issuance, KeySuccession, Lookup,
     PendingAuthorization, RefreshToken, SigningKey, Timestamp, User,
 };
 
@@ -198,6 +198,22 @@ pub trait SecretStore: Send + Sync {
     async fn replace_secret(&self, name: &str, value: &str) -> StoreResult<()>;
 }
 
+/// The audit log.
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    async fn record_audit_event(&self, event: &AuditEvent) -> StoreResult<()>;
+    /// Events from `since` on, oldest first, at most `limit`; with `user` (username, and the user id when
+    /// the account exists) only that user's.
+    async fn audit_events(
+        &self,
+        user: Option<(&str, Option<&str>)>,
+        since: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<AuditEvent>>;
+    /// Forgets events older than `before` (retention); returns how many.
+    async fn delete_audit_events_before(&self, before: Timestamp) -> StoreResult<u64>;
+}
+
 /// Readiness: the store answers and takes a write.
 #[async_trait]
 pub trait Health: Send + Sync {
@@ -217,6 +233,7 @@ pub trait Store:
     + ReplayStore
     + ThrottleStore
     + SecretStore
+    + AuditStore
 {
 }
 
@@ -232,5 +249,6 @@ impl<T> Store for T where
         + ReplayStore
         + ThrottleStore
         + SecretStore
+        + AuditStore
 {
 }

@@ -11,7 +11,7 @@ use sqlx::{FromRow, Row};
 use super::queries as q;
 use super::to_json;
 use super::*;
-use crate::model::{Authentication, ClientId, now};
+use crate::model::{AuditKind, Authentication, ClientId, now};
 
 #[derive(Clone)]
 pub struct PgStore {
@@ -778,6 +778,66 @@ impl SecretStore for PgStore {
         crate::telemetry::timed("replace_secret", async move {
             sqlx::query(q::REPLACE_SECRET).bind(name).bind(value).execute(&self.pool).await?;
             Ok(())
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl AuditStore for PgStore {
+    async fn record_audit_event(&self, e: &AuditEvent) -> StoreResult<()> {
+        crate::telemetry::timed("record_audit_event", async move {
+            sqlx::query(q::INSERT_AUDIT_EVENT)
+                .bind(e.at)
+                .bind(e.kind.as_str())
+                .bind(&e.user_id)
+                .bind(&e.username)
+                .bind(&e.client_id)
+                .bind(&e.ip)
+                .bind(&e.detail)
+                .execute(&self.pool)
+                .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn audit_events(
+        &self,
+        user: Option<(&str, Option<&str>)>,
+        since: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<AuditEvent>> {
+        let (username, user_id) = (user.map(|u| u.0), user.and_then(|u| u.1));
+        crate::telemetry::timed("audit_events", async move {
+            let rows = sqlx::query(q::AUDIT_EVENTS)
+                .bind(since)
+                .bind(username)
+                .bind(user_id)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+            rows.iter()
+                .map(|r| {
+                    let kind: String = r.try_get("kind")?;
+                    Ok(AuditEvent {
+                        at: r.try_get("at")?,
+                        kind: AuditKind::parse(&kind).ok_or(StoreError::Corrupt(kind))?,
+                        user_id: r.try_get("user_id")?,
+                        username: r.try_get("username")?,
+                        client_id: r.try_get("client_id")?,
+                        ip: r.try_get("ip")?,
+                        detail: r.try_get("detail")?,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn delete_audit_events_before(&self, before: Timestamp) -> StoreResult<u64> {
+        crate::telemetry::timed("delete_audit_events_before", async move {
+            Ok(sqlx::query(q::DELETE_AUDIT_EVENTS_BEFORE).bind(before).execute(&self.pool).await?.rows_affected())
         })
         .await
     }

@@ -71,3 +71,7 @@ pub const REPLACE_SECRET: &str =
 pub const SECRET: &str = "SELECT value FROM secrets WHERE name = $1";
 pub const RECORD_HEALTH_CHECK: &str = "INSERT INTO health (id, checked_at) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at";
 pub const CLEAR_ATTEMPTS: &str = "DELETE FROM login_failures WHERE key = $1";
+pub const INSERT_AUDIT_EVENT: &str =
+    "INSERT INTO audit_events (at, kind, user_id, username, client_id, ip, detail) VALUES ($1,$2,$3,$4,$5,$6,$7)";
+pub const AUDIT_EVENTS: &str = "SELECT at, kind, user_id, username, client_id, ip, detail FROM audit_events WHERE at >= $1 AND (CAST($2 AS TEXT) IS NULL OR username = $2 OR user_id = $3) ORDER BY at, id LIMIT $4";
+pub const DELETE_AUDIT_EVENTS_BEFORE: &str = "DELETE FROM audit_events WHERE at < $1";

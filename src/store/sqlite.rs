@@ -18,7 +18,7 @@ use serde::de::DeserializeOwned;
 use super::queries as q;
 use super::to_json;
 use super::*;
-use crate::model::{Authentication, ClientId, now};
+use crate::model::{AuditKind, Authentication, ClientId, now};
 use crate::telemetry::timed_sync;
 
 /// Idle read connections kept for reuse.
@@ -686,5 +686,44 @@ impl SecretStore for SqliteStore {
 
     async fn replace_secret(&self, name: &str, value: &str) -> StoreResult<()> {
         self.write("replace_secret", |conn| Ok(exec(conn, q::REPLACE_SECRET, [name, value]).map(drop)?))
+    }
+}
+
+#[async_trait]
+impl AuditStore for SqliteStore {
+    async fn record_audit_event(&self, e: &AuditEvent) -> StoreResult<()> {
+        self.write("record_audit_event", |conn| {
+            let args = params![e.at, e.kind.as_str(), e.user_id, e.username, e.client_id, e.ip, e.detail];
+            Ok(exec(conn, q::INSERT_AUDIT_EVENT, args).map(drop)?)
+        })
+    }
+
+    async fn audit_events(
+        &self,
+        user: Option<(&str, Option<&str>)>,
+        since: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<AuditEvent>> {
+        let (username, user_id) = (user.map(|u| u.0), user.and_then(|u| u.1));
+        self.read("audit_events", |c| {
+            c.prepare_cached(q::AUDIT_EVENTS)?
+                .query_map(params![since, username, user_id, limit], |r| {
+                    let kind: String = r.get(1)?;
+                    Ok(AuditEvent {
+                        at: r.get(0)?,
+                        kind: AuditKind::parse(&kind).ok_or_else(|| conversion(1, StoreError::Corrupt(kind)))?,
+                        user_id: r.get(2)?,
+                        username: r.get(3)?,
+                        client_id: r.get(4)?,
+                        ip: r.get(5)?,
+                        detail: r.get(6)?,
+                    })
+                })?
+                .collect()
+        })
+    }
+
+    async fn delete_audit_events_before(&self, before: Timestamp) -> StoreResult<u64> {
+        self.write("delete_audit_events_before", |conn| Ok(exec(conn, q::DELETE_AUDIT_EVENTS_BEFORE, [before])? as u64))
     }
 }

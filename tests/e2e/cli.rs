@@ -493,3 +493,53 @@ async fn stored_usernames_are_put_in_canonical_form() {
     }
     assert!(!names.contains(&"Erin") && !names.contains(&"Dave"), "{names:?}");
 }
+
+/// Hardening 11: security events land in the audit log (and no secret with them), readable with
+/// `oxid audit list`, per user and from a time on.
+#[tokio::test]
+async fn security_events_are_in_the_audit_log() {
+    let op = common::TestOp::start_with(|c| c.login_max_failures_per_account = 2).await;
+    op.add_user("alice").await;
+    let (_, secret) = op.add_client("webapp", oxid::model::ClientAuthMethod::ClientSecretBasic, |_| {}).await;
+    let secret = secret.unwrap();
+    let b = Browser::new(&op);
+    let login = b.follow(b.get(&op.authorize_url("webapp", "")).await).await;
+    assert_eq!(b.submit_login(&login, "alice", "not the password").await.status, 401);
+    let consent = b.follow(b.submit_login(&login, "Alice", common::PASSWORD).await).await;
+    let callback = b.follow(b.submit_consent(&consent, "allow").await).await.location.unwrap();
+    let code = query(&callback)["code"].clone();
+    for _ in 0..2 {
+        common::exchange_code(&op, "webapp", &secret, &code, Some(VERIFIER)).await;
+    }
+    let other = Browser::new(&op);
+    let page = other.follow(other.get(&op.authorize_url("webapp", "")).await).await;
+    for _ in 0..3 {
+        other.submit_login(&page, "alice", "still not it").await;
+    }
+
+    let db = op.database_url.clone();
+    let (all, none_since) = tokio::task::spawn_blocking(move || {
+        ok(oxid(&db, &["client", "rotate-secret", "webapp"], None));
+        (
+            ok(oxid(&db, &["audit", "list", "--user", "ALICE"], None)),
+            ok(oxid(&db, &["audit", "list", "--since", "2100-01-01T00:00:00Z"], None)),
+        )
+    })
+    .await
+    .unwrap();
+    let kinds: Vec<&str> = all.lines().skip(1).filter_map(|l| l.split_whitespace().nth(1)).collect();
+    assert_eq!(
+        kinds,
+        // A success clears the account's failures: two more fail, the third is throttled.
+        ["login_failed", "login_succeeded", "consent_given", "login_failed", "login_failed", "login_throttled"],
+        "{all}"
+    );
+    assert!(all.contains("wrong password") && all.contains("127.0.0.1") && all.contains("scope "), "{all}");
+    assert!(!all.contains("not the password") && !all.contains(common::PASSWORD), "no secret: {all}");
+    assert_eq!(none_since.lines().count(), 1, "only the header for a time in the future: {none_since}");
+    let db = op.database_url.clone();
+    let everything = tokio::task::spawn_blocking(move || ok(oxid(&db, &["audit", "list"], None))).await.unwrap();
+    assert!(everything.contains("grant_revoked_on_reuse") && everything.contains("webapp"), "{everything}");
+    assert!(everything.contains("client_changed") && everything.contains("secret rotated"), "{everything}");
+    assert!(!everything.contains(&secret), "{everything}");
+}

@@ -22,6 +22,7 @@ pub(super) async fn exchange(
         // RFC 6749 4.1.2: a reused code is refused, and what it issued is revoked.
         Lookup::Spent { grant_id } => {
             state.store.revoke_grant(&grant_id).await.map_err(reply::internal)?;
+            super::issue::audit_reuse(state, client, "authorization code").await;
             return Err(invalid_grant(CODE_REUSED));
         }
         Lookup::Unknown => return Err(invalid_grant("authorization code is invalid")),

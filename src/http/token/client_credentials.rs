@@ -33,7 +33,7 @@ pub(super) async fn exchange(
         return Err(OAuthError::new(ErrorCode::InvalidScope, "scope is not registered for this client"));
     }
     let (access_token, record) = issuance::access_token(state, client, None, scope, &crypto::random_token(), None);
-    super::issue::store(state, None, (&access_token, &record), None).await?;
+    super::issue::store(state, client, None, (&access_token, &record), None).await?;
     Ok(TokenResponse {
         access_token,
         token_type: "Bearer",

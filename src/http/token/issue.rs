@@ -6,7 +6,8 @@ use crate::crypto;
 use crate::http::issuance::{self, IdTokenContents};
 use crate::http::{SharedState, reply};
 use crate::model::{
-    AccessToken, Authentication, ClaimsRequest, Client, GrantType, Issuance, RefreshToken, ScopeSet, User,
+    AccessToken, AuditEvent, AuditKind, Authentication, ClaimsRequest, Client, GrantType, Issuance, RefreshToken,
+    ScopeSet, User,
 };
 use crate::protocol::OAuthError;
 use crate::protocol::claims;
@@ -33,8 +34,16 @@ pub(super) struct Grant<'a> {
 
 /// Stores the tokens of an exchange, spending `spent` in the same transaction: nothing is answered
 /// before it is committed, and on failure nothing has changed.
+/// Records that a reused code or refresh token of `client` revoked its grant (RFC 9700 4.14.2).
+pub(super) async fn audit_reuse(state: &SharedState, client: &Client, what: &str) {
+    let detail = format!("a used {what} was presented again; every token of its grant is revoked");
+    let event = AuditEvent::new(state.now(), AuditKind::GrantRevokedOnReuse, detail).client(client.id.as_str());
+    crate::audit::record(state.store.as_ref(), event).await;
+}
+
 pub(super) async fn store(
     state: &SharedState,
+    client: &Client,
     spent: Option<Spent<'_>>,
     access: (&str, &AccessToken),
     refresh: Option<(&str, &RefreshToken)>,
@@ -43,10 +52,14 @@ pub(super) async fn store(
     let tokens = NewTokens { access: (&access_hash, access.1), refresh };
     match state.store.issue_tokens(spent, &tokens).await.map_err(reply::internal)? {
         Issuance::Issued => Ok(()),
-        Issuance::Replayed => Err(invalid_grant(match spent {
-            Some(Spent::Code(_)) => super::authorization_code::CODE_REUSED,
-            _ => super::refresh_token::REFRESH_REUSED,
-        })),
+        Issuance::Replayed => {
+            let (what, message) = match spent {
+                Some(Spent::Code(_)) => ("authorization code", super::authorization_code::CODE_REUSED),
+                _ => ("refresh token", super::refresh_token::REFRESH_REUSED),
+            };
+            audit_reuse(state, client, what).await;
+            Err(invalid_grant(message))
+        }
         Issuance::Unknown => Err(invalid_grant("the code or refresh token is no longer valid")),
         // The grant was revoked (its code was replayed) while this request was in flight.
         Issuance::Revoked => Err(invalid_grant("the grant has been revoked")),
@@ -92,7 +105,7 @@ pub(super) async fn issue(
         None
     };
     let refresh = refresh.as_ref().map(|(h, r)| (h.as_str(), r));
-    store(state, Some(spent), (&access_token, &access), refresh).await?;
+    store(state, client, Some(spent), (&access_token, &access), refresh).await?;
     Ok(TokenResponse {
         access_token,
         token_type: "Bearer",

@@ -28,6 +28,7 @@ pub(super) async fn exchange(
         Lookup::Live(old) => old,
         Lookup::Spent { grant_id } => {
             state.store.revoke_grant(&grant_id).await.map_err(reply::internal)?;
+            super::issue::audit_reuse(state, client, "refresh token").await;
             return Err(invalid_grant(REFRESH_REUSED));
         }
         Lookup::Unknown => return Err(invalid_grant("refresh token is invalid or expired")),
