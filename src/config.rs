@@ -37,7 +37,8 @@ fn explain(error: figment::Error, known: &[String], file: Option<&Path>) -> Conf
     match &error.kind {
         Kind::UnknownField(field, _) => {
             let hint = closest(field, known).map(|k| format!("; did you mean `{k}`?")).unwrap_or_default();
-            ConfigError(format!("unknown setting `{field}`{source}{hint}"))
+            let line = file.filter(|_| from_file).and_then(|f| line_of_key(f, field)).map(|n| format!(", line {n}"));
+            ConfigError(format!("unknown setting `{field}`{source}{}{hint}", line.unwrap_or_default()))
         }
         // TOML syntax errors keep their own lines (they point at the place).
         Kind::Message(message) => ConfigError(format!("{message}{source}")),
@@ -46,6 +47,17 @@ fn explain(error: figment::Error, known: &[String], file: Option<&Path>) -> Conf
             ConfigError(format!("{key}{}{source}", error.kind))
         }
     }
+}
+
+/// The line (from 1) on which the TOML file at `path` sets the top-level `key` (figment keeps no lines).
+fn line_of_key(path: &Path, key: &str) -> Option<usize> {
+    let text = std::fs::read_to_string(path).ok()?;
+    text.lines()
+        .position(|line| {
+            let line = line.trim_start();
+            line.strip_prefix(key).is_some_and(|rest| rest.trim_start().starts_with('='))
+        })
+        .map(|index| index + 1)
 }
 
 /// `IP:PORT`, or `HOST:PORT` resolved now (`localhost:8080`).

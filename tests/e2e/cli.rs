@@ -86,7 +86,7 @@ fn bad_configuration_is_one_line_and_exit_code_2() {
     let out = oxid(&db, &["--config", file.to_str().unwrap(), "user", "list"], None);
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8(out.stderr).unwrap();
-    let expected = format!("unknown setting `listn` in {}; did you mean `listen`?", file.display());
+    let expected = format!("unknown setting `listn` in {}, line 2; did you mean `listen`?", file.display());
     assert!(stderr.contains(&expected), "{stderr}");
     // An unreachable PostgreSQL is reported as what it is, with its address and without the password.
     let out = oxid("postgres://oxid:s3cret@127.0.0.1:1/oxid", &["user", "list"], None);
