@@ -110,6 +110,10 @@ pub async fn start(binary: &Path, database_url: Option<&str>, cpu: Option<usize>
         // Every simulated browser comes from this one address: its sign-ins would exceed the per-address
         // allowance of waiting requests that protects a real deployment.
         .env("OXID_PENDING_REQUESTS_PER_IP", u32::MAX.to_string())
+        // The code_flow and refresh setups sign 64 browsers in to one account at once; the throttle lets
+        // only a few password checks of one account run at a time (they count until they succeed).
+        .env("OXID_LOGIN_MAX_FAILURES_PER_ACCOUNT", u32::MAX.to_string())
+        .env("OXID_LOGIN_MAX_FAILURES_PER_IP", u32::MAX.to_string())
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
