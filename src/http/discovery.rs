@@ -36,6 +36,12 @@ pub fn document(config: &Config, scopes: &ScopeClaims, ui_locales: &[String]) ->
         "subject_types_supported": SubjectType::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
         "id_token_signing_alg_values_supported": algs,
         "token_endpoint_auth_methods_supported": auth_methods,
+        // RFC 8414 2: revocation (RFC 7009) and introspection (RFC 7662) authenticate clients as the token
+        // endpoint does; introspection refuses public clients.
+        "revocation_endpoint": format!("{iss}/revoke"),
+        "revocation_endpoint_auth_methods_supported": auth_methods,
+        "introspection_endpoint": format!("{iss}/introspect"),
+        "introspection_endpoint_auth_methods_supported": auth_methods.iter().filter(|m| **m != "none").collect::<Vec<_>>(),
         "token_endpoint_auth_signing_alg_values_supported": ["RS256", "PS256", "ES256", "EdDSA", "HS256", "HS384", "HS512"],
         "code_challenge_methods_supported": ["S256"],
         "prompt_values_supported": Prompt::ALL

@@ -8,10 +8,12 @@ mod cookies;
 mod discovery;
 mod initiate_login;
 mod interaction;
+mod introspection;
 mod issuance;
 mod params;
 mod reply;
 mod request_object;
+mod revocation;
 mod signup;
 mod token;
 mod userinfo;
@@ -133,6 +135,8 @@ pub fn router(state: SharedState) -> Router {
         .route("/signup", get(signup::signup_page).post(signup::signup_submit))
         .route("/initiate-login/{client_id}", get(initiate_login::initiate_login))
         .route("/token", post(token::token))
+        .route("/revoke", post(revocation::revoke))
+        .route("/introspect", post(introspection::introspect))
         .route("/userinfo", get(userinfo::userinfo).post(userinfo::userinfo))
         .route("/assets/oxid.css", get(stylesheet))
         .route("/healthz", get(|| async { "ok" }))

@@ -152,6 +152,8 @@ pub trait GrantStore: Send + Sync {
     /// spent revokes its grant (`Replayed`); a grant revoked meanwhile gets nothing (`Revoked`).
     async fn issue_tokens(&self, spent: Option<Spent<'_>>, tokens: &NewTokens<'_>) -> StoreResult<Issuance>;
     async fn access_token(&self, access_hash: &str, now: Timestamp) -> StoreResult<Option<AccessToken>>;
+    /// Revokes one access token (RFC 7009), leaving the rest of its grant.
+    async fn delete_access_token(&self, access_hash: &str) -> StoreResult<()>;
     /// Revokes every token of the grant, now and in the future.
     async fn revoke_grant(&self, grant_id: &str) -> StoreResult<()>;
 }

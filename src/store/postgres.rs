@@ -631,6 +631,14 @@ impl GrantStore for PgStore {
         .await
     }
 
+    async fn delete_access_token(&self, access_hash: &str) -> StoreResult<()> {
+        crate::telemetry::timed("delete_access_token", async move {
+            sqlx::query(q::DELETE_ACCESS_TOKEN).bind(access_hash).execute(&self.pool).await?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn revoke_grant(&self, grant_id: &str) -> StoreResult<()> {
         crate::telemetry::timed("revoke_grant", async move {
             let mut tx = self.pool.begin().await?;

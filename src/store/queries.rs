@@ -51,6 +51,7 @@ pub const INSERT_CODE: &str =
     "INSERT INTO authorization_codes (code_hash, grant_id, grant_json, expires_at) VALUES ($1,$2,$3,$4)";
 pub const INSERT_ACCESS_TOKEN: &str = "INSERT INTO access_tokens (token_hash, client_id, user_id, scope, grant_id, expires_at, claims) SELECT $1,$2,$3,$4,$5,$6,$7 WHERE NOT EXISTS (SELECT 1 FROM revoked_grants WHERE grant_id = $5)";
 pub const INSERT_REFRESH_TOKEN: &str = "INSERT INTO refresh_tokens (token_hash, client_id, user_id, scope, grant_id, auth_time, amr, acr, sid, expires_at, claims) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)";
+pub const DELETE_ACCESS_TOKEN: &str = "DELETE FROM access_tokens WHERE token_hash = $1";
 pub const ACCESS_TOKEN: &str = "SELECT client_id, user_id, scope, grant_id, expires_at, claims FROM access_tokens WHERE token_hash = $1 AND expires_at > $2";
 pub const REVOKE_GRANT_1: &str =
     "INSERT INTO revoked_grants (grant_id, revoked_at) VALUES ($1, $2) ON CONFLICT DO NOTHING";

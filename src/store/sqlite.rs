@@ -592,6 +592,10 @@ impl GrantStore for SqliteStore {
         })
     }
 
+    async fn delete_access_token(&self, access_hash: &str) -> StoreResult<()> {
+        self.write("delete_access_token", |conn| Ok(exec(conn, q::DELETE_ACCESS_TOKEN, [access_hash]).map(drop)?))
+    }
+
     async fn revoke_grant(&self, grant_id: &str) -> StoreResult<()> {
         self.write("revoke_grant", |conn| {
             let tx = conn.transaction()?;

@@ -18,6 +18,7 @@ mod nodes;
 mod operations;
 mod request_objects;
 mod response_modes;
+mod revocation;
 mod signup;
 mod subjects;
 mod third_party_login;
