@@ -23,6 +23,8 @@ pub enum Scenario {
     Discovery,
     Jwks,
     ClientCredentials,
+    /// RFC 7662 introspection of an opaque access token by the client holding it.
+    Introspection,
     Refresh,
     CodeFlow,
     Login,
@@ -42,6 +44,7 @@ pub enum WorkerState {
     /// `Cookie` header value holding a signed-in session.
     Session(String),
     RefreshToken(String),
+    AccessToken(String),
 }
 
 #[derive(Deserialize)]
@@ -172,6 +175,13 @@ pub async fn prepare(scenario: Scenario, target: &Target, conn: &mut Conn) -> an
             let tokens = code_flow(target, conn, &session, "openid offline_access").await?;
             WorkerState::RefreshToken(tokens.refresh_token.context("no refresh token")?)
         }
+        Scenario::Introspection => {
+            let form = [("grant_type", "client_credentials"), ("scope", "api")];
+            let r =
+                conn.post_form("/token", &[("authorization", &target.basic)], &form).await?.expect(StatusCode::OK)?;
+            let tokens: Tokens = serde_json::from_slice(&r.body)?;
+            WorkerState::AccessToken(tokens.access_token)
+        }
         _ => WorkerState::Nothing,
     })
 }
@@ -198,6 +208,15 @@ pub async fn run_once(
                 conn.post_form("/token", &[("authorization", &target.basic)], &form).await?.expect(StatusCode::OK)?;
             let tokens: Tokens = serde_json::from_slice(&r.body)?;
             ensure!(tokens.access_token.len() == 43, "odd access token");
+        }
+        (Scenario::Introspection, WorkerState::AccessToken(token)) => {
+            let form = [("token", token.as_str())];
+            let r = conn
+                .post_form("/introspect", &[("authorization", &target.basic)], &form)
+                .await?
+                .expect(StatusCode::OK)?;
+            let answer: serde_json::Value = serde_json::from_slice(&r.body)?;
+            ensure!(answer["active"] == true && answer["scope"] == "api", "token not active: {answer}");
         }
         (Scenario::Refresh, WorkerState::RefreshToken(refresh)) => {
             let form = [("grant_type", "refresh_token"), ("refresh_token", refresh.as_str())];
