@@ -51,6 +51,17 @@ pub enum Command {
     /// Read the audit log (security events).
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Look after the database.
+    #[command(subcommand)]
+    Store(StoreCommand),
+}
+
+#[derive(Subcommand)]
+pub enum StoreCommand {
+    /// Row counts per table and the database's size.
+    Stats,
+    /// Delete expired rows now (servers do it every sweep_interval).
+    Sweep,
 }
 
 #[derive(Subcommand)]
@@ -365,6 +376,22 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Client(cmd) => client(cmd, &config, server::open_existing_store(&config).await?.as_ref()).await,
         Command::Keys(cmd) => keys_command(cmd, &config, server::open_existing_store(&config).await?.as_ref()).await,
         Command::Audit(cmd) => audit_command(cmd, server::open_existing_store(&config).await?.as_ref()).await,
+        Command::Store(cmd) => {
+            let store = server::open_existing_store(&config).await?;
+            match cmd {
+                StoreCommand::Stats => {
+                    let (counts, size) = store.stats().await?;
+                    let rows = counts.into_iter().map(|(table, n)| vec![table.to_owned(), n.to_string()]);
+                    print_table(&["TABLE", "ROWS"], rows);
+                    println!("database size: {:.1} MiB", size as f64 / (1024.0 * 1024.0));
+                }
+                StoreCommand::Sweep => {
+                    let swept = server::sweep(store.as_ref(), &config, now()).await?;
+                    println!("deleted {swept} expired rows");
+                }
+            }
+            Ok(())
+        }
     }
 }
 

@@ -145,6 +145,11 @@ pub struct Config {
     pub fetch_allow_loopback: bool,
     /// Seconds audit events are kept.
     pub audit_retention: u64,
+    /// Seconds expired codes, tokens, sessions, pending requests and one-time values are kept (for
+    /// forensics) before the sweeper deletes them.
+    pub expired_rows_kept: u64,
+    /// Seconds between sweeps (one node sweeps per interval).
+    pub sweep_interval: u64,
     /// Seconds a new signing key is published before it signs (`keys rotate`, scheduled rotation): relying
     /// parties that cache the JWK Set learn it first.
     pub signing_key_publish_ahead: u64,
@@ -185,6 +190,8 @@ impl Default for Config {
             password_acr: "urn:oxid:acr:password".into(),
             signing_key_publish_ahead: 3600,
             audit_retention: 90 * 24 * 3600,
+            expired_rows_kept: 3600,
+            sweep_interval: 60,
             signing_key_rotation_period: 0,
             fetch_allow_loopback: false,
         }
@@ -279,6 +286,7 @@ impl Config {
             ("header_read_timeout", self.header_read_timeout),
             ("body_read_timeout", self.body_read_timeout),
             ("audit_retention", self.audit_retention),
+            ("sweep_interval", self.sweep_interval),
         ] {
             if value == 0 || value > 10 * 365 * 24 * 3600 {
                 return Err(ConfigError(format!("{name} must be between 1 second and 10 years")));

@@ -102,6 +102,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let refresher = tokio::spawn(refresh_keys(state.clone()));
+    let sweeper = tokio::spawn(sweep_periodically(state.clone()));
     let upkeep = tokio::spawn(crate::telemetry::run_upkeep());
     let limits = ConnectionLimits {
         header_read_timeout: Duration::from_secs(state.config.header_read_timeout),
@@ -109,8 +110,56 @@ pub async fn serve(
     };
     connections::serve(listener, router(state), limits, shutdown).await;
     refresher.abort();
+    sweeper.abort();
     upkeep.abort();
     Ok(())
+}
+
+/// Rows per table deleted in one statement, and statements per table in one sweep at most.
+const SWEEP_BATCH: u32 = 1000;
+const SWEEP_ROUNDS: usize = 100;
+
+/// Deletes what has expired, in small batches, so that storage stays bounded. Every node runs this; a
+/// lease in the store (one holder per interval) has one of them do the work each time.
+async fn sweep_periodically(state: SharedState) {
+    let interval = state.config.sweep_interval;
+    let mut tick = tokio::time::interval(Duration::from_secs(interval));
+    loop {
+        tick.tick().await;
+        let now = state.now();
+        match state.store.reserve_attempt("lease:sweeper", now, interval as i64, 1).await {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not take the sweeper lease");
+                continue;
+            }
+        }
+        if let Err(e) = sweep(state.store.as_ref(), &state.config, now).await {
+            tracing::warn!(error = %e, "sweeping expired rows failed");
+        }
+    }
+}
+
+/// One sweep: batches until nothing expired is left (or the round limit), then compaction.
+pub async fn sweep(store: &dyn Store, config: &Config, now: crate::model::Timestamp) -> anyhow::Result<u64> {
+    let before = now - config.expired_rows_kept as i64;
+    // A revoked grant must be remembered while any of its tokens could still be presented.
+    let revoked_before = before - config.refresh_token_lifetime as i64;
+    let mut total = 0;
+    for _ in 0..SWEEP_ROUNDS {
+        let deleted = store.sweep(before, revoked_before, SWEEP_BATCH).await?;
+        let round: u64 = deleted.iter().map(|(_, n)| n).sum();
+        total += round;
+        if deleted.iter().all(|(_, n)| *n < u64::from(SWEEP_BATCH)) {
+            break;
+        }
+    }
+    store.compact().await?;
+    if total > 0 {
+        tracing::info!(rows = total, "expired rows swept");
+    }
+    Ok(total)
 }
 
 async fn refresh_keys(state: SharedState) {

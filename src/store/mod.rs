@@ -216,6 +216,23 @@ pub trait AuditStore: Send + Sync {
     async fn delete_audit_events_before(&self, before: Timestamp) -> StoreResult<u64>;
 }
 
+/// Keeping storage bounded: expired rows go, a small batch at a time.
+#[async_trait]
+pub trait SweepStore: Send + Sync {
+    /// Deletes up to `batch` rows per table that expired before `before` (revoked grants: that were
+    /// revoked before `revoked_before`); returns the rows deleted per table.
+    async fn sweep(
+        &self,
+        before: Timestamp,
+        revoked_before: Timestamp,
+        batch: u32,
+    ) -> StoreResult<Vec<(&'static str, u64)>>;
+    /// Hands the space of deleted rows back (SQLite: checkpoints and truncates the WAL).
+    async fn compact(&self) -> StoreResult<()>;
+    /// Row counts per table, and the database's size in bytes.
+    async fn stats(&self) -> StoreResult<(Vec<(&'static str, i64)>, i64)>;
+}
+
 /// Readiness: the store answers and takes a write.
 #[async_trait]
 pub trait Health: Send + Sync {
@@ -236,6 +253,7 @@ pub trait Store:
     + ThrottleStore
     + SecretStore
     + AuditStore
+    + SweepStore
 {
 }
 
@@ -252,5 +270,6 @@ impl<T> Store for T where
         + ThrottleStore
         + SecretStore
         + AuditStore
+        + SweepStore
 {
 }

@@ -850,3 +850,47 @@ impl AuditStore for PgStore {
         .await
     }
 }
+
+#[async_trait]
+impl SweepStore for PgStore {
+    async fn sweep(
+        &self,
+        before: Timestamp,
+        revoked_before: Timestamp,
+        batch: u32,
+    ) -> StoreResult<Vec<(&'static str, u64)>> {
+        crate::telemetry::timed("sweep", async move {
+            let mut deleted = Vec::new();
+            for (table, key, column) in q::SWEPT_TABLES {
+                let cutoff = if table == "revoked_grants" { revoked_before } else { before };
+                let sql = q::sweep_batch(table, key, column);
+                let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(cutoff)
+                    .bind(i64::from(batch))
+                    .execute(&self.pool)
+                    .await?;
+                deleted.push((table, done.rows_affected()));
+            }
+            Ok(deleted)
+        })
+        .await
+    }
+
+    async fn compact(&self) -> StoreResult<()> {
+        // PostgreSQL's autovacuum reclaims deleted rows.
+        Ok(())
+    }
+
+    async fn stats(&self) -> StoreResult<(Vec<(&'static str, i64)>, i64)> {
+        crate::telemetry::timed("stats", async move {
+            let mut counts = Vec::new();
+            for table in q::COUNTED_TABLES {
+                let sql = format!("SELECT COUNT(*) FROM {table}");
+                counts.push((table, sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_one(&self.pool).await?));
+            }
+            let size = sqlx::query_scalar("SELECT pg_database_size(current_database())").fetch_one(&self.pool).await?;
+            Ok((counts, size))
+        })
+        .await
+    }
+}

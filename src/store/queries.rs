@@ -76,3 +76,38 @@ pub const INSERT_AUDIT_EVENT: &str =
     "INSERT INTO audit_events (at, kind, user_id, username, client_id, ip, detail) VALUES ($1,$2,$3,$4,$5,$6,$7)";
 pub const AUDIT_EVENTS: &str = "SELECT at, kind, user_id, username, client_id, ip, detail FROM audit_events WHERE at >= $1 AND (CAST($2 AS TEXT) IS NULL OR username = $2 OR user_id = $3) ORDER BY at, id LIMIT $4";
 pub const DELETE_AUDIT_EVENTS_BEFORE: &str = "DELETE FROM audit_events WHERE at < $1";
+
+/// What the sweeper deletes: each table, its key and the time after which a row is of no use.
+pub const SWEPT_TABLES: [(&str, &str, &str); 8] = [
+    ("authorization_codes", "code_hash", "expires_at"),
+    ("access_tokens", "token_hash", "expires_at"),
+    ("refresh_tokens", "token_hash", "expires_at"),
+    ("pending_authorizations", "id", "expires_at"),
+    ("sessions", "id_hash", "expires_at"),
+    ("used_once", "key", "expires_at"),
+    ("login_failures", "key", "window_ends_at"),
+    ("revoked_grants", "grant_id", "revoked_at"),
+];
+
+/// Deletes at most `$2` rows of `table` whose `column` is before `$1` (written from `SWEPT_TABLES` only).
+pub fn sweep_batch(table: &str, key: &str, column: &str) -> String {
+    format!("DELETE FROM {table} WHERE {key} IN (SELECT {key} FROM {table} WHERE {column} < $1 LIMIT $2)")
+}
+
+/// The tables `store stats` counts.
+pub const COUNTED_TABLES: [&str; 14] = [
+    "clients",
+    "users",
+    "sessions",
+    "pending_authorizations",
+    "consents",
+    "authorization_codes",
+    "access_tokens",
+    "refresh_tokens",
+    "revoked_grants",
+    "signing_keys",
+    "used_once",
+    "login_failures",
+    "secrets",
+    "audit_events",
+];

@@ -731,3 +731,42 @@ impl AuditStore for SqliteStore {
         self.write("delete_audit_events_before", |conn| Ok(exec(conn, q::DELETE_AUDIT_EVENTS_BEFORE, [before])? as u64))
     }
 }
+
+#[async_trait]
+impl SweepStore for SqliteStore {
+    async fn sweep(
+        &self,
+        before: Timestamp,
+        revoked_before: Timestamp,
+        batch: u32,
+    ) -> StoreResult<Vec<(&'static str, u64)>> {
+        let mut deleted = Vec::new();
+        for (table, key, column) in q::SWEPT_TABLES {
+            let cutoff = if table == "revoked_grants" { revoked_before } else { before };
+            // One short write each, so that the single writer is never held for long.
+            let n = self
+                .write("sweep", |conn| Ok(exec(conn, &q::sweep_batch(table, key, column), params![cutoff, batch])?))?;
+            deleted.push((table, n as u64));
+        }
+        Ok(deleted)
+    }
+
+    async fn compact(&self) -> StoreResult<()> {
+        self.write("compact", |conn| {
+            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+            Ok(())
+        })
+    }
+
+    async fn stats(&self) -> StoreResult<(Vec<(&'static str, i64)>, i64)> {
+        self.read("stats", |c| {
+            let mut counts = Vec::new();
+            for table in q::COUNTED_TABLES {
+                counts.push((table, c.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))?));
+            }
+            let pages: i64 = c.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+            let page_size: i64 = c.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+            Ok((counts, pages * page_size))
+        })
+    }
+}

@@ -2,6 +2,8 @@
 
 use crate::common;
 
+use std::process::Command;
+
 use common::TestOp;
 use oxid::model::ClientAuthMethod;
 
@@ -74,4 +76,41 @@ async fn the_sqlite_database_is_private() {
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&file), 0o600);
     assert_eq!(mode(&data), 0o700);
+}
+
+/// Issue 12 (bounded storage): the sweeper deletes what expired longer ago than `expired_rows_kept`, and
+/// only that; `oxid store stats` and `oxid store sweep` for the operator.
+#[tokio::test]
+async fn expired_rows_are_swept_and_counted() {
+    let op = TestOp::start().await;
+    let (_, secret) = op.add_client("svc", ClientAuthMethod::ClientSecretBasic, |_| {}).await;
+    let http = reqwest::Client::new();
+    let token =
+        http.post(op.url("/token")).basic_auth("svc", secret.as_deref()).form(&[("grant_type", "client_credentials")]);
+    assert_eq!(token.send().await.unwrap().status(), 200);
+    let count = |name: &'static str| {
+        let store = op.store.clone();
+        async move { store.stats().await.unwrap().0.into_iter().find(|(t, _)| *t == name).unwrap().1 }
+    };
+    assert_eq!(count("access_tokens").await, 1);
+    let config = oxid::config::Config::default(); // access tokens live an hour, expired rows are kept an hour
+    let now = oxid::model::now();
+    oxid::server::sweep(op.store.as_ref(), &config, now + 3600).await.unwrap();
+    assert_eq!(count("access_tokens").await, 1, "expired, but kept for forensics");
+    let swept = oxid::server::sweep(op.store.as_ref(), &config, now + 2 * 3600 + 60).await.unwrap();
+    assert!(swept >= 1);
+    assert_eq!(count("access_tokens").await, 0);
+
+    let db = op.database_url.clone();
+    let (stats, sweep) = tokio::task::spawn_blocking(move || {
+        let stats =
+            Command::new(env!("CARGO_BIN_EXE_oxid")).args(["store", "stats"]).env("OXID_DATABASE_URL", &db).output();
+        let sweep =
+            Command::new(env!("CARGO_BIN_EXE_oxid")).args(["store", "sweep"]).env("OXID_DATABASE_URL", &db).output();
+        (String::from_utf8(stats.unwrap().stdout).unwrap(), String::from_utf8(sweep.unwrap().stdout).unwrap())
+    })
+    .await
+    .unwrap();
+    assert!(stats.contains("access_tokens") && stats.contains("database size:"), "{stats}");
+    assert!(sweep.starts_with("deleted "), "{sweep}");
 }
