@@ -3,8 +3,8 @@
 //! alike, so the endpoint cannot be used to tell them apart.
 
 use axum::extract::State;
-use axum::http::{HeaderMap, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use serde::Serialize;
 
 use super::params::RequestParams;
@@ -40,10 +40,7 @@ pub async fn introspect(
     headers: HeaderMap,
     RequestParams(params): RequestParams,
 ) -> Response {
-    match handle(&state, &headers, params).await {
-        Ok(body) => ([reply::NO_STORE, (header::PRAGMA, "no-cache")], axum::Json(body)).into_response(),
-        Err(e) => reply::json_error(&e),
-    }
+    reply::json_or_error(handle(&state, &headers, params).await)
 }
 
 async fn handle(

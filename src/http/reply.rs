@@ -146,6 +146,19 @@ struct ErrorBody<'a> {
 
 /// A JSON error from the token endpoint (RFC 6749 5.2): 401 with `WWW-Authenticate` for
 /// invalid_client, 500 for server_error, otherwise 400.
+/// A JSON answer that carries tokens or facts about them: never cached (RFC 6749 5.1, RFC 7662 2.2).
+pub fn json_no_store(body: impl serde::Serialize) -> Response {
+    ([NO_STORE, (header::PRAGMA, "no-cache")], axum::Json(body)).into_response()
+}
+
+/// The answer of an endpoint: its JSON, or its error as OAuth errors are given (RFC 6749 5.2).
+pub fn json_or_error(result: Result<impl serde::Serialize, OAuthError>) -> Response {
+    match result {
+        Ok(body) => json_no_store(body),
+        Err(e) => json_error(&e),
+    }
+}
+
 pub fn json_error(error: &OAuthError) -> Response {
     let status = match error.code {
         ErrorCode::InvalidClient => StatusCode::UNAUTHORIZED,

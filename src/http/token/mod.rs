@@ -8,8 +8,8 @@ mod issue;
 mod refresh_token;
 
 use axum::extract::State;
-use axum::http::{HeaderMap, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use serde::Serialize;
 
 use super::params::RequestParams;
@@ -35,10 +35,7 @@ pub async fn token(
     headers: HeaderMap,
     RequestParams(params): RequestParams,
 ) -> Response {
-    match handle(&state, &headers, params).await {
-        Ok(body) => ([reply::NO_STORE, (header::PRAGMA, "no-cache")], axum::Json(body)).into_response(),
-        Err(e) => reply::json_error(&e),
-    }
+    reply::json_or_error(handle(&state, &headers, params).await)
 }
 
 fn invalid_grant(description: &'static str) -> OAuthError {
