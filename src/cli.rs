@@ -17,7 +17,7 @@ use crate::model::{
 };
 use crate::password;
 use crate::server;
-use crate::store::{Store, StoreError};
+use crate::store::{AuditedUser, Store, StoreError};
 
 #[derive(Parser)]
 #[command(name = "oxid", version, about = "An OpenID Connect Provider")]
@@ -296,7 +296,7 @@ async fn audit_command(cmd: AuditCommand, store: &dyn Store) -> anyhow::Result<(
         }
         None => None,
     };
-    let user = user.as_ref().map(|(name, id)| (name.as_str(), id.as_deref()));
+    let user = user.as_ref().map(|(name, id)| AuditedUser { username: name, user_id: id.as_deref() });
     let rows = store.audit_events(user, since, limit).await?.into_iter().map(|e| {
         let or_dash = |v: Option<String>| v.unwrap_or_else(|| "-".into());
         vec![date(e.at), e.kind.as_str().into(), or_dash(e.username), or_dash(e.client_id), or_dash(e.ip), e.detail]

@@ -184,19 +184,17 @@ async fn authenticate(
     let event = |kind, user_id: Option<&str>, detail: &str| {
         AuditEvent::new(now, kind, detail).user(user_id, username.as_deref()).ip(client_ip)
     };
-    let throttled = |detail: &'static str| {
-        let audit = audit::record(store.as_ref(), event(AuditKind::LoginThrottled, None, detail));
-        async move {
-            audit.await;
-            Err(LoginError::Throttled)
-        }
-    };
-    if !store.reserve_attempt(&ip_key, now, window, config.login_max_failures_per_ip).await? {
-        return throttled("too many attempts from this address").await;
-    }
-    if !store.reserve_attempt(&account_key, now, window, config.login_max_failures_per_account).await? {
+    let throttled = if !store.reserve_attempt(&ip_key, now, window, config.login_max_failures_per_ip).await? {
+        Some("too many attempts from this address")
+    } else if !store.reserve_attempt(&account_key, now, window, config.login_max_failures_per_account).await? {
         store.release_attempt(&ip_key).await?;
-        return throttled("too many attempts for this account").await;
+        Some("too many attempts for this account")
+    } else {
+        None
+    };
+    if let Some(detail) = throttled {
+        audit::record(store.as_ref(), event(AuditKind::LoginThrottled, None, detail)).await;
+        return Err(LoginError::Throttled);
     }
     let user = match &username {
         Some(name) => store.user_by_username(name).await?,
@@ -204,24 +202,22 @@ async fn authenticate(
     };
     let ok = password::verify(password.to_owned(), user.as_ref().map(|u| u.password_hash.clone())).await;
     // The operator may know why (the user never does: one answer for all).
-    let failure = match &user {
-        None => Some("unknown username"),
-        Some(u) if u.disabled => Some("disabled account"),
-        Some(_) if !ok => Some("wrong password"),
-        Some(_) => None,
+    let checked = match user {
+        None => Err((None, "unknown username")),
+        Some(u) if u.disabled => Err((Some(u.id), "disabled account")),
+        Some(u) if !ok => Err((Some(u.id), "wrong password")),
+        Some(u) => Ok(u),
     };
-    match (user, failure) {
-        (Some(user), None) => {
+    match checked {
+        Ok(user) => {
             store.clear_attempts(&account_key).await?;
             store.release_attempt(&ip_key).await?;
             audit::record(store.as_ref(), event(AuditKind::LoginSucceeded, Some(&user.id), "password")).await;
             Ok(Some(user.id))
         }
-        (user, failure) => {
+        Err((user_id, reason)) => {
             crate::telemetry::failed_login();
-            let reason = failure.unwrap_or("wrong password");
-            audit::record(store.as_ref(), event(AuditKind::LoginFailed, user.as_ref().map(|u| u.id.as_str()), reason))
-                .await;
+            audit::record(store.as_ref(), event(AuditKind::LoginFailed, user_id.as_deref(), reason)).await;
             Ok(None)
         }
     }

@@ -59,7 +59,7 @@ async fn handle(
     let hash = crypto::token_hash(token);
     let now = state.now();
     let store = &state.store;
-    // The hint only orders the lookups (RFC 7662 2.1).
+    // Access tokens first, then refresh tokens; `token_type_hint` is optional (RFC 7662 2.1) and not needed.
     if let Some(access) = store.access_token(&hash, now).await.map_err(reply::internal)? {
         if access.client_id != client.id {
             return Ok(Introspection::default());

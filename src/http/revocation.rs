@@ -35,17 +35,13 @@ async fn handle(
     let client = client_auth::authenticate(state, headers, &params).await?;
     let token = params.get("token").ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
     let hash = crypto::token_hash(token);
-    // `token_type_hint` only saves a lookup; both kinds are tried either way (RFC 7009 2.1).
+    // `token_type_hint` only orders the lookups; both kinds are tried either way (RFC 7009 2.1).
     let refresh_first = params.get("token_type_hint") == Some("refresh_token");
-    for kind in if refresh_first { [true, false] } else { [false, true] } {
-        let revoked = if kind {
-            revoke_refresh_token(state, &client.id, &hash).await
-        } else {
-            revoke_access_token(state, &client.id, &hash).await
-        };
-        if revoked.map_err(reply::internal)? {
-            break;
-        }
+    let id = &client.id;
+    let done = refresh_first && revoke_refresh_token(state, id, &hash).await.map_err(reply::internal)?;
+    let done = done || revoke_access_token(state, id, &hash).await.map_err(reply::internal)?;
+    if !done && !refresh_first {
+        revoke_refresh_token(state, id, &hash).await.map_err(reply::internal)?;
     }
     Ok(())
 }

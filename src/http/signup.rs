@@ -129,7 +129,7 @@ pub async fn signup_submit(
 
     let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
     let client_ip = state.config.client_ip(peer.ip(), forwarded);
-    match create_account(&state, &username, &entered, password, &format!("signup:{client_ip}")).await {
+    match create_account(&state, &username, &entered, password, client_ip).await {
         Ok(Ok(user_id)) => match start_session(&state, jar, user_id, request_id).await {
             Ok(jar) => (jar, reply::see_other_within(&state, &format!("/authorize/resume?request={request_id}")))
                 .into_response(),
@@ -149,12 +149,13 @@ async fn create_account(
     username: &str,
     entered: &Entered<'_>,
     password: &str,
-    ip_key: &str,
+    client_ip: std::net::IpAddr,
 ) -> Result<Result<String, &'static str>, OAuthError> {
     let now = state.now();
     let window = state.config.login_throttle_window as i64;
     let limit = state.config.signup_max_per_ip;
-    if !state.store.reserve_attempt(ip_key, now, window, limit).await.map_err(reply::internal)? {
+    let ip_key = format!("signup:{client_ip}");
+    if !state.store.reserve_attempt(&ip_key, now, window, limit).await.map_err(reply::internal)? {
         return Ok(Err("signup_throttled"));
     }
     let password_hash = match password::hash(password.to_owned()).await {

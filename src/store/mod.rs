@@ -200,15 +200,22 @@ pub trait SecretStore: Send + Sync {
     async fn replace_secret(&self, name: &str, value: &str) -> StoreResult<()>;
 }
 
+/// Whose audit events: by username (events of failed logins have no user id), and by id when the
+/// account exists (events recorded before a rename).
+#[derive(Debug, Clone, Copy)]
+pub struct AuditedUser<'a> {
+    pub username: &'a str,
+    pub user_id: Option<&'a str>,
+}
+
 /// The audit log.
 #[async_trait]
 pub trait AuditStore: Send + Sync {
     async fn record_audit_event(&self, event: &AuditEvent) -> StoreResult<()>;
-    /// Events from `since` on, oldest first, at most `limit`; with `user` (username, and the user id when
-    /// the account exists) only that user's.
+    /// Events from `since` on, oldest first, at most `limit`; with `user` only that user's.
     async fn audit_events(
         &self,
-        user: Option<(&str, Option<&str>)>,
+        user: Option<AuditedUser<'_>>,
         since: Timestamp,
         limit: u32,
     ) -> StoreResult<Vec<AuditEvent>>;

@@ -504,6 +504,16 @@ async fn spend(tx: &mut Tx, spent: Spent<'_>) -> StoreResult<Result<(), Option<S
 impl GrantStore for PgStore {
     async fn approve(&self, a: &Approval<'_>) -> StoreResult<()> {
         crate::telemetry::timed("approve", async move {
+            let insert_code = a.code.map(|(hash, grant)| {
+                sqlx::query(q::INSERT_CODE).bind(hash).bind(&grant.grant_id).bind(to_json(grant)).bind(grant.expires_at)
+            });
+            // The usual case, a signed-in user's code and nothing else: one statement, one round trip.
+            if a.consent.is_none() && a.pending_id.is_none() && a.access_token.is_none() {
+                if let Some(insert) = insert_code {
+                    insert.execute(&self.pool).await?;
+                }
+                return Ok(());
+            }
             let mut tx = self.pool.begin().await?;
             if let Some(c) = a.consent {
                 sqlx::query(q::SAVE_CONSENT)
@@ -518,14 +528,8 @@ impl GrantStore for PgStore {
             if let Some(id) = a.pending_id {
                 sqlx::query(q::DELETE_PENDING).bind(id).execute(&mut *tx).await?;
             }
-            if let Some((hash, grant)) = a.code {
-                sqlx::query(q::INSERT_CODE)
-                    .bind(hash)
-                    .bind(&grant.grant_id)
-                    .bind(to_json(grant))
-                    .bind(grant.expires_at)
-                    .execute(&mut *tx)
-                    .await?;
+            if let Some(insert) = insert_code {
+                insert.execute(&mut *tx).await?;
             }
             if let Some((hash, token)) = a.access_token {
                 insert_access_token(hash, token).execute(&mut *tx).await?;
@@ -812,11 +816,11 @@ impl AuditStore for PgStore {
 
     async fn audit_events(
         &self,
-        user: Option<(&str, Option<&str>)>,
+        user: Option<AuditedUser<'_>>,
         since: Timestamp,
         limit: u32,
     ) -> StoreResult<Vec<AuditEvent>> {
-        let (username, user_id) = (user.map(|u| u.0), user.and_then(|u| u.1));
+        let (username, user_id) = (user.map(|u| u.username), user.and_then(|u| u.user_id));
         crate::telemetry::timed("audit_events", async move {
             let rows = sqlx::query(q::AUDIT_EVENTS)
                 .bind(since)

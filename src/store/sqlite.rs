@@ -704,11 +704,11 @@ impl AuditStore for SqliteStore {
 
     async fn audit_events(
         &self,
-        user: Option<(&str, Option<&str>)>,
+        user: Option<AuditedUser<'_>>,
         since: Timestamp,
         limit: u32,
     ) -> StoreResult<Vec<AuditEvent>> {
-        let (username, user_id) = (user.map(|u| u.0), user.and_then(|u| u.1));
+        let (username, user_id) = (user.map(|u| u.username), user.and_then(|u| u.user_id));
         self.read("audit_events", |c| {
             c.prepare_cached(q::AUDIT_EVENTS)?
                 .query_map(params![since, username, user_id, limit], |r| {
