@@ -13,11 +13,11 @@ use crate::jose::keys;
 use crate::key_management;
 use crate::model::{
     AuditEvent, AuditKind, Client, ClientAuthMethod, ClientId, ClientMetadata, Encryption, GrantType, KeySuccession,
-    RedirectUri, ScopeSet, SigningAlg, User, canonical_username, now,
+    LogoutUri, RedirectUri, ScopeSet, SigningAlg, User, canonical_username, now,
 };
 use crate::password;
 use crate::server;
-use crate::store::{AuditedUser, Store, StoreError};
+use crate::store::{AuditedUser, SessionsToEnd, Store, StoreError};
 
 #[derive(Parser)]
 #[command(name = "oxid", version, about = "An OpenID Connect Provider")]
@@ -54,6 +54,41 @@ pub enum Command {
     /// Look after the database.
     #[command(subcommand)]
     Store(StoreCommand),
+    /// List and end users' sessions; see the logout notifications waiting to be delivered.
+    #[command(subcommand)]
+    Session(SessionCommand),
+}
+
+#[derive(Subcommand)]
+pub enum SessionCommand {
+    /// List live sessions, newest first.
+    List {
+        /// Only the sessions of this user.
+        #[arg(long, value_name = "USERNAME")]
+        user: Option<String>,
+        /// At most this many sessions.
+        #[arg(long, default_value_t = 1000)]
+        limit: u32,
+    },
+    /// End a session (or every session of a user); the clients signed in through it are told
+    /// (Back-Channel Logout), and its grants end except offline_access ones.
+    End {
+        /// The session's id (`sid`, as listed).
+        #[arg(required_unless_present = "user", conflicts_with = "user")]
+        sid: Option<String>,
+        /// End every session of this user.
+        #[arg(long, value_name = "USERNAME")]
+        user: Option<String>,
+    },
+    /// Back-Channel Logout notifications not delivered yet, oldest first.
+    Notifications {
+        /// Only those given up as undeliverable.
+        #[arg(long)]
+        undeliverable: bool,
+        /// At most this many.
+        #[arg(long, default_value_t = 1000)]
+        limit: u32,
+    },
 }
 
 #[derive(Subcommand)]
@@ -256,6 +291,23 @@ pub struct ClientAdd {
     /// Where a third party (such as the OP's /initiate-login/ID) starts a login at this client (Core 4).
     #[arg(long, value_name = "URL")]
     initiate_login_uri: Option<String>,
+    /// Where a logout may send the browser back to, compared exactly (repeatable; RP-Initiated Logout).
+    #[arg(long = "post-logout-redirect-uri", value_name = "URI")]
+    post_logout_redirect_uris: Vec<String>,
+    /// A page of the client that logs it out when the OP's signed-out page loads it in an iframe
+    /// (Front-Channel Logout).
+    #[arg(long, value_name = "URI")]
+    frontchannel_logout_uri: Option<String>,
+    /// Add iss and sid to the front-channel logout URI.
+    #[arg(long, requires = "frontchannel_logout_uri")]
+    frontchannel_logout_session_required: bool,
+    /// Where the OP POSTs a Logout Token when a session the client signed in through ends
+    /// (Back-Channel Logout).
+    #[arg(long, value_name = "URI")]
+    backchannel_logout_uri: Option<String>,
+    /// The client needs the sid claim in Logout Tokens (oxid always sends it).
+    #[arg(long, requires = "backchannel_logout_uri")]
+    backchannel_logout_session_required: bool,
 }
 
 #[derive(Subcommand)]
@@ -372,7 +424,8 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             println!("database is up to date");
             Ok(())
         }
-        Command::User(cmd) => user(cmd, server::open_existing_store(&config).await?.as_ref()).await,
+        Command::User(cmd) => user(cmd, &config, server::open_existing_store(&config).await?.as_ref()).await,
+        Command::Session(cmd) => session(cmd, &config, server::open_existing_store(&config).await?.as_ref()).await,
         Command::Client(cmd) => client(cmd, &config, server::open_existing_store(&config).await?.as_ref()).await,
         Command::Keys(cmd) => keys_command(cmd, &config, server::open_existing_store(&config).await?.as_ref()).await,
         Command::Audit(cmd) => audit_command(cmd, server::open_existing_store(&config).await?.as_ref()).await,
@@ -479,7 +532,74 @@ async fn account(store: &dyn Store, username: &str) -> anyhow::Result<String> {
     canonical_username(username).map_err(|e| anyhow::anyhow!("no user {username}: {e}"))
 }
 
-async fn user(cmd: UserCommand, store: &dyn Store) -> anyhow::Result<()> {
+async fn session(cmd: SessionCommand, config: &Config, store: &dyn Store) -> anyhow::Result<()> {
+    match cmd {
+        SessionCommand::List { user, limit } => {
+            let user_id = match user {
+                Some(name) => {
+                    let name = account(store, &name).await?;
+                    let Some(user) = store.user_by_username(&name).await? else { bail!("no user {name}") };
+                    Some(user.id)
+                }
+                None => None,
+            };
+            let mut rows = Vec::new();
+            for s in store.sessions(user_id.as_deref(), now(), limit).await? {
+                let username = store.user(&s.user_id).await?.map_or_else(|| s.user_id.clone(), |u| u.username);
+                let clients: Vec<String> =
+                    store.session_clients(&s.sid).await?.into_iter().map(|c| c.to_string()).collect();
+                let or_dash = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+                let clients = if clients.is_empty() { "-".to_owned() } else { clients.join(",") };
+                rows.push(vec![s.sid, username, date(s.auth_time), date(s.expires_at), or_dash(s.device.ip), clients]);
+            }
+            print_table(&["SID", "USER", "SIGNED_IN", "EXPIRES", "IP", "CLIENTS"], rows.into_iter());
+        }
+        SessionCommand::End { sid, user } => {
+            let logout = config.logout(now());
+            let ended = match (sid, user) {
+                (Some(sid), _) => store.end_sessions(SessionsToEnd::Sid(&sid), logout).await?,
+                (None, Some(name)) => {
+                    let name = account(store, &name).await?;
+                    if store.user_by_username(&name).await?.is_none() {
+                        bail!("no user {name}");
+                    }
+                    store.end_sessions(SessionsToEnd::Username(&name), logout).await?
+                }
+                (None, None) => unreachable!("clap requires one"),
+            };
+            if ended.is_empty() {
+                bail!("no such session");
+            }
+            for e in &ended {
+                let notified = e.clients.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", ");
+                println!("ended session {} (clients: {})", e.sid, if notified.is_empty() { "none" } else { &notified });
+                let event = AuditEvent::new(now(), AuditKind::SessionEnded, format!("sid {} (command line)", e.sid));
+                audit::record(store, event.user(Some(&e.user_id), None)).await;
+            }
+        }
+        SessionCommand::Notifications { undeliverable, limit } => {
+            let rows = store.logout_notifications(undeliverable, limit).await?.into_iter().map(|n| {
+                let status = match n.failed_at {
+                    Some(at) => format!("undeliverable since {}", date(at)),
+                    None => format!("retrying until {}", date(n.give_up_at)),
+                };
+                vec![
+                    n.id.to_string(),
+                    n.client_id.to_string(),
+                    n.sid,
+                    date(n.created_at),
+                    n.attempts.to_string(),
+                    status,
+                    n.last_error.unwrap_or_else(|| "-".into()),
+                ]
+            });
+            print_table(&["ID", "CLIENT", "SID", "QUEUED", "ATTEMPTS", "STATUS", "LAST_ERROR"], rows);
+        }
+    }
+    Ok(())
+}
+
+async fn user(cmd: UserCommand, config: &Config, store: &dyn Store) -> anyhow::Result<()> {
     match cmd {
         UserCommand::Add(a) => {
             let username = canonical_username(&a.username).map_err(|e| usage(e.into()))?;
@@ -521,7 +641,7 @@ async fn user(cmd: UserCommand, store: &dyn Store) -> anyhow::Result<()> {
             let username = account(store, &username).await?;
             let password = read_stdin_line("password").map_err(usage)?;
             let hash = password::hash(password).await.map_err(|e| usage(e.into()))?;
-            if !store.set_password_hash(&username, &hash, revoke_tokens).await? {
+            if !store.set_password_hash(&username, &hash, revoke_tokens, config.logout(now())).await? {
                 bail!("no user {username}");
             }
             let ended = if revoke_tokens { "their sessions and tokens are revoked" } else { "their sessions ended" };
@@ -548,7 +668,7 @@ async fn user(cmd: UserCommand, store: &dyn Store) -> anyhow::Result<()> {
         }
         UserCommand::Disable { username } => {
             let username = account(store, &username).await?;
-            if !store.disable_user(&username).await? {
+            if !store.disable_user(&username, config.logout(now())).await? {
                 bail!("no user {username}");
             }
             println!("disabled {username}; their sessions and tokens are revoked");
@@ -569,7 +689,7 @@ async fn user(cmd: UserCommand, store: &dyn Store) -> anyhow::Result<()> {
         }
         UserCommand::Delete { username } => {
             let username = account(store, &username).await?;
-            if !store.delete_user(&username).await? {
+            if !store.delete_user(&username, config.logout(now())).await? {
                 bail!("no user {username}");
             }
             println!("deleted {username}");
@@ -656,6 +776,16 @@ fn build_client(a: &ClientAdd) -> anyhow::Result<Client> {
     if encrypts && a.jwks.is_none() && metadata.jwks_uri.is_none() {
         bail!("encrypted responses need the client's keys: --jwks FILE or --jwks-uri URL");
     }
+    metadata.post_logout_redirect_uris = a
+        .post_logout_redirect_uris
+        .iter()
+        .map(|u| u.parse())
+        .collect::<Result<_, _>>()
+        .map_err(|e| anyhow::anyhow!("--post-logout-redirect-uri: {e}"))?;
+    metadata.frontchannel_logout =
+        logout_uri("--frontchannel-logout-uri", &a.frontchannel_logout_uri, a.frontchannel_logout_session_required)?;
+    metadata.backchannel_logout =
+        logout_uri("--backchannel-logout-uri", &a.backchannel_logout_uri, a.backchannel_logout_session_required)?;
     for uri in metadata.jwks_uri.iter().chain(&metadata.request_uris) {
         let parsed = url::Url::parse(uri).map_err(|e| anyhow::anyhow!("{uri}: {e}"))?;
         if !crate::fetch::is_https_or_loopback(&parsed) {
@@ -699,6 +829,18 @@ fn build_client(a: &ClientAdd) -> anyhow::Result<Client> {
         created_at: now(),
         metadata,
     })
+}
+
+/// A front- or back-channel logout URI (Front-Channel Logout 2, Back-Channel Logout 2.2): absolute,
+/// without a fragment, https (http only on loopback, for development).
+fn logout_uri(flag: &str, uri: &Option<String>, session_required: bool) -> anyhow::Result<Option<LogoutUri>> {
+    let Some(uri) = uri else { return Ok(None) };
+    let parsed: RedirectUri = uri.parse().map_err(|e| anyhow::anyhow!("{flag}: {e}"))?;
+    let url = url::Url::parse(uri).map_err(|e| anyhow::anyhow!("{flag}: {e}"))?;
+    if !crate::fetch::is_https_or_loopback(&url) {
+        bail!("{flag} must be an https URL (http only on loopback)");
+    }
+    Ok(Some(LogoutUri { uri: parsed, session_required }))
 }
 
 /// A JWE alg/enc pair from the command line (Registration 2: enc defaults to A128CBC-HS256).
@@ -772,6 +914,17 @@ fn print_client(c: &Client) {
     }
     for r in &c.redirect_uris {
         println!("redirect_uri:  {}", r.as_str());
+    }
+    for r in &c.metadata.post_logout_redirect_uris {
+        println!("post_logout_redirect_uri: {}", r.as_str());
+    }
+    for (name, logout) in
+        [("frontchannel", &c.metadata.frontchannel_logout), ("backchannel", &c.metadata.backchannel_logout)]
+    {
+        if let Some(l) = logout {
+            let session = if l.session_required { " (session required)" } else { "" };
+            println!("{name}_logout_uri: {}{session}", l.uri.as_str());
+        }
     }
     println!("id_token_alg:  {}", c.id_token_signed_response_alg);
     println!("skip_consent:  {}", c.skip_consent);

@@ -158,6 +158,14 @@ pub struct Config {
     /// The authentication context class reference (Core 2 `acr`) a password login achieves, named as
     /// the operator's relying parties expect it.
     pub password_acr: String,
+    /// Logout also ends the grants given `offline_access` through the session (Back-Channel Logout 2.7
+    /// leaves them by default: offline access is meant to outlive the session).
+    pub logout_revokes_offline_access: bool,
+    /// Seconds a Back-Channel Logout notification is retried (with exponential backoff) before it is
+    /// given up as undeliverable.
+    pub backchannel_logout_retry_period: u64,
+    /// Seconds the OP waits for a relying party's answer to one Back-Channel Logout request.
+    pub backchannel_logout_timeout: u64,
 }
 
 impl Default for Config {
@@ -194,6 +202,9 @@ impl Default for Config {
             sweep_interval: 60,
             signing_key_rotation_period: 0,
             fetch_allow_loopback: false,
+            logout_revokes_offline_access: false,
+            backchannel_logout_retry_period: 24 * 3600,
+            backchannel_logout_timeout: 5,
         }
     }
 }
@@ -287,6 +298,7 @@ impl Config {
             ("body_read_timeout", self.body_read_timeout),
             ("audit_retention", self.audit_retention),
             ("sweep_interval", self.sweep_interval),
+            ("backchannel_logout_retry_period", self.backchannel_logout_retry_period),
         ] {
             if value == 0 || value > 10 * 365 * 24 * 3600 {
                 return Err(ConfigError(format!("{name} must be between 1 second and 10 years")));
@@ -308,6 +320,9 @@ impl Config {
         }
         if self.password_acr.is_empty() || self.password_acr.len() > 256 {
             return Err(ConfigError("password_acr must be 1 to 256 characters".into()));
+        }
+        if !(1..=60).contains(&self.backchannel_logout_timeout) {
+            return Err(ConfigError("backchannel_logout_timeout must be between 1 and 60 seconds".into()));
         }
         if self.max_connections == 0 {
             return Err(ConfigError("max_connections must be at least 1".into()));
@@ -351,6 +366,15 @@ impl Config {
             }
         }
         client
+    }
+
+    /// What ending a session at `now` does, as configured.
+    pub fn logout(&self, now: crate::model::Timestamp) -> crate::store::Logout {
+        crate::store::Logout {
+            now,
+            revoke_offline: self.logout_revokes_offline_access,
+            give_up_at: now + self.backchannel_logout_retry_period as i64,
+        }
     }
 
     /// True when cookies must carry `Secure` (the issuer is served over https).

@@ -152,8 +152,9 @@ impl Fetcher {
         Self { http, cache: Arc::default(), allow_loopback }
     }
 
-    /// The body at `url`, at most `MAX_DOCUMENT_BYTES`.
-    pub async fn get(&self, url: &str) -> Result<Bytes, FetchError> {
+    /// `url` if the OP may connect to it: https (loopback http where allowed), and a literal address
+    /// only if public (names are checked as they resolve).
+    fn checked(&self, url: &str) -> Result<url::Url, FetchError> {
         let parsed = url::Url::parse(url).map_err(|_| FetchError::Refused("not a URL"))?;
         let loopback_ok = self.allow_loopback && is_loopback_host(&parsed);
         if parsed.scheme() != "https" && !(parsed.scheme() == "http" && loopback_ok) {
@@ -168,7 +169,22 @@ impl Fetcher {
         if literal.is_some_and(|ip| !is_reachable(ip, self.allow_loopback)) {
             return Err(FetchError::Refused("the address is not a public one"));
         }
-        let mut response = self.http.get(parsed).send().await?;
+        Ok(parsed)
+    }
+
+    /// POSTs `form` to `url` (a notification such as a Logout Token) and waits at most `timeout` for
+    /// the answer, which must be a success; its body is not read.
+    pub async fn post_form(&self, url: &str, form: &[(&str, &str)], timeout: Duration) -> Result<(), FetchError> {
+        let response = self.http.post(self.checked(url)?).form(form).timeout(timeout).send().await?;
+        if !response.status().is_success() {
+            return Err(FetchError::Status(response.status().as_u16()));
+        }
+        Ok(())
+    }
+
+    /// The body at `url`, at most `MAX_DOCUMENT_BYTES`.
+    pub async fn get(&self, url: &str) -> Result<Bytes, FetchError> {
+        let mut response = self.http.get(self.checked(url)?).send().await?;
         if !response.status().is_success() {
             return Err(FetchError::Status(response.status().as_u16()));
         }

@@ -5,6 +5,7 @@
 //! handlers, `ui` the pages, `cli` and `server` the binary's surface. `layers` tests that rule.
 
 pub mod audit;
+pub mod backchannel;
 pub mod cli;
 pub mod config;
 pub mod crypto;

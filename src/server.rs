@@ -15,7 +15,7 @@ use crate::jose::keys::KeyRing;
 use crate::jose::{Shared, SharedKeyRing};
 use crate::key_management;
 use crate::model::{AuditEvent, AuditKind, Clock};
-use crate::store::{PgStore, SqliteStore, Store};
+use crate::store::{PgStore, SqliteStore, Store, SweepCutoffs};
 use crate::ui::Pages;
 
 /// How often a node re-reads the key set, to pick up rotations made elsewhere (CLI, other nodes).
@@ -103,6 +103,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let refresher = tokio::spawn(refresh_keys(state.clone()));
     let sweeper = tokio::spawn(sweep_periodically(state.clone()));
+    let logout_delivery = tokio::spawn(crate::backchannel::deliver_continuously(state.clone()));
     let upkeep = tokio::spawn(crate::telemetry::run_upkeep());
     let limits = ConnectionLimits {
         header_read_timeout: Duration::from_secs(state.config.header_read_timeout),
@@ -111,6 +112,7 @@ pub async fn serve(
     connections::serve(listener, router(state), limits, shutdown).await;
     refresher.abort();
     sweeper.abort();
+    logout_delivery.abort();
     upkeep.abort();
     Ok(())
 }
@@ -144,11 +146,15 @@ async fn sweep_periodically(state: SharedState) {
 /// One sweep: batches until nothing expired is left (or the round limit), then compaction.
 pub async fn sweep(store: &dyn Store, config: &Config, now: crate::model::Timestamp) -> anyhow::Result<u64> {
     let before = now - config.expired_rows_kept as i64;
-    // A revoked grant must be remembered while any of its tokens could still be presented.
-    let revoked_before = before - config.refresh_token_lifetime as i64;
+    let cutoffs = SweepCutoffs {
+        expired_before: before,
+        // A revoked grant must be remembered while any of its tokens could still be presented.
+        revoked_before: before - config.refresh_token_lifetime as i64,
+        failed_before: now - config.audit_retention as i64,
+    };
     let mut total = 0;
     for _ in 0..SWEEP_ROUNDS {
-        let deleted = store.sweep(before, revoked_before, SWEEP_BATCH).await?;
+        let deleted = store.sweep(cutoffs, SWEEP_BATCH).await?;
         let round: u64 = deleted.iter().map(|(_, n)| n).sum();
         total += round;
         if deleted.iter().all(|(_, n)| *n < u64::from(SWEEP_BATCH)) {

@@ -13,6 +13,8 @@ const BUILT_IN: &[(&str, &str)] = &[
     ("signup.html", include_str!("../templates/signup.html")),
     ("error.html", include_str!("../templates/error.html")),
     ("form_post.html", include_str!("../templates/form_post.html")),
+    ("logout_confirm.html", include_str!("../templates/logout_confirm.html")),
+    ("logged_out.html", include_str!("../templates/logged_out.html")),
 ];
 
 /// The built-in catalogues; English is the default and the reference every other must match.

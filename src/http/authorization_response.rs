@@ -8,9 +8,9 @@ use super::{SharedState, reply};
 use crate::crypto;
 use crate::model::{BrowserSession, Client, CodeGrant, Consent};
 use crate::protocol::authorize::AuthorizationRequest;
-use crate::protocol::claims;
 use crate::protocol::{ErrorCode, OAuthError};
-use crate::store::{Approval, StoreError};
+use crate::protocol::{claims, logout};
+use crate::store::{Approval, SessionGrant, StoreError};
 
 /// What else the approval completes, written in the same transaction as what it issues.
 #[derive(Default)]
@@ -126,6 +126,12 @@ async fn authorization_response_params(
     let approval = Approval {
         user_id: &session.user_id,
         client_id: &client.id,
+        session: SessionGrant {
+            sid: &session.sid,
+            grant_id: &grant_id,
+            offline: request.scope.contains("offline_access"),
+            session_expires_at: session.expires_at,
+        },
         consent: completing.consent,
         pending_id: completing.pending_id,
         code: code.as_ref().map(|(hash, grant, _)| (hash.as_str(), grant)),
@@ -141,5 +147,10 @@ async fn authorization_response_params(
     if let Some(s) = &request.state {
         params.push(("state", s.clone()));
     }
+    // Session Management 1.0 3: what the RP's check_session_iframe calls compare against.
+    let salt = crypto::random_token()[..16].to_owned();
+    let origin = logout::origin_of(&request.redirect_uri);
+    let browser_state = state.browser_state(&session.sid);
+    params.push(("session_state", logout::session_state(client.id.as_str(), &origin, &browser_state, &salt)));
     Ok(params)
 }

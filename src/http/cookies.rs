@@ -11,6 +11,8 @@ use crate::crypto::{self, HmacHash};
 
 const SESSION: (&str, &str) = ("oxid_session", "__Host-oxid_session");
 const CSRF: (&str, &str) = ("oxid_csrf", "__Host-oxid_csrf");
+/// The OP browser state (Session Management 1.0 3): read by script in `check_session_iframe`.
+const BROWSER_STATE: (&str, &str) = ("oxid_browser_state", "__Host-oxid_browser_state");
 
 fn name(config: &Config, names: (&'static str, &'static str)) -> &'static str {
     if config.secure_cookies() { names.1 } else { names.0 }
@@ -37,6 +39,38 @@ fn time_duration(secs: u64) -> time::Duration {
 /// The session cookie for a new session id (the raw id; the store keeps only its hash).
 pub fn session_cookie(config: &Config, session_id: String) -> Cookie<'static> {
     build(config, SESSION, session_id, Some(config.session_lifetime))
+}
+
+/// The OP browser state cookie (Session Management 1.0 3). `check_session_iframe` runs inside RPs' pages,
+/// on their sites, so the cookie is a third-party one there: `SameSite=None` (which needs `Secure`;
+/// browsers accept that on loopback http too) and readable by script (it is a MAC of the session id,
+/// no credential).
+pub fn browser_state_cookie(config: &Config, value: &str) -> Cookie<'static> {
+    let mut cookie = Cookie::build((name(config, BROWSER_STATE), value.to_owned()))
+        .path("/")
+        .http_only(false)
+        .same_site(SameSite::None)
+        .secure(true)
+        .build();
+    cookie.set_max_age(time_duration(config.session_lifetime));
+    cookie
+}
+
+/// Clears the OP browser state: the iframe then answers `changed` to every RP of the ended session.
+pub fn clear_browser_state(config: &Config) -> Cookie<'static> {
+    let mut cookie = browser_state_cookie(config, "");
+    cookie.set_max_age(time::Duration::ZERO);
+    cookie
+}
+
+/// The name of the browser state cookie, for the iframe's script.
+pub fn browser_state_name(config: &Config) -> &'static str {
+    name(config, BROWSER_STATE)
+}
+
+/// Ends the browser's session cookie.
+pub fn clear_session(config: &Config) -> Cookie<'static> {
+    build(config, SESSION, String::new(), Some(0))
 }
 
 /// The hash under which the current browser session is stored, if the browser sent one.

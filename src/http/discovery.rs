@@ -69,6 +69,19 @@ pub fn document(config: &Config, scopes: &ScopeClaims, ui_locales: &[String]) ->
         "authorization_response_iss_parameter_supported": true,
         "ui_locales_supported": ui_locales,
     });
+    // RP-Initiated Logout 2.1, Session Management 1.0 2.1, Front-Channel Logout 3, Back-Channel Logout 2.1.
+    let logout = json!({
+        "end_session_endpoint": format!("{iss}/logout"),
+        "check_session_iframe": format!("{iss}/session/check"),
+        "frontchannel_logout_supported": true,
+        "frontchannel_logout_session_supported": true,
+        "backchannel_logout_supported": true,
+        "backchannel_logout_session_supported": true,
+    });
+    let mut doc = doc;
+    if let (Some(doc), serde_json::Value::Object(logout)) = (doc.as_object_mut(), logout) {
+        doc.extend(logout);
+    }
     serde_json::to_vec(&doc).expect("metadata serializes").into()
 }
 

@@ -14,11 +14,11 @@ use super::authorize::{Stage, current_session, load_pending, proceed, signed_in}
 use super::params::RequestParams;
 use super::{SharedState, cookies, reply};
 use crate::model::{
-    AuditEvent, AuditKind, BrowserSession, Client, Display, PendingAuthorization, Prompt, canonical_username,
+    AuditEvent, AuditKind, BrowserSession, Client, Device, Display, PendingAuthorization, Prompt, canonical_username,
 };
 use crate::protocol::authorize::{AuthorizationRequest, NextStep, next_step};
 use crate::protocol::{ErrorCode, OAuthError, Params};
-use crate::store::StoreError;
+use crate::store::{SessionStart, StoreError};
 use crate::ui::Locale;
 use crate::{audit, crypto, password, ui};
 
@@ -139,7 +139,13 @@ pub async fn login_submit(
     let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
     let client_ip = state.config.client_ip(peer.ip(), forwarded);
     match authenticate(&state, client_ip, username, password).await {
-        Ok(Some(user_id)) => match start_session(&state, jar, user_id, request_id).await {
+        Ok(Some(user_id)) => match start_session(
+            &state,
+            jar,
+            SignedInUser { user_id, client_ip, headers: &headers, request_id: Some(request_id) },
+        )
+        .await
+        {
             Ok(jar) => (jar, reply::see_other_within(&state, &format!("/authorize/resume?request={request_id}")))
                 .into_response(),
             Err(e) => reply::error_page(&state, &reply::internal(e)),
@@ -223,28 +229,56 @@ async fn authenticate(
     }
 }
 
-/// Starts a new session for `user_id`, replacing any session the browser had (no session fixation), and
-/// records the login on the flow it happened in.
+/// Who just signed in, from where, and in which flow.
+pub(super) struct SignedInUser<'a> {
+    pub user_id: String,
+    pub client_ip: IpAddr,
+    pub headers: &'a HeaderMap,
+    pub request_id: Option<&'a str>,
+}
+
+/// Starts a session for the user who just signed in, under a new cookie id (no session fixation). The
+/// browser's previous session is kept as the same session (same `sid`, the clients signed in through it
+/// keep their grants) when it is the same user's; another user's ends, as a logout would. Records the
+/// login on the flow it happened in, and sets the OP browser state that `check_session_iframe` reads.
 pub(super) async fn start_session(
     state: &SharedState,
     jar: CookieJar,
-    user_id: String,
-    request_id: &str,
+    login: SignedInUser<'_>,
 ) -> Result<CookieJar, StoreError> {
-    let replaced = cookies::session_hash(&state.config, &jar);
+    let previous = current_session(state, &jar).await?;
     let raw_id = crypto::random_token();
     let now = state.now();
+    let sid = match previous {
+        Some(p) if p.user_id == login.user_id => p.sid,
+        _ => crypto::random_token(),
+    };
+    let user_agent = login.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok());
     let session = BrowserSession {
         id_hash: crypto::token_hash(&raw_id),
-        sid: crypto::random_token(),
-        user_id,
+        sid,
+        user_id: login.user_id,
         auth_time: now,
         amr: vec!["pwd".to_owned()],
         acr: state.config.password_acr.clone(),
         expires_at: now + state.config.session_lifetime as i64,
+        device: Device {
+            ip: Some(login.client_ip.to_string()),
+            // Shown on the account page; a long one says nothing more.
+            user_agent: user_agent.map(|ua| ua.chars().take(256).collect()),
+        },
     };
-    state.store.start_session(replaced.as_deref(), &session, request_id).await?;
-    Ok(jar.add(cookies::session_cookie(&state.config, raw_id)))
+    let replaced = cookies::session_hash(&state.config, &jar);
+    let start = SessionStart {
+        session: &session,
+        replaced: replaced.as_deref(),
+        logout: state.config.logout(now),
+        pending_id: login.request_id,
+    };
+    let ended = state.store.start_session(&start).await?;
+    state.logout_notifications_queued(&ended);
+    let jar = jar.add(cookies::session_cookie(&state.config, raw_id));
+    Ok(jar.add(cookies::browser_state_cookie(&state.config, &state.browser_state(&session.sid))))
 }
 
 pub async fn consent_page(

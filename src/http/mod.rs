@@ -2,6 +2,7 @@
 
 mod authorization_response;
 mod authorize;
+mod check_session;
 mod client_auth;
 pub mod connections;
 mod cookies;
@@ -9,7 +10,8 @@ mod discovery;
 mod initiate_login;
 mod interaction;
 mod introspection;
-mod issuance;
+pub mod issuance;
+mod logout;
 mod params;
 mod reply;
 mod request_object;
@@ -37,7 +39,7 @@ use crate::config::Config;
 use crate::fetch::Fetcher;
 use crate::jose::decryption::DecryptionKeys;
 use crate::jose::{Shared, SharedKeyRing};
-use crate::model::{Clock, Timestamp};
+use crate::model::{Clock, EndedSession, Timestamp};
 use crate::protocol::claims::ScopeClaims;
 use crate::store::Store;
 use crate::ui::Pages;
@@ -66,6 +68,9 @@ pub struct AppState {
     pub decryption: Shared<DecryptionKeys>,
     /// What expiry is judged by.
     pub clock: Clock,
+    /// Wakes this node's Back-Channel Logout delivery when a logout here queued notifications (other
+    /// nodes' notifications are found by polling).
+    pub logout_delivery: Arc<tokio::sync::Notify>,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -104,7 +109,27 @@ impl AppState {
             csrf_key: csrf_key.into_bytes(),
             fetcher,
             clock,
+            logout_delivery: Arc::default(),
         }
+    }
+
+    /// Has this node deliver the notifications that ending `ended` queued, now rather than at its
+    /// next poll.
+    pub fn logout_notifications_queued(&self, ended: &[EndedSession]) {
+        if ended.iter().any(|e| !e.clients.is_empty()) {
+            self.logout_delivery.notify_one();
+        }
+    }
+
+    /// The OP browser state for the session `sid` (Session Management 1.0 3): a MAC of it, so the
+    /// cookie's script-readable value reveals nothing and every node computes the same.
+    pub fn browser_state(&self, sid: &str) -> String {
+        let mac = crate::crypto::hmac(
+            crate::crypto::HmacHash::Sha256,
+            &self.csrf_key,
+            format!("browser-state.{sid}").as_bytes(),
+        );
+        crate::crypto::b64url(&mac)
     }
 
     /// The current time, by the server's clock.
@@ -138,13 +163,23 @@ pub fn router(state: SharedState) -> Router {
         .route("/revoke", post(revocation::revoke))
         .route("/introspect", post(introspection::introspect))
         .route("/userinfo", get(userinfo::userinfo).post(userinfo::userinfo))
+        .route("/logout", get(logout::end_session).post(logout::end_session))
+        .route("/logout/confirm", post(logout::confirm))
         .route("/assets/oxid.css", get(stylesheet))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readiness))
         .route("/metrics", get(|| async { crate::telemetry::render() }))
         .route_layer(axum::middleware::from_fn(crate::telemetry::track_requests))
         .fallback(|| async { (StatusCode::NOT_FOUND, "not found") })
+        .with_state(state.clone())
+        .layer(security_header(header::X_FRAME_OPTIONS, "DENY"));
+    // Framed by relying parties' pages on their own sites (Session Management 1.0 3.2): no
+    // X-Frame-Options; its own CSP allows any ancestor.
+    let framed = Router::new()
+        .route("/session/check", get(check_session::iframe))
+        .route_layer(axum::middleware::from_fn(crate::telemetry::track_requests))
         .with_state(state);
+    let routes = routes.merge(framed);
     // An issuer with a path (`https://id.example.com/oxid`) is served under that path (Discovery 4:
     // the configuration is at the issuer plus `/.well-known/openid-configuration`).
     let routes = if base_path.is_empty() { routes } else { Router::new().nest(&base_path, routes) };
@@ -155,7 +190,6 @@ pub fn router(state: SharedState) -> Router {
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, Duration::from_secs(30)))
         .layer(security_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .layer(security_header(header::REFERRER_POLICY, "no-referrer"))
-        .layer(security_header(header::X_FRAME_OPTIONS, "DENY"))
         .layer(security_header(header::CONTENT_SECURITY_POLICY, reply::DEFAULT_CSP))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {

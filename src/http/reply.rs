@@ -10,6 +10,7 @@ use crate::model::{RedirectUri, ResponseMode};
 use crate::protocol::authorize::ErrorRedirect;
 use crate::protocol::{ErrorCode, OAuthError};
 use crate::store::StoreError;
+use crate::ui::Locale;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
@@ -46,22 +47,26 @@ pub fn page(state: &AppState, status: StatusCode, template: &str, ctx: minijinja
 
 /// An error shown to the user, not redirected (Core 3.1.2.6 for untrusted client or redirect_uri).
 pub fn error_page(state: &AppState, error: &OAuthError) -> Response {
-    error_page_with(state, error, None)
+    error_page_with(state, error, None, state.pages.default_locale())
+}
+
+/// An error page in the language `locale` (a page reached with `ui_locales` or `Accept-Language`).
+pub fn error_page_in(state: &AppState, error: &OAuthError, locale: &Locale) -> Response {
+    error_page_with(state, error, None, locale)
 }
 
 /// An error page that speaks to the person first (the catalogue text `explanation`), with the
 /// developer's description as a smaller detail.
 pub fn explained_error_page(state: &AppState, error: &OAuthError, explanation: &str) -> Response {
-    error_page_with(state, error, Some(explanation))
+    error_page_with(state, error, Some(explanation), state.pages.default_locale())
 }
 
-fn error_page_with(state: &AppState, error: &OAuthError, explanation: Option<&str>) -> Response {
+fn error_page_with(state: &AppState, error: &OAuthError, explanation: Option<&str>, locale: &Locale) -> Response {
     let status = match error.code {
         ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::BAD_REQUEST,
     };
-    // No flow, so no ui_locales: the default language (descriptions are for developers, in English).
-    let locale = state.pages.default_locale();
+    // Descriptions are for developers, in English; the rest of the page is in `locale`.
     let ctx = minijinja::context! {
         error => error.code.as_str(),
         description => &*error.description,

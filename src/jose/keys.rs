@@ -186,9 +186,15 @@ impl KeyRing {
 
     /// Signs `claims` as a JWT with the current key for `alg` (RFC 7515 compact serialization).
     pub fn sign<T: Serialize>(&self, alg: SigningAlg, claims: &T) -> Result<String, KeyError> {
+        self.sign_typed(alg, "JWT", claims)
+    }
+
+    /// Signs `claims` with the header `typ` naming what kind of JWT it is (RFC 8725 3.11), so that it
+    /// cannot be taken for another kind.
+    pub fn sign_typed<T: Serialize>(&self, alg: SigningAlg, typ: &str, claims: &T) -> Result<String, KeyError> {
         let signer = self.current.get(&alg).ok_or(KeyError::Missing(alg))?;
         let mut header = JwsHeader::new();
-        header.set_token_type("JWT");
+        header.set_token_type(typ);
         let payload = serde_json::to_vec(claims).expect("claims serialize");
         Ok(jws::serialize_compact(&payload, &header, signer.as_ref())?)
     }

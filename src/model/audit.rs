@@ -15,10 +15,14 @@ pub enum AuditKind {
     UserChanged,
     ClientChanged,
     KeyRotated,
+    /// A session ended: logout at the OP, the account page, or an operator.
+    SessionEnded,
+    /// A user revoked an app's consent and tokens (account page).
+    ConsentRevoked,
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 9] = [
+    pub const ALL: [AuditKind; 11] = [
         Self::LoginSucceeded,
         Self::LoginFailed,
         Self::LoginThrottled,
@@ -28,6 +32,8 @@ impl AuditKind {
         Self::UserChanged,
         Self::ClientChanged,
         Self::KeyRotated,
+        Self::SessionEnded,
+        Self::ConsentRevoked,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -41,6 +47,8 @@ impl AuditKind {
             Self::UserChanged => "user_changed",
             Self::ClientChanged => "client_changed",
             Self::KeyRotated => "key_rotated",
+            Self::SessionEnded => "session_ended",
+            Self::ConsentRevoked => "consent_revoked",
         }
     }
 

@@ -71,6 +71,24 @@ pub struct ClientMetadata {
     /// the default when such a request names none).
     #[serde(skip_serializing_if = "ScopeSet::is_empty")]
     pub scope: ScopeSet,
+    /// RP-Initiated Logout 3.1 `post_logout_redirect_uris`: where a logout may return to, compared exactly.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub post_logout_redirect_uris: Vec<RedirectUri>,
+    /// Front-Channel Logout 2 `frontchannel_logout_uri` and `frontchannel_logout_session_required`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frontchannel_logout: Option<LogoutUri>,
+    /// Back-Channel Logout 2.2 `backchannel_logout_uri` and `backchannel_logout_session_required`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backchannel_logout: Option<LogoutUri>,
+}
+
+/// Where an RP is told that a session at the OP ended (Front-Channel Logout 2, Back-Channel Logout 2.2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogoutUri {
+    /// Absolute, without a fragment; its query is kept when parameters are added.
+    pub uri: RedirectUri,
+    /// The RP needs `iss` and `sid` (front channel) or `sid` (back channel) to know which session.
+    pub session_required: bool,
 }
 
 impl Default for ClientMetadata {
@@ -89,6 +107,9 @@ impl Default for ClientMetadata {
             userinfo_encryption: None,
             initiate_login_uri: None,
             scope: ScopeSet::default(),
+            post_logout_redirect_uris: Vec::new(),
+            frontchannel_logout: None,
+            backchannel_logout: None,
         }
     }
 }

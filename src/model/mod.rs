@@ -17,10 +17,10 @@ mod vocabulary;
 
 pub use audit::{AuditEvent, AuditKind};
 pub use claims_request::{ClaimRequest, ClaimsRequest, RESERVED_CLAIMS};
-pub use client::{Client, ClientMetadata};
+pub use client::{Client, ClientMetadata, LogoutUri};
 pub use grant::{AccessToken, CodeGrant, Consent, Issuance, Lookup, RefreshToken};
 pub use key::{KeySuccession, SigningKey};
-pub use session::{Authentication, BrowserSession, PendingAuthorization};
+pub use session::{Authentication, BrowserSession, Device, EndedSession, LogoutNotification, PendingAuthorization};
 pub use time::{Clock, Timestamp, now};
 pub use user::User;
 pub use username::{canonical_username, new_username};

@@ -15,6 +15,42 @@ pub struct BrowserSession {
     pub amr: Vec<String>,
     pub acr: String,
     pub expires_at: Timestamp,
+    /// Where and on what the user signed in, for the account page's list of sessions.
+    pub device: Device,
+}
+
+/// The address and browser a session was started from (shown to the user, never used to decide).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Device {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// A session that ended, and the clients signed in through it (Back-Channel Logout 2.3: the OP
+/// remembers them, to tell each one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndedSession {
+    pub sid: String,
+    pub user_id: String,
+    pub clients: Vec<ClientId>,
+}
+
+/// A Back-Channel Logout notification (Back-Channel Logout 2.5) waiting in the outbox: the Logout
+/// Token is made when it is sent, for the client as it is then registered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogoutNotification {
+    pub id: i64,
+    pub client_id: ClientId,
+    pub user_id: String,
+    pub sid: String,
+    pub created_at: Timestamp,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// After this no further attempt is made.
+    pub give_up_at: Timestamp,
+    /// When it was given up (undeliverable); None while it is still being tried.
+    pub failed_at: Option<Timestamp>,
+    pub last_error: Option<String>,
 }
 
 /// How and when the user authenticated, carried from the browser session into the code and every

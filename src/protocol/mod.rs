@@ -4,6 +4,7 @@ pub mod authorize;
 pub mod claims;
 pub mod error;
 pub mod id_token;
+pub mod logout;
 pub mod params;
 pub mod pkce;
 pub mod subject;

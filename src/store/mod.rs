@@ -12,8 +12,8 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::model::{
-    AccessToken, AuditEvent, BrowserSession, Client, ClientId, CodeGrant, Consent, Issuance, KeySuccession, Lookup,
-    PendingAuthorization, RefreshToken, SigningKey, Timestamp, User,
+    AccessToken, AuditEvent, BrowserSession, Client, ClientId, CodeGrant, Consent, EndedSession, Issuance,
+    KeySuccession, LogoutNotification, Lookup, PendingAuthorization, RefreshToken, SigningKey, Timestamp, User,
 };
 
 pub use postgres::PgStore;
@@ -37,11 +37,41 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// What ends with a user's credentials (each statement takes the username): their sessions, and
-/// optionally their tokens.
-fn user_revocations(revoke_tokens: bool) -> &'static [&'static str] {
-    let all = &[queries::DELETE_USER_SESSIONS, queries::DELETE_USER_ACCESS_TOKENS, queries::DELETE_USER_REFRESH_TOKENS];
-    if revoke_tokens { all } else { &all[..1] }
+/// What a user's tokens end with (each statement takes the username), besides their sessions.
+const USER_TOKEN_REVOCATIONS: [&str; 2] = [queries::DELETE_USER_ACCESS_TOKENS, queries::DELETE_USER_REFRESH_TOKENS];
+
+/// Which sessions to end.
+#[derive(Debug, Clone, Copy)]
+pub enum SessionsToEnd<'a> {
+    /// The session with this `sid`.
+    Sid(&'a str),
+    /// The session whose cookie id hashes to this.
+    IdHash(&'a str),
+    /// Every session of the user with this id.
+    User(&'a str),
+    /// Every session of the user with this username.
+    Username(&'a str),
+}
+
+/// What ending a session does besides deleting it: the grants made through it end (all but
+/// `offline_access` ones, unless `revoke_offline`; Back-Channel Logout 2.7), and every client signed in
+/// through it gets a Back-Channel Logout notification, tried until `give_up_at`.
+#[derive(Debug, Clone, Copy)]
+pub struct Logout {
+    pub now: Timestamp,
+    pub revoke_offline: bool,
+    pub give_up_at: Timestamp,
+}
+
+/// A login: the new session, and the browser's previous one it replaces. The same user's previous
+/// session (same `sid`) keeps what was granted through it; another user's ends as by `logout`.
+pub struct SessionStart<'a> {
+    pub session: &'a BrowserSession,
+    /// The id hash of the browser's previous session.
+    pub replaced: Option<&'a str>,
+    pub logout: Logout,
+    /// The flow the login happened in (it then satisfies `prompt=login` and `max_age`).
+    pub pending_id: Option<&'a str>,
 }
 
 /// Lists and records are stored as JSON text in both backends.
@@ -71,26 +101,60 @@ pub trait UserStore: Send + Sync {
     async fn users(&self) -> StoreResult<Vec<User>>;
     /// Sets a new password and ends the user's sessions (and, with `revoke_tokens`, their access and
     /// refresh tokens), in one transaction.
-    async fn set_password_hash(&self, username: &str, hash: &str, revoke_tokens: bool) -> StoreResult<bool>;
+    async fn set_password_hash(
+        &self,
+        username: &str,
+        hash: &str,
+        revoke_tokens: bool,
+        logout: Logout,
+    ) -> StoreResult<bool>;
     async fn set_user_claims(&self, username: &str, claims: &Map<String, Value>) -> StoreResult<bool>;
     /// Gives the user `id` another username; `Conflict` if it is taken.
     async fn rename_user(&self, id: &str, username: &str) -> StoreResult<()>;
-    async fn disable_user(&self, username: &str) -> StoreResult<bool>;
+    /// Disables the user, ending their sessions and tokens.
+    async fn disable_user(&self, username: &str, logout: Logout) -> StoreResult<bool>;
     /// Deletes the user and everything issued to them (sessions, consents, tokens).
-    async fn delete_user(&self, username: &str) -> StoreResult<bool>;
+    async fn delete_user(&self, username: &str, logout: Logout) -> StoreResult<bool>;
 }
 
 #[async_trait]
 pub trait SessionStore: Send + Sync {
-    /// In one transaction: ends the browser's previous session `replaced` (no session fixation), starts
-    /// `session`, and records on the flow `pending_id` that the user logged in during it.
-    async fn start_session(
-        &self,
-        replaced: Option<&str>,
-        session: &BrowserSession,
-        pending_id: &str,
-    ) -> StoreResult<()>;
+    /// In one transaction: replaces the browser's previous session (a new cookie id every login: no
+    /// session fixation), starts the new one, and records on the flow that the user logged in during
+    /// it. Returns the sessions that ended.
+    async fn start_session(&self, start: &SessionStart<'_>) -> StoreResult<Vec<EndedSession>>;
     async fn session(&self, id_hash: &str, now: Timestamp) -> StoreResult<Option<BrowserSession>>;
+    /// Live sessions, newest first, at most `limit`; of one user when `user_id` is given.
+    async fn sessions(&self, user_id: Option<&str>, now: Timestamp, limit: u32) -> StoreResult<Vec<BrowserSession>>;
+    /// The clients signed in through the session `sid`.
+    async fn session_clients(&self, sid: &str) -> StoreResult<Vec<ClientId>>;
+    /// Ends sessions as `logout` says, in one transaction; returns what ended.
+    async fn end_sessions(&self, which: SessionsToEnd<'_>, logout: Logout) -> StoreResult<Vec<EndedSession>>;
+}
+
+/// The outbox of Back-Channel Logout notifications (Back-Channel Logout 2.5), shared by the nodes.
+#[async_trait]
+pub trait LogoutOutbox: Send + Sync {
+    /// Claims up to `limit` notifications that are due at `now`, for `lease` seconds: no other node
+    /// takes them meanwhile.
+    async fn claim_logout_notifications(
+        &self,
+        now: Timestamp,
+        lease: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<LogoutNotification>>;
+    /// Done with: delivered, or not wanted (the client has no back-channel logout URI any more).
+    async fn delete_logout_notification(&self, id: i64) -> StoreResult<()>;
+    /// An attempt failed with `error`: tried again at `retry_at`, or given up at `now` when None.
+    async fn logout_notification_failed(
+        &self,
+        id: i64,
+        retry_at: Option<Timestamp>,
+        now: Timestamp,
+        error: &str,
+    ) -> StoreResult<()>;
+    /// Notifications not yet delivered, oldest first (only those given up, with `undeliverable_only`).
+    async fn logout_notifications(&self, undeliverable_only: bool, limit: u32) -> StoreResult<Vec<LogoutNotification>>;
 }
 
 #[async_trait]
@@ -105,10 +169,24 @@ pub trait ConsentStore: Send + Sync {
     async fn consent(&self, user_id: &str, client_id: &ClientId) -> StoreResult<Option<Consent>>;
 }
 
+/// A grant made through a browser session: it ends with the session unless it is `offline`
+/// (Back-Channel Logout 2.7), and the session's clients are told when it ends.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionGrant<'a> {
+    pub sid: &'a str,
+    pub grant_id: &'a str,
+    /// Granted `offline_access` (Core 11): it outlives the session.
+    pub offline: bool,
+    /// When the session expires (the record is of no use after).
+    pub session_expires_at: Timestamp,
+}
+
 /// What an approved authorization request leaves behind (Core 3.1.2.5), written in one transaction.
 pub struct Approval<'a> {
     pub user_id: &'a str,
     pub client_id: &'a ClientId,
+    /// The session the request was approved in.
+    pub session: SessionGrant<'a>,
     /// Consent given on this request, remembered for the next ones.
     pub consent: Option<&'a Consent>,
     /// The flow that is now complete.
@@ -223,17 +301,33 @@ pub trait AuditStore: Send + Sync {
     async fn delete_audit_events_before(&self, before: Timestamp) -> StoreResult<u64>;
 }
 
+/// Up to when the sweeper deletes rows.
+#[derive(Debug, Clone, Copy)]
+pub struct SweepCutoffs {
+    /// Rows that expired before this.
+    pub expired_before: Timestamp,
+    /// Revoked grants revoked before this (any of their tokens could be presented until then).
+    pub revoked_before: Timestamp,
+    /// Logout notifications given up before this (kept for the operator as long as audit events).
+    pub failed_before: Timestamp,
+}
+
+impl SweepCutoffs {
+    fn of(&self, table: &str) -> Timestamp {
+        match table {
+            "revoked_grants" => self.revoked_before,
+            "logout_notifications" => self.failed_before,
+            _ => self.expired_before,
+        }
+    }
+}
+
 /// Keeping storage bounded: expired rows go, a small batch at a time.
 #[async_trait]
 pub trait SweepStore: Send + Sync {
-    /// Deletes up to `batch` rows per table that expired before `before` (revoked grants: that were
-    /// revoked before `revoked_before`); returns the rows deleted per table.
-    async fn sweep(
-        &self,
-        before: Timestamp,
-        revoked_before: Timestamp,
-        batch: u32,
-    ) -> StoreResult<Vec<(&'static str, u64)>>;
+    /// Deletes up to `batch` rows per table that are past their cutoff; returns the rows deleted per
+    /// table.
+    async fn sweep(&self, cutoffs: SweepCutoffs, batch: u32) -> StoreResult<Vec<(&'static str, u64)>>;
     /// Hands the space of deleted rows back (SQLite: checkpoints and truncates the WAL).
     async fn compact(&self) -> StoreResult<()>;
     /// Row counts per table, and the database's size in bytes.
@@ -252,6 +346,7 @@ pub trait Store:
     + ClientStore
     + UserStore
     + SessionStore
+    + LogoutOutbox
     + InteractionStore
     + ConsentStore
     + GrantStore
@@ -269,6 +364,7 @@ impl<T> Store for T where
         + ClientStore
         + UserStore
         + SessionStore
+        + LogoutOutbox
         + InteractionStore
         + ConsentStore
         + GrantStore

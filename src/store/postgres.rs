@@ -11,7 +11,7 @@ use sqlx::{FromRow, Row};
 use super::queries as q;
 use super::to_json;
 use super::*;
-use crate::model::{AuditKind, Authentication, ClientId, now};
+use crate::model::{AuditKind, Authentication, ClientId, Device, now};
 
 #[derive(Clone)]
 pub struct PgStore {
@@ -253,13 +253,22 @@ impl UserStore for PgStore {
         .await
     }
 
-    async fn set_password_hash(&self, username: &str, hash: &str, revoke_tokens: bool) -> StoreResult<bool> {
+    async fn set_password_hash(
+        &self,
+        username: &str,
+        hash: &str,
+        revoke_tokens: bool,
+        logout: Logout,
+    ) -> StoreResult<bool> {
         crate::telemetry::timed("set_password_hash", async move {
             let mut tx = self.pool.begin().await?;
             let done =
                 sqlx::query(q::SET_PASSWORD_HASH).bind(hash).bind(now()).bind(username).execute(&mut *tx).await?;
-            for &sql in user_revocations(revoke_tokens) {
-                sqlx::query(sql).bind(username).execute(&mut *tx).await?;
+            end_sessions(&mut tx, SessionsToEnd::Username(username), logout).await?;
+            if revoke_tokens {
+                for sql in USER_TOKEN_REVOCATIONS {
+                    sqlx::query(sql).bind(username).execute(&mut *tx).await?;
+                }
             }
             tx.commit().await?;
             Ok(done.rows_affected() == 1)
@@ -288,12 +297,13 @@ impl UserStore for PgStore {
         .await
     }
 
-    async fn disable_user(&self, username: &str) -> StoreResult<bool> {
+    async fn disable_user(&self, username: &str, logout: Logout) -> StoreResult<bool> {
         crate::telemetry::timed("disable_user", async move {
             let mut tx = self.pool.begin().await?;
             let done = sqlx::query(q::DISABLE_USER).bind(now()).bind(username).execute(&mut *tx).await?;
             // A disabled account loses its sessions and tokens at once.
-            for &sql in user_revocations(true) {
+            end_sessions(&mut tx, SessionsToEnd::Username(username), logout).await?;
+            for sql in USER_TOKEN_REVOCATIONS {
                 sqlx::query(sql).bind(username).execute(&mut *tx).await?;
             }
             tx.commit().await?;
@@ -302,23 +312,101 @@ impl UserStore for PgStore {
         .await
     }
 
-    async fn delete_user(&self, username: &str) -> StoreResult<bool> {
+    async fn delete_user(&self, username: &str, logout: Logout) -> StoreResult<bool> {
         crate::telemetry::timed("delete_user", async move {
-            // Dependent rows go by ON DELETE CASCADE.
-            let done = sqlx::query(q::DELETE_USER).bind(username).execute(&self.pool).await?;
+            let mut tx = self.pool.begin().await?;
+            // Its clients are told first; the rest goes by ON DELETE CASCADE.
+            end_sessions(&mut tx, SessionsToEnd::Username(username), logout).await?;
+            let done = sqlx::query(q::DELETE_USER).bind(username).execute(&mut *tx).await?;
+            tx.commit().await?;
             Ok(done.rows_affected() == 1)
         })
         .await
     }
 }
 
+fn session_from_row(r: &PgRow) -> StoreResult<BrowserSession> {
+    Ok(BrowserSession {
+        id_hash: r.try_get("id_hash")?,
+        sid: r.try_get("sid")?,
+        user_id: r.try_get("user_id")?,
+        auth_time: r.try_get("auth_time")?,
+        amr: from_json("sessions.amr", r.try_get("amr")?)?,
+        acr: r.try_get("acr")?,
+        expires_at: r.try_get("expires_at")?,
+        device: Device { ip: r.try_get("ip")?, user_agent: r.try_get("user_agent")? },
+    })
+}
+
+/// Ends sessions inside the caller's transaction: notifications queued for their clients, their grants
+/// revoked (but offline ones, each under its grant lock, as `revoke_grant`), then the sessions deleted.
+async fn end_sessions(tx: &mut Tx, which: SessionsToEnd<'_>, logout: Logout) -> StoreResult<Vec<EndedSession>> {
+    let (sql, key) = match which {
+        SessionsToEnd::Sid(sid) => (q::SESSIONS_BY_SID, sid),
+        SessionsToEnd::IdHash(hash) => (q::SESSIONS_BY_HASH, hash),
+        SessionsToEnd::User(id) => (q::SESSIONS_BY_USER, id),
+        SessionsToEnd::Username(name) => (q::SESSIONS_BY_USERNAME, name),
+    };
+    let found: Vec<(String, String)> = sqlx::query_as(sql).bind(key).fetch_all(&mut **tx).await?;
+    let mut ended = Vec::with_capacity(found.len());
+    for (sid, user_id) in found {
+        let clients: Vec<String> = sqlx::query_scalar(q::SESSION_CLIENTS).bind(&sid).fetch_all(&mut **tx).await?;
+        let clients = clients.iter().map(|c| parse("session_grants.client_id", c)).collect::<StoreResult<_>>()?;
+        sqlx::query(q::ENQUEUE_LOGOUT_NOTIFICATIONS)
+            .bind(&sid)
+            .bind(&user_id)
+            .bind(logout.now)
+            .bind(logout.give_up_at)
+            .execute(&mut **tx)
+            .await?;
+        let grants: Vec<String> =
+            sqlx::query_scalar(q::ENDING_GRANTS).bind(&sid).bind(logout.revoke_offline).fetch_all(&mut **tx).await?;
+        // In grant-id order, as every transaction takes several grant locks, so none waits on another.
+        for grant_id in &grants {
+            sqlx::query(q::LOCK_GRANT).bind(grant_id).execute(&mut **tx).await?;
+            revoke(tx, grant_id).await?;
+            sqlx::query(q::DELETE_CODES_OF_GRANT).bind(grant_id).execute(&mut **tx).await?;
+        }
+        sqlx::query(q::DELETE_SESSION_GRANTS).bind(&sid).execute(&mut **tx).await?;
+        sqlx::query(q::DELETE_SESSION_BY_SID).bind(&sid).execute(&mut **tx).await?;
+        ended.push(EndedSession { sid, user_id, clients });
+    }
+    Ok(ended)
+}
+
+fn notification_from_row(r: &PgRow) -> StoreResult<LogoutNotification> {
+    let attempts: i64 = r.try_get("attempts")?;
+    Ok(LogoutNotification {
+        id: r.try_get("id")?,
+        client_id: parse("logout_notifications.client_id", r.try_get("client_id")?)?,
+        user_id: r.try_get("user_id")?,
+        sid: r.try_get("sid")?,
+        created_at: r.try_get("created_at")?,
+        attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+        give_up_at: r.try_get("give_up_at")?,
+        failed_at: r.try_get("failed_at")?,
+        last_error: r.try_get("last_error")?,
+    })
+}
+
 #[async_trait]
 impl SessionStore for PgStore {
-    async fn start_session(&self, replaced: Option<&str>, s: &BrowserSession, pending_id: &str) -> StoreResult<()> {
+    async fn start_session(&self, start: &SessionStart<'_>) -> StoreResult<Vec<EndedSession>> {
         crate::telemetry::timed("start_session", async move {
+            let s = start.session;
             let mut tx = self.pool.begin().await?;
-            if let Some(old) = replaced {
-                sqlx::query(q::DELETE_SESSION).bind(old).execute(&mut *tx).await?;
+            let mut ended = Vec::new();
+            if let Some(old) = start.replaced {
+                let previous: Option<(String, String)> =
+                    sqlx::query_as(q::SESSIONS_BY_HASH).bind(old).fetch_optional(&mut *tx).await?;
+                match previous {
+                    // The same session, re-authenticated under a new cookie id.
+                    Some((sid, _)) if sid == s.sid => {
+                        sqlx::query(q::DELETE_SESSION).bind(old).execute(&mut *tx).await?;
+                    }
+                    Some(_) => ended = end_sessions(&mut tx, SessionsToEnd::IdHash(old), start.logout).await?,
+                    None => {}
+                }
             }
             sqlx::query(q::INSERT_SESSION)
                 .bind(&s.id_hash)
@@ -328,11 +416,15 @@ impl SessionStore for PgStore {
                 .bind(to_json(&s.amr))
                 .bind(&s.acr)
                 .bind(s.expires_at)
+                .bind(&s.device.ip)
+                .bind(&s.device.user_agent)
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query(q::SET_PENDING_LOGIN).bind(&s.sid).bind(pending_id).execute(&mut *tx).await?;
+            if let Some(pending_id) = start.pending_id {
+                sqlx::query(q::SET_PENDING_LOGIN).bind(&s.sid).bind(pending_id).execute(&mut *tx).await?;
+            }
             tx.commit().await?;
-            Ok(())
+            Ok(ended)
         })
         .await
     }
@@ -340,18 +432,93 @@ impl SessionStore for PgStore {
     async fn session(&self, id_hash: &str, now: Timestamp) -> StoreResult<Option<BrowserSession>> {
         crate::telemetry::timed("session", async move {
             let row = sqlx::query(q::SESSION).bind(id_hash).bind(now).fetch_optional(&self.pool).await?;
-            row.map(|r| {
-                Ok(BrowserSession {
-                    id_hash: r.try_get("id_hash")?,
-                    sid: r.try_get("sid")?,
-                    user_id: r.try_get("user_id")?,
-                    auth_time: r.try_get("auth_time")?,
-                    amr: from_json("sessions.amr", r.try_get("amr")?)?,
-                    acr: r.try_get("acr")?,
-                    expires_at: r.try_get("expires_at")?,
-                })
-            })
-            .transpose()
+            row.as_ref().map(session_from_row).transpose()
+        })
+        .await
+    }
+
+    async fn sessions(&self, user_id: Option<&str>, now: Timestamp, limit: u32) -> StoreResult<Vec<BrowserSession>> {
+        crate::telemetry::timed("sessions", async move {
+            let rows =
+                sqlx::query(q::SESSIONS).bind(now).bind(user_id).bind(i64::from(limit)).fetch_all(&self.pool).await?;
+            rows.iter().map(session_from_row).collect()
+        })
+        .await
+    }
+
+    async fn session_clients(&self, sid: &str) -> StoreResult<Vec<ClientId>> {
+        crate::telemetry::timed("session_clients", async move {
+            let clients: Vec<String> = sqlx::query_scalar(q::SESSION_CLIENTS).bind(sid).fetch_all(&self.pool).await?;
+            clients.iter().map(|c| parse("session_grants.client_id", c)).collect()
+        })
+        .await
+    }
+
+    async fn end_sessions(&self, which: SessionsToEnd<'_>, logout: Logout) -> StoreResult<Vec<EndedSession>> {
+        crate::telemetry::timed("end_sessions", async move {
+            let mut tx = self.pool.begin().await?;
+            let ended = end_sessions(&mut tx, which, logout).await?;
+            tx.commit().await?;
+            Ok(ended)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl LogoutOutbox for PgStore {
+    async fn claim_logout_notifications(
+        &self,
+        now: Timestamp,
+        lease: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<LogoutNotification>> {
+        crate::telemetry::timed("claim_logout_notifications", async move {
+            let rows = sqlx::query(q::CLAIM_LOGOUT_NOTIFICATIONS_PG)
+                .bind(now)
+                .bind(lease)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+            rows.iter().map(notification_from_row).collect()
+        })
+        .await
+    }
+
+    async fn delete_logout_notification(&self, id: i64) -> StoreResult<()> {
+        crate::telemetry::timed("delete_logout_notification", async move {
+            sqlx::query(q::DELETE_LOGOUT_NOTIFICATION).bind(id).execute(&self.pool).await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn logout_notification_failed(
+        &self,
+        id: i64,
+        retry_at: Option<Timestamp>,
+        now: Timestamp,
+        error: &str,
+    ) -> StoreResult<()> {
+        crate::telemetry::timed("logout_notification_failed", async move {
+            let query = match retry_at {
+                Some(at) => sqlx::query(q::RETRY_LOGOUT_NOTIFICATION).bind(at),
+                None => sqlx::query(q::GIVE_UP_LOGOUT_NOTIFICATION).bind(now),
+            };
+            query.bind(error).bind(id).execute(&self.pool).await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn logout_notifications(&self, undeliverable_only: bool, limit: u32) -> StoreResult<Vec<LogoutNotification>> {
+        crate::telemetry::timed("logout_notifications", async move {
+            let rows = sqlx::query(q::LOGOUT_NOTIFICATIONS)
+                .bind(undeliverable_only)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+            rows.iter().map(notification_from_row).collect()
         })
         .await
     }
@@ -504,17 +671,31 @@ async fn spend(tx: &mut Tx, spent: Spent<'_>) -> StoreResult<Result<(), Option<S
 impl GrantStore for PgStore {
     async fn approve(&self, a: &Approval<'_>) -> StoreResult<()> {
         crate::telemetry::timed("approve", async move {
-            let insert_code = a.code.map(|(hash, grant)| {
-                sqlx::query(q::INSERT_CODE).bind(hash).bind(&grant.grant_id).bind(to_json(grant)).bind(grant.expires_at)
-            });
+            let g = a.session;
             // The usual case, a signed-in user's code and nothing else: one statement, one round trip.
-            if a.consent.is_none() && a.pending_id.is_none() && a.access_token.is_none() {
-                if let Some(insert) = insert_code {
-                    insert.execute(&self.pool).await?;
-                }
+            if let (Some((hash, grant)), None, None, None) = (a.code, a.consent, a.pending_id, a.access_token) {
+                sqlx::query(q::INSERT_CODE_WITH_SESSION_GRANT_PG)
+                    .bind(g.grant_id)
+                    .bind(g.sid)
+                    .bind(a.client_id.as_str())
+                    .bind(g.offline)
+                    .bind(g.session_expires_at)
+                    .bind(hash)
+                    .bind(to_json(grant))
+                    .bind(grant.expires_at)
+                    .execute(&self.pool)
+                    .await?;
                 return Ok(());
             }
             let mut tx = self.pool.begin().await?;
+            sqlx::query(q::INSERT_SESSION_GRANT)
+                .bind(g.grant_id)
+                .bind(g.sid)
+                .bind(a.client_id.as_str())
+                .bind(g.offline)
+                .bind(g.session_expires_at)
+                .execute(&mut *tx)
+                .await?;
             if let Some(c) = a.consent {
                 sqlx::query(q::SAVE_CONSENT)
                     .bind(a.user_id)
@@ -528,8 +709,14 @@ impl GrantStore for PgStore {
             if let Some(id) = a.pending_id {
                 sqlx::query(q::DELETE_PENDING).bind(id).execute(&mut *tx).await?;
             }
-            if let Some(insert) = insert_code {
-                insert.execute(&mut *tx).await?;
+            if let Some((hash, grant)) = a.code {
+                sqlx::query(q::INSERT_CODE)
+                    .bind(hash)
+                    .bind(&grant.grant_id)
+                    .bind(to_json(grant))
+                    .bind(grant.expires_at)
+                    .execute(&mut *tx)
+                    .await?;
             }
             if let Some((hash, token)) = a.access_token {
                 insert_access_token(hash, token).execute(&mut *tx).await?;
@@ -857,19 +1044,13 @@ impl AuditStore for PgStore {
 
 #[async_trait]
 impl SweepStore for PgStore {
-    async fn sweep(
-        &self,
-        before: Timestamp,
-        revoked_before: Timestamp,
-        batch: u32,
-    ) -> StoreResult<Vec<(&'static str, u64)>> {
+    async fn sweep(&self, cutoffs: SweepCutoffs, batch: u32) -> StoreResult<Vec<(&'static str, u64)>> {
         crate::telemetry::timed("sweep", async move {
             let mut deleted = Vec::new();
             for (table, key, column) in q::SWEPT_TABLES {
-                let cutoff = if table == "revoked_grants" { revoked_before } else { before };
                 let sql = q::sweep_batch(table, key, column);
                 let done = sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .bind(cutoff)
+                    .bind(cutoffs.of(table))
                     .bind(i64::from(batch))
                     .execute(&self.pool)
                     .await?;

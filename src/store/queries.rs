@@ -16,8 +16,6 @@ pub const SET_CLIENT_SECRET: &str = "UPDATE clients SET secret_hash = $1, secret
 pub const INSERT_USER: &str = "INSERT INTO users (id, username, password_hash, email, email_verified, name, given_name, family_name, phone_number, phone_number_verified, address, disabled, created_at, updated_at, claims) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15)";
 pub const SET_PASSWORD_HASH: &str = "UPDATE users SET password_hash = $1, updated_at = $2 WHERE username = $3";
 pub const DISABLE_USER: &str = "UPDATE users SET disabled = TRUE, updated_at = $1 WHERE username = $2";
-pub const DELETE_USER_SESSIONS: &str =
-    "DELETE FROM sessions WHERE user_id = (SELECT id FROM users WHERE username = $1)";
 pub const DELETE_USER_ACCESS_TOKENS: &str =
     "DELETE FROM access_tokens WHERE user_id = (SELECT id FROM users WHERE username = $1)";
 pub const DELETE_USER_REFRESH_TOKENS: &str =
@@ -25,9 +23,41 @@ pub const DELETE_USER_REFRESH_TOKENS: &str =
 pub const RENAME_USER: &str = "UPDATE users SET username = $1, updated_at = $2 WHERE id = $3";
 pub const SET_USER_CLAIMS: &str = "UPDATE users SET claims = $1, updated_at = $2 WHERE username = $3";
 pub const DELETE_USER: &str = "DELETE FROM users WHERE username = $1";
-pub const INSERT_SESSION: &str =
-    "INSERT INTO sessions (id_hash, sid, user_id, auth_time, amr, acr, expires_at) VALUES ($1,$2,$3,$4,$5,$6,$7)";
-pub const SESSION: &str = "SELECT id_hash, sid, user_id, auth_time, amr, acr, expires_at FROM sessions WHERE id_hash = $1 AND expires_at > $2";
+pub const INSERT_SESSION: &str = "INSERT INTO sessions (id_hash, sid, user_id, auth_time, amr, acr, expires_at, ip, user_agent) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)";
+pub const SESSION: &str = "SELECT id_hash, sid, user_id, auth_time, amr, acr, expires_at, ip, user_agent FROM sessions WHERE id_hash = $1 AND expires_at > $2";
+/// Live sessions, newest first; of one user when `$2` is not NULL.
+pub const SESSIONS: &str = "SELECT id_hash, sid, user_id, auth_time, amr, acr, expires_at, ip, user_agent FROM sessions WHERE expires_at > $1 AND (CAST($2 AS TEXT) IS NULL OR user_id = $2) ORDER BY auth_time DESC, sid LIMIT $3";
+pub const SESSION_CLIENTS: &str = "SELECT DISTINCT client_id FROM session_grants WHERE sid = $1 ORDER BY client_id";
+pub const INSERT_SESSION_GRANT: &str = "INSERT INTO session_grants (grant_id, sid, client_id, offline, expires_at) VALUES ($1,$2,$3,$4,$5) ON CONFLICT DO NOTHING";
+/// The sessions to end, by what names them (`SessionsToEnd`).
+pub const SESSIONS_BY_SID: &str = "SELECT sid, user_id FROM sessions WHERE sid = $1";
+pub const SESSIONS_BY_HASH: &str = "SELECT sid, user_id FROM sessions WHERE id_hash = $1";
+pub const SESSIONS_BY_USER: &str = "SELECT sid, user_id FROM sessions WHERE user_id = $1";
+pub const SESSIONS_BY_USERNAME: &str =
+    "SELECT sid, user_id FROM sessions WHERE user_id = (SELECT id FROM users WHERE username = $1)";
+/// One notification per client signed in through the session `$1` (Back-Channel Logout 2.3); those
+/// without a back-channel logout URI are dropped at delivery.
+pub const ENQUEUE_LOGOUT_NOTIFICATIONS: &str = "INSERT INTO logout_notifications (sid, user_id, created_at, next_attempt_at, give_up_at, client_id) SELECT $1, $2, $3, $3, $4, client_id FROM (SELECT DISTINCT client_id FROM session_grants WHERE sid = $1) AS signed_in";
+/// The grants that end with the session `$1`: all but offline_access ones unless `$2` (Back-Channel
+/// Logout 2.7).
+pub const ENDING_GRANTS: &str =
+    "SELECT grant_id FROM session_grants WHERE sid = $1 AND (offline = FALSE OR $2) ORDER BY grant_id";
+pub const DELETE_CODES_OF_GRANT: &str = "DELETE FROM authorization_codes WHERE grant_id = $1";
+pub const DELETE_SESSION_GRANTS: &str = "DELETE FROM session_grants WHERE sid = $1";
+pub const DELETE_SESSION_BY_SID: &str = "DELETE FROM sessions WHERE sid = $1";
+/// Due notifications, oldest first, claimed for `$2` seconds. SQLite has one writer, so the select and
+/// the update cannot interleave with another node's.
+pub const CLAIM_LOGOUT_NOTIFICATIONS: &str = "UPDATE logout_notifications SET claimed_until = $1 + $2 WHERE id IN (SELECT id FROM logout_notifications WHERE failed_at IS NULL AND next_attempt_at <= $1 AND claimed_until <= $1 ORDER BY next_attempt_at, id LIMIT $3) RETURNING id, client_id, user_id, sid, created_at, attempts, give_up_at, failed_at, last_error";
+/// PostgreSQL only: the same, skipping rows another node has locked meanwhile, so that each
+/// notification is claimed by one node.
+pub const CLAIM_LOGOUT_NOTIFICATIONS_PG: &str = "UPDATE logout_notifications SET claimed_until = $1 + $2 WHERE id IN (SELECT id FROM logout_notifications WHERE failed_at IS NULL AND next_attempt_at <= $1 AND claimed_until <= $1 ORDER BY next_attempt_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING id, client_id, user_id, sid, created_at, attempts, give_up_at, failed_at, last_error";
+pub const DELETE_LOGOUT_NOTIFICATION: &str = "DELETE FROM logout_notifications WHERE id = $1";
+/// `$1`: when to try again; `$2`: the error; `$3`: the notification.
+pub const RETRY_LOGOUT_NOTIFICATION: &str = "UPDATE logout_notifications SET attempts = attempts + 1, next_attempt_at = $1, claimed_until = 0, last_error = $2 WHERE id = $3";
+/// `$1`: when it was given up; `$2`: the error; `$3`: the notification.
+pub const GIVE_UP_LOGOUT_NOTIFICATION: &str = "UPDATE logout_notifications SET attempts = attempts + 1, failed_at = $1, claimed_until = 0, last_error = $2 WHERE id = $3";
+/// Notifications for the operator: pending ones, or (`$1`) only those given up.
+pub const LOGOUT_NOTIFICATIONS: &str = "SELECT id, client_id, user_id, sid, created_at, attempts, give_up_at, failed_at, last_error FROM logout_notifications WHERE failed_at IS NOT NULL OR NOT $1 ORDER BY created_at, id LIMIT $2";
 pub const INSERT_PENDING: &str =
     "INSERT INTO pending_authorizations (id, client_id, request_json, created_at, expires_at) VALUES ($1,$2,$3,$4,$5)";
 pub const PENDING: &str = "SELECT id, client_id, request_json, login_sid, created_at, expires_at FROM pending_authorizations WHERE id = $1 AND expires_at > $2";
@@ -47,6 +77,8 @@ pub const SPENT_REFRESH_TOKEN_GRANT: &str =
 /// inserted while the grant is being revoked is either seen by the revocation or refused by the check
 /// of `revoked_grants` (under READ COMMITTED neither would see the other's uncommitted rows).
 pub const LOCK_GRANT: &str = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))";
+/// PostgreSQL only: the session grant and the code of an approval in one statement (one round trip).
+pub const INSERT_CODE_WITH_SESSION_GRANT_PG: &str = "WITH signed_in AS (INSERT INTO session_grants (grant_id, sid, client_id, offline, expires_at) VALUES ($1,$2,$3,$4,$5) ON CONFLICT DO NOTHING) INSERT INTO authorization_codes (code_hash, grant_id, grant_json, expires_at) VALUES ($6,$1,$7,$8)";
 pub const INSERT_CODE: &str =
     "INSERT INTO authorization_codes (code_hash, grant_id, grant_json, expires_at) VALUES ($1,$2,$3,$4)";
 pub const INSERT_ACCESS_TOKEN: &str = "INSERT INTO access_tokens (token_hash, client_id, user_id, scope, grant_id, expires_at, claims) SELECT $1,$2,$3,$4,$5,$6,$7 WHERE NOT EXISTS (SELECT 1 FROM revoked_grants WHERE grant_id = $5)";
@@ -78,7 +110,7 @@ pub const AUDIT_EVENTS: &str = "SELECT at, kind, user_id, username, client_id, i
 pub const DELETE_AUDIT_EVENTS_BEFORE: &str = "DELETE FROM audit_events WHERE at < $1";
 
 /// What the sweeper deletes: each table, its key and the time after which a row is of no use.
-pub const SWEPT_TABLES: [(&str, &str, &str); 8] = [
+pub const SWEPT_TABLES: [(&str, &str, &str); 10] = [
     ("authorization_codes", "code_hash", "expires_at"),
     ("access_tokens", "token_hash", "expires_at"),
     ("refresh_tokens", "token_hash", "expires_at"),
@@ -87,6 +119,8 @@ pub const SWEPT_TABLES: [(&str, &str, &str); 8] = [
     ("used_once", "key", "expires_at"),
     ("login_failures", "key", "window_ends_at"),
     ("revoked_grants", "grant_id", "revoked_at"),
+    ("session_grants", "grant_id", "expires_at"),
+    ("logout_notifications", "id", "failed_at"),
 ];
 
 /// Deletes at most `$2` rows of `table` whose `column` is before `$1` (written from `SWEPT_TABLES` only).
@@ -95,7 +129,7 @@ pub fn sweep_batch(table: &str, key: &str, column: &str) -> String {
 }
 
 /// The tables `store stats` counts.
-pub const COUNTED_TABLES: [&str; 14] = [
+pub const COUNTED_TABLES: [&str; 16] = [
     "clients",
     "users",
     "sessions",
@@ -110,4 +144,6 @@ pub const COUNTED_TABLES: [&str; 14] = [
     "login_failures",
     "secrets",
     "audit_events",
+    "session_grants",
+    "logout_notifications",
 ];

@@ -18,7 +18,7 @@ use serde::de::DeserializeOwned;
 use super::queries as q;
 use super::to_json;
 use super::*;
-use crate::model::{AuditKind, Authentication, ClientId, now};
+use crate::model::{AuditKind, Authentication, ClientId, Device, now};
 use crate::telemetry::timed_sync;
 
 /// Idle read connections kept for reuse.
@@ -310,12 +310,21 @@ impl UserStore for SqliteStore {
         self.read("users", |c| c.prepare_cached(q::USERS)?.query_map([], user_from_row)?.collect())
     }
 
-    async fn set_password_hash(&self, username: &str, hash: &str, revoke_tokens: bool) -> StoreResult<bool> {
+    async fn set_password_hash(
+        &self,
+        username: &str,
+        hash: &str,
+        revoke_tokens: bool,
+        logout: Logout,
+    ) -> StoreResult<bool> {
         self.write("set_password_hash", |conn| {
             let tx = conn.transaction()?;
             let done = exec(&tx, q::SET_PASSWORD_HASH, params![hash, now(), username])?;
-            for sql in user_revocations(revoke_tokens) {
-                exec(&tx, sql, [username])?;
+            end_sessions(&tx, SessionsToEnd::Username(username), logout)?;
+            if revoke_tokens {
+                for sql in USER_TOKEN_REVOCATIONS {
+                    exec(&tx, sql, [username])?;
+                }
             }
             tx.commit()?;
             Ok(done == 1)
@@ -335,12 +344,13 @@ impl UserStore for SqliteStore {
         })
     }
 
-    async fn disable_user(&self, username: &str) -> StoreResult<bool> {
+    async fn disable_user(&self, username: &str, logout: Logout) -> StoreResult<bool> {
         self.write("disable_user", |conn| {
             let tx = conn.transaction()?;
             let done = exec(&tx, q::DISABLE_USER, params![now(), username])?;
             // A disabled account loses its sessions and tokens at once.
-            for sql in user_revocations(true) {
+            end_sessions(&tx, SessionsToEnd::Username(username), logout)?;
+            for sql in USER_TOKEN_REVOCATIONS {
                 exec(&tx, sql, [username])?;
             }
             tx.commit()?;
@@ -348,46 +358,180 @@ impl UserStore for SqliteStore {
         })
     }
 
-    async fn delete_user(&self, username: &str) -> StoreResult<bool> {
-        // Dependent rows go by ON DELETE CASCADE.
-        self.write("delete_user", |conn| Ok(exec(conn, q::DELETE_USER, [username])? == 1))
+    async fn delete_user(&self, username: &str, logout: Logout) -> StoreResult<bool> {
+        self.write("delete_user", |conn| {
+            let tx = conn.transaction()?;
+            // Its clients are told first; the rest goes by ON DELETE CASCADE.
+            end_sessions(&tx, SessionsToEnd::Username(username), logout)?;
+            let done = exec(&tx, q::DELETE_USER, [username])?;
+            tx.commit()?;
+            Ok(done == 1)
+        })
     }
+}
+
+fn session_from_row(r: &Row<'_>) -> rusqlite::Result<BrowserSession> {
+    Ok(BrowserSession {
+        id_hash: r.get(0)?,
+        sid: r.get(1)?,
+        user_id: r.get(2)?,
+        auth_time: r.get(3)?,
+        amr: json(r, 4)?,
+        acr: r.get(5)?,
+        expires_at: r.get(6)?,
+        device: Device { ip: r.get(7)?, user_agent: r.get(8)? },
+    })
+}
+
+/// Ends sessions inside the caller's transaction: notifications queued for their clients, their grants
+/// revoked (but offline ones), then the sessions deleted.
+fn end_sessions(tx: &Transaction<'_>, which: SessionsToEnd<'_>, logout: Logout) -> rusqlite::Result<Vec<EndedSession>> {
+    let (sql, key) = match which {
+        SessionsToEnd::Sid(sid) => (q::SESSIONS_BY_SID, sid),
+        SessionsToEnd::IdHash(hash) => (q::SESSIONS_BY_HASH, hash),
+        SessionsToEnd::User(id) => (q::SESSIONS_BY_USER, id),
+        SessionsToEnd::Username(name) => (q::SESSIONS_BY_USERNAME, name),
+    };
+    let found: Vec<(String, String)> =
+        tx.prepare_cached(sql)?.query_map([key], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
+    let mut ended = Vec::with_capacity(found.len());
+    for (sid, user_id) in found {
+        let clients =
+            tx.prepare_cached(q::SESSION_CLIENTS)?.query_map([&sid], |r| parsed(r, 0))?.collect::<Result<_, _>>()?;
+        exec(tx, q::ENQUEUE_LOGOUT_NOTIFICATIONS, params![sid, user_id, logout.now, logout.give_up_at])?;
+        let grants: Vec<String> = tx
+            .prepare_cached(q::ENDING_GRANTS)?
+            .query_map(params![sid, logout.revoke_offline], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        for grant_id in &grants {
+            revoke(tx, grant_id)?;
+            exec(tx, q::DELETE_CODES_OF_GRANT, [grant_id])?;
+        }
+        exec(tx, q::DELETE_SESSION_GRANTS, [&sid])?;
+        exec(tx, q::DELETE_SESSION_BY_SID, [&sid])?;
+        ended.push(EndedSession { sid, user_id, clients });
+    }
+    Ok(ended)
+}
+
+fn notification_from_row(r: &Row<'_>) -> rusqlite::Result<LogoutNotification> {
+    Ok(LogoutNotification {
+        id: r.get(0)?,
+        client_id: parsed(r, 1)?,
+        user_id: r.get(2)?,
+        sid: r.get(3)?,
+        created_at: r.get(4)?,
+        attempts: r.get(5)?,
+        give_up_at: r.get(6)?,
+        failed_at: r.get(7)?,
+        last_error: r.get(8)?,
+    })
 }
 
 #[async_trait]
 impl SessionStore for SqliteStore {
-    async fn start_session(&self, replaced: Option<&str>, s: &BrowserSession, pending_id: &str) -> StoreResult<()> {
+    async fn start_session(&self, start: &SessionStart<'_>) -> StoreResult<Vec<EndedSession>> {
+        let s = start.session;
         self.write("start_session", |conn| {
             let tx = conn.transaction()?;
-            if let Some(old) = replaced {
-                exec(&tx, q::DELETE_SESSION, [old])?;
+            let mut ended = Vec::new();
+            if let Some(old) = start.replaced {
+                let previous: Option<String> =
+                    tx.prepare_cached(q::SESSIONS_BY_HASH)?.query_row([old], |r| r.get(0)).optional()?;
+                match previous {
+                    // The same session, re-authenticated under a new cookie id.
+                    Some(sid) if sid == s.sid => drop(exec(&tx, q::DELETE_SESSION, [old])?),
+                    Some(_) => ended = end_sessions(&tx, SessionsToEnd::IdHash(old), start.logout)?,
+                    None => {}
+                }
             }
-            exec(
-                &tx,
-                q::INSERT_SESSION,
-                params![s.id_hash, s.sid, s.user_id, s.auth_time, to_json(&s.amr), s.acr, s.expires_at],
-            )?;
-            exec(&tx, q::SET_PENDING_LOGIN, [s.sid.as_str(), pending_id])?;
+            let args = params![
+                s.id_hash,
+                s.sid,
+                s.user_id,
+                s.auth_time,
+                to_json(&s.amr),
+                s.acr,
+                s.expires_at,
+                s.device.ip,
+                s.device.user_agent
+            ];
+            exec(&tx, q::INSERT_SESSION, args)?;
+            if let Some(pending_id) = start.pending_id {
+                exec(&tx, q::SET_PENDING_LOGIN, [s.sid.as_str(), pending_id])?;
+            }
             tx.commit()?;
-            Ok(())
+            Ok(ended)
         })
     }
 
     async fn session(&self, id_hash: &str, now: Timestamp) -> StoreResult<Option<BrowserSession>> {
         self.read("session", |c| {
-            c.prepare_cached(q::SESSION)?
-                .query_row(params![id_hash, now], |r| {
-                    Ok(BrowserSession {
-                        id_hash: r.get(0)?,
-                        sid: r.get(1)?,
-                        user_id: r.get(2)?,
-                        auth_time: r.get(3)?,
-                        amr: json(r, 4)?,
-                        acr: r.get(5)?,
-                        expires_at: r.get(6)?,
-                    })
-                })
-                .optional()
+            c.prepare_cached(q::SESSION)?.query_row(params![id_hash, now], session_from_row).optional()
+        })
+    }
+
+    async fn sessions(&self, user_id: Option<&str>, now: Timestamp, limit: u32) -> StoreResult<Vec<BrowserSession>> {
+        self.read("sessions", |c| {
+            c.prepare_cached(q::SESSIONS)?.query_map(params![now, user_id, limit], session_from_row)?.collect()
+        })
+    }
+
+    async fn session_clients(&self, sid: &str) -> StoreResult<Vec<ClientId>> {
+        self.read("session_clients", |c| {
+            c.prepare_cached(q::SESSION_CLIENTS)?.query_map([sid], |r| parsed(r, 0))?.collect()
+        })
+    }
+
+    async fn end_sessions(&self, which: SessionsToEnd<'_>, logout: Logout) -> StoreResult<Vec<EndedSession>> {
+        self.write("end_sessions", |conn| {
+            let tx = conn.transaction()?;
+            let ended = end_sessions(&tx, which, logout)?;
+            tx.commit()?;
+            Ok(ended)
+        })
+    }
+}
+
+#[async_trait]
+impl LogoutOutbox for SqliteStore {
+    async fn claim_logout_notifications(
+        &self,
+        now: Timestamp,
+        lease: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<LogoutNotification>> {
+        self.write("claim_logout_notifications", |conn| {
+            let mut stmt = conn.prepare_cached(q::CLAIM_LOGOUT_NOTIFICATIONS)?;
+            Ok(stmt.query_map(params![now, lease, limit], notification_from_row)?.collect::<Result<_, _>>()?)
+        })
+    }
+
+    async fn delete_logout_notification(&self, id: i64) -> StoreResult<()> {
+        self.write("delete_logout_notification", |conn| Ok(exec(conn, q::DELETE_LOGOUT_NOTIFICATION, [id]).map(drop)?))
+    }
+
+    async fn logout_notification_failed(
+        &self,
+        id: i64,
+        retry_at: Option<Timestamp>,
+        now: Timestamp,
+        error: &str,
+    ) -> StoreResult<()> {
+        self.write("logout_notification_failed", |conn| {
+            match retry_at {
+                Some(at) => exec(conn, q::RETRY_LOGOUT_NOTIFICATION, params![at, error, id])?,
+                None => exec(conn, q::GIVE_UP_LOGOUT_NOTIFICATION, params![now, error, id])?,
+            };
+            Ok(())
+        })
+    }
+
+    async fn logout_notifications(&self, undeliverable_only: bool, limit: u32) -> StoreResult<Vec<LogoutNotification>> {
+        self.read("logout_notifications", |c| {
+            c.prepare_cached(q::LOGOUT_NOTIFICATIONS)?
+                .query_map(params![undeliverable_only, limit], notification_from_row)?
+                .collect()
         })
     }
 }
@@ -500,6 +644,9 @@ impl GrantStore for SqliteStore {
     async fn approve(&self, a: &Approval<'_>) -> StoreResult<()> {
         self.write("approve", |conn| {
             let tx = conn.transaction()?;
+            let g = a.session;
+            let args = params![g.grant_id, g.sid, a.client_id.as_str(), g.offline, g.session_expires_at];
+            exec(&tx, q::INSERT_SESSION_GRANT, args)?;
             if let Some(c) = a.consent {
                 let args = params![a.user_id, a.client_id.as_str(), c.scope.to_string(), now(), to_json(&c.claims)];
                 exec(&tx, q::SAVE_CONSENT, args)?;
@@ -734,15 +881,10 @@ impl AuditStore for SqliteStore {
 
 #[async_trait]
 impl SweepStore for SqliteStore {
-    async fn sweep(
-        &self,
-        before: Timestamp,
-        revoked_before: Timestamp,
-        batch: u32,
-    ) -> StoreResult<Vec<(&'static str, u64)>> {
+    async fn sweep(&self, cutoffs: SweepCutoffs, batch: u32) -> StoreResult<Vec<(&'static str, u64)>> {
         let mut deleted = Vec::new();
         for (table, key, column) in q::SWEPT_TABLES {
-            let cutoff = if table == "revoked_grants" { revoked_before } else { before };
+            let cutoff = cutoffs.of(table);
             // One short write each, so that the single writer is never held for long.
             let n = self
                 .write("sweep", |conn| Ok(exec(conn, &q::sweep_batch(table, key, column), params![cutoff, batch])?))?;

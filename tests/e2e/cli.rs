@@ -469,7 +469,7 @@ async fn stored_usernames_are_put_in_canonical_form() {
     let op = common::TestOp::start().await;
     for name in ["Erin", "Dave", "dave"] {
         let mut user = op.add_user("placeholder").await;
-        op.store.delete_user("placeholder").await.unwrap();
+        op.store.delete_user("placeholder", oxid::config::Config::default().logout(oxid::model::now())).await.unwrap();
         user.id = format!("sub-{name}");
         user.username = name.into();
         op.store.insert_user(&user).await.unwrap();

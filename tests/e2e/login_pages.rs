@@ -117,7 +117,7 @@ async fn bad_credentials_get_one_generic_message() {
     // The same page either way, apart from the echoed username: no user enumeration.
     assert_eq!(wrong_password.body.replace("value=\"alice\"", ""), unknown_user.body.replace("value=\"nobody\"", ""));
     // A disabled user cannot sign in, with the same message.
-    op.store.disable_user("alice").await.unwrap();
+    op.store.disable_user("alice", oxid::config::Config::default().logout(oxid::model::now())).await.unwrap();
     let r = b.submit_login(&page, "alice", PASSWORD).await;
     assert_eq!(r.status, 401);
     assert!(r.body.contains("Incorrect username or password."));

@@ -14,6 +14,7 @@ mod encryption;
 mod implicit_hybrid;
 mod locales;
 mod login_pages;
+mod logout;
 mod nodes;
 mod operations;
 mod request_objects;

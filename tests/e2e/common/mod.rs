@@ -26,8 +26,9 @@ pub struct TestOp {
     /// The database the nodes share, for the `oxid` command line.
     pub database_url: String,
     clock: Clock,
+    config: Config,
     _dir: tempfile::TempDir,
-    _stops: Vec<oneshot::Sender<()>>,
+    stops: Vec<oneshot::Sender<()>>,
 }
 
 impl TestOp {
@@ -68,29 +69,33 @@ impl TestOp {
             seed_keys(stores[0].as_ref()).await;
         }
         let clock = Clock::adjustable();
-        let mut starting = tokio::task::JoinSet::new();
-        for store in &stores {
-            let (config, store, clock) = (config.clone(), store.clone(), clock.clone());
-            starting.spawn(async move { server::prepare(config, store, clock).await.unwrap() });
-        }
-        let states = starting.join_all().await;
-        let mut stops = Vec::new();
-        for (state, listener) in states.into_iter().zip(listeners) {
-            let (stop, stopped) = oneshot::channel::<()>();
-            tokio::spawn(server::serve(state, listener, async {
-                let _ = stopped.await;
-            }));
-            stops.push(stop);
-        }
+        let stops = launch(&config, &stores, listeners, &clock).await;
         Self {
             issuer: config.issuer.clone(),
             nodes: bases,
             store: stores.remove(0),
             database_url: config.database_url.clone(),
             clock,
+            config,
             _dir: dir,
-            _stops: stops,
+            stops,
         }
+    }
+
+    /// Stops every node (in-flight requests finish) and starts as many new ones on the same database,
+    /// as after a restart; they serve on new ports under the same issuer.
+    pub async fn restart(&mut self) {
+        for stop in self.stops.drain(..) {
+            let _ = stop.send(());
+        }
+        let mut listeners = Vec::new();
+        let mut stores = Vec::new();
+        for _ in 0..self.nodes.len() {
+            listeners.push(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap());
+            stores.push(server::open_store(&self.config).await.unwrap());
+        }
+        self.nodes = listeners.iter().map(|l| format!("http://127.0.0.1:{}", l.local_addr().unwrap().port())).collect();
+        self.stops = launch(&self.config, &stores, listeners, &self.clock).await;
     }
 
     /// Moves every node's clock `seconds` forward (expiry without waiting).
@@ -166,6 +171,31 @@ impl TestOp {
             urlencode(REDIRECT_URI)
         )
     }
+}
+
+/// Prepares and serves one node per store and listener (concurrently, as nodes booting at once);
+/// returns what stops each.
+async fn launch(
+    config: &Config,
+    stores: &[Arc<dyn Store>],
+    listeners: Vec<tokio::net::TcpListener>,
+    clock: &Clock,
+) -> Vec<oneshot::Sender<()>> {
+    let mut starting = tokio::task::JoinSet::new();
+    for store in stores {
+        let (config, store, clock) = (config.clone(), store.clone(), clock.clone());
+        starting.spawn(async move { server::prepare(config, store, clock).await.unwrap() });
+    }
+    let states = starting.join_all().await;
+    let mut stops = Vec::new();
+    for (state, listener) in states.into_iter().zip(listeners) {
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(server::serve(state, listener, async {
+            let _ = stopped.await;
+        }));
+        stops.push(stop);
+    }
+    stops
 }
 
 /// The OP's keys, made once per test process (RSA key generation is the slowest part of a start).

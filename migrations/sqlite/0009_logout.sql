@@ -1,0 +1,35 @@
+-- Sessions and logout. Where a session was started from, for the account page.
+ALTER TABLE sessions ADD COLUMN ip TEXT;
+ALTER TABLE sessions ADD COLUMN user_agent TEXT;
+CREATE INDEX sessions_user ON sessions(user_id);
+
+-- What was granted through each session (Back-Channel Logout 2.3, 2.7): the clients to notify when it
+-- ends, and the grants that end with it (all but offline_access ones). Kept while the session lives.
+CREATE TABLE session_grants (
+    grant_id TEXT PRIMARY KEY NOT NULL,
+    sid TEXT NOT NULL,
+    client_id TEXT NOT NULL,
+    offline INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+CREATE INDEX session_grants_sid ON session_grants(sid);
+CREATE INDEX session_grants_expires ON session_grants(expires_at);
+
+-- The outbox of Back-Channel Logout notifications: written in the transaction that ends the session,
+-- delivered by whichever node claims it first (claimed_until is its lease), retried with backoff until
+-- give_up_at; failed_at marks one given up (kept for the operator until swept).
+CREATE TABLE logout_notifications (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    client_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    sid TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL,
+    claimed_until INTEGER NOT NULL DEFAULT 0,
+    give_up_at INTEGER NOT NULL,
+    failed_at INTEGER,
+    last_error TEXT
+);
+CREATE INDEX logout_notifications_due ON logout_notifications(next_attempt_at) WHERE failed_at IS NULL;
+CREATE INDEX logout_notifications_failed ON logout_notifications(failed_at) WHERE failed_at IS NOT NULL;
