@@ -86,18 +86,45 @@ async fn wait_until_at(browser: &fantoccini::Client, prefix: &str) -> String {
 
 /// A headless Chromium session; keep the driver and profile alive as long as the client.
 async fn start_browser() -> (Driver, fantoccini::Client, tempfile::TempDir) {
+    start_browser_with(&[], serde_json::json!({})).await
+}
+
+/// A headless Chromium that lets pages of one site use cookies of another in iframes, as Session
+/// Management's check_session_iframe needs (browsers that block third-party cookies break it).
+async fn start_browser_with_third_party_cookies() -> (Driver, fantoccini::Client, tempfile::TempDir) {
+    let prefs = serde_json::json!({ "profile.cookie_controls_mode": 0 });
+    start_browser_with(&["--disable-features=ThirdPartyStoragePartitioning"], prefs).await
+}
+
+async fn start_browser_with(
+    extra_args: &[&str],
+    prefs: serde_json::Value,
+) -> (Driver, fantoccini::Client, tempfile::TempDir) {
     let (driver, driver_url) = start_chromedriver().await;
     let profile = tempfile::tempdir().unwrap();
+    let mut args: Vec<String> = [
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+    ]
+    .iter()
+    .chain(extra_args)
+    .map(|a| a.to_string())
+    .collect();
+    args.push(format!("--user-data-dir={}", profile.path().display()));
     let mut caps = serde_json::Map::new();
     caps.insert(
         "goog:chromeOptions".into(),
         serde_json::json!({
             "binary": "/usr/bin/chromium",
-            "args": [
-                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
-                "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                format!("--user-data-dir={}", profile.path().display()),
-            ]
+            "args": args,
+            "prefs": prefs,
         }),
     );
     // chromedriver speaks plain HTTP on loopback: no TLS connector needed.
@@ -214,5 +241,116 @@ async fn sign_up_page_works_in_chromium() {
     let landed = wait_until_at(&browser, &callback).await;
     assert!(query(&landed).contains_key("code"), "{landed}");
     assert!(op.store.user_by_username("grace").await.unwrap().is_some());
+    browser.close().await.unwrap();
+}
+
+/// The RP page of Session Management 1.0 4.1 on another site (127.0.0.2): it embeds the OP's
+/// check_session_iframe and asks it every 300 ms about the session_state it was given; the answer
+/// becomes the page's title.
+fn check_session_rp_page(op_origin: &str, client_id: &str) -> String {
+    format!(
+        r#"<!doctype html><title>waiting</title><body><script>
+var ss=new URLSearchParams(location.search).get('session_state');
+var f=document.createElement('iframe');f.src='{op_origin}/session/check';document.body.appendChild(f);
+window.addEventListener('message',function(e){{if(e.origin==='{op_origin}')document.title=e.data}});
+f.onload=function(){{setInterval(function(){{f.contentWindow.postMessage('{client_id} '+ss,'{op_origin}')}},300)}};
+</script></body>"#
+    )
+}
+
+async fn wait_for_title(browser: &fantoccini::Client, title: &str) -> String {
+    let mut seen = String::new();
+    for _ in 0..100 {
+        seen = browser.title().await.unwrap();
+        if seen == title {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    seen
+}
+
+/// Logout in Chromium: an RP on another site sees `unchanged` from check_session_iframe, then
+/// `changed` once the user signs out; the signed-out page loads both RPs' front-channel logout
+/// iframes (with iss and sid for the one that asked).
+#[tokio::test]
+async fn logout_reaches_rps_through_the_browser() {
+    use oxid::model::LogoutUri;
+    let op = TestOp::start().await;
+    op.add_user("alice").await;
+    // The RPs' pages, on another site than the OP.
+    let listener = tokio::net::TcpListener::bind("127.0.0.2:0").await.unwrap();
+    let rp_site = format!("http://127.0.0.2:{}", listener.local_addr().unwrap().port());
+    let page = check_session_rp_page(&op.nodes[0], "webapp");
+    let app = axum::Router::new()
+        .route("/cb", axum::routing::get(move || async move { axum::response::Html(page) }))
+        .route("/cb2", axum::routing::get(|| async { "signed in" }));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    // Where each RP is told of the logout (front channel), recording what it receives.
+    let hits: [std::sync::Arc<std::sync::Mutex<Vec<String>>>; 2] = Default::default();
+    let mut front = Vec::new();
+    for recorded in &hits {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        front.push(format!("http://127.0.0.1:{}/logout", listener.local_addr().unwrap().port()));
+        let recorded = recorded.clone();
+        let app = axum::Router::new().fallback(move |uri: axum::http::Uri| {
+            let recorded = recorded.clone();
+            async move {
+                recorded.lock().unwrap().push(uri.query().unwrap_or_default().to_owned());
+                "logged out"
+            }
+        });
+        tokio::spawn(async move { axum::serve(listener, app).await });
+    }
+    for (id, cb, uri, session_required) in [("webapp", "/cb", &front[0], true), ("second", "/cb2", &front[1], false)] {
+        let (redirect, uri) = (format!("{rp_site}{cb}"), uri.clone());
+        op.add_client(id, ClientAuthMethod::ClientSecretBasic, move |c| {
+            c.redirect_uris = vec![redirect.parse().unwrap()];
+            c.skip_consent = true;
+            c.metadata.frontchannel_logout = Some(LogoutUri { uri: uri.parse().unwrap(), session_required });
+        })
+        .await;
+    }
+    let authorize = |client: &str, cb: &str| {
+        op.authorize_url(client, "")
+            .replace(&common::urlencode(common::REDIRECT_URI), &common::urlencode(&format!("{rp_site}{cb}")))
+    };
+
+    let (_driver, browser, _profile) = start_browser_with_third_party_cookies().await;
+    browser.goto(&authorize("webapp", "/cb")).await.unwrap();
+    browser.find(Locator::Id("username")).await.unwrap().send_keys("alice").await.unwrap();
+    browser.find(Locator::Id("password")).await.unwrap().send_keys(PASSWORD).await.unwrap();
+    browser.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
+    let landed = wait_until_at(&browser, &format!("{rp_site}/cb")).await;
+    assert!(query(&landed).contains_key("session_state"), "{landed}");
+    assert_eq!(wait_for_title(&browser, "unchanged").await, "unchanged", "the iframe reads the OP's state");
+    let rp_window = browser.window().await.unwrap();
+
+    // In another window: the second RP signs in through the same session, then the user signs out.
+    let other = browser.new_window(true).await.unwrap();
+    browser.switch_to_window(other.handle).await.unwrap();
+    browser.goto(&authorize("second", "/cb2")).await.unwrap();
+    wait_until_at(&browser, &format!("{rp_site}/cb2")).await;
+    browser.goto(&op.url("/logout")).await.unwrap();
+    browser.wait().for_element(Locator::Css("form button[type=submit]")).await.unwrap().click().await.unwrap();
+    browser.wait().for_element(Locator::Css("iframe.logout-frame")).await.unwrap();
+    for _ in 0..100 {
+        if hits.iter().all(|h| !h.lock().unwrap().is_empty()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let first = hits[0].lock().unwrap().clone();
+    let second = hits[1].lock().unwrap().clone();
+    assert_eq!(first.len(), 1, "{first:?}");
+    let params: std::collections::HashMap<String, String> =
+        form_urlencoded::parse(first[0].as_bytes()).into_owned().collect();
+    assert_eq!(params.get("iss"), Some(&op.issuer));
+    assert!(params.get("sid").is_some_and(|s| !s.is_empty()), "{params:?}");
+    assert_eq!(second, vec![String::new()], "no iss/sid for the RP that did not ask");
+
+    // The first RP's page learns of it through check_session_iframe.
+    browser.switch_to_window(rp_window).await.unwrap();
+    assert_eq!(wait_for_title(&browser, "changed").await, "changed");
     browser.close().await.unwrap();
 }
