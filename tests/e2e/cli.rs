@@ -543,3 +543,90 @@ async fn security_events_are_in_the_audit_log() {
     assert!(everything.contains("client_changed") && everything.contains("secret rotated"), "{everything}");
     assert!(!everything.contains(&secret), "{everything}");
 }
+
+/// `oxid session list | end | notifications` against a live server's database, and the logout
+/// metadata of `client add`.
+#[tokio::test]
+async fn sessions_are_listed_and_ended_from_the_cli() {
+    let op = common::TestOp::start().await;
+    op.add_user("alice").await;
+    let (_, secret) =
+        op.add_client("webapp", oxid::model::ClientAuthMethod::ClientSecretBasic, |c| c.skip_consent = true).await;
+    let db = op.database_url.clone();
+    let b = Browser::new(&op);
+    let tokens = sign_in_for_tokens(&op, &secret.unwrap(), &b).await;
+    let sid = common::jwt_payload(tokens["id_token"].as_str().unwrap())["sid"].as_str().unwrap().to_owned();
+    let cli = |args: Vec<String>| {
+        let db = db.clone();
+        tokio::task::spawn_blocking(move || oxid(&db, &args.iter().map(String::as_str).collect::<Vec<_>>(), None))
+    };
+    let args = |list: &[&str]| list.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+
+    let listed = ok(cli(args(&["session", "list", "--user", "alice"])).await.unwrap());
+    let row = listed.lines().find(|l| l.starts_with(&sid)).unwrap_or_else(|| panic!("{sid} not in\n{listed}"));
+    assert!(row.contains("alice") && row.contains("127.0.0.1") && row.contains("webapp"), "{row}");
+    refused(cli(args(&["session", "end", "no-such-session"])).await.unwrap(), "no such session");
+
+    let ended = ok(cli(args(&["session", "end", &sid])).await.unwrap());
+    assert!(ended.contains(&sid) && ended.contains("webapp"), "{ended}");
+    assert!(!signed_in(&op, &b).await);
+    assert!(!ok(cli(args(&["session", "list"])).await.unwrap()).contains(&sid));
+    let notifications = ok(cli(args(&["session", "notifications", "--undeliverable"])).await.unwrap());
+    assert!(notifications.starts_with("ID") && notifications.lines().count() == 1, "{notifications}");
+    let audit = ok(cli(args(&["audit", "list", "--user", "alice"])).await.unwrap());
+    assert!(audit.contains("session_ended"), "{audit}");
+
+    // A client's logout metadata.
+    let added = ok(cli(args(&[
+        "client",
+        "add",
+        "--name",
+        "Logout app",
+        "--id",
+        "logout-app",
+        "--redirect-uri",
+        "https://rp.example/cb",
+        "--post-logout-redirect-uri",
+        "https://rp.example/bye",
+        "--post-logout-redirect-uri",
+        "https://rp.example/bye2",
+        "--frontchannel-logout-uri",
+        "https://rp.example/fc?x=1",
+        "--frontchannel-logout-session-required",
+        "--backchannel-logout-uri",
+        "https://rp.example/bc",
+    ]))
+    .await
+    .unwrap());
+    assert!(added.contains("client_id: logout-app"), "{added}");
+    let shown = ok(cli(args(&["client", "show", "logout-app"])).await.unwrap());
+    for expected in [
+        "post_logout_redirect_uri: https://rp.example/bye2",
+        "frontchannel_logout_uri: https://rp.example/fc?x=1 (session required)",
+        "backchannel_logout_uri: https://rp.example/bc",
+    ] {
+        assert!(shown.contains(expected), "{expected:?} not in\n{shown}");
+    }
+    let plain_http = args(&[
+        "client",
+        "add",
+        "--name",
+        "x",
+        "--redirect-uri",
+        "https://rp.example/cb",
+        "--backchannel-logout-uri",
+        "http://rp.example/bc",
+    ]);
+    misused(cli(plain_http).await.unwrap(), "must be an https URL");
+    let fragment = args(&[
+        "client",
+        "add",
+        "--name",
+        "x",
+        "--redirect-uri",
+        "https://rp.example/cb",
+        "--post-logout-redirect-uri",
+        "https://rp.example/bye#x",
+    ]);
+    misused(cli(fragment).await.unwrap(), "fragment");
+}
