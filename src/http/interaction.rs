@@ -139,17 +139,10 @@ pub async fn login_submit(
     let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
     let client_ip = state.config.client_ip(peer.ip(), forwarded);
     match authenticate(&state, client_ip, username, password).await {
-        Ok(Some(user_id)) => match start_session(
-            &state,
-            jar,
-            SignedInUser { user_id, client_ip, headers: &headers, request_id: Some(request_id) },
-        )
-        .await
-        {
-            Ok(jar) => (jar, reply::see_other_within(&state, &format!("/authorize/resume?request={request_id}")))
-                .into_response(),
-            Err(e) => reply::error_page(&state, &reply::internal(e)),
-        },
+        Ok(Some(user_id)) => {
+            let login = SignedInUser { user_id, client_ip, headers: &headers, request_id };
+            continue_signed_in(&state, jar, login).await
+        }
         Ok(None) => form(jar, StatusCode::UNAUTHORIZED, "bad_credentials"),
         Err(LoginError::Throttled) => form(jar, StatusCode::TOO_MANY_REQUESTS, "throttled"),
         Err(LoginError::Store(e)) => reply::error_page(&state, &reply::internal(e)),
@@ -234,18 +227,24 @@ pub(super) struct SignedInUser<'a> {
     pub user_id: String,
     pub client_ip: IpAddr,
     pub headers: &'a HeaderMap,
-    pub request_id: Option<&'a str>,
+    /// The flow the user signed in during.
+    pub request_id: &'a str,
+}
+
+/// After a login or sign-up: the new session, and back to the flow it happened in.
+pub(super) async fn continue_signed_in(state: &SharedState, jar: CookieJar, login: SignedInUser<'_>) -> Response {
+    let resume = format!("/authorize/resume?request={}", login.request_id);
+    match start_session(state, jar, login).await {
+        Ok(jar) => (jar, reply::see_other_within(state, &resume)).into_response(),
+        Err(e) => reply::error_page(state, &reply::internal(e)),
+    }
 }
 
 /// Starts a session for the user who just signed in, under a new cookie id (no session fixation). The
 /// browser's previous session is kept as the same session (same `sid`, the clients signed in through it
 /// keep their grants) when it is the same user's; another user's ends, as a logout would. Records the
 /// login on the flow it happened in, and sets the OP browser state that `check_session_iframe` reads.
-pub(super) async fn start_session(
-    state: &SharedState,
-    jar: CookieJar,
-    login: SignedInUser<'_>,
-) -> Result<CookieJar, StoreError> {
+async fn start_session(state: &SharedState, jar: CookieJar, login: SignedInUser<'_>) -> Result<CookieJar, StoreError> {
     let previous = current_session(state, &jar).await?;
     let raw_id = crypto::random_token();
     let now = state.now();
@@ -273,7 +272,7 @@ pub(super) async fn start_session(
         session: &session,
         replaced: replaced.as_deref(),
         logout: state.config.logout(now),
-        pending_id: login.request_id,
+        pending_id: Some(login.request_id),
     };
     let ended = state.store.start_session(&start).await?;
     state.logout_notifications_queued(&ended);

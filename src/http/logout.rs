@@ -50,11 +50,11 @@ pub async fn end_session(
     jar: CookieJar,
     RequestParams(params): RequestParams,
 ) -> Response {
+    let locale = locale(&state, params.as_ref().ok(), &headers);
     let params = match params {
         Ok(p) => p,
-        Err(e) => return reply::error_page_in(&state, &e, locale(&state, None, &headers)),
+        Err(e) => return reply::error_page_in(&state, &e, locale),
     };
-    let locale = locale(&state, Some(&params), &headers);
     let result: Result<Response, StoreError> = async {
         let checked = match check(&state, &params).await? {
             Ok(checked) => checked,
@@ -81,11 +81,11 @@ pub async fn confirm(
     jar: CookieJar,
     RequestParams(params): RequestParams,
 ) -> Response {
+    let locale = locale(&state, params.as_ref().ok(), &headers);
     let params = match params {
         Ok(p) => p,
-        Err(e) => return reply::error_page_in(&state, &e, locale(&state, None, &headers)),
+        Err(e) => return reply::error_page_in(&state, &e, locale),
     };
-    let locale = locale(&state, Some(&params), &headers);
     if !cookies::csrf_valid(&state.config, &state.csrf_key, &jar, CSRF_FLOW, params.get("csrf_token")) {
         let e =
             OAuthError::invalid_request("the form has expired or did not come from this site; go back and try again");

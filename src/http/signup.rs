@@ -10,7 +10,7 @@ use axum_extra::extract::cookie::CookieJar;
 use minijinja::context;
 
 use super::authorize::load_pending;
-use super::interaction::{PageQuery, SignedInUser, Submitted, page_locale, start_session, submitted};
+use super::interaction::{PageQuery, SignedInUser, Submitted, continue_signed_in, page_locale, submitted};
 use super::params::RequestParams;
 use super::{SharedState, cookies, reply};
 use crate::audit;
@@ -130,17 +130,10 @@ pub async fn signup_submit(
     let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
     let client_ip = state.config.client_ip(peer.ip(), forwarded);
     match create_account(&state, &username, &entered, password, client_ip).await {
-        Ok(Ok(user_id)) => match start_session(
-            &state,
-            jar,
-            SignedInUser { user_id, client_ip, headers: &headers, request_id: Some(request_id) },
-        )
-        .await
-        {
-            Ok(jar) => (jar, reply::see_other_within(&state, &format!("/authorize/resume?request={request_id}")))
-                .into_response(),
-            Err(e) => reply::error_page(&state, &reply::internal(e)),
-        },
+        Ok(Ok(user_id)) => {
+            let login = SignedInUser { user_id, client_ip, headers: &headers, request_id };
+            continue_signed_in(&state, jar, login).await
+        }
         Ok(Err(problem)) => retry(jar, StatusCode::BAD_REQUEST, problem),
         Err(e) => reply::error_page(&state, &e),
     }
