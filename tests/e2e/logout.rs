@@ -350,7 +350,15 @@ async fn a_failing_rp_is_retried_and_a_refusing_one_given_up() {
     let (tokens, _) = sign_in(&op, &b, &secret, "").await;
     b.get(&logout_url(&op, &[("id_token_hint", tokens["id_token"].as_str().unwrap())])).await;
     assert_eq!(rp.wait_for(1).await.len(), 1);
-    let pending = op.store.logout_notifications(false, 10).await.unwrap();
+    // The failure is recorded just after the RP answered.
+    let mut pending = Vec::new();
+    for _ in 0..50 {
+        pending = op.store.logout_notifications(false, 10).await.unwrap();
+        if pending.first().is_some_and(|n| n.attempts > 0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert_eq!((pending.len(), pending[0].attempts), (1, 1), "{pending:?}");
     assert_eq!(pending[0].last_error.as_deref(), Some("the client answered 500"));
     // The next attempt is due after the backoff.
