@@ -543,9 +543,11 @@ async fn session(cmd: SessionCommand, config: &Config, store: &dyn Store) -> any
                 }
                 None => None,
             };
+            let usernames: std::collections::HashMap<String, String> =
+                store.users().await?.into_iter().map(|u| (u.id, u.username)).collect();
             let mut rows = Vec::new();
             for s in store.sessions(user_id.as_deref(), now(), limit).await? {
-                let username = store.user(&s.user_id).await?.map_or_else(|| s.user_id.clone(), |u| u.username);
+                let username = usernames.get(&s.user_id).cloned().unwrap_or_else(|| s.user_id.clone());
                 let clients: Vec<String> =
                     store.session_clients(&s.sid).await?.into_iter().map(|c| c.to_string()).collect();
                 let or_dash = |v: Option<String>| v.unwrap_or_else(|| "-".into());

@@ -248,8 +248,8 @@ async fn start_session(state: &SharedState, jar: CookieJar, login: SignedInUser<
     let previous = current_session(state, &jar).await?;
     let raw_id = crypto::random_token();
     let now = state.now();
-    let sid = match previous {
-        Some(p) if p.user_id == login.user_id => p.sid,
+    let sid = match &previous {
+        Some(p) if p.user_id == login.user_id => p.sid.clone(),
         _ => crypto::random_token(),
     };
     let user_agent = login.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok());
@@ -267,10 +267,9 @@ async fn start_session(state: &SharedState, jar: CookieJar, login: SignedInUser<
             user_agent: user_agent.map(|ua| ua.chars().take(256).collect()),
         },
     };
-    let replaced = cookies::session_hash(&state.config, &jar);
     let start = SessionStart {
         session: &session,
-        replaced: replaced.as_deref(),
+        replaced: previous.as_ref(),
         logout: state.config.logout(now),
         pending_id: Some(login.request_id),
     };

@@ -50,28 +50,7 @@ pub async fn end_session(
     jar: CookieJar,
     RequestParams(params): RequestParams,
 ) -> Response {
-    let locale = locale(&state, params.as_ref().ok(), &headers);
-    let params = match params {
-        Ok(p) => p,
-        Err(e) => return reply::error_page_in(&state, &e, locale),
-    };
-    let result: Result<Response, StoreError> = async {
-        let checked = match check(&state, &params).await? {
-            Ok(checked) => checked,
-            Err(e) => return Ok(reply::error_page_in(&state, &e, locale)),
-        };
-        Ok(match current_session(&state, &jar).await? {
-            // Nothing to end here: the user is signed out already.
-            None => finish(&state, jar, &checked, Vec::new(), locale).await?,
-            Some(session) if names_session(&state, &checked, &session) => {
-                let ended = end(&state, &session, &checked).await?;
-                finish(&state, jar, &checked, ended, locale).await?
-            }
-            Some(session) => confirmation(&state, jar, &params, &session, locale).await?,
-        })
-    }
-    .await;
-    result.unwrap_or_else(|e| reply::error_page_in(&state, &reply::internal(e), locale))
+    logout(&state, &headers, jar, params, false).await
 }
 
 /// The confirmation form's submission: the user chose to sign out.
@@ -81,29 +60,44 @@ pub async fn confirm(
     jar: CookieJar,
     RequestParams(params): RequestParams,
 ) -> Response {
-    let locale = locale(&state, params.as_ref().ok(), &headers);
+    logout(&state, &headers, jar, params, true).await
+}
+
+/// A logout request, `confirmed` by the user on our form (its CSRF token checked) or not.
+async fn logout(
+    state: &SharedState,
+    headers: &HeaderMap,
+    jar: CookieJar,
+    params: Result<Params, OAuthError>,
+    confirmed: bool,
+) -> Response {
+    let locale = locale(state, params.as_ref().ok(), headers);
     let params = match params {
         Ok(p) => p,
-        Err(e) => return reply::error_page_in(&state, &e, locale),
+        Err(e) => return reply::error_page_in(state, &e, locale),
     };
-    if !cookies::csrf_valid(&state.config, &state.csrf_key, &jar, CSRF_FLOW, params.get("csrf_token")) {
+    if confirmed && !cookies::csrf_valid(&state.config, &state.csrf_key, &jar, CSRF_FLOW, params.get("csrf_token")) {
         let e =
             OAuthError::invalid_request("the form has expired or did not come from this site; go back and try again");
-        return reply::error_page_in(&state, &e, locale);
+        return reply::error_page_in(state, &e, locale);
     }
     let result: Result<Response, StoreError> = async {
-        let checked = match check(&state, &params).await? {
+        let checked = match check(state, &params).await? {
             Ok(checked) => checked,
-            Err(e) => return Ok(reply::error_page_in(&state, &e, locale)),
+            Err(e) => return Ok(reply::error_page_in(state, &e, locale)),
         };
-        let ended = match current_session(&state, &jar).await? {
-            Some(session) => end(&state, &session, &checked).await?,
-            None => Vec::new(),
-        };
-        finish(&state, jar, &checked, ended, locale).await
+        Ok(match current_session(state, &jar).await? {
+            // Nothing to end here: the user is signed out already.
+            None => finish(state, jar, &checked, Vec::new(), locale).await?,
+            Some(session) if confirmed || names_session(&checked, &session) => {
+                let ended = end(state, &session, &checked).await?;
+                finish(state, jar, &checked, ended, locale).await?
+            }
+            Some(session) => confirmation(state, jar, &params, &session, locale).await?,
+        })
     }
     .await;
-    result.unwrap_or_else(|e| reply::error_page_in(&state, &reply::internal(e), locale))
+    result.unwrap_or_else(|e| reply::error_page_in(state, &reply::internal(e), locale))
 }
 
 /// The claims of an ID Token this OP signed (RP-Initiated Logout 2: expired ones too).
@@ -138,15 +132,9 @@ async fn check(state: &SharedState, params: &Params) -> Result<Result<Checked, O
     Ok(Ok(Checked { request, client, redirect }))
 }
 
-/// Whether the request's `id_token_hint` was issued in this very session: by its `sid`, or, for a
-/// token without one, by the user the client knows.
-fn names_session(state: &SharedState, checked: &Checked, session: &BrowserSession) -> bool {
-    let Some(hint) = &checked.request.hint else { return false };
-    match (&hint.sid, &checked.client) {
-        (Some(sid), _) => *sid == session.sid,
-        (None, Some(client)) => hint.sub == state.subject(client, &session.user_id),
-        (None, None) => false,
-    }
+/// Whether the request's `id_token_hint` was issued in this very session (its `sid`).
+fn names_session(checked: &Checked, session: &BrowserSession) -> bool {
+    checked.request.hint.as_ref().is_some_and(|hint| hint.sid == session.sid)
 }
 
 /// Ends the browser's session: its grants (but offline ones) and Back-Channel Logout notifications to

@@ -15,14 +15,12 @@ pub enum AuditKind {
     UserChanged,
     ClientChanged,
     KeyRotated,
-    /// A session ended: logout at the OP, the account page, or an operator.
+    /// A session ended: logout at the OP, or an operator's command.
     SessionEnded,
-    /// A user revoked an app's consent and tokens (account page).
-    ConsentRevoked,
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 11] = [
+    pub const ALL: [AuditKind; 10] = [
         Self::LoginSucceeded,
         Self::LoginFailed,
         Self::LoginThrottled,
@@ -33,7 +31,6 @@ impl AuditKind {
         Self::ClientChanged,
         Self::KeyRotated,
         Self::SessionEnded,
-        Self::ConsentRevoked,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -48,7 +45,6 @@ impl AuditKind {
             Self::ClientChanged => "client_changed",
             Self::KeyRotated => "key_rotated",
             Self::SessionEnded => "session_ended",
-            Self::ConsentRevoked => "consent_revoked",
         }
     }
 

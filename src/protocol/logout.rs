@@ -9,15 +9,13 @@ use crate::crypto;
 use crate::model::{Client, ClientId, RedirectUri, Timestamp};
 
 /// What an ID Token this OP issued says about the session it was issued in; `id_token_hint` at the
-/// end-session endpoint (RP-Initiated Logout 2: expired ones too).
+/// end-session endpoint (RP-Initiated Logout 2: expired ones too). Every ID Token oxid issues has a `sid`.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 pub struct HintedSession {
     pub iss: String,
-    pub sub: String,
     #[serde(deserialize_with = "one_or_many")]
     pub aud: Vec<String>,
-    #[serde(default)]
-    pub sid: Option<String>,
+    pub sid: String,
 }
 
 /// `aud` is a string or an array of strings (RFC 7519 4.1.3).
@@ -40,13 +38,10 @@ fn one_or_many<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<
 pub struct EndSessionRequest {
     /// The session the RP names (from a verified `id_token_hint`).
     pub hint: Option<HintedSession>,
-    /// `logout_hint`: which account, when the browser has several (RP-Initiated Logout 2).
-    pub logout_hint: Option<String>,
     /// The client asking: `client_id`, or the hint's audience.
     pub client_id: Option<ClientId>,
     pub post_logout_redirect_uri: Option<String>,
     pub state: Option<String>,
-    pub ui_locales: Option<String>,
 }
 
 /// Parses an end-session request. `verify_hint` verifies an ID Token as this OP's (signature and
@@ -86,14 +81,7 @@ pub fn parse_end_session(
         // RP-Initiated Logout 3: without knowing the client the URI cannot be checked.
         return Err(OAuthError::invalid_request("post_logout_redirect_uri needs id_token_hint or client_id"));
     }
-    Ok(EndSessionRequest {
-        hint,
-        logout_hint: params.get("logout_hint").map(str::to_owned),
-        client_id,
-        post_logout_redirect_uri,
-        state: params.get("state").map(str::to_owned),
-        ui_locales: params.get("ui_locales").map(str::to_owned),
-    })
+    Ok(EndSessionRequest { hint, client_id, post_logout_redirect_uri, state: params.get("state").map(str::to_owned) })
 }
 
 /// The registered `post_logout_redirect_uri` the request names, compared exactly (RP-Initiated Logout 3;
@@ -189,9 +177,8 @@ mod tests {
     fn hint(aud: &[&str]) -> HintedSession {
         HintedSession {
             iss: "https://op.example".into(),
-            sub: "alice".into(),
             aud: aud.iter().map(|a| a.to_string()).collect(),
-            sid: Some("s1".into()),
+            sid: "s1".into(),
         }
     }
 

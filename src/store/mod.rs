@@ -67,8 +67,8 @@ pub struct Logout {
 /// session (same `sid`) keeps what was granted through it; another user's ends as by `logout`.
 pub struct SessionStart<'a> {
     pub session: &'a BrowserSession,
-    /// The id hash of the browser's previous session.
-    pub replaced: Option<&'a str>,
+    /// The browser's previous session, if it had a live one.
+    pub replaced: Option<&'a BrowserSession>,
     pub logout: Logout,
     /// The flow the login happened in (it then satisfies `prompt=login` and `max_age`).
     pub pending_id: Option<&'a str>,

@@ -396,17 +396,13 @@ impl SessionStore for PgStore {
             let s = start.session;
             let mut tx = self.pool.begin().await?;
             let mut ended = Vec::new();
-            if let Some(old) = start.replaced {
-                let previous: Option<(String, String)> =
-                    sqlx::query_as(q::SESSIONS_BY_HASH).bind(old).fetch_optional(&mut *tx).await?;
-                match previous {
-                    // The same session, re-authenticated under a new cookie id.
-                    Some((sid, _)) if sid == s.sid => {
-                        sqlx::query(q::DELETE_SESSION).bind(old).execute(&mut *tx).await?;
-                    }
-                    Some(_) => ended = end_sessions(&mut tx, SessionsToEnd::IdHash(old), start.logout).await?,
-                    None => {}
+            match start.replaced {
+                // The same session, re-authenticated under a new cookie id.
+                Some(old) if old.sid == s.sid => {
+                    sqlx::query(q::DELETE_SESSION).bind(&old.id_hash).execute(&mut *tx).await?;
                 }
+                Some(old) => ended = end_sessions(&mut tx, SessionsToEnd::IdHash(&old.id_hash), start.logout).await?,
+                None => {}
             }
             sqlx::query(q::INSERT_SESSION)
                 .bind(&s.id_hash)

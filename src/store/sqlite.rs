@@ -435,15 +435,11 @@ impl SessionStore for SqliteStore {
         self.write("start_session", |conn| {
             let tx = conn.transaction()?;
             let mut ended = Vec::new();
-            if let Some(old) = start.replaced {
-                let previous: Option<String> =
-                    tx.prepare_cached(q::SESSIONS_BY_HASH)?.query_row([old], |r| r.get(0)).optional()?;
-                match previous {
-                    // The same session, re-authenticated under a new cookie id.
-                    Some(sid) if sid == s.sid => drop(exec(&tx, q::DELETE_SESSION, [old])?),
-                    Some(_) => ended = end_sessions(&tx, SessionsToEnd::IdHash(old), start.logout)?,
-                    None => {}
-                }
+            match start.replaced {
+                // The same session, re-authenticated under a new cookie id.
+                Some(old) if old.sid == s.sid => drop(exec(&tx, q::DELETE_SESSION, [&old.id_hash])?),
+                Some(old) => ended = end_sessions(&tx, SessionsToEnd::IdHash(&old.id_hash), start.logout)?,
+                None => {}
             }
             let args = params![
                 s.id_hash,

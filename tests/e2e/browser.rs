@@ -324,6 +324,15 @@ async fn logout_reaches_rps_through_the_browser() {
     let landed = wait_until_at(&browser, &format!("{rp_site}/cb")).await;
     assert!(query(&landed).contains_key("session_state"), "{landed}");
     assert_eq!(wait_for_title(&browser, "unchanged").await, "unchanged", "the iframe reads the OP's state");
+    // A message that is not `client_id session_state` is answered `error` (Session Management 1.0 3.2).
+    let script = format!(
+        "var done=arguments[arguments.length-1];\
+         window.addEventListener('message',function(e){{if(e.data==='error')done(e.data)}});\
+         document.querySelector('iframe').contentWindow.postMessage('not-a-session-state','{}');",
+        op.nodes[0]
+    );
+    let answer = browser.execute_async(&script, Vec::new()).await.unwrap();
+    assert_eq!(answer, serde_json::json!("error"));
     let rp_window = browser.window().await.unwrap();
 
     // In another window: the second RP signs in through the same session, then the user signs out.
