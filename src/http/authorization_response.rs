@@ -130,7 +130,6 @@ async fn authorization_response_params(
             sid: &session.sid,
             grant_id: &grant_id,
             offline: request.scope.contains("offline_access"),
-            session_expires_at: session.expires_at,
         },
         consent: completing.consent,
         pending_id: completing.pending_id,

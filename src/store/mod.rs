@@ -177,8 +177,6 @@ pub struct SessionGrant<'a> {
     pub grant_id: &'a str,
     /// Granted `offline_access` (Core 11): it outlives the session.
     pub offline: bool,
-    /// When the session expires (the record is of no use after).
-    pub session_expires_at: Timestamp,
 }
 
 /// What an approved authorization request leaves behind (Core 3.1.2.5), written in one transaction.

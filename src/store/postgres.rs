@@ -675,7 +675,6 @@ impl GrantStore for PgStore {
                     .bind(g.sid)
                     .bind(a.client_id.as_str())
                     .bind(g.offline)
-                    .bind(g.session_expires_at)
                     .bind(hash)
                     .bind(to_json(grant))
                     .bind(grant.expires_at)
@@ -689,7 +688,6 @@ impl GrantStore for PgStore {
                 .bind(g.sid)
                 .bind(a.client_id.as_str())
                 .bind(g.offline)
-                .bind(g.session_expires_at)
                 .execute(&mut *tx)
                 .await?;
             if let Some(c) = a.consent {
@@ -1043,8 +1041,7 @@ impl SweepStore for PgStore {
     async fn sweep(&self, cutoffs: SweepCutoffs, batch: u32) -> StoreResult<Vec<(&'static str, u64)>> {
         crate::telemetry::timed("sweep", async move {
             let mut deleted = Vec::new();
-            for (table, key, column) in q::SWEPT_TABLES {
-                let sql = q::sweep_batch(table, key, column);
+            for (table, sql) in q::sweep_statements() {
                 let done = sqlx::query(sqlx::AssertSqlSafe(sql))
                     .bind(cutoffs.of(table))
                     .bind(i64::from(batch))

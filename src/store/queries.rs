@@ -28,7 +28,8 @@ pub const SESSION: &str = "SELECT id_hash, sid, user_id, auth_time, amr, acr, ex
 /// Live sessions, newest first; of one user when `$2` is not NULL.
 pub const SESSIONS: &str = "SELECT id_hash, sid, user_id, auth_time, amr, acr, expires_at, ip, user_agent FROM sessions WHERE expires_at > $1 AND (CAST($2 AS TEXT) IS NULL OR user_id = $2) ORDER BY auth_time DESC, sid LIMIT $3";
 pub const SESSION_CLIENTS: &str = "SELECT DISTINCT client_id FROM session_grants WHERE sid = $1 ORDER BY client_id";
-pub const INSERT_SESSION_GRANT: &str = "INSERT INTO session_grants (grant_id, sid, client_id, offline, expires_at) VALUES ($1,$2,$3,$4,$5) ON CONFLICT DO NOTHING";
+pub const INSERT_SESSION_GRANT: &str =
+    "INSERT INTO session_grants (grant_id, sid, client_id, offline) VALUES ($1,$2,$3,$4) ON CONFLICT DO NOTHING";
 /// The sessions to end, by what names them (`SessionsToEnd`).
 pub const SESSIONS_BY_SID: &str = "SELECT sid, user_id FROM sessions WHERE sid = $1";
 pub const SESSIONS_BY_HASH: &str = "SELECT sid, user_id FROM sessions WHERE id_hash = $1";
@@ -78,7 +79,7 @@ pub const SPENT_REFRESH_TOKEN_GRANT: &str =
 /// of `revoked_grants` (under READ COMMITTED neither would see the other's uncommitted rows).
 pub const LOCK_GRANT: &str = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))";
 /// PostgreSQL only: the session grant and the code of an approval in one statement (one round trip).
-pub const INSERT_CODE_WITH_SESSION_GRANT_PG: &str = "WITH signed_in AS (INSERT INTO session_grants (grant_id, sid, client_id, offline, expires_at) VALUES ($1,$2,$3,$4,$5) ON CONFLICT DO NOTHING) INSERT INTO authorization_codes (code_hash, grant_id, grant_json, expires_at) VALUES ($6,$1,$7,$8)";
+pub const INSERT_CODE_WITH_SESSION_GRANT_PG: &str = "WITH signed_in AS (INSERT INTO session_grants (grant_id, sid, client_id, offline) VALUES ($1,$2,$3,$4) ON CONFLICT DO NOTHING) INSERT INTO authorization_codes (code_hash, grant_id, grant_json, expires_at) VALUES ($5,$1,$6,$7)";
 pub const INSERT_CODE: &str =
     "INSERT INTO authorization_codes (code_hash, grant_id, grant_json, expires_at) VALUES ($1,$2,$3,$4)";
 pub const INSERT_ACCESS_TOKEN: &str = "INSERT INTO access_tokens (token_hash, client_id, user_id, scope, grant_id, expires_at, claims) SELECT $1,$2,$3,$4,$5,$6,$7 WHERE NOT EXISTS (SELECT 1 FROM revoked_grants WHERE grant_id = $5)";
@@ -110,22 +111,31 @@ pub const AUDIT_EVENTS: &str = "SELECT at, kind, user_id, username, client_id, i
 pub const DELETE_AUDIT_EVENTS_BEFORE: &str = "DELETE FROM audit_events WHERE at < $1";
 
 /// What the sweeper deletes: each table, its key and the time after which a row is of no use.
-pub const SWEPT_TABLES: [(&str, &str, &str); 10] = [
+const SWEPT_TABLES: [(&str, &str, &str); 8] = [
     ("authorization_codes", "code_hash", "expires_at"),
     ("access_tokens", "token_hash", "expires_at"),
     ("refresh_tokens", "token_hash", "expires_at"),
     ("pending_authorizations", "id", "expires_at"),
-    ("sessions", "id_hash", "expires_at"),
     ("used_once", "key", "expires_at"),
     ("login_failures", "key", "window_ends_at"),
     ("revoked_grants", "grant_id", "revoked_at"),
-    ("session_grants", "grant_id", "expires_at"),
     ("logout_notifications", "id", "failed_at"),
 ];
 
-/// Deletes at most `$2` rows of `table` whose `column` is before `$1` (written from `SWEPT_TABLES` only).
-pub fn sweep_batch(table: &str, key: &str, column: &str) -> String {
-    format!("DELETE FROM {table} WHERE {key} IN (SELECT {key} FROM {table} WHERE {column} < $1 LIMIT $2)")
+/// A session's grants, for up to `$2` sessions that expired before `$1`.
+const SWEEP_SESSION_GRANTS: &str =
+    "DELETE FROM session_grants WHERE sid IN (SELECT sid FROM sessions WHERE expires_at < $1 LIMIT $2)";
+/// Up to `$2` sessions that expired before `$1` and have no grants left.
+const SWEEP_SESSIONS: &str = "DELETE FROM sessions WHERE id_hash IN (SELECT id_hash FROM sessions WHERE expires_at < $1 AND NOT EXISTS (SELECT 1 FROM session_grants WHERE session_grants.sid = sessions.sid) LIMIT $2)";
+
+/// The sweeper's statements, each with the table it deletes from: each deletes at most `$2` rows (for
+/// session grants: those of `$2` sessions) past the cutoff `$1`. Expired sessions' grants go first, then
+/// the sessions that have none left, so no grant outlives its session whatever runs in between.
+pub fn sweep_statements() -> impl Iterator<Item = (&'static str, String)> {
+    let by_expiry = SWEPT_TABLES.into_iter().map(|(table, key, column)| {
+        (table, format!("DELETE FROM {table} WHERE {key} IN (SELECT {key} FROM {table} WHERE {column} < $1 LIMIT $2)"))
+    });
+    by_expiry.chain([("session_grants", SWEEP_SESSION_GRANTS.to_owned()), ("sessions", SWEEP_SESSIONS.to_owned())])
 }
 
 /// The tables `store stats` counts.

@@ -641,7 +641,7 @@ impl GrantStore for SqliteStore {
         self.write("approve", |conn| {
             let tx = conn.transaction()?;
             let g = a.session;
-            let args = params![g.grant_id, g.sid, a.client_id.as_str(), g.offline, g.session_expires_at];
+            let args = params![g.grant_id, g.sid, a.client_id.as_str(), g.offline];
             exec(&tx, q::INSERT_SESSION_GRANT, args)?;
             if let Some(c) = a.consent {
                 let args = params![a.user_id, a.client_id.as_str(), c.scope.to_string(), now(), to_json(&c.claims)];
@@ -879,11 +879,10 @@ impl AuditStore for SqliteStore {
 impl SweepStore for SqliteStore {
     async fn sweep(&self, cutoffs: SweepCutoffs, batch: u32) -> StoreResult<Vec<(&'static str, u64)>> {
         let mut deleted = Vec::new();
-        for (table, key, column) in q::SWEPT_TABLES {
+        for (table, sql) in q::sweep_statements() {
             let cutoff = cutoffs.of(table);
             // One short write each, so that the single writer is never held for long.
-            let n = self
-                .write("sweep", |conn| Ok(exec(conn, &q::sweep_batch(table, key, column), params![cutoff, batch])?))?;
+            let n = self.write("sweep", |conn| Ok(exec(conn, &sql, params![cutoff, batch])?))?;
             deleted.push((table, n as u64));
         }
         Ok(deleted)

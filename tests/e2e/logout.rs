@@ -517,3 +517,24 @@ async fn discovery_advertises_logout() {
     let login = reqwest::get(op.url("/logout")).await.unwrap();
     assert_eq!(login.headers()["x-frame-options"], "DENY");
 }
+
+/// What a session records of its grants is swept with it, once it has expired (and not before).
+#[tokio::test]
+async fn an_expired_session_is_swept_with_its_grants() {
+    let (_rp, rp_base) = TestRp::start().await;
+    let (op, secret) = op_with_rp(&rp_base).await;
+    let b = Browser::new(&op);
+    sign_in(&op, &b, &secret, "").await;
+    sign_in(&op, &b, &secret, "").await;
+    let count = |name: &'static str| {
+        let store = op.store.clone();
+        async move { store.stats().await.unwrap().0.into_iter().find(|(t, _)| *t == name).unwrap().1 }
+    };
+    assert_eq!((count("sessions").await, count("session_grants").await), (1, 2));
+    let config = oxid::config::Config::default(); // sessions last 12 hours, expired rows are kept an hour
+    let now = oxid::model::now();
+    oxid::server::sweep(op.store.as_ref(), &config, now + 12 * 3600).await.unwrap();
+    assert_eq!((count("sessions").await, count("session_grants").await), (1, 2), "still live");
+    oxid::server::sweep(op.store.as_ref(), &config, now + 13 * 3600 + 60).await.unwrap();
+    assert_eq!((count("sessions").await, count("session_grants").await), (0, 0));
+}
