@@ -58,7 +58,11 @@ impl SqliteStore {
                 restrict_permissions(dir, 0o700);
             }
         }
-        let writer = connect(path)?;
+        let mut writer = connect(path)?;
+        // Every write transaction takes the write lock at BEGIN, waiting its turn (busy_timeout). A
+        // deferred one that reads first would have to upgrade its snapshot, and fails at once with
+        // SQLITE_BUSY if another process (a second node, the CLI) committed in between.
+        writer.set_transaction_behavior(rusqlite::TransactionBehavior::Immediate);
         restrict_permissions(path, 0o600);
         migrate(path).await?;
         Ok(Self { path: path.to_owned(), writer: Mutex::new(writer), readers: Mutex::new(Vec::new()) })

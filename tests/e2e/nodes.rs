@@ -121,3 +121,37 @@ where
     }
     set.join_all().await
 }
+
+/// SQLite serves several processes on one file (two nodes, or a node and the `oxid` command line) with
+/// one writer at a time. A transaction that reads before it writes must wait for another process's
+/// write transaction rather than fail with SQLITE_BUSY, which would surface as a server_error.
+#[tokio::test]
+async fn on_sqlite_a_write_waits_for_another_processs_transaction() {
+    let op = TestOp::start().await;
+    let Some(path) = op.database_url.strip_prefix("sqlite://").map(str::to_owned) else {
+        return; // PostgreSQL: row locks, no database-wide writer.
+    };
+    op.add_user("alice").await;
+    op.add_client("webapp", ClientAuthMethod::ClientSecretBasic, |c| c.skip_consent = true).await;
+    let b = Browser::new(&op);
+    let code = query(&b.sign_in(&op.authorize_url("webapp", ""), "alice").await)["code"].clone();
+    assert!(!code.is_empty());
+    let sessions = op.store.sessions(None, oxid::model::now(), 10).await.unwrap();
+    assert_eq!(sessions.len(), 1);
+
+    // Another process holds the write lock for a moment, and commits a write meanwhile.
+    let (locked, is_locked) = std::sync::mpsc::channel();
+    let other = std::thread::spawn(move || {
+        let conn = rusqlite::Connection::open(path).unwrap();
+        conn.execute_batch("BEGIN IMMEDIATE; DELETE FROM login_failures WHERE key = 'none';").unwrap();
+        locked.send(()).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        conn.execute_batch("COMMIT").unwrap();
+    });
+    is_locked.recv().unwrap();
+    // Ending a session reads the session's clients and grants, then writes.
+    let logout = oxid::config::Config::default().logout(oxid::model::now());
+    let ended = op.store.end_sessions(oxid::store::SessionsToEnd::Sid(&sessions[0].sid), logout).await.unwrap();
+    assert_eq!(ended.len(), 1, "the session is ended once the other transaction is done");
+    other.join().unwrap();
+}

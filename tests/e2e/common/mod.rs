@@ -181,6 +181,9 @@ async fn launch(
     listeners: Vec<tokio::net::TcpListener>,
     clock: &Clock,
 ) -> Vec<oneshot::Sender<()>> {
+    // The servers' warnings and errors, shown with a failing test's output (the test harness keeps a
+    // passing test's output to itself).
+    let _ = tracing_subscriber::fmt().with_env_filter("oxid=warn").with_test_writer().try_init();
     let mut starting = tokio::task::JoinSet::new();
     for store in stores {
         let (config, store, clock) = (config.clone(), store.clone(), clock.clone());
