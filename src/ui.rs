@@ -15,6 +15,8 @@ const BUILT_IN: &[(&str, &str)] = &[
     ("form_post.html", include_str!("../templates/form_post.html")),
     ("logout_confirm.html", include_str!("../templates/logout_confirm.html")),
     ("logged_out.html", include_str!("../templates/logged_out.html")),
+    ("select_account.html", include_str!("../templates/select_account.html")),
+    ("account.html", include_str!("../templates/account.html")),
 ];
 
 /// The built-in catalogues; English is the default and the reference every other must match.

@@ -215,6 +215,7 @@ pub(super) async fn proceed(
                 };
                 let page = match step {
                     NextStep::Login => "/login",
+                    NextStep::SelectAccount => "/select_account",
                     NextStep::SignUp => "/signup",
                     _ => "/consent",
                 };
@@ -236,6 +237,7 @@ pub(super) fn signed_in<'a>(
         subject,
         auth_time: session.auth_time,
         logged_in_during_flow: pending.and_then(|p| p.login_sid.as_deref()) == Some(session.sid.as_str()),
+        chosen_during_flow: pending.and_then(|p| p.chosen_sid.as_deref()) == Some(session.sid.as_str()),
     }
 }
 
@@ -258,6 +260,7 @@ async fn save_pending(
         client_id: request.client_id.clone(),
         request_json: serde_json::to_string(request).expect("request serializes"),
         login_sid: None,
+        chosen_sid: None,
         created_at: now,
         expires_at: now + state.config.interaction_lifetime as i64,
     };

@@ -1,4 +1,5 @@
-//! The browser-facing cookies: the session cookie and the CSRF cookie.
+//! The browser-facing cookies: the session cookie, the other accounts signed in on the browser, the CSRF
+//! cookie and the OP browser state.
 //!
 //! When the issuer is https the names carry the `__Host-` prefix (RFC 6265bis 4.1.3.2): the browser
 //! then accepts such a cookie only from this very host, over https, for path `/`, so a sibling
@@ -11,6 +12,10 @@ use crate::crypto::{self, HmacHash};
 
 const SESSION: (&str, &str) = ("oxid_session", "__Host-oxid_session");
 const CSRF: (&str, &str) = ("oxid_csrf", "__Host-oxid_csrf");
+/// The session ids of the browser's other accounts (for the account chooser), dot-separated.
+const ACCOUNTS: (&str, &str) = ("oxid_accounts", "__Host-oxid_accounts");
+/// Accounts a browser keeps besides the active one; signing in to one more ends the least recent.
+pub const MAX_OTHER_ACCOUNTS: usize = 4;
 /// The OP browser state (Session Management 1.0 3): read by script in `check_session_iframe`.
 const BROWSER_STATE: (&str, &str) = ("oxid_browser_state", "__Host-oxid_browser_state");
 
@@ -75,7 +80,24 @@ pub fn clear_session(config: &Config) -> Cookie<'static> {
 
 /// The hash under which the current browser session is stored, if the browser sent one.
 pub fn session_hash(config: &Config, jar: &CookieJar) -> Option<String> {
-    jar.get(name(config, SESSION)).map(|c| crypto::token_hash(c.value()))
+    session_id(config, jar).map(crypto::token_hash)
+}
+
+/// The browser's active session id (raw), if it sent one.
+pub fn session_id<'a>(config: &Config, jar: &'a CookieJar) -> Option<&'a str> {
+    jar.get(name(config, SESSION)).map(|c| c.value()).filter(|v| !v.is_empty())
+}
+
+/// The session ids of the browser's other accounts, most recently used first; malformed ones ignored.
+pub fn other_session_ids<'a>(config: &Config, jar: &'a CookieJar) -> Vec<&'a str> {
+    let Some(cookie) = jar.get(name(config, ACCOUNTS)) else { return Vec::new() };
+    cookie.value().split('.').filter(|id| crypto::is_token_shaped(id)).take(MAX_OTHER_ACCOUNTS).collect()
+}
+
+/// The other accounts' cookie (a removal when there are none). It lives as long as a session can.
+pub fn accounts_cookie(config: &Config, ids: &[&str]) -> Cookie<'static> {
+    let max_age = if ids.is_empty() { 0 } else { config.session_lifetime };
+    build(config, ACCOUNTS, ids.join("."), Some(max_age))
 }
 
 /// The browser's CSRF binding: a random value of ours (43 base64url characters), or nothing usable.

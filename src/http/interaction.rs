@@ -9,12 +9,14 @@ use axum_extra::extract::cookie::CookieJar;
 use minijinja::context;
 use serde::Deserialize;
 
+use super::accounts::{Account, BrowserAccounts};
 use super::authorization_response::{self, Completing};
 use super::authorize::{Stage, current_session, load_pending, proceed, signed_in};
 use super::params::RequestParams;
 use super::{SharedState, cookies, reply};
 use crate::model::{
-    AuditEvent, AuditKind, BrowserSession, Client, Device, Display, PendingAuthorization, Prompt, canonical_username,
+    AuditEvent, AuditKind, BrowserSession, Client, Device, Display, PendingAuthorization, Prompt, ScopeSet,
+    canonical_username,
 };
 use crate::protocol::authorize::{AuthorizationRequest, NextStep, next_step};
 use crate::protocol::{ErrorCode, OAuthError, Params};
@@ -140,7 +142,7 @@ pub async fn login_submit(
     let client_ip = state.config.client_ip(peer.ip(), forwarded);
     match authenticate(&state, client_ip, username, password).await {
         Ok(Some(user_id)) => {
-            let login = SignedInUser { user_id, client_ip, headers: &headers, request_id };
+            let login = SignedInUser { user_id, client_ip, headers: &headers, request_id: Some(request_id) };
             continue_signed_in(&state, jar, login).await
         }
         Ok(None) => form(jar, StatusCode::UNAUTHORIZED, "bad_credentials"),
@@ -149,7 +151,7 @@ pub async fn login_submit(
     }
 }
 
-enum LoginError {
+pub(super) enum LoginError {
     Throttled,
     Store(StoreError),
 }
@@ -165,7 +167,7 @@ impl From<StoreError> for LoginError {
 ///
 /// An attempt is reserved against both limits before the password is checked, so a burst of concurrent
 /// logins can never have more than the limit checked (a success gives its reservation back).
-async fn authenticate(
+pub(super) async fn authenticate(
     state: &SharedState,
     client_ip: IpAddr,
     username: &str,
@@ -227,31 +229,34 @@ pub(super) struct SignedInUser<'a> {
     pub user_id: String,
     pub client_ip: IpAddr,
     pub headers: &'a HeaderMap,
-    /// The flow the user signed in during.
-    pub request_id: &'a str,
+    /// The flow the user signed in during; none for the account page's own login.
+    pub request_id: Option<&'a str>,
 }
 
 /// After a login or sign-up: the new session, and back to the flow it happened in.
 pub(super) async fn continue_signed_in(state: &SharedState, jar: CookieJar, login: SignedInUser<'_>) -> Response {
-    let resume = format!("/authorize/resume?request={}", login.request_id);
+    let resume = match login.request_id {
+        Some(id) => format!("/authorize/resume?request={id}"),
+        None => "/account".to_owned(),
+    };
     match start_session(state, jar, login).await {
         Ok(jar) => (jar, reply::see_other_within(state, &resume)).into_response(),
         Err(e) => reply::error_page(state, &reply::internal(e)),
     }
 }
 
-/// Starts a session for the user who just signed in, under a new cookie id (no session fixation). The
-/// browser's previous session is kept as the same session (same `sid`, the clients signed in through it
-/// keep their grants) when it is the same user's; another user's ends, as a logout would. Records the
-/// login on the flow it happened in, and sets the OP browser state that `check_session_iframe` reads.
+/// Starts a session for the user who just signed in, under a new cookie id (no session fixation), as
+/// the browser's active account. The user's earlier session on this browser, if any, is continued (same
+/// `sid`: the clients signed in through it keep their grants); the other accounts stay signed in for the
+/// account chooser, up to `MAX_OTHER_ACCOUNTS` (the least recent beyond that ends, as a logout would).
+/// Records the login on the flow it happened in, and sets the OP browser state that
+/// `check_session_iframe` reads.
 async fn start_session(state: &SharedState, jar: CookieJar, login: SignedInUser<'_>) -> Result<CookieJar, StoreError> {
-    let previous = current_session(state, &jar).await?;
+    let mut browser = BrowserAccounts::load(state, &jar).await?;
+    let previous = browser.take_user(&login.user_id);
     let raw_id = crypto::random_token();
     let now = state.now();
-    let sid = match &previous {
-        Some(p) if p.user_id == login.user_id => p.sid.clone(),
-        _ => crypto::random_token(),
-    };
+    let sid = previous.as_ref().map_or_else(crypto::random_token, |p| p.session.sid.clone());
     let user_agent = login.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok());
     let session = BrowserSession {
         id_hash: crypto::token_hash(&raw_id),
@@ -267,16 +272,33 @@ async fn start_session(state: &SharedState, jar: CookieJar, login: SignedInUser<
             user_agent: user_agent.map(|ua| ua.chars().take(256).collect()),
         },
     };
+    let dropped = browser.push_active(Account { raw_id, session: session.clone() });
     let start = SessionStart {
         session: &session,
-        replaced: previous.as_ref(),
+        replaced: previous.as_ref().or(dropped.as_ref()).map(|a| &a.session),
         logout: state.config.logout(now),
-        pending_id: Some(login.request_id),
+        pending_id: login.request_id,
     };
     let ended = state.store.start_session(&start).await?;
     state.logout_notifications_queued(&ended);
-    let jar = jar.add(cookies::session_cookie(&state.config, raw_id));
-    Ok(jar.add(cookies::browser_state_cookie(&state.config, &state.browser_state(&session.sid))))
+    Ok(browser.write(state, jar))
+}
+
+/// What each scope lets a client do, in the user's words (the consent page, the account page).
+pub(super) fn scope_descriptions(state: &SharedState, locale: &Locale, scope: &ScopeSet) -> Vec<String> {
+    let mut ordered: Vec<&str> = scope.iter().collect();
+    ordered.sort_by_key(|scope| ui::consent_order(scope));
+    ordered
+        .into_iter()
+        .map(|scope| match ui::scope_message(scope) {
+            Some(key) => locale.text(key).to_owned(),
+            // A custom scope: name what it releases.
+            None => {
+                let claims: Vec<&str> = state.scope_claims.claims_of(scope).collect();
+                format!("{} {}", locale.text("scope_custom"), claims.join(", "))
+            }
+        })
+        .collect()
 }
 
 pub async fn consent_page(
@@ -307,19 +329,7 @@ pub async fn consent_page(
         Err(e) => return reply::error_page(&state, &reply::internal(e)),
     };
     let locale = page_locale(&state, &request, &headers);
-    let mut scopes: Vec<String> = Vec::new();
-    let mut ordered: Vec<&str> = request.scope.iter().collect();
-    ordered.sort_by_key(|scope| ui::consent_order(scope));
-    for scope in ordered {
-        match ui::scope_message(scope) {
-            Some(key) => scopes.push(locale.text(key).to_owned()),
-            // A custom scope: name what it releases.
-            None => {
-                let claims: Vec<&str> = state.scope_claims.claims_of(scope).collect();
-                scopes.push(format!("{} {}", locale.text("scope_custom"), claims.join(", ")));
-            }
-        }
-    }
+    let mut scopes = scope_descriptions(&state, locale, &request.scope);
     let individually = request.claims_beyond_scope(&state.scope_claims);
     if !individually.is_empty() {
         let claims = individually.into_iter().collect::<Vec<_>>().join(", ");

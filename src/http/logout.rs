@@ -10,7 +10,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use minijinja::context;
 
-use super::authorize::current_session;
+use super::accounts::BrowserAccounts;
 use super::params::RequestParams;
 use super::{SharedState, cookies, reply};
 use crate::audit;
@@ -86,15 +86,21 @@ async fn logout(
             Ok(checked) => checked,
             Err(e) => return Ok(reply::error_page_in(state, &e, locale)),
         };
-        Ok(match current_session(state, &jar).await? {
+        let mut browser = BrowserAccounts::load(state, &jar).await?;
+        // The hint's `sid` names one of the browser's sessions: that one ends, the browser's other
+        // accounts stay. A confirmed request signs the browser out of every account.
+        let hinted = checked.request.hint.as_ref().and_then(|hint| browser.find(&hint.sid));
+        let ending: Vec<BrowserSession> = match hinted {
+            Some(account) => vec![account.session.clone()],
+            None if confirmed => browser.accounts.iter().map(|a| a.session.clone()).collect(),
             // Nothing to end here: the user is signed out already.
-            None => finish(state, jar, &checked, Vec::new(), locale).await?,
-            Some(session) if confirmed || names_session(&checked, &session) => {
-                let ended = end(state, &session, &checked).await?;
-                finish(state, jar, &checked, ended, locale).await?
-            }
-            Some(session) => confirmation(state, jar, &params, &session, locale).await?,
-        })
+            None if browser.accounts.is_empty() => Vec::new(),
+            None => return confirmation(state, jar, &params, &browser, locale).await,
+        };
+        let ended = end(state, &ending, &checked).await?;
+        browser.remove(&ending.iter().map(|s| s.sid.as_str()).collect::<Vec<_>>());
+        let jar = browser.write(state, jar);
+        finish(state, jar, &checked, ended, locale).await
     }
     .await;
     result.unwrap_or_else(|e| reply::error_page_in(state, &reply::internal(e), locale))
@@ -132,41 +138,46 @@ async fn check(state: &SharedState, params: &Params) -> Result<Result<Checked, O
     Ok(Ok(Checked { request, client, redirect }))
 }
 
-/// Whether the request's `id_token_hint` was issued in this very session (its `sid`).
-fn names_session(checked: &Checked, session: &BrowserSession) -> bool {
-    checked.request.hint.as_ref().is_some_and(|hint| hint.sid == session.sid)
-}
-
-/// Ends the browser's session: its grants (but offline ones) and Back-Channel Logout notifications to
-/// every client signed in through it, in one transaction.
+/// Ends browser sessions, each in one transaction: its grants (but offline ones) and Back-Channel
+/// Logout notifications to every client signed in through it.
 async fn end(
     state: &SharedState,
-    session: &BrowserSession,
+    sessions: &[BrowserSession],
     checked: &Checked,
 ) -> Result<Vec<EndedSession>, StoreError> {
     let now = state.now();
-    let ended = state.store.end_sessions(SessionsToEnd::IdHash(&session.id_hash), state.config.logout(now)).await?;
-    state.logout_notifications_queued(&ended);
     let by = checked.client.as_ref().map_or_else(|| "logout".to_owned(), |c| format!("logout requested by {}", c.id));
-    let event = AuditEvent::new(now, AuditKind::SessionEnded, by).user(Some(&session.user_id), None);
-    audit::record(state.store.as_ref(), event).await;
+    let mut ended = Vec::new();
+    for session in sessions {
+        let logout = state.config.logout(now);
+        ended.extend(state.store.end_sessions(SessionsToEnd::IdHash(&session.id_hash), logout).await?);
+        let event = AuditEvent::new(now, AuditKind::SessionEnded, by.as_str()).user(Some(&session.user_id), None);
+        audit::record(state.store.as_ref(), event).await;
+    }
+    state.logout_notifications_queued(&ended);
     Ok(ended)
 }
 
-/// Asks the user whether to sign out (a CSRF-protected form carrying the request over).
+/// Asks the user whether to sign out of the browser's accounts (a CSRF-protected form carrying the
+/// request over).
 async fn confirmation(
     state: &SharedState,
     jar: CookieJar,
     params: &Params,
-    session: &BrowserSession,
+    browser: &BrowserAccounts,
     locale: &Locale,
 ) -> Result<Response, StoreError> {
-    let username = state.store.user(&session.user_id).await?.map(|u| u.username);
+    let mut usernames = Vec::new();
+    for account in &browser.accounts {
+        if let Some(user) = state.store.user(&account.session.user_id).await? {
+            usernames.push(user.username);
+        }
+    }
     let (jar, csrf_token) = cookies::csrf_form_token(&state.config, &state.csrf_key, jar, CSRF_FLOW);
     let fields: Vec<_> =
         CARRIED.iter().filter_map(|&name| params.get(name).map(|value| context! { name, value })).collect();
     let ctx = context! {
-        username,
+        usernames,
         csrf_token,
         fields,
         t => locale.messages(),
@@ -191,7 +202,6 @@ async fn finish(
     ended: Vec<EndedSession>,
     locale: &Locale,
 ) -> Result<Response, StoreError> {
-    let jar = jar.add(cookies::clear_session(&state.config)).add(cookies::clear_browser_state(&state.config));
     let mut frames = Vec::new();
     for session in &ended {
         for client_id in &session.clients {

@@ -1,5 +1,7 @@
 //! HTTP: the router, shared state, and the cross-cutting layers (limits, headers, request ids).
 
+mod account;
+mod accounts;
 mod authorization_response;
 mod authorize;
 mod check_session;
@@ -157,6 +159,11 @@ pub fn router(state: SharedState) -> Router {
         .route("/authorize/resume", get(authorize::resume))
         .route("/login", get(interaction::login_page).post(interaction::login_submit))
         .route("/consent", get(interaction::consent_page).post(interaction::consent_submit))
+        .route("/select_account", get(accounts::chooser_page).post(accounts::choose))
+        .route("/account", get(account::page))
+        .route("/account/login", post(account::login))
+        .route("/account/sessions/end", post(account::end_session))
+        .route("/account/apps/revoke", post(account::revoke_app))
         .route("/signup", get(signup::signup_page).post(signup::signup_submit))
         .route("/initiate-login/{client_id}", get(initiate_login::initiate_login))
         .route("/token", post(token::token))

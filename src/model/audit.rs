@@ -10,6 +10,8 @@ pub enum AuditKind {
     LoginThrottled,
     SignedUp,
     ConsentGiven,
+    /// The user revoked an app's access on their account page.
+    ConsentRevoked,
     /// A reused code or refresh token revoked every token of its grant.
     GrantRevokedOnReuse,
     UserChanged,
@@ -20,12 +22,13 @@ pub enum AuditKind {
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 10] = [
+    pub const ALL: [AuditKind; 11] = [
         Self::LoginSucceeded,
         Self::LoginFailed,
         Self::LoginThrottled,
         Self::SignedUp,
         Self::ConsentGiven,
+        Self::ConsentRevoked,
         Self::GrantRevokedOnReuse,
         Self::UserChanged,
         Self::ClientChanged,
@@ -40,6 +43,7 @@ impl AuditKind {
             Self::LoginThrottled => "login_throttled",
             Self::SignedUp => "signed_up",
             Self::ConsentGiven => "consent_given",
+            Self::ConsentRevoked => "consent_revoked",
             Self::GrantRevokedOnReuse => "grant_revoked_on_reuse",
             Self::UserChanged => "user_changed",
             Self::ClientChanged => "client_changed",

@@ -83,3 +83,12 @@ pub struct Consent {
     pub scope: ScopeSet,
     pub claims: BTreeSet<String>,
 }
+
+/// An app a user has consented to, as their account page lists it.
+#[derive(Debug, Clone)]
+pub struct ConsentedApp {
+    pub client_id: ClientId,
+    pub client_name: String,
+    pub consent: Consent,
+    pub granted_at: Timestamp,
+}

@@ -84,6 +84,8 @@ pub struct PendingAuthorization {
     pub request_json: String,
     /// The `sid` of a session created by a login during this flow.
     pub login_sid: Option<String>,
+    /// The `sid` of the account chosen on the account chooser during this flow (`prompt=select_account`).
+    pub chosen_sid: Option<String>,
     pub created_at: Timestamp,
     pub expires_at: Timestamp,
 }

@@ -372,12 +372,16 @@ pub struct SignedIn<'a> {
     pub auth_time: Timestamp,
     /// The session was created by a login during this very flow.
     pub logged_in_during_flow: bool,
+    /// The user chose this session's account on the account chooser during this very flow.
+    pub chosen_during_flow: bool,
 }
 
 /// What must happen before a code can be issued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NextStep {
     Login,
+    /// The account chooser (`prompt=select_account`).
+    SelectAccount,
     /// Account creation (Initiating User Registration via OpenID Connect 1.0).
     SignUp,
     Consent,
@@ -385,7 +389,8 @@ pub enum NextStep {
 }
 
 /// Decides the next step (Core 3.1.2.3, 3.1.2.4). A login during this flow satisfies `prompt=login`
-/// and `max_age`. `consent_given` is whether remembered consent covers the request's scopes (or the
+/// and `max_age`; a login or a choice of account during this flow satisfies `prompt=select_account`
+/// (Core 3.1.2.1), which comes first, so the user can pick the account a hint or `prompt=login` is about. `consent_given` is whether remembered consent covers the request's scopes (or the
 /// client is trusted to skip consent).
 pub fn next_step(
     req: &AuthorizationRequest,
@@ -396,10 +401,9 @@ pub fn next_step(
     let must_login = match session {
         None => true,
         Some(s) => {
-            let fresh_login_wanted = req.has_prompt(Prompt::Login) || req.has_prompt(Prompt::SelectAccount);
             // Whole seconds: ">=" makes max_age=0 always mean a fresh login.
             let too_old = req.max_age.is_some_and(|max| now - s.auth_time >= max);
-            (!s.logged_in_during_flow && (fresh_login_wanted || too_old))
+            (!s.logged_in_during_flow && (req.has_prompt(Prompt::Login) || too_old))
                 || req.hinted_subject.as_deref().is_some_and(|sub| sub != s.subject)
         }
     };
@@ -407,6 +411,12 @@ pub fn next_step(
     // prompt=create asks for account creation; an account made (and signed in) in this flow satisfies it.
     if req.has_prompt(Prompt::Create) && !session.is_some_and(|s| s.logged_in_during_flow) {
         return Ok(NextStep::SignUp);
+    }
+    // prompt=none cannot be combined with select_account (validated), so the chooser always may show.
+    if req.has_prompt(Prompt::SelectAccount)
+        && session.is_some_and(|s| !s.logged_in_during_flow && !s.chosen_during_flow)
+    {
+        return Ok(NextStep::SelectAccount);
     }
     if must_login {
         return if no_ui {
@@ -546,8 +556,10 @@ mod tests {
 
     #[test]
     fn next_step_follows_prompt_and_max_age() {
-        let me = Some(SignedIn { subject: "u1", auth_time: 1000, logged_in_during_flow: false });
-        let fresh = Some(SignedIn { subject: "u1", auth_time: 1000, logged_in_during_flow: true });
+        let me =
+            Some(SignedIn { subject: "u1", auth_time: 1000, logged_in_during_flow: false, chosen_during_flow: false });
+        let fresh =
+            Some(SignedIn { subject: "u1", auth_time: 1000, logged_in_during_flow: true, chosen_during_flow: false });
         let r = request(vec![], None);
         assert_eq!(next_step(&r, None, false, 1000), Ok(NextStep::Login));
         assert_eq!(next_step(&r, me, false, 1000), Ok(NextStep::Consent));
@@ -577,5 +589,30 @@ mod tests {
         let mut hinted = request(vec![Prompt::None], None);
         hinted.hinted_subject = Some("someone-else".into());
         assert_eq!(next_step(&hinted, me, true, 1000).unwrap_err().code, ErrorCode::LoginRequired);
+    }
+
+    #[test]
+    fn select_account_shows_the_chooser_once_per_flow() {
+        let me = SignedIn { subject: "u1", auth_time: 1000, logged_in_during_flow: false, chosen_during_flow: false };
+        let chosen = SignedIn { chosen_during_flow: true, ..me };
+        let fresh = SignedIn { logged_in_during_flow: true, ..me };
+        let select = request(vec![Prompt::SelectAccount], None);
+        // Core 3.1.2.1: the user is asked to pick among their accounts; with none, they sign in.
+        assert_eq!(next_step(&select, None, true, 1000), Ok(NextStep::Login));
+        assert_eq!(next_step(&select, Some(me), true, 1000), Ok(NextStep::SelectAccount));
+        assert_eq!(next_step(&select, Some(chosen), true, 1000), Ok(NextStep::IssueCode));
+        assert_eq!(next_step(&select, Some(chosen), false, 1000), Ok(NextStep::Consent));
+        // "Use another account" signs in during the flow: no second chooser.
+        assert_eq!(next_step(&select, Some(fresh), true, 1000), Ok(NextStep::IssueCode));
+        // A choice is not a login: prompt=login still asks for one after the chooser.
+        let both = request(vec![Prompt::SelectAccount, Prompt::Login], None);
+        assert_eq!(next_step(&both, Some(me), true, 1000), Ok(NextStep::SelectAccount));
+        assert_eq!(next_step(&both, Some(chosen), true, 1000), Ok(NextStep::Login));
+        // The hinted account chosen: on to the code; another one: a login.
+        let mut hinted = request(vec![Prompt::SelectAccount], None);
+        hinted.hinted_subject = Some("u1".into());
+        assert_eq!(next_step(&hinted, Some(chosen), true, 1000), Ok(NextStep::IssueCode));
+        hinted.hinted_subject = Some("u2".into());
+        assert_eq!(next_step(&hinted, Some(chosen), true, 1000), Ok(NextStep::Login));
     }
 }

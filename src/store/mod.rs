@@ -12,8 +12,9 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::model::{
-    AccessToken, AuditEvent, BrowserSession, Client, ClientId, CodeGrant, Consent, EndedSession, Issuance,
-    KeySuccession, LogoutNotification, Lookup, PendingAuthorization, RefreshToken, SigningKey, Timestamp, User,
+    AccessToken, AuditEvent, BrowserSession, Client, ClientId, CodeGrant, Consent, ConsentedApp, EndedSession,
+    Issuance, KeySuccession, LogoutNotification, Lookup, PendingAuthorization, RefreshToken, SigningKey, Timestamp,
+    User,
 };
 
 pub use postgres::PgStore;
@@ -67,7 +68,9 @@ pub struct Logout {
 /// session (same `sid`) keeps what was granted through it; another user's ends as by `logout`.
 pub struct SessionStart<'a> {
     pub session: &'a BrowserSession,
-    /// The browser's previous session, if it had a live one.
+    /// A session of the browser this one replaces: the same user's earlier one when it has the same
+    /// `sid` (it continues under the new cookie id), else one the browser no longer keeps (it ends, as a
+    /// logout would).
     pub replaced: Option<&'a BrowserSession>,
     pub logout: Logout,
     /// The flow the login happened in (it then satisfies `prompt=login` and `max_age`).
@@ -162,11 +165,17 @@ pub trait InteractionStore: Send + Sync {
     async fn insert_pending(&self, pending: &PendingAuthorization) -> StoreResult<()>;
     async fn pending(&self, id: &str, now: Timestamp) -> StoreResult<Option<PendingAuthorization>>;
     async fn delete_pending(&self, id: &str) -> StoreResult<()>;
+    /// Records the account the user chose on the account chooser during the flow `id`.
+    async fn choose_account(&self, id: &str, sid: &str) -> StoreResult<()>;
 }
 
 #[async_trait]
 pub trait ConsentStore: Send + Sync {
     async fn consent(&self, user_id: &str, client_id: &ClientId) -> StoreResult<Option<Consent>>;
+    async fn consented_apps(&self, user_id: &str) -> StoreResult<Vec<ConsentedApp>>;
+    /// Revokes everything the user gave the client, in one transaction: the consent, and every grant
+    /// (codes, access and refresh tokens, offline ones too). False when there was nothing.
+    async fn revoke_app(&self, user_id: &str, client_id: &ClientId) -> StoreResult<bool>;
 }
 
 /// A grant made through a browser session: it ends with the session unless it is `offline`

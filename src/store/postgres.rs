@@ -546,6 +546,7 @@ impl InteractionStore for PgStore {
                     client_id: parse("pending.client_id", r.try_get("client_id")?)?,
                     request_json: r.try_get("request_json")?,
                     login_sid: r.try_get("login_sid")?,
+                    chosen_sid: r.try_get("chosen_sid")?,
                     created_at: r.try_get("created_at")?,
                     expires_at: r.try_get("expires_at")?,
                 })
@@ -562,6 +563,14 @@ impl InteractionStore for PgStore {
         })
         .await
     }
+
+    async fn choose_account(&self, id: &str, sid: &str) -> StoreResult<()> {
+        crate::telemetry::timed("choose_account", async move {
+            sqlx::query(q::SET_PENDING_CHOICE).bind(sid).bind(id).execute(&self.pool).await?;
+            Ok(())
+        })
+        .await
+    }
 }
 
 #[async_trait]
@@ -574,6 +583,56 @@ impl ConsentStore for PgStore {
                 Ok(Consent { scope: parse("consents.scope", &scope)?, claims: from_json("consents.claims", &claims)? })
             })
             .transpose()
+        })
+        .await
+    }
+
+    async fn consented_apps(&self, user_id: &str) -> StoreResult<Vec<ConsentedApp>> {
+        crate::telemetry::timed("consented_apps", async move {
+            let rows: Vec<(String, String, String, String, i64)> =
+                sqlx::query_as(q::CONSENTED_APPS).bind(user_id).fetch_all(&self.pool).await?;
+            rows.into_iter()
+                .map(|(client_id, client_name, scope, claims, granted_at)| {
+                    Ok(ConsentedApp {
+                        client_id: parse("consents.client_id", &client_id)?,
+                        client_name,
+                        consent: Consent {
+                            scope: parse("consents.scope", &scope)?,
+                            claims: from_json("consents.claims", &claims)?,
+                        },
+                        granted_at,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn revoke_app(&self, user_id: &str, client_id: &ClientId) -> StoreResult<bool> {
+        crate::telemetry::timed("revoke_app", async move {
+            let mut tx = self.pool.begin().await?;
+            let grants: Vec<(String,)> =
+                sqlx::query_as(q::GRANTS_TO_CLIENT).bind(user_id).bind(client_id.as_str()).fetch_all(&mut *tx).await?;
+            for (grant_id,) in &grants {
+                // Under the grant's lock, as every revocation (a token being issued meanwhile is refused).
+                sqlx::query(q::LOCK_GRANT).bind(grant_id).execute(&mut *tx).await?;
+                revoke(&mut tx, grant_id).await?;
+                sqlx::query(q::DELETE_CODES_OF_GRANT).bind(grant_id).execute(&mut *tx).await?;
+            }
+            sqlx::query(q::DELETE_SESSION_GRANTS_TO_CLIENT)
+                .bind(user_id)
+                .bind(client_id.as_str())
+                .execute(&mut *tx)
+                .await?;
+            let consented = sqlx::query(q::DELETE_CONSENT)
+                .bind(user_id)
+                .bind(client_id.as_str())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                == 1;
+            tx.commit().await?;
+            Ok(consented || !grants.is_empty())
         })
         .await
     }

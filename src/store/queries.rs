@@ -61,12 +61,22 @@ pub const GIVE_UP_LOGOUT_NOTIFICATION: &str = "UPDATE logout_notifications SET a
 pub const LOGOUT_NOTIFICATIONS: &str = "SELECT id, client_id, user_id, sid, created_at, attempts, give_up_at, failed_at, last_error FROM logout_notifications WHERE failed_at IS NOT NULL OR NOT $1 ORDER BY created_at, id LIMIT $2";
 pub const INSERT_PENDING: &str =
     "INSERT INTO pending_authorizations (id, client_id, request_json, created_at, expires_at) VALUES ($1,$2,$3,$4,$5)";
-pub const PENDING: &str = "SELECT id, client_id, request_json, login_sid, created_at, expires_at FROM pending_authorizations WHERE id = $1 AND expires_at > $2";
+pub const PENDING: &str = "SELECT id, client_id, request_json, login_sid, chosen_sid, created_at, expires_at FROM pending_authorizations WHERE id = $1 AND expires_at > $2";
 pub const DELETE_PENDING: &str = "DELETE FROM pending_authorizations WHERE id = $1";
 pub const CONSENT: &str = "SELECT scope, claims FROM consents WHERE user_id = $1 AND client_id = $2";
 pub const SAVE_CONSENT: &str = "INSERT INTO consents (user_id, client_id, scope, granted_at, claims) VALUES ($1,$2,$3,$4,$5) ON CONFLICT (user_id, client_id) DO UPDATE SET scope = excluded.scope, claims = excluded.claims, granted_at = excluded.granted_at";
 pub const DELETE_SESSION: &str = "DELETE FROM sessions WHERE id_hash = $1";
 pub const SET_PENDING_LOGIN: &str = "UPDATE pending_authorizations SET login_sid = $1 WHERE id = $2";
+pub const SET_PENDING_CHOICE: &str = "UPDATE pending_authorizations SET chosen_sid = $1 WHERE id = $2";
+/// The apps a user has consented to, by name.
+pub const CONSENTED_APPS: &str = "SELECT consents.client_id, clients.name, consents.scope, consents.claims, consents.granted_at FROM consents JOIN clients ON clients.id = consents.client_id WHERE consents.user_id = $1 ORDER BY clients.name, consents.client_id";
+pub const DELETE_CONSENT: &str = "DELETE FROM consents WHERE user_id = $1 AND client_id = $2";
+/// Every grant user `$1` made to client `$2`: through their live sessions (codes, access tokens) and
+/// the refresh tokens that outlive them. Ordered, as every multi-grant lock taker, so that two
+/// revocations never wait on each other.
+pub const GRANTS_TO_CLIENT: &str = "SELECT grant_id FROM session_grants WHERE client_id = $2 AND sid IN (SELECT sid FROM sessions WHERE user_id = $1) UNION SELECT grant_id FROM refresh_tokens WHERE user_id = $1 AND client_id = $2 ORDER BY grant_id";
+pub const DELETE_SESSION_GRANTS_TO_CLIENT: &str =
+    "DELETE FROM session_grants WHERE sid IN (SELECT sid FROM sessions WHERE user_id = $1) AND client_id = $2";
 pub const CODE: &str = "SELECT grant_json, used FROM authorization_codes WHERE code_hash = $1";
 pub const SPEND_CODE: &str = "UPDATE authorization_codes SET used = TRUE WHERE code_hash = $1 AND used = FALSE";
 pub const CODE_GRANT: &str = "SELECT grant_id FROM authorization_codes WHERE code_hash = $1";

@@ -558,8 +558,9 @@ impl InteractionStore for SqliteStore {
                         client_id: parsed(r, 1)?,
                         request_json: r.get(2)?,
                         login_sid: r.get(3)?,
-                        created_at: r.get(4)?,
-                        expires_at: r.get(5)?,
+                        chosen_sid: r.get(4)?,
+                        created_at: r.get(5)?,
+                        expires_at: r.get(6)?,
                     })
                 })
                 .optional()
@@ -568,6 +569,10 @@ impl InteractionStore for SqliteStore {
 
     async fn delete_pending(&self, id: &str) -> StoreResult<()> {
         self.write("delete_pending", |conn| Ok(exec(conn, q::DELETE_PENDING, [id]).map(drop)?))
+    }
+
+    async fn choose_account(&self, id: &str, sid: &str) -> StoreResult<()> {
+        self.write("choose_account", |conn| Ok(exec(conn, q::SET_PENDING_CHOICE, [sid, id]).map(drop)?))
     }
 }
 
@@ -578,6 +583,38 @@ impl ConsentStore for SqliteStore {
             c.prepare_cached(q::CONSENT)?
                 .query_row([user_id, client_id.as_str()], |r| Ok(Consent { scope: parsed(r, 0)?, claims: json(r, 1)? }))
                 .optional()
+        })
+    }
+
+    async fn consented_apps(&self, user_id: &str) -> StoreResult<Vec<ConsentedApp>> {
+        self.read("consented_apps", |c| {
+            c.prepare_cached(q::CONSENTED_APPS)?
+                .query_map([user_id], |r| {
+                    Ok(ConsentedApp {
+                        client_id: parsed(r, 0)?,
+                        client_name: r.get(1)?,
+                        consent: Consent { scope: parsed(r, 2)?, claims: json(r, 3)? },
+                        granted_at: r.get(4)?,
+                    })
+                })?
+                .collect()
+        })
+    }
+
+    async fn revoke_app(&self, user_id: &str, client_id: &ClientId) -> StoreResult<bool> {
+        self.write("revoke_app", |conn| {
+            let tx = conn.transaction()?;
+            let args = [user_id, client_id.as_str()];
+            let grants: Vec<String> =
+                tx.prepare_cached(q::GRANTS_TO_CLIENT)?.query_map(args, |r| r.get(0))?.collect::<Result<_, _>>()?;
+            for grant_id in &grants {
+                revoke(&tx, grant_id)?;
+                exec(&tx, q::DELETE_CODES_OF_GRANT, [grant_id])?;
+            }
+            exec(&tx, q::DELETE_SESSION_GRANTS_TO_CLIENT, args)?;
+            let consented = exec(&tx, q::DELETE_CONSENT, args)? == 1;
+            tx.commit()?;
+            Ok(consented || !grants.is_empty())
         })
     }
 }

@@ -293,15 +293,17 @@ async fn pkce_can_be_required_of_every_client() {
     assert_redirected_error(&op, &Browser::new(&op).get(&without_pkce(&op)).await, "invalid_request");
 }
 
-/// Core 3.1.2.1 `prompt=select_account`: oxid has one account per browser session, so choosing means
-/// signing in again; it cannot be combined with `none`.
+/// Core 3.1.2.1 `prompt=select_account`: the account chooser when signed in, the login form when not;
+/// it cannot be combined with `none`. (The chooser itself: `accounts.rs`.)
 #[tokio::test]
-async fn prompt_select_account_asks_for_a_sign_in() {
+async fn prompt_select_account_shows_the_account_chooser() {
     let op = op_with_client().await;
     let b = Browser::new(&op);
+    let page = b.follow(b.get(&op.authorize_url("webapp", "&prompt=select_account")).await).await;
+    assert!(page.body.contains("name=\"password\""), "nobody to choose: sign in\n{}", page.body);
     b.sign_in(&op.authorize_url("webapp", ""), "alice").await;
     let page = b.follow(b.get(&op.authorize_url("webapp", "&prompt=select_account")).await).await;
-    assert!(page.body.contains("name=\"password\""), "{}", page.body);
+    assert!(page.body.contains("action=\"/select_account\"") && page.body.contains(">alice</button>"), "{}", page.body);
     let page = b.get(&op.authorize_url("webapp", "&prompt=none%20select_account")).await;
     assert_redirected_error(&op, &page, "invalid_request");
 }

@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{Browser, Page, REDIRECT_URI, TestOp, VERIFIER, exchange_code, json, jwt_payload, query};
+use common::{Browser, Page, TestOp, VERIFIER, exchange_code, json, jwt_payload, query};
 use oxid::model::{ClientAuthMethod, LogoutUri};
 use oxid::store::SessionsToEnd;
 use serde_json::Value;
@@ -18,21 +18,21 @@ const GOODBYE: &str = "http://127.0.0.1:9/goodbye";
 /// A relying party's logout endpoints: records every request, answers with the queued statuses (then
 /// 200), or never answers while `hang` is set.
 #[derive(Clone, Default)]
-struct TestRp {
+pub(crate) struct TestRp {
     hits: Arc<Mutex<Vec<Hit>>>,
     statuses: Arc<Mutex<VecDeque<u16>>>,
     hang: Arc<std::sync::atomic::AtomicBool>,
 }
 
 #[derive(Clone, Debug)]
-struct Hit {
+pub(crate) struct Hit {
     path: String,
     query: String,
     body: String,
 }
 
 impl TestRp {
-    async fn start() -> (Self, String) {
+    pub(crate) async fn start() -> (Self, String) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
         (Self::serve(listener), base)
@@ -60,12 +60,12 @@ impl TestRp {
         rp
     }
 
-    fn hits(&self) -> Vec<Hit> {
+    pub(crate) fn hits(&self) -> Vec<Hit> {
         self.hits.lock().unwrap().clone()
     }
 
     /// Waits (up to 10 s) until `n` requests have arrived.
-    async fn wait_for(&self, n: usize) -> Vec<Hit> {
+    pub(crate) async fn wait_for(&self, n: usize) -> Vec<Hit> {
         for _ in 0..100 {
             if self.hits().len() >= n {
                 break;
@@ -76,7 +76,7 @@ impl TestRp {
     }
 
     /// The Logout Tokens received.
-    fn logout_tokens(&self) -> Vec<String> {
+    pub(crate) fn logout_tokens(&self) -> Vec<String> {
         self.hits()
             .iter()
             .filter_map(|h| form_urlencoded::parse(h.body.as_bytes()).find(|(k, _)| k == "logout_token"))
@@ -87,7 +87,7 @@ impl TestRp {
 
 /// An OP with `alice` and a client `webapp` that registered a post-logout redirect and a back-channel
 /// logout URI on `rp`.
-async fn op_with_rp(rp: &str) -> (TestOp, String) {
+pub(crate) async fn op_with_rp(rp: &str) -> (TestOp, String) {
     op_with_rp_in(TestOp::start().await, rp).await
 }
 
@@ -107,7 +107,7 @@ async fn op_with_rp_in(op: TestOp, rp: &str) -> (TestOp, String) {
 
 /// Signs `b` in to `webapp` (with `extra` authorization parameters) and returns the token response and
 /// the authorization response's parameters.
-async fn sign_in(
+pub(crate) async fn sign_in(
     op: &TestOp,
     b: &Browser,
     secret: &str,
@@ -120,7 +120,7 @@ async fn sign_in(
 }
 
 /// Whether the browser still has a session: a prompt=none request is answered with a code.
-async fn signed_in(op: &TestOp, b: &Browser) -> bool {
+pub(crate) async fn signed_in(op: &TestOp, b: &Browser) -> bool {
     let page = b.get(&op.authorize_url("webapp", "&prompt=none")).await;
     let location = page.location.expect("prompt=none always redirects");
     let answer = query(&location);
@@ -128,13 +128,13 @@ async fn signed_in(op: &TestOp, b: &Browser) -> bool {
     answer.contains_key("code")
 }
 
-async fn refresh(op: &TestOp, secret: &str, tokens: &Value) -> u16 {
+pub(crate) async fn refresh(op: &TestOp, secret: &str, tokens: &Value) -> u16 {
     let form = [("grant_type", "refresh_token"), ("refresh_token", tokens["refresh_token"].as_str().unwrap())];
     let r = reqwest::Client::new().post(op.url("/token")).basic_auth("webapp", Some(secret)).form(&form).send();
     r.await.unwrap().status().as_u16()
 }
 
-fn logout_url(op: &TestOp, params: &[(&str, &str)]) -> String {
+pub(crate) fn logout_url(op: &TestOp, params: &[(&str, &str)]) -> String {
     let query = form_urlencoded::Serializer::new(String::new()).extend_pairs(params).finish();
     op.url(&format!("/logout?{query}"))
 }
@@ -300,7 +300,7 @@ fn op_base(url: &str) -> String {
 }
 
 /// Verifies a Logout Token against the OP's JWKS (Back-Channel Logout 2.6) and returns its claims.
-async fn verified_logout_token(op: &TestOp, token: &str) -> Value {
+pub(crate) async fn verified_logout_token(op: &TestOp, token: &str) -> Value {
     use josekit::jws::JwsVerifier;
     let jwks = reqwest::get(op.url("/jwks.json")).await.unwrap().text().await.unwrap();
     let jwks = josekit::jwk::JwkSet::from_bytes(jwks.as_bytes()).unwrap();
@@ -475,10 +475,9 @@ async fn disabling_a_user_tells_their_clients() {
 }
 
 #[tokio::test]
-async fn a_new_login_keeps_the_same_users_session_and_ends_anothers() {
-    let (rp, rp_base) = TestRp::start().await;
+async fn a_new_login_keeps_the_same_users_session() {
+    let (_rp, rp_base) = TestRp::start().await;
     let (op, secret) = op_with_rp(&rp_base).await;
-    op.add_user("bob").await;
     let b = Browser::new(&op);
     let (first, _) = sign_in(&op, &b, &secret, "").await;
     // prompt=login: the same user again, a new cookie id, the same session for the RPs.
@@ -487,13 +486,6 @@ async fn a_new_login_keeps_the_same_users_session_and_ends_anothers() {
     assert_eq!(sid(&first), sid(&again));
     let access = first["access_token"].as_str().unwrap();
     assert_eq!(common::userinfo(&op, access).await.status(), 200, "the RP's grant is still there");
-    // Another user signing in on this browser ends alice's session (she is told: back-channel).
-    let url = op.authorize_url("webapp", "&prompt=login");
-    let mut page = b.follow(b.get(&url).await).await;
-    page = b.follow(b.submit_login(&page, "bob", common::PASSWORD).await).await;
-    assert!(page.location.unwrap().starts_with(REDIRECT_URI));
-    assert_eq!(rp.wait_for(1).await.len(), 1);
-    assert_eq!(verified_logout_token(&op, &rp.logout_tokens()[0]).await["sid"], sid(&first));
 }
 
 #[tokio::test]

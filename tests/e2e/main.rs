@@ -5,6 +5,7 @@
 
 mod common;
 
+mod accounts;
 mod authorize_errors;
 mod browser;
 mod claims;

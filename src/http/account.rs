@@ -1,0 +1,232 @@
+//! The signed-in user's account page: where they are signed in (device, address, time, the apps signed
+//! in through each session) and which apps they have allowed; they can end a session or take an app's
+//! access away. A browser without a session gets the login form first.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum_extra::extract::cookie::CookieJar;
+use minijinja::context;
+
+use super::accounts::BrowserAccounts;
+use super::interaction::{LoginError, SignedInUser, authenticate, continue_signed_in, scope_descriptions};
+use super::params::RequestParams;
+use super::{SharedState, cookies, reply};
+use crate::audit;
+use crate::model::{AuditEvent, AuditKind, BrowserSession, ClientId, Timestamp};
+use crate::protocol::{OAuthError, Params};
+use crate::store::{SessionsToEnd, StoreError};
+use crate::ui::Locale;
+
+/// The flow id the page's CSRF tokens are bound to.
+const CSRF_FLOW: &str = "account";
+/// Sessions listed at most (the newest).
+const MAX_SESSIONS: u32 = 50;
+
+fn locale<'a>(state: &'a SharedState, headers: &HeaderMap) -> &'a Locale {
+    let accept_language = headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok());
+    state.pages.locale(None, accept_language)
+}
+
+/// A moment as the page shows it (UTC, to the minute).
+fn moment(at: Timestamp) -> String {
+    match time::OffsetDateTime::from_unix_timestamp(at) {
+        Ok(t) => format!("{} {:02}:{:02} UTC", t.date(), t.hour(), t.minute()),
+        Err(_) => String::new(),
+    }
+}
+
+/// `GET /account`.
+pub async fn page(State(state): State<SharedState>, headers: HeaderMap, jar: CookieJar) -> Response {
+    let locale = locale(&state, &headers);
+    let result: Result<Response, StoreError> = async {
+        let browser = BrowserAccounts::load(&state, &jar).await?;
+        let Some(session) = browser.active() else { return Ok(login_form(&state, jar, StatusCode::OK, locale, None)) };
+        let Some(user) = state.store.user(&session.user_id).await? else {
+            return Ok(login_form(&state, jar, StatusCode::OK, locale, None));
+        };
+        let mut sessions = Vec::new();
+        for s in state.store.sessions(Some(&user.id), state.now(), MAX_SESSIONS).await? {
+            let mut apps = Vec::new();
+            for client_id in state.store.session_clients(&s.sid).await? {
+                apps.push(state.store.client(&client_id).await?.map_or_else(|| client_id.to_string(), |c| c.name));
+            }
+            sessions.push(context! {
+                this_device => browser.find(&s.sid).is_some(),
+                signed_in_at => moment(s.auth_time),
+                user_agent => s.device.user_agent,
+                ip => s.device.ip,
+                apps,
+                sid => s.sid,
+            });
+        }
+        let apps: Vec<_> = state
+            .store
+            .consented_apps(&user.id)
+            .await?
+            .into_iter()
+            .map(|app| {
+                context! {
+                    client_id => app.client_id.as_str(),
+                    name => app.client_name,
+                    scopes => scope_descriptions(&state, locale, &app.consent.scope),
+                    allowed_at => moment(app.granted_at),
+                }
+            })
+            .collect();
+        let (jar, csrf_token) = cookies::csrf_form_token(&state.config, &state.csrf_key, jar, CSRF_FLOW);
+        let ctx = context! {
+            username => user.username,
+            sessions,
+            apps,
+            csrf_token,
+            t => locale.messages(),
+            lang => &locale.tag,
+        };
+        let mut response = reply::page(&state, StatusCode::OK, "account.html", ctx);
+        // Personal data: never kept by a shared cache or the browser's history cache.
+        response.headers_mut().insert(header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
+        Ok((jar, response).into_response())
+    }
+    .await;
+    result.unwrap_or_else(|e| reply::error_page_in(&state, &reply::internal(e), locale))
+}
+
+/// The login form, posting back to the account page. `error` is a catalogue key.
+fn login_form(
+    state: &SharedState,
+    jar: CookieJar,
+    status: StatusCode,
+    locale: &Locale,
+    error: Option<&str>,
+) -> Response {
+    let (jar, csrf_token) = cookies::csrf_form_token(&state.config, &state.csrf_key, jar, CSRF_FLOW);
+    let ctx = context! {
+        account_login => true,
+        client_name => locale.text("your_account"),
+        csrf_token,
+        error => error.map(|key| locale.text(key)),
+        signup => false,
+        t => locale.messages(),
+        lang => &locale.tag,
+    };
+    (jar, reply::page(state, status, "login.html", ctx)).into_response()
+}
+
+/// Reads a form of the account page: its parameters, CSRF token checked.
+fn form(state: &SharedState, jar: &CookieJar, params: Result<Params, OAuthError>) -> Result<Params, OAuthError> {
+    let params = params?;
+    if !cookies::csrf_valid(&state.config, &state.csrf_key, jar, CSRF_FLOW, params.get("csrf_token")) {
+        return Err(OAuthError::invalid_request(
+            "the form has expired or did not come from this site; go back and try again",
+        ));
+    }
+    Ok(params)
+}
+
+/// `POST /account/login`: the same checks and throttling as every login.
+pub async fn login(
+    State(state): State<SharedState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    jar: CookieJar,
+    RequestParams(params): RequestParams,
+) -> Response {
+    let locale = locale(&state, &headers);
+    let params = match form(&state, &jar, params) {
+        Ok(params) => params,
+        Err(e) => return reply::error_page_in(&state, &e, locale),
+    };
+    let username = params.get("username").unwrap_or_default().trim();
+    let password = params.get("password").unwrap_or_default();
+    let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+    let client_ip = state.config.client_ip(peer.ip(), forwarded);
+    match authenticate(&state, client_ip, username, password).await {
+        Ok(Some(user_id)) => {
+            let login = SignedInUser { user_id, client_ip, headers: &headers, request_id: None };
+            continue_signed_in(&state, jar, login).await
+        }
+        Ok(None) => login_form(&state, jar, StatusCode::UNAUTHORIZED, locale, Some("bad_credentials")),
+        Err(LoginError::Throttled) => login_form(&state, jar, StatusCode::TOO_MANY_REQUESTS, locale, Some("throttled")),
+        Err(LoginError::Store(e)) => reply::error_page_in(&state, &reply::internal(e), locale),
+    }
+}
+
+/// What a form of the page acts on: the signed-in user's session, the browser's accounts.
+async fn signed_in(
+    state: &SharedState,
+    jar: &CookieJar,
+) -> Result<Option<(BrowserAccounts, BrowserSession)>, StoreError> {
+    let browser = BrowserAccounts::load(state, jar).await?;
+    Ok(browser.active().cloned().map(|active| (browser, active)))
+}
+
+/// `POST /account/sessions/end`: ends one of the user's sessions (on any device), as a logout would.
+pub async fn end_session(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+    jar: CookieJar,
+    RequestParams(params): RequestParams,
+) -> Response {
+    let locale = locale(&state, &headers);
+    let params = match form(&state, &jar, params) {
+        Ok(params) => params,
+        Err(e) => return reply::error_page_in(&state, &e, locale),
+    };
+    let result: Result<Response, StoreError> = async {
+        let Some((mut browser, active)) = signed_in(&state, &jar).await? else {
+            return Ok(reply::see_other_within(&state, "/account"));
+        };
+        let sid = params.get("sid").unwrap_or_default();
+        let now = state.now();
+        // Only the user's own sessions.
+        let own = state.store.sessions(Some(&active.user_id), now, MAX_SESSIONS).await?;
+        let Some(session) = own.iter().find(|s| s.sid == sid) else {
+            return Ok(reply::see_other_within(&state, "/account"));
+        };
+        let ended = state.store.end_sessions(SessionsToEnd::Sid(&session.sid), state.config.logout(now)).await?;
+        state.logout_notifications_queued(&ended);
+        let event = AuditEvent::new(now, AuditKind::SessionEnded, "ended on the account page")
+            .user(Some(&active.user_id), None);
+        audit::record(state.store.as_ref(), event).await;
+        browser.remove(&[sid]);
+        let jar = browser.write(&state, jar);
+        Ok((jar, reply::see_other_within(&state, "/account")).into_response())
+    }
+    .await;
+    result.unwrap_or_else(|e| reply::error_page_in(&state, &reply::internal(e), locale))
+}
+
+/// `POST /account/apps/revoke`: takes an app's access away: the consent, and every grant the user made
+/// it (refresh tokens for offline access too). It asks for consent again next time.
+pub async fn revoke_app(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+    jar: CookieJar,
+    RequestParams(params): RequestParams,
+) -> Response {
+    let locale = locale(&state, &headers);
+    let params = match form(&state, &jar, params) {
+        Ok(params) => params,
+        Err(e) => return reply::error_page_in(&state, &e, locale),
+    };
+    let result: Result<Response, StoreError> = async {
+        let Some((_, active)) = signed_in(&state, &jar).await? else {
+            return Ok(reply::see_other_within(&state, "/account"));
+        };
+        let Ok(client_id) = params.get("client_id").unwrap_or_default().parse::<ClientId>() else {
+            return Ok(reply::see_other_within(&state, "/account"));
+        };
+        if state.store.revoke_app(&active.user_id, &client_id).await? {
+            let event = AuditEvent::new(state.now(), AuditKind::ConsentRevoked, "revoked on the account page")
+                .user(Some(&active.user_id), None)
+                .client(client_id.as_str());
+            audit::record(state.store.as_ref(), event).await;
+        }
+        Ok(reply::see_other_within(&state, "/account"))
+    }
+    .await;
+    result.unwrap_or_else(|e| reply::error_page_in(&state, &reply::internal(e), locale))
+}
