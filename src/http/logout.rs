@@ -87,15 +87,29 @@ async fn logout(
             Err(e) => return Ok(reply::error_page_in(state, &e, locale)),
         };
         let mut browser = BrowserAccounts::load(state, &jar).await?;
-        // The hint's `sid` names one of the browser's sessions: that one ends, the browser's other
-        // accounts stay. A confirmed request signs the browser out of every account.
+        // The hint's `sid` names one of the browser's sessions: that one ends at once, the browser's
+        // other accounts stay. Otherwise the user confirms signing out of the account `logout_hint`
+        // names, or of every account of the browser.
         let hinted = checked.request.hint.as_ref().and_then(|hint| browser.find(&hint.sid));
         let ending: Vec<BrowserSession> = match hinted {
             Some(account) => vec![account.session.clone()],
-            None if confirmed => browser.accounts.iter().map(|a| a.session.clone()).collect(),
-            // Nothing to end here: the user is signed out already.
-            None if browser.accounts.is_empty() => Vec::new(),
-            None => return confirmation(state, jar, &params, &browser, locale).await,
+            None => {
+                let mut accounts = Vec::new();
+                for account in &browser.accounts {
+                    if let Some(user) = state.store.user(&account.session.user_id).await? {
+                        accounts.push((user.username, account.session.clone()));
+                    }
+                }
+                let logout_hint = checked.request.logout_hint.as_deref();
+                if let Some(i) = accounts.iter().position(|(username, _)| Some(username.as_str()) == logout_hint) {
+                    accounts = vec![accounts.swap_remove(i)];
+                }
+                if !confirmed && !accounts.is_empty() {
+                    let usernames = accounts.into_iter().map(|(username, _)| username).collect();
+                    return Ok(confirmation(state, jar, &params, usernames, locale));
+                }
+                accounts.into_iter().map(|(_, session)| session).collect()
+            }
         };
         let ended = end(state, &ending, &checked).await?;
         browser.remove(&ending.iter().map(|s| s.sid.as_str()).collect::<Vec<_>>());
@@ -158,21 +172,14 @@ async fn end(
     Ok(ended)
 }
 
-/// Asks the user whether to sign out of the browser's accounts (a CSRF-protected form carrying the
-/// request over).
-async fn confirmation(
+/// Asks the user whether to sign out of `usernames` (a CSRF-protected form carrying the request over).
+fn confirmation(
     state: &SharedState,
     jar: CookieJar,
     params: &Params,
-    browser: &BrowserAccounts,
+    usernames: Vec<String>,
     locale: &Locale,
-) -> Result<Response, StoreError> {
-    let mut usernames = Vec::new();
-    for account in &browser.accounts {
-        if let Some(user) = state.store.user(&account.session.user_id).await? {
-            usernames.push(user.username);
-        }
-    }
+) -> Response {
     let (jar, csrf_token) = cookies::csrf_form_token(&state.config, &state.csrf_key, jar, CSRF_FLOW);
     let fields: Vec<_> =
         CARRIED.iter().filter_map(|&name| params.get(name).map(|value| context! { name, value })).collect();
@@ -183,7 +190,7 @@ async fn confirmation(
         t => locale.messages(),
         lang => &locale.tag,
     };
-    Ok((jar, reply::page(state, StatusCode::OK, "logout_confirm.html", ctx)).into_response())
+    (jar, reply::page(state, StatusCode::OK, "logout_confirm.html", ctx)).into_response()
 }
 
 /// Goes on to the client once the signed-out page has loaded each client's front-channel logout

@@ -150,6 +150,11 @@ struct Jwks<'a> {
     keys: Vec<&'a serde_json::Map<String, serde_json::Value>>,
 }
 
+/// Whether an older key of the same algorithm was succeeded by `key` (retired when it activates).
+fn has_predecessor(keys: &[SigningKey], key: &SigningKey) -> bool {
+    keys.iter().any(|k| k.alg == key.alg && k.kid != key.kid && k.retired_at.is_some())
+}
+
 impl KeyRing {
     /// Builds the ring from stored keys. Retired keys stay published for `publish_after_retire` seconds,
     /// so tokens they signed can still be verified until they expire. `encryption_keys` (public JWKs
@@ -172,6 +177,13 @@ impl KeyRing {
             verifiers.insert(key.kid.clone(), verifier(key.alg, &public)?);
             published.push(public);
             if key.is_active(now) {
+                current.insert(key.alg, signer(key.alg, &Jwk::from_bytes(&key.private_jwk)?)?);
+            }
+        }
+        // An algorithm's first key signs as soon as it is known, even to a node whose clock runs behind
+        // the one that made it: there is no older key to sign instead, and it is already published.
+        for key in keys {
+            if key.retired_at.is_none() && !current.contains_key(&key.alg) && !has_predecessor(keys, key) {
                 current.insert(key.alg, signer(key.alg, &Jwk::from_bytes(&key.private_jwk)?)?);
             }
         }
@@ -283,6 +295,24 @@ mod tests {
         let after = KeyRing::from_keys(&keys, 2000, 3600, &[]).unwrap();
         assert_eq!(kid_of(&after), new.kid);
         assert!(String::from_utf8_lossy(&after.jwks_json()).contains(&old.kid), "still published after");
+    }
+
+    /// Nodes' clocks differ: a node whose clock is a second behind the node that made an algorithm's first
+    /// key still signs with it (it used to have no current key until its next refresh: a 500).
+    #[test]
+    fn a_first_key_signs_at_once_on_a_node_whose_clock_is_behind() {
+        let first = generate(SigningAlg::ES256, 1001).unwrap();
+        let ring = KeyRing::from_keys(std::slice::from_ref(&first), 1000, 3600, &[]).unwrap();
+        assert!(ring.sign(SigningAlg::ES256, &serde_json::json!({})).is_ok());
+        // A successor waiting for its activation does not: its predecessor signs until then.
+        let mut old = generate(SigningAlg::ES256, 0).unwrap();
+        old.retired_at = Some(2000);
+        let mut new = generate(SigningAlg::ES256, 1000).unwrap();
+        new.activates_at = 2000;
+        let ring = KeyRing::from_keys(&[old.clone(), new.clone()], 3000, 0, &[]).unwrap();
+        assert!(ring.sign(SigningAlg::ES256, &serde_json::json!({})).is_ok(), "the successor after activation");
+        let ring = KeyRing::from_keys(&[new], 1500, 0, &[]).unwrap();
+        assert!(ring.sign(SigningAlg::ES256, &serde_json::json!({})).is_ok(), "a lone unretired key signs");
     }
 
     #[test]

@@ -42,6 +42,9 @@ pub struct EndSessionRequest {
     pub client_id: Option<ClientId>,
     pub post_logout_redirect_uri: Option<String>,
     pub state: Option<String>,
+    /// The account the user is logging out of, as the RP knows it (RP-Initiated Logout 2): oxid
+    /// compares it with the usernames of the browser's accounts.
+    pub logout_hint: Option<String>,
 }
 
 /// Parses an end-session request. `verify_hint` verifies an ID Token as this OP's (signature and
@@ -81,7 +84,13 @@ pub fn parse_end_session(
         // RP-Initiated Logout 3: without knowing the client the URI cannot be checked.
         return Err(OAuthError::invalid_request("post_logout_redirect_uri needs id_token_hint or client_id"));
     }
-    Ok(EndSessionRequest { hint, client_id, post_logout_redirect_uri, state: params.get("state").map(str::to_owned) })
+    Ok(EndSessionRequest {
+        hint,
+        client_id,
+        post_logout_redirect_uri,
+        state: params.get("state").map(str::to_owned),
+        logout_hint: params.get("logout_hint").map(str::to_owned),
+    })
 }
 
 /// The registered `post_logout_redirect_uri` the request names, compared exactly (RP-Initiated Logout 3;

@@ -133,14 +133,25 @@ async fn logout_ends_the_hinted_account_or_with_confirmation_all() {
     assert_eq!(verified_logout_token(&op, &rp.logout_tokens()[0]).await["sid"], alice["sid"]);
     assert_eq!(active_subject(&op, &b, &secret).await, bob["sub"]);
 
+    // logout_hint names bob's account (RP-Initiated Logout 2): the user confirms signing him out alone.
+    let alice = add_account(&op, &b, &secret, "alice").await;
+    let page = b.get(&crate::logout::logout_url(&op, &[("logout_hint", "bob")])).await;
+    assert!(page.body.contains("<strong>bob</strong>"), "{}", page.body);
+    let csrf = page.hidden("csrf_token");
+    let done = b.post("/logout/confirm", &[("csrf_token", &csrf), ("logout_hint", "bob")]).await;
+    assert_eq!(done.status, 200);
+    assert_eq!(rp.wait_for(2).await.len(), 2);
+    assert_eq!(verified_logout_token(&op, &rp.logout_tokens()[1]).await["sid"], bob["sid"]);
+    assert_eq!(active_subject(&op, &b, &secret).await, alice["sub"]);
+
     // Without a hint the user confirms, for every account of the browser.
-    add_account(&op, &b, &secret, "alice").await;
+    add_account(&op, &b, &secret, "bob").await;
     let page = b.get(&op.url("/logout")).await;
     assert!(page.body.contains("alice, bob") || page.body.contains("bob, alice"), "{}", page.body);
     let csrf = page.hidden("csrf_token");
     let done = b.post("/logout/confirm", &[("csrf_token", &csrf)]).await;
     assert_eq!(done.status, 200);
-    assert_eq!(rp.wait_for(3).await.len(), 3, "both sessions' notifications");
+    assert_eq!(rp.wait_for(4).await.len(), 4, "both sessions' notifications");
     assert!(!signed_in(&op, &b).await);
     assert!(chooser_is_gone(&op, &b).await);
 }

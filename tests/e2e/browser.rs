@@ -363,3 +363,80 @@ async fn logout_reaches_rps_through_the_browser() {
     assert_eq!(wait_for_title(&browser, "changed").await, "changed");
     browser.close().await.unwrap();
 }
+
+/// Several accounts in Chromium: the account chooser (login_hint's account has the focus) switches to
+/// alice without a password; her account page ends the session she has on another device.
+#[tokio::test]
+async fn account_chooser_and_account_page_in_chromium() {
+    let (op, secret, callback, url) = op_with_live_client("").await;
+    op.add_user("bob").await;
+    let (_driver, browser, _profile) = start_browser().await;
+    let sign_in = |url: String, username: &'static str| {
+        let browser = browser.clone();
+        let callback = callback.clone();
+        async move {
+            browser.goto(&url).await.unwrap();
+            browser.wait().for_element(Locator::Id("username")).await.unwrap().send_keys(username).await.unwrap();
+            browser.find(Locator::Id("password")).await.unwrap().send_keys(PASSWORD).await.unwrap();
+            browser.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
+            browser.wait().for_element(Locator::Css("button[value=allow]")).await.unwrap().click().await.unwrap();
+            assert!(wait_until_at(&browser, &callback).await.starts_with(&callback));
+        }
+    };
+    sign_in(url.clone(), "alice").await;
+    sign_in(format!("{url}&prompt=login"), "bob").await;
+
+    // The chooser lists both; login_hint=alice has the focus; choosing goes back to the client.
+    browser.goto(&format!("{url}&prompt=select_account&login_hint=alice")).await.unwrap();
+    browser.wait().for_element(Locator::Css("ul.accounts")).await.unwrap();
+    assert!(browser.title().await.unwrap().starts_with("Choose an account"));
+    let focused = browser.active_element().await.unwrap();
+    assert_eq!(focused.text().await.unwrap(), "alice");
+    focused.click().await.unwrap();
+    let landed = wait_until_at(&browser, &callback).await;
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", &query(&landed)["code"]),
+        ("redirect_uri", &callback),
+        ("code_verifier", VERIFIER),
+    ];
+    let tokens: serde_json::Value = reqwest::Client::new()
+        .post(op.url("/token"))
+        .basic_auth("webapp", Some(&secret))
+        .form(&form)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let alice = op.store.user_by_username("alice").await.unwrap().unwrap();
+    assert_eq!(common::jwt_payload(tokens["id_token"].as_str().unwrap())["sub"], alice.id.as_str());
+
+    // Alice is also signed in on another device.
+    let phone = common::Browser::new(&op);
+    phone.sign_in(&url, "alice").await;
+    let phone_sessions = op.store.sessions(Some(&alice.id), oxid::model::now(), 10).await.unwrap();
+    assert_eq!(phone_sessions.len(), 2);
+
+    // Her account page lists both sessions; she ends the phone's.
+    browser.goto(&op.url("/account")).await.unwrap();
+    browser.wait().for_element(Locator::Css("ul.sessions")).await.unwrap();
+    assert!(browser.title().await.unwrap().starts_with("Your account"));
+    let this_device =
+        browser.find(Locator::XPath("//li[contains(., 'This device')]//input[@name='sid']")).await.unwrap();
+    let own_sid = this_device.attr("value").await.unwrap().unwrap();
+    let other_sid = phone_sessions.iter().map(|s| s.sid.clone()).find(|sid| *sid != own_sid).unwrap();
+    let end = format!("//input[@name='sid'][@value='{other_sid}']/following-sibling::button");
+    browser.find(Locator::XPath(&end)).await.unwrap().click().await.unwrap();
+    for _ in 0..100 {
+        if browser.find_all(Locator::Css("ul.sessions > li")).await.unwrap().len() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(browser.find_all(Locator::Css("ul.sessions > li")).await.unwrap().len(), 1);
+    let answer = phone.get(&format!("{url}&prompt=none")).await;
+    assert_eq!(query(&answer.location.unwrap())["error"], "login_required", "the phone is signed out");
+    browser.close().await.unwrap();
+}
