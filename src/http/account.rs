@@ -119,9 +119,7 @@ fn login_form(
 fn form(state: &SharedState, jar: &CookieJar, params: Result<Params, OAuthError>) -> Result<Params, OAuthError> {
     let params = params?;
     if !cookies::csrf_valid(&state.config, &state.csrf_key, jar, CSRF_FLOW, params.get("csrf_token")) {
-        return Err(OAuthError::invalid_request(
-            "the form has expired or did not come from this site; go back and try again",
-        ));
+        return Err(reply::form_expired());
     }
     Ok(params)
 }
@@ -154,13 +152,32 @@ pub async fn login(
     }
 }
 
-/// What a form of the page acts on: the signed-in user's session, the browser's accounts.
-async fn signed_in(
+/// Runs `act` for a form of the page posted by the signed-in user (CSRF token checked), with the
+/// browser's accounts and the active session; then back to the page, with the cookies `act` left.
+async fn act_signed_in(
     state: &SharedState,
-    jar: &CookieJar,
-) -> Result<Option<(BrowserAccounts, BrowserSession)>, StoreError> {
-    let browser = BrowserAccounts::load(state, jar).await?;
-    Ok(browser.active().cloned().map(|active| (browser, active)))
+    headers: &HeaderMap,
+    jar: CookieJar,
+    params: Result<Params, OAuthError>,
+    act: impl AsyncFnOnce(&mut BrowserAccounts, BrowserSession, Params) -> Result<(), StoreError>,
+) -> Response {
+    let locale = locale(state, headers);
+    let params = match form(state, &jar, params) {
+        Ok(params) => params,
+        Err(e) => return reply::error_page_in(state, &e, locale),
+    };
+    let result: Result<CookieJar, StoreError> = async {
+        let mut browser = BrowserAccounts::load(state, &jar).await?;
+        // Signed out meanwhile: the page shows the login form.
+        let Some(active) = browser.active().cloned() else { return Ok(jar) };
+        act(&mut browser, active, params).await?;
+        Ok(browser.write(state, jar))
+    }
+    .await;
+    match result {
+        Ok(jar) => (jar, reply::see_other_within(state, "/account")).into_response(),
+        Err(e) => reply::error_page_in(state, &reply::internal(e), locale),
+    }
 }
 
 /// `POST /account/sessions/end`: ends one of the user's sessions (on any device), as a logout would.
@@ -170,33 +187,23 @@ pub async fn end_session(
     jar: CookieJar,
     RequestParams(params): RequestParams,
 ) -> Response {
-    let locale = locale(&state, &headers);
-    let params = match form(&state, &jar, params) {
-        Ok(params) => params,
-        Err(e) => return reply::error_page_in(&state, &e, locale),
-    };
-    let result: Result<Response, StoreError> = async {
-        let Some((mut browser, active)) = signed_in(&state, &jar).await? else {
-            return Ok(reply::see_other_within(&state, "/account"));
-        };
+    act_signed_in(&state, &headers, jar, params, async |browser, active, params| {
         let sid = params.get("sid").unwrap_or_default();
         let now = state.now();
         // Only the user's own sessions.
         let own = state.store.sessions(Some(&active.user_id), now, MAX_SESSIONS).await?;
-        let Some(session) = own.iter().find(|s| s.sid == sid) else {
-            return Ok(reply::see_other_within(&state, "/account"));
-        };
-        let ended = state.store.end_sessions(SessionsToEnd::Sid(&session.sid), state.config.logout(now)).await?;
+        if !own.iter().any(|s| s.sid == sid) {
+            return Ok(());
+        }
+        let ended = state.store.end_sessions(SessionsToEnd::Sid(sid), state.config.logout(now)).await?;
         state.logout_notifications_queued(&ended);
         let event = AuditEvent::new(now, AuditKind::SessionEnded, "ended on the account page")
             .user(Some(&active.user_id), None);
         audit::record(state.store.as_ref(), event).await;
         browser.remove(&[sid]);
-        let jar = browser.write(&state, jar);
-        Ok((jar, reply::see_other_within(&state, "/account")).into_response())
-    }
-    .await;
-    result.unwrap_or_else(|e| reply::error_page_in(&state, &reply::internal(e), locale))
+        Ok(())
+    })
+    .await
 }
 
 /// `POST /account/apps/revoke`: takes an app's access away: the consent, and every grant the user made
@@ -207,26 +214,15 @@ pub async fn revoke_app(
     jar: CookieJar,
     RequestParams(params): RequestParams,
 ) -> Response {
-    let locale = locale(&state, &headers);
-    let params = match form(&state, &jar, params) {
-        Ok(params) => params,
-        Err(e) => return reply::error_page_in(&state, &e, locale),
-    };
-    let result: Result<Response, StoreError> = async {
-        let Some((_, active)) = signed_in(&state, &jar).await? else {
-            return Ok(reply::see_other_within(&state, "/account"));
-        };
-        let Ok(client_id) = params.get("client_id").unwrap_or_default().parse::<ClientId>() else {
-            return Ok(reply::see_other_within(&state, "/account"));
-        };
+    act_signed_in(&state, &headers, jar, params, async |_, active, params| {
+        let Ok(client_id) = params.get("client_id").unwrap_or_default().parse::<ClientId>() else { return Ok(()) };
         if state.store.revoke_app(&active.user_id, &client_id).await? {
             let event = AuditEvent::new(state.now(), AuditKind::ConsentRevoked, "revoked on the account page")
                 .user(Some(&active.user_id), None)
                 .client(client_id.as_str());
             audit::record(state.store.as_ref(), event).await;
         }
-        Ok(reply::see_other_within(&state, "/account"))
-    }
-    .await;
-    result.unwrap_or_else(|e| reply::error_page_in(&state, &reply::internal(e), locale))
+        Ok(())
+    })
+    .await
 }

@@ -111,9 +111,7 @@ pub(super) async fn submitted(
     let params = params.map_err(|e| reply::error_page(state, &e))?;
     let request_id = params.get("request").unwrap_or_default();
     if !cookies::csrf_valid(&state.config, &state.csrf_key, jar, request_id, params.get("csrf_token")) {
-        let e =
-            OAuthError::invalid_request("the form has expired or did not come from this site; go back and try again");
-        return Err(reply::error_page(state, &e));
+        return Err(reply::error_page(state, &reply::form_expired()));
     }
     let (pending, request, client) = load_pending(state, request_id).await?;
     Ok(Submitted { params, pending, request, client })

@@ -77,9 +77,7 @@ async fn logout(
         Err(e) => return reply::error_page_in(state, &e, locale),
     };
     if confirmed && !cookies::csrf_valid(&state.config, &state.csrf_key, &jar, CSRF_FLOW, params.get("csrf_token")) {
-        let e =
-            OAuthError::invalid_request("the form has expired or did not come from this site; go back and try again");
-        return reply::error_page_in(state, &e, locale);
+        return reply::error_page_in(state, &reply::form_expired(), locale);
     }
     let result: Result<Response, StoreError> = async {
         let checked = match check(state, &params).await? {

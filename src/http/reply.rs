@@ -179,6 +179,11 @@ pub fn json_error(error: &OAuthError) -> Response {
 }
 
 /// Logs a storage failure (never the request's secrets) and reports a generic server error.
+/// A form whose CSRF token does not hold (expired, or posted from another site).
+pub fn form_expired() -> OAuthError {
+    OAuthError::invalid_request("the form has expired or did not come from this site; go back and try again")
+}
+
 pub fn internal(e: StoreError) -> OAuthError {
     tracing::error!(error = %e, "store operation failed");
     OAuthError::server_error()
