@@ -12,10 +12,11 @@ use crate::crypto;
 use crate::jose::keys;
 use crate::key_management;
 use crate::model::{
-    AuditEvent, AuditKind, Client, ClientAuthMethod, ClientId, ClientMetadata, Encryption, GrantType, KeySuccession,
-    LogoutUri, RedirectUri, ScopeSet, SigningAlg, User, canonical_username, now,
+    AuditEvent, AuditKind, Client, ClientAuthMethod, ClientId, GrantType, KeySuccession, ResponseType, SigningAlg,
+    User, canonical_username, now,
 };
 use crate::password;
+use crate::protocol::registration;
 use crate::server;
 use crate::store::{AuditedUser, SessionsToEnd, Store, StoreError};
 
@@ -702,155 +703,80 @@ async fn user(cmd: UserCommand, config: &Config, store: &dyn Store) -> anyhow::R
     Ok(())
 }
 
-/// The validated registration a `client add` describes.
+/// The validated registration a `client add` describes: its flags as a metadata document (Registration
+/// 2), checked by the same rules as the registration endpoint's.
 fn build_client(a: &ClientAdd) -> anyhow::Result<Client> {
-    let auth_method: ClientAuthMethod = match (&a.auth_method, a.public) {
-        (Some(m), _) => m.parse().map_err(|e| anyhow::anyhow!("--auth-method: {e}"))?,
-        (None, true) => ClientAuthMethod::None,
-        (None, false) => ClientAuthMethod::ClientSecretBasic,
+    let auth_method = match (&a.auth_method, a.public) {
+        (Some(m), _) => m.as_str(),
+        (None, true) => "none",
+        (None, false) => "client_secret_basic",
     };
-    if a.public && auth_method != ClientAuthMethod::None {
+    if a.public && auth_method != "none" {
         bail!("a --public client authenticates with 'none'");
     }
-    let grant_types: Vec<GrantType> = if a.grant_types.is_empty() {
-        vec![GrantType::AuthorizationCode, GrantType::RefreshToken]
-    } else {
-        a.grant_types
-            .iter()
-            .map(|g| g.parse())
-            .collect::<Result<_, _>>()
-            .map_err(|e| anyhow::anyhow!("--grant-type: {e}"))?
-    };
-    if !auth_method.is_confidential() && grant_types.contains(&GrantType::ClientCredentials) {
-        bail!("public clients cannot use client_credentials");
-    }
-    let redirect_uris: Vec<RedirectUri> = a
-        .redirect_uris
-        .iter()
-        .map(|u| u.parse())
-        .collect::<Result<_, _>>()
-        .map_err(|e| anyhow::anyhow!("--redirect-uri: {e}"))?;
-    if grant_types.contains(&GrantType::AuthorizationCode) && redirect_uris.is_empty() {
-        bail!("at least one --redirect-uri is needed for the authorization_code grant");
-    }
-    let jwks = match (&a.jwks, auth_method) {
-        (Some(path), _) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-            josekit::jwk::JwkSet::from_bytes(&text).map_err(|e| anyhow::anyhow!("--jwks: not a JWK Set: {e}"))?;
-            Some(text)
-        }
-        (None, ClientAuthMethod::PrivateKeyJwt) if a.jwks_uri.is_none() => {
-            bail!("private_key_jwt needs --jwks FILE or --jwks-uri URL")
-        }
-        (None, _) => None,
-    };
-    let mut metadata = ClientMetadata {
-        default_max_age: a.default_max_age,
-        subject_type: a.subject_type.parse().map_err(|e| anyhow::anyhow!("--subject-type: {e}"))?,
-        sector_identifier_uri: a.sector_identifier_uri.clone(),
-        jwks_uri: a.jwks_uri.clone(),
-        request_object_signing_alg: a
-            .request_object_alg
-            .as_deref()
-            .map(str::parse)
-            .transpose()
-            .map_err(|e| anyhow::anyhow!("--request-object-alg: {e}"))?,
-        request_uris: a.request_uris.clone(),
-        id_token_encryption: encryption(a.id_token_encrypted_alg.as_deref(), &a.id_token_encrypted_enc)?,
-        userinfo_signed_response_alg: a
-            .userinfo_signed_alg
-            .as_deref()
-            .map(str::parse)
-            .transpose()
-            .map_err(|e| anyhow::anyhow!("--userinfo-signed-alg: {e}"))?,
-        userinfo_encryption: encryption(a.userinfo_encrypted_alg.as_deref(), &a.userinfo_encrypted_enc)?,
-        initiate_login_uri: a.initiate_login_uri.clone(),
-        ..ClientMetadata::default()
-    };
-    if let Some(uri) = &metadata.initiate_login_uri {
-        // Registration 2: an https URL (http only on loopback, for development).
-        let parsed = url::Url::parse(uri).map_err(|e| anyhow::anyhow!("--initiate-login-uri: {e}"))?;
-        if !crate::fetch::is_https_or_loopback(&parsed) || parsed.fragment().is_some() {
-            bail!("--initiate-login-uri must be an https URL without a fragment");
-        }
-    }
-    let encrypts = metadata.id_token_encryption.is_some() || metadata.userinfo_encryption.is_some();
-    if encrypts && a.jwks.is_none() && metadata.jwks_uri.is_none() {
-        bail!("encrypted responses need the client's keys: --jwks FILE or --jwks-uri URL");
-    }
-    metadata.post_logout_redirect_uris = a
-        .post_logout_redirect_uris
-        .iter()
-        .map(|u| u.parse())
-        .collect::<Result<_, _>>()
-        .map_err(|e| anyhow::anyhow!("--post-logout-redirect-uri: {e}"))?;
-    metadata.frontchannel_logout =
-        logout_uri("--frontchannel-logout-uri", &a.frontchannel_logout_uri, a.frontchannel_logout_session_required)?;
-    metadata.backchannel_logout =
-        logout_uri("--backchannel-logout-uri", &a.backchannel_logout_uri, a.backchannel_logout_session_required)?;
-    for uri in metadata.jwks_uri.iter().chain(&metadata.request_uris) {
-        let parsed = url::Url::parse(uri).map_err(|e| anyhow::anyhow!("{uri}: {e}"))?;
-        if !crate::fetch::is_https_or_loopback(&parsed) {
-            bail!("{uri}: only https URLs can be fetched");
-        }
-    }
-    for scope in &a.scopes {
-        let scope = ScopeSet::parse(scope).map_err(|e| anyhow::anyhow!("--scope: {e}"))?;
-        metadata.scope = metadata.scope.union(&scope);
-    }
-    if !a.response_types.is_empty() {
-        metadata.response_types = a
-            .response_types
-            .iter()
-            .map(|r| r.parse())
-            .collect::<Result<_, _>>()
-            .map_err(|e| anyhow::anyhow!("--response-type: {e}"))?;
-    }
-    if a.response_types.is_empty() && !grant_types.contains(&GrantType::AuthorizationCode) {
+    let named_grants: Vec<&str> = a.grant_types.iter().map(String::as_str).collect();
+    let mut grant_types =
+        if named_grants.is_empty() { vec!["authorization_code", "refresh_token"] } else { named_grants.clone() };
+    let response_types: Vec<&str> = match a.response_types.iter().map(String::as_str).collect::<Vec<_>>() {
         // The default `code` makes no sense for a client without the grant (a service account).
-        metadata.response_types.clear();
+        none if none.is_empty() && !grant_types.contains(&"authorization_code") => none,
+        none if none.is_empty() => vec!["code"],
+        named => named,
+    };
+    // Response types that return tokens from the authorization endpoint imply the implicit grant.
+    let tokens_in_front =
+        response_types.iter().any(|r| r.parse::<ResponseType>().is_ok_and(|r| r.is_front_channel_token()));
+    if tokens_in_front && !grant_types.contains(&"implicit") {
+        grant_types.push("implicit");
     }
-    if metadata.response_types.iter().any(|r| r.has_code()) && !grant_types.contains(&GrantType::AuthorizationCode) {
-        bail!("response types with a code need the authorization_code grant");
+    let mut doc = serde_json::json!({
+        "client_name": a.name,
+        "redirect_uris": a.redirect_uris,
+        "grant_types": grant_types,
+        "response_types": response_types,
+        "token_endpoint_auth_method": auth_method,
+        "id_token_signed_response_alg": a.id_token_alg,
+        "subject_type": a.subject_type,
+        "request_uris": a.request_uris,
+        "post_logout_redirect_uris": a.post_logout_redirect_uris,
+        "frontchannel_logout_session_required": a.frontchannel_logout_session_required,
+        "backchannel_logout_session_required": a.backchannel_logout_session_required,
+    });
+    let optional = [
+        ("default_max_age", a.default_max_age.map(serde_json::Value::from)),
+        ("sector_identifier_uri", a.sector_identifier_uri.clone().map(Into::into)),
+        ("jwks_uri", a.jwks_uri.clone().map(Into::into)),
+        ("request_object_signing_alg", a.request_object_alg.clone().map(Into::into)),
+        ("id_token_encrypted_response_alg", a.id_token_encrypted_alg.clone().map(Into::into)),
+        ("userinfo_signed_response_alg", a.userinfo_signed_alg.clone().map(Into::into)),
+        ("userinfo_encrypted_response_alg", a.userinfo_encrypted_alg.clone().map(Into::into)),
+        ("initiate_login_uri", a.initiate_login_uri.clone().map(Into::into)),
+        ("frontchannel_logout_uri", a.frontchannel_logout_uri.clone().map(Into::into)),
+        ("backchannel_logout_uri", a.backchannel_logout_uri.clone().map(Into::into)),
+        ("scope", (!a.scopes.is_empty()).then(|| a.scopes.join(" ").into())),
+    ];
+    for (name, value) in optional.into_iter().filter_map(|(n, v)| v.map(|v| (n, v))) {
+        doc[name] = value;
+    }
+    if a.id_token_encrypted_alg.is_some() {
+        doc["id_token_encrypted_response_enc"] = a.id_token_encrypted_enc.clone().into();
+    }
+    if a.userinfo_encrypted_alg.is_some() {
+        doc["userinfo_encrypted_response_enc"] = a.userinfo_encrypted_enc.clone().into();
+    }
+    if let Some(path) = &a.jwks {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        josekit::jwk::JwkSet::from_bytes(&text).map_err(|e| anyhow::anyhow!("--jwks: not a JWK Set: {e}"))?;
+        doc["jwks"] = serde_json::from_str(&text).context("--jwks")?;
     }
     let id: ClientId = match &a.id {
         Some(id) => id.parse().map_err(|e| anyhow::anyhow!("--id: {e}"))?,
         None => crypto::random_token()[..22].parse()?,
     };
-    Ok(Client {
-        id,
-        name: a.name.clone(),
-        secret_hash: None,
-        secret_for_jwt: None,
-        redirect_uris,
-        grant_types,
-        auth_method,
-        id_token_signed_response_alg: a.id_token_alg.parse().map_err(|e| anyhow::anyhow!("--id-token-alg: {e}"))?,
-        jwks,
-        skip_consent: a.skip_consent,
-        created_at: now(),
-        metadata,
-    })
-}
-
-/// A front- or back-channel logout URI (Front-Channel Logout 2, Back-Channel Logout 2.2): absolute,
-/// without a fragment, https (http only on loopback, for development).
-fn logout_uri(flag: &str, uri: &Option<String>, session_required: bool) -> anyhow::Result<Option<LogoutUri>> {
-    let Some(uri) = uri else { return Ok(None) };
-    let parsed: RedirectUri = uri.parse().map_err(|e| anyhow::anyhow!("{flag}: {e}"))?;
-    let url = url::Url::parse(uri).map_err(|e| anyhow::anyhow!("{flag}: {e}"))?;
-    if !crate::fetch::is_https_or_loopback(&url) {
-        bail!("{flag} must be an https URL (http only on loopback)");
-    }
-    Ok(Some(LogoutUri { uri: parsed, session_required }))
-}
-
-/// A JWE alg/enc pair from the command line (Registration 2: enc defaults to A128CBC-HS256).
-fn encryption(alg: Option<&str>, enc: &str) -> anyhow::Result<Option<Encryption>> {
-    let Some(alg) = alg else { return Ok(None) };
-    let alg = alg.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
-    let enc = enc.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok(Some(Encryption { alg, enc }))
+    let serde_json::Value::Object(doc) = doc else { unreachable!("built as an object") };
+    let mut client = registration::client_from_metadata(&doc, id, now()).map_err(|e| anyhow::anyhow!(e.description))?;
+    client.skip_consent = a.skip_consent;
+    Ok(client)
 }
 
 /// Applies `NAME=VALUE` assignments to a user's further claims, each checked against Core 5.1.

@@ -2,9 +2,11 @@
 
 use serde::{Deserialize, Serialize};
 
+use std::collections::BTreeMap;
+
 use super::{
-    ClientAuthMethod, ClientId, Encryption, GrantType, RedirectUri, RequestObjectAlg, ResponseType, ScopeSet,
-    SigningAlg, SubjectType, Timestamp,
+    ApplicationType, AssertionAlg, ClientAuthMethod, ClientId, Encryption, GrantType, RedirectUri, RequestObjectAlg,
+    ResponseType, ScopeSet, SigningAlg, SubjectType, Timestamp,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +82,78 @@ pub struct ClientMetadata {
     /// Back-Channel Logout 2.2 `backchannel_logout_uri` and `backchannel_logout_session_required`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub backchannel_logout: Option<LogoutUri>,
+    /// Registration 2 `application_type`.
+    pub application_type: ApplicationType,
+    /// Registration 2 `contacts`: people responsible for the client (email addresses).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub contacts: Vec<String>,
+    /// What the consent page shows about the client, per language (Registration 2.1).
+    #[serde(skip_serializing_if = "ClientPresentation::is_empty")]
+    pub presentation: ClientPresentation,
+    /// Registration 2 `token_endpoint_auth_signing_alg`: client assertions must use it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_endpoint_auth_signing_alg: Option<AssertionAlg>,
+    /// Registration 2 `require_auth_time` (oxid always includes `auth_time`; kept to echo it).
+    pub require_auth_time: bool,
+    /// Registration 2 `default_acr_values`, in order of preference.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub default_acr_values: Vec<String>,
+    /// Registration 2 `request_object_encryption_alg`/`_enc`: how the client may encrypt request
+    /// objects to the OP.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_object_encryption: Option<Encryption>,
+    /// RFC 7591 2 `software_id` and `software_version`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub software_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub software_version: Option<String>,
+    /// How the client came to be: made by the operator, or registered over HTTP.
+    pub origin: ClientOrigin,
+}
+
+/// Human-readable values of a client per language tag (Registration 2.1: `client_name#de`); the
+/// empty tag holds the value without one.
+pub type Localized = BTreeMap<String, String>;
+
+/// What users see of a client: its name in other languages (the default name is `Client::name`), logo
+/// and links.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ClientPresentation {
+    #[serde(skip_serializing_if = "Localized::is_empty")]
+    pub client_name: Localized,
+    #[serde(skip_serializing_if = "Localized::is_empty")]
+    pub logo_uri: Localized,
+    #[serde(skip_serializing_if = "Localized::is_empty")]
+    pub client_uri: Localized,
+    #[serde(skip_serializing_if = "Localized::is_empty")]
+    pub policy_uri: Localized,
+    #[serde(skip_serializing_if = "Localized::is_empty")]
+    pub tos_uri: Localized,
+}
+
+impl ClientPresentation {
+    pub fn is_empty(&self) -> bool {
+        self == &Self::default()
+    }
+}
+
+/// The value for the first of `languages` (preferred first) that has one, else the untagged one.
+pub fn localized<'a>(values: &'a Localized, languages: &[&str]) -> Option<&'a str> {
+    let by_tag = |tag: &str| values.iter().find(|(t, _)| t.eq_ignore_ascii_case(tag)).map(|(_, v)| v.as_str());
+    languages.iter().find_map(|tag| by_tag(tag)).or_else(|| values.get("").map(String::as_str))
+}
+
+/// How a client was made.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "by", rename_all = "snake_case")]
+pub enum ClientOrigin {
+    /// `oxid client add`.
+    #[default]
+    Operator,
+    /// The registration endpoint (Registration 1.0, RFC 7591); managed with its registration access
+    /// token (RFC 7592), kept as a hash.
+    Registration { access_token_hash: String },
 }
 
 /// Where an RP is told that a session at the OP ended (Front-Channel Logout 2, Back-Channel Logout 2.2).
@@ -110,6 +184,16 @@ impl Default for ClientMetadata {
             post_logout_redirect_uris: Vec::new(),
             frontchannel_logout: None,
             backchannel_logout: None,
+            application_type: ApplicationType::Web,
+            contacts: Vec::new(),
+            presentation: ClientPresentation::default(),
+            token_endpoint_auth_signing_alg: None,
+            require_auth_time: false,
+            default_acr_values: Vec::new(),
+            request_object_encryption: None,
+            software_id: None,
+            software_version: None,
+            origin: ClientOrigin::Operator,
         }
     }
 }

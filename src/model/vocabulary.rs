@@ -326,10 +326,16 @@ impl ResponseType {
         matches!(self, Self::IdTokenToken | Self::CodeToken | Self::CodeIdTokenToken)
     }
 
+    /// A token (ID Token or access token) comes from the authorization endpoint: the implicit grant
+    /// (Registration 2 `grant_types`).
+    pub fn is_front_channel_token(self) -> bool {
+        self.has_id_token() || self.has_token()
+    }
+
     /// Multiple Response Type Encoding Practices 2.1, 3, 5: query for `code` and `none`, fragment for
     /// everything that returns a token from the authorization endpoint.
     pub fn default_mode(self) -> ResponseMode {
-        if self.has_id_token() || self.has_token() { ResponseMode::Fragment } else { ResponseMode::Query }
+        if self.is_front_channel_token() { ResponseMode::Fragment } else { ResponseMode::Query }
     }
 
     /// The default mode for a `response_type` value that may not be valid: fragment when it names a
@@ -470,6 +476,34 @@ wire_enum!(
 pub struct Encryption {
     pub alg: KeyEncryptionAlg,
     pub enc: ContentEncryption,
+}
+
+wire_enum!(
+    /// Registration 2 `application_type`: a web site, or an app on the user's device (RFC 8252).
+    ApplicationType {
+        Web = "web",
+        Native = "native",
+    }
+);
+
+wire_enum!(
+    /// JWS algorithms of client assertions (RFC 7523; Registration 2 `token_endpoint_auth_signing_alg`):
+    /// asymmetric for `private_key_jwt`, HMAC for `client_secret_jwt`.
+    AssertionAlg {
+        RS256 = "RS256",
+        PS256 = "PS256",
+        ES256 = "ES256",
+        EdDSA = "EdDSA",
+        HS256 = "HS256",
+        HS384 = "HS384",
+        HS512 = "HS512",
+    }
+);
+
+impl AssertionAlg {
+    pub fn is_hmac(self) -> bool {
+        matches!(self, Self::HS256 | Self::HS384 | Self::HS512)
+    }
 }
 
 wire_enum!(

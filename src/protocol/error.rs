@@ -26,6 +26,11 @@ pub enum ErrorCode {
     InsufficientScope,
     /// OpenID Connect Core Unmet Authentication Requirements 1.0: the essential `acr` cannot be met.
     UnmetAuthenticationRequirements,
+    /// RFC 7591 3.2.2: registration errors.
+    InvalidRedirectUri,
+    InvalidClientMetadata,
+    InvalidSoftwareStatement,
+    UnapprovedSoftwareStatement,
 }
 
 impl ErrorCode {
@@ -50,6 +55,10 @@ impl ErrorCode {
             Self::InvalidToken => "invalid_token",
             Self::InsufficientScope => "insufficient_scope",
             Self::UnmetAuthenticationRequirements => "unmet_authentication_requirements",
+            Self::InvalidRedirectUri => "invalid_redirect_uri",
+            Self::InvalidClientMetadata => "invalid_client_metadata",
+            Self::InvalidSoftwareStatement => "invalid_software_statement",
+            Self::UnapprovedSoftwareStatement => "unapproved_software_statement",
         }
     }
 }

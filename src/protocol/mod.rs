@@ -7,6 +7,7 @@ pub mod id_token;
 pub mod logout;
 pub mod params;
 pub mod pkce;
+pub mod registration;
 pub mod subject;
 
 pub use error::{ErrorCode, OAuthError};

@@ -190,7 +190,7 @@ fn clients_and_keys_are_managed_from_the_cli() {
         oxid(d, &["client", "add", "--name", "X", "--redirect-uri", "https://x/cb#frag"], None),
         "redirect_uri must not contain a fragment",
     );
-    misused(oxid(d, &["client", "add", "--name", "X"], None), "at least one --redirect-uri is needed");
+    misused(oxid(d, &["client", "add", "--name", "X"], None), "redirect_uris: at least one is needed");
     misused(
         oxid(
             d,
@@ -207,7 +207,7 @@ fn clients_and_keys_are_managed_from_the_cli() {
             ],
             None,
         ),
-        "public clients cannot use client_credentials",
+        "grant_types: a client without credentials cannot use client_credentials",
     );
     misused(
         oxid(
@@ -215,7 +215,7 @@ fn clients_and_keys_are_managed_from_the_cli() {
             &["client", "add", "--name", "X", "--redirect-uri", "https://x/cb", "--auth-method", "private_key_jwt"],
             None,
         ),
-        "private_key_jwt needs --jwks FILE or --jwks-uri URL",
+        "token_endpoint_auth_method: private_key_jwt needs jwks or jwks_uri",
     );
     misused(
         oxid(
@@ -251,12 +251,12 @@ fn clients_and_keys_are_managed_from_the_cli() {
     let show = ok(oxid(d, &["client", "show", "hybrid"], None));
     assert!(show.contains("response_type: code id_token") && show.contains("response_type: code\n"), "{show}");
     let bad = ["client", "add", "--name", "X", "--redirect-uri", "https://x/cb", "--response-type", "token"];
-    misused(oxid(d, &bad, None), "unsupported response_type: token");
+    misused(oxid(d, &bad, None), "response_types: \"token\" is not supported");
     // Scopes the client may obtain for itself (RFC 7591 2 `scope`), for client_credentials.
     let service = ["client", "add", "--name", "Svc", "--grant-type", "client_credentials"];
     ok(oxid(d, &[&service[..], &["--id", "svc", "--scope", "api.read", "--scope", "api.write"]].concat(), None));
     assert!(ok(oxid(d, &["client", "show", "svc"], None)).contains("scope:         api.read api.write"));
-    misused(oxid(d, &[&service[..], &["--scope", "bad\\scope"]].concat(), None), "--scope");
+    misused(oxid(d, &[&service[..], &["--scope", "bad\\scope"]].concat(), None), "scope:");
     // Pairwise subjects (Core 8.1): the redirect URIs' one host is the sector; several hosts need a
     // sector_identifier_uri (tests/e2e/subjects.rs fetches one).
     let pairwise = [
