@@ -12,8 +12,8 @@ use crate::crypto;
 use crate::jose::keys;
 use crate::key_management;
 use crate::model::{
-    AuditEvent, AuditKind, Client, ClientAuthMethod, ClientId, GrantType, KeySuccession, ResponseType, SigningAlg,
-    User, canonical_username, now,
+    AuditEvent, AuditKind, Client, ClientAuthMethod, ClientId, ClientOrigin, GrantType, InitialAccessToken,
+    KeySuccession, ResponseType, SigningAlg, User, canonical_username, now,
 };
 use crate::password;
 use crate::protocol::registration;
@@ -58,6 +58,36 @@ pub enum Command {
     /// List and end users' sessions; see the logout notifications waiting to be delivered.
     #[command(subcommand)]
     Session(SessionCommand),
+    /// Dynamic client registration: the initial access tokens that let others register clients.
+    #[command(subcommand)]
+    Registration(RegistrationCommand),
+}
+
+#[derive(Subcommand)]
+pub enum RegistrationCommand {
+    /// Initial access tokens (RFC 7591 3), needed to register with `registration = "token"`.
+    #[command(subcommand)]
+    Token(RegistrationTokenCommand),
+}
+
+#[derive(Subcommand)]
+pub enum RegistrationTokenCommand {
+    /// Make a token; prints `initial_access_token: TOKEN` (once) and its id.
+    Create {
+        /// Seconds until it expires (default: never).
+        #[arg(long, value_name = "SECONDS")]
+        expires: Option<u64>,
+        /// Clients it may register (default: any number).
+        #[arg(long, value_name = "N")]
+        uses: Option<u32>,
+    },
+    /// List the tokens (never the tokens themselves).
+    List,
+    /// Revoke a token by its id.
+    Revoke {
+        /// The id `create` printed.
+        id: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -429,6 +459,9 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Session(cmd) => session(cmd, &config, server::open_existing_store(&config).await?.as_ref()).await,
         Command::Client(cmd) => client(cmd, &config, server::open_existing_store(&config).await?.as_ref()).await,
         Command::Keys(cmd) => keys_command(cmd, &config, server::open_existing_store(&config).await?.as_ref()).await,
+        Command::Registration(RegistrationCommand::Token(cmd)) => {
+            registration_token(cmd, server::open_existing_store(&config).await?.as_ref()).await
+        }
         Command::Audit(cmd) => audit_command(cmd, server::open_existing_store(&config).await?.as_ref()).await,
         Command::Store(cmd) => {
             let store = server::open_existing_store(&config).await?;
@@ -531,6 +564,53 @@ async fn account(store: &dyn Store, username: &str) -> anyhow::Result<String> {
         return Ok(username.to_owned());
     }
     canonical_username(username).map_err(|e| anyhow::anyhow!("no user {username}: {e}"))
+}
+
+async fn registration_token(cmd: RegistrationTokenCommand, store: &dyn Store) -> anyhow::Result<()> {
+    match cmd {
+        RegistrationTokenCommand::Create { expires, uses } => {
+            if expires == Some(0) || uses == Some(0) {
+                return Err(usage(anyhow::anyhow!("--expires and --uses must be at least 1")));
+            }
+            let token = crypto::random_token();
+            let now = now();
+            let created = InitialAccessToken {
+                id: crypto::random_token()[..8].to_owned(),
+                token_hash: crypto::token_hash(&token),
+                created_at: now,
+                expires_at: expires.map(|secs| now.saturating_add(i64::try_from(secs).unwrap_or(i64::MAX))),
+                uses_left: uses,
+            };
+            store.insert_initial_access_token(&created).await?;
+            println!("initial_access_token: {token}");
+            println!("id: {}", created.id);
+            let event =
+                AuditEvent::new(now, AuditKind::ClientChanged, format!("initial access token {} created", created.id));
+            audit::record(store, event).await;
+        }
+        RegistrationTokenCommand::List => {
+            let now = now();
+            let rows = store.initial_access_tokens().await?.into_iter().map(|t| {
+                let expires = match t.expires_at {
+                    Some(at) if at <= now => format!("expired {}", date(at)),
+                    Some(at) => date(at),
+                    None => "never".to_owned(),
+                };
+                let uses = t.uses_left.map_or_else(|| "unlimited".to_owned(), |n| n.to_string());
+                vec![t.id, date(t.created_at), expires, uses]
+            });
+            print_table(&["ID", "CREATED", "EXPIRES", "USES_LEFT"], rows);
+        }
+        RegistrationTokenCommand::Revoke { id } => {
+            if !store.revoke_initial_access_token(&id).await? {
+                bail!("no initial access token {id}");
+            }
+            println!("revoked initial access token {id}");
+            let event = AuditEvent::new(now(), AuditKind::ClientChanged, format!("initial access token {id} revoked"));
+            audit::record(store, event).await;
+        }
+    }
+    Ok(())
 }
 
 async fn session(cmd: SessionCommand, config: &Config, store: &dyn Store) -> anyhow::Result<()> {
@@ -797,65 +877,33 @@ fn set_claims(claims: &mut serde_json::Map<String, serde_json::Value>, assignmen
     Ok(())
 }
 
-/// Gives `client` a secret if its method uses one; returns the secret to show.
-fn attach_secret(client: &mut Client, given: Option<String>) -> anyhow::Result<Option<String>> {
-    if !matches!(
-        client.auth_method,
-        ClientAuthMethod::ClientSecretBasic | ClientAuthMethod::ClientSecretPost | ClientAuthMethod::ClientSecretJwt
-    ) {
-        if given.is_some() {
-            bail!("a {} client has no secret", client.auth_method);
-        }
-        return Ok(None);
+fn made_by(c: &Client) -> &'static str {
+    match c.metadata.origin {
+        ClientOrigin::Operator => "operator",
+        ClientOrigin::Registration { .. } => "registration",
     }
-    let secret = match given {
-        // The secret is stored as a fast hash, so it must carry enough entropy on its own.
-        Some(s) if s.len() < 32 => bail!("a client secret must be at least 32 characters"),
-        Some(s) => s,
-        None => crypto::random_client_secret(),
-    };
-    client.secret_hash = Some(crypto::token_hash(&secret));
-    client.secret_for_jwt = (client.auth_method == ClientAuthMethod::ClientSecretJwt).then(|| secret.clone());
-    Ok(Some(secret))
 }
 
+/// Every registered field, as the registration endpoint would answer it (Registration 3.2), plus what
+/// only the operator sets.
 fn print_client(c: &Client) {
-    println!("client_id:     {}", c.id);
-    println!("name:          {}", c.name);
-    println!("auth_method:   {}", c.auth_method);
-    println!("grant_types:   {}", c.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>().join(" "));
-    for r in &c.metadata.response_types {
-        println!("response_type: {r}");
-    }
-    if !c.metadata.scope.is_empty() {
-        println!("scope:         {}", c.metadata.scope);
-    }
-    if let Some(age) = c.metadata.default_max_age {
-        println!("default_max_age: {age}");
-    }
-    println!("subject_type:  {}", c.metadata.subject_type);
+    println!("made_by: {}", made_by(c));
+    println!("skip_consent: {}", c.skip_consent);
     if let Some(sector) = &c.metadata.sector_identifier {
-        println!("sector:        {sector}");
+        println!("sector: {sector}");
     }
-    if let Some(uri) = &c.metadata.initiate_login_uri {
-        println!("initiate_login_uri: {uri}");
-    }
-    for r in &c.redirect_uris {
-        println!("redirect_uri:  {}", r.as_str());
-    }
-    for r in &c.metadata.post_logout_redirect_uris {
-        println!("post_logout_redirect_uri: {}", r.as_str());
-    }
-    for (name, logout) in
-        [("frontchannel", &c.metadata.frontchannel_logout), ("backchannel", &c.metadata.backchannel_logout)]
-    {
-        if let Some(l) = logout {
-            let session = if l.session_required { " (session required)" } else { "" };
-            println!("{name}_logout_uri: {}{session}", l.uri.as_str());
+    for (name, value) in registration::metadata_document(c) {
+        let values = match value {
+            serde_json::Value::Array(values) => values,
+            other => vec![other],
+        };
+        for value in values {
+            match value {
+                serde_json::Value::String(s) => println!("{name}: {s}"),
+                other => println!("{name}: {other}"),
+            }
         }
     }
-    println!("id_token_alg:  {}", c.id_token_signed_response_alg);
-    println!("skip_consent:  {}", c.skip_consent);
 }
 
 async fn client(cmd: ClientCommand, config: &Config, store: &dyn Store) -> anyhow::Result<()> {
@@ -870,7 +918,8 @@ async fn client(cmd: ClientCommand, config: &Config, store: &dyn Store) -> anyho
             .await
             .map_err(|e| usage(anyhow::anyhow!(e)))?;
             let given = if a.secret_stdin { Some(read_stdin_line("client secret").map_err(usage)?) } else { None };
-            let secret = attach_secret(&mut client, given).map_err(usage)?;
+            let secret =
+                crate::registration::attach_secret(&mut client, given).map_err(|e| usage(anyhow::anyhow!(e)))?;
             match store.insert_client(&client).await {
                 Err(StoreError::Conflict) => bail!("client {} already exists", client.id),
                 other => other?,
@@ -882,12 +931,10 @@ async fn client(cmd: ClientCommand, config: &Config, store: &dyn Store) -> anyho
             }
         }
         ClientCommand::List => {
-            let rows = store
-                .clients()
-                .await?
-                .into_iter()
-                .map(|c| vec![c.id.to_string(), c.auth_method.to_string(), date(c.created_at), c.name]);
-            print_table(&["CLIENT_ID", "AUTH_METHOD", "CREATED", "NAME"], rows);
+            let rows = store.clients().await?.into_iter().map(|c| {
+                vec![c.id.to_string(), c.auth_method.to_string(), made_by(&c).to_owned(), date(c.created_at), c.name]
+            });
+            print_table(&["CLIENT_ID", "AUTH_METHOD", "MADE_BY", "CREATED", "NAME"], rows);
         }
         ClientCommand::Show { id } => match store.client(&parse_id(&id)?).await? {
             Some(c) => print_client(&c),
@@ -904,7 +951,7 @@ async fn client(cmd: ClientCommand, config: &Config, store: &dyn Store) -> anyho
             let Some(mut c) = store.client(&parse_id(&id)?).await? else {
                 bail!("no client {id}");
             };
-            let Some(secret) = attach_secret(&mut c, None)? else {
+            let Some(secret) = crate::registration::attach_secret(&mut c, None).map_err(|e| anyhow::anyhow!(e))? else {
                 bail!("client {id} has no secret ({})", c.auth_method);
             };
             let hash = c.secret_hash.as_deref().expect("attach_secret set it");

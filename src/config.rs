@@ -83,6 +83,18 @@ pub enum Database {
     Postgres(String),
 }
 
+/// Who may register clients over HTTP (Dynamic Client Registration, RFC 7591 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RegistrationPolicy {
+    /// No registration endpoint.
+    Off,
+    /// With an initial access token made by `oxid registration token create`.
+    Token,
+    /// Anyone, within `registration_max_per_ip`.
+    Open,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -166,6 +178,13 @@ pub struct Config {
     pub backchannel_logout_retry_period: u64,
     /// Seconds the OP waits for a relying party's answer to one Back-Channel Logout request.
     pub backchannel_logout_timeout: u64,
+    /// Dynamic Client Registration: `off`, `token` (an initial access token is needed) or `open`.
+    pub registration: RegistrationPolicy,
+    /// With `registration = "open"`: clients one client IP may register within `login_throttle_window`.
+    pub registration_max_per_ip: u32,
+    /// Issuers of software statements (RFC 7591 2.3) the OP trusts, each with the URL of its JWK Set
+    /// (TOML: `[registration_trusted_software_issuers]` then `"https://issuer.example" = "https://issuer.example/jwks.json"`).
+    pub registration_trusted_software_issuers: BTreeMap<String, String>,
 }
 
 impl Default for Config {
@@ -205,6 +224,9 @@ impl Default for Config {
             logout_revokes_offline_access: false,
             backchannel_logout_retry_period: 24 * 3600,
             backchannel_logout_timeout: 5,
+            registration: RegistrationPolicy::Token,
+            registration_max_per_ip: 10,
+            registration_trusted_software_issuers: BTreeMap::new(),
         }
     }
 }
@@ -326,6 +348,14 @@ impl Config {
         }
         if self.max_connections == 0 {
             return Err(ConfigError("max_connections must be at least 1".into()));
+        }
+        for (issuer, jwks_uri) in &self.registration_trusted_software_issuers {
+            let https = url::Url::parse(jwks_uri).is_ok_and(|u| u.scheme() == "https" || self.fetch_allow_loopback);
+            if issuer.is_empty() || !https {
+                return Err(ConfigError(format!(
+                    "registration_trusted_software_issuers: {issuer:?} needs the https URL of its JWK Set"
+                )));
+            }
         }
         if self.max_body_bytes < 1024 {
             return Err(ConfigError("max_body_bytes must be at least 1024".into()));

@@ -85,10 +85,7 @@ pub async fn page(State(state): State<SharedState>, headers: HeaderMap, jar: Coo
             t => locale.messages(),
             lang => &locale.tag,
         };
-        let mut response = reply::page(&state, StatusCode::OK, "account.html", ctx);
-        // Personal data: never kept by a shared cache or the browser's history cache.
-        response.headers_mut().insert(header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
-        Ok((jar, response).into_response())
+        Ok((jar, reply::page(&state, StatusCode::OK, "account.html", ctx)).into_response())
     }
     .await;
     result.unwrap_or_else(|e| reply::error_page_in(&state, &reply::internal(e), locale))

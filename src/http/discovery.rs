@@ -7,7 +7,7 @@ use bytes::Bytes;
 use serde_json::json;
 
 use super::SharedState;
-use crate::config::Config;
+use crate::config::{Config, RegistrationPolicy};
 use crate::jose::encryption;
 use crate::model::{ClientAuthMethod, Display, GrantType, Prompt, ResponseMode, ResponseType, SigningAlg, SubjectType};
 use crate::protocol::claims::ScopeClaims;
@@ -80,6 +80,10 @@ pub fn document(config: &Config, scopes: &ScopeClaims, ui_locales: &[String]) ->
         "backchannel_logout_session_supported",
     ] {
         doc[flag] = json!(true);
+    }
+    // Registration 1.0 3, RFC 8414 2.
+    if config.registration != RegistrationPolicy::Off {
+        doc["registration_endpoint"] = json!(format!("{iss}/register"));
     }
     serde_json::to_vec(&doc).expect("metadata serializes").into()
 }

@@ -15,8 +15,8 @@ use super::authorize::{Stage, current_session, load_pending, proceed, signed_in}
 use super::params::RequestParams;
 use super::{SharedState, cookies, reply};
 use crate::model::{
-    AuditEvent, AuditKind, BrowserSession, Client, Device, Display, PendingAuthorization, Prompt, ScopeSet,
-    canonical_username,
+    AuditEvent, AuditKind, BrowserSession, Client, ClientOrigin, Device, Display, PendingAuthorization, Prompt,
+    ScopeSet, canonical_username, localized,
 };
 use crate::protocol::authorize::{AuthorizationRequest, NextStep, next_step};
 use crate::protocol::{ErrorCode, OAuthError, Params};
@@ -58,7 +58,7 @@ fn login_form(
 ) -> Response {
     let (jar, csrf_token) = cookies::csrf_form_token(&state.config, &state.csrf_key, jar, flow.id);
     let ctx = context! {
-        client_name => &flow.client.name,
+        client_name => flow.client.name_in(&[locale.tag.as_str()]),
         request_id => flow.id,
         csrf_token => csrf_token,
         login_hint => username.or(flow.request.login_hint.as_deref()),
@@ -334,8 +334,17 @@ pub async fn consent_page(
         scopes.push(format!("{} {claims}", locale.text("individual_claims")));
     }
     let (jar, csrf_token) = cookies::csrf_form_token(&state.config, &state.csrf_key, jar, &q.request);
+    // Registration 2.1: the client's name, logo and links in the page's language where it gave them.
+    let shown = &client.metadata.presentation;
+    let languages = [locale.tag.as_str()];
+    let logo = localized(&shown.logo_uri, &languages).and_then(|l| url::Url::parse(l).ok());
     let ctx = context! {
-        client_name => &client.name,
+        client_name => client.name_in(&languages),
+        logo_uri => logo.as_ref().map(url::Url::as_str),
+        client_uri => localized(&shown.client_uri, &languages),
+        policy_uri => localized(&shown.policy_uri, &languages),
+        tos_uri => localized(&shown.tos_uri, &languages),
+        unverified => matches!(client.metadata.origin, ClientOrigin::Registration { .. }),
         scopes => scopes,
         username => &user.username,
         request_id => &q.request,
@@ -344,7 +353,11 @@ pub async fn consent_page(
         lang => &locale.tag,
         display => request.display.map(Display::as_str),
     };
-    (jar, reply::page(&state, StatusCode::OK, "consent.html", ctx)).into_response()
+    let mut response = reply::page(&state, StatusCode::OK, "consent.html", ctx);
+    if let Some(logo) = &logo {
+        reply::allow_images_from(&mut response, &logo.origin().ascii_serialization());
+    }
+    (jar, response).into_response()
 }
 
 pub async fn consent_submit(

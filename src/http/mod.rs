@@ -15,6 +15,7 @@ mod introspection;
 pub mod issuance;
 mod logout;
 mod params;
+mod registration;
 mod reply;
 mod request_object;
 mod revocation;
@@ -168,6 +169,8 @@ pub fn router(state: SharedState) -> Router {
         .route("/initiate-login/{client_id}", get(initiate_login::initiate_login))
         .route("/token", post(token::token))
         .route("/revoke", post(revocation::revoke))
+        .route("/register", post(registration::register))
+        .route("/register/{client_id}", get(registration::read).put(registration::replace).delete(registration::delete))
         .route("/introspect", post(introspection::introspect))
         .route("/userinfo", get(userinfo::userinfo).post(userinfo::userinfo))
         .route("/logout", get(logout::end_session).post(logout::end_session))

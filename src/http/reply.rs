@@ -45,6 +45,14 @@ pub fn page(state: &AppState, status: StatusCode, template: &str, ctx: minijinja
     }
 }
 
+/// Lets a page of ours show images from `origin` too (a client's logo on the consent page).
+pub fn allow_images_from(response: &mut Response, origin: &str) {
+    let csp = PAGE_CSP.replace("img-src 'self'", &format!("img-src 'self' {origin}"));
+    if let Ok(value) = HeaderValue::from_str(&csp) {
+        response.headers_mut().insert(header::CONTENT_SECURITY_POLICY, value);
+    }
+}
+
 /// An error shown to the user, not redirected (Core 3.1.2.6 for untrusted client or redirect_uri).
 pub fn error_page(state: &AppState, error: &OAuthError) -> Response {
     error_page_with(state, error, None, state.pages.default_locale())
@@ -178,12 +186,29 @@ pub fn json_error(error: &OAuthError) -> Response {
     response
 }
 
-/// Logs a storage failure (never the request's secrets) and reports a generic server error.
+/// RFC 6750 3: a bearer token's challenge, with the error when there was a token (3.1).
+pub fn bearer_challenge(status: StatusCode, error: Option<&OAuthError>) -> Response {
+    let value = match error {
+        None => "Bearer realm=\"oxid\"".to_owned(),
+        Some(e) => format!(
+            "Bearer realm=\"oxid\", error=\"{}\", error_description=\"{}\"",
+            e.code.as_str(),
+            e.description.replace(['"', '\\'], "'")
+        ),
+    };
+    let mut response = (status, [NO_STORE]).into_response();
+    if let Ok(v) = HeaderValue::from_str(&value) {
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    response
+}
+
 /// A form whose CSRF token does not hold (expired, or posted from another site).
 pub fn form_expired() -> OAuthError {
     OAuthError::invalid_request("the form has expired or did not come from this site; go back and try again")
 }
 
+/// Logs a storage failure (never the request's secrets) and reports a generic server error.
 pub fn internal(e: StoreError) -> OAuthError {
     tracing::error!(error = %e, "store operation failed");
     OAuthError::server_error()

@@ -1,7 +1,7 @@
 //! The UserInfo endpoint (Core 5.3) with bearer tokens (RFC 6750).
 
 use axum::extract::{FromRequest, Request, State};
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
@@ -13,23 +13,6 @@ use crate::crypto;
 use crate::model::Client;
 use crate::protocol::claims::userinfo_claims;
 use crate::protocol::{ErrorCode, OAuthError, Params};
-
-/// RFC 6750 3: the challenge, with the error when there was a token (3.1).
-fn challenge(status: StatusCode, error: Option<&OAuthError>) -> Response {
-    let value = match error {
-        None => "Bearer realm=\"oxid\"".to_owned(),
-        Some(e) => format!(
-            "Bearer realm=\"oxid\", error=\"{}\", error_description=\"{}\"",
-            e.code.as_str(),
-            e.description.replace(['"', '\\'], "'")
-        ),
-    };
-    let mut response = (status, [reply::NO_STORE]).into_response();
-    if let Ok(v) = HeaderValue::from_str(&value) {
-        response.headers_mut().insert(header::WWW_AUTHENTICATE, v);
-    }
-    response
-}
 
 /// The bearer token from the Authorization header or, for POST, the form body (RFC 6750 2.1, 2.2).
 async fn bearer_token(req: Request) -> Result<Option<String>, OAuthError> {
@@ -61,20 +44,23 @@ async fn bearer_token(req: Request) -> Result<Option<String>, OAuthError> {
 pub async fn userinfo(State(state): State<SharedState>, req: Request) -> Response {
     let token = match bearer_token(req).await {
         Ok(Some(t)) => t,
-        Ok(None) => return challenge(StatusCode::UNAUTHORIZED, None),
-        Err(e) => return challenge(StatusCode::BAD_REQUEST, Some(&e)),
+        Ok(None) => return reply::bearer_challenge(StatusCode::UNAUTHORIZED, None),
+        Err(e) => return reply::bearer_challenge(StatusCode::BAD_REQUEST, Some(&e)),
     };
     let invalid = |d| OAuthError::new(ErrorCode::InvalidToken, d);
     let access = match state.store.access_token(&crypto::token_hash(&token), state.now()).await {
         Ok(Some(a)) => a,
         Ok(None) => {
-            return challenge(StatusCode::UNAUTHORIZED, Some(&invalid("the access token is invalid or expired")));
+            return reply::bearer_challenge(
+                StatusCode::UNAUTHORIZED,
+                Some(&invalid("the access token is invalid or expired")),
+            );
         }
         Err(e) => return reply::json_error(&reply::internal(e)),
     };
     let (Some(user_id), true) = (&access.user_id, access.scope.contains("openid")) else {
         let e = OAuthError::new(ErrorCode::InsufficientScope, "the access token lacks the openid scope");
-        return challenge(StatusCode::FORBIDDEN, Some(&e));
+        return reply::bearer_challenge(StatusCode::FORBIDDEN, Some(&e));
     };
     // The client decides how it sees the user (Core 8 subject type).
     match tokio::try_join!(state.store.user(user_id), state.store.client(&access.client_id)) {
@@ -83,7 +69,9 @@ pub async fn userinfo(State(state): State<SharedState>, req: Request) -> Respons
             let claims = userinfo_claims(&subject, &user, &state.scope_claims, &access.scope, access.claims.as_ref());
             respond(&state, &client, claims).await
         }
-        Ok(_) => challenge(StatusCode::UNAUTHORIZED, Some(&invalid("the user or client is no longer active"))),
+        Ok(_) => {
+            reply::bearer_challenge(StatusCode::UNAUTHORIZED, Some(&invalid("the user or client is no longer active")))
+        }
         Err(e) => reply::json_error(&reply::internal(e)),
     }
 }

@@ -41,6 +41,16 @@ pub fn claimed_client_id(assertion: &str) -> Option<String> {
     claims.sub
 }
 
+/// The `alg` of a JWS's (unverified) header.
+fn header_alg(jws: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Header {
+        alg: String,
+    }
+    let header = URL_SAFE_NO_PAD.decode(jws.split('.').next()?).ok()?;
+    serde_json::from_slice::<Header>(&header).ok().map(|h| h.alg)
+}
+
 /// The payload of a `client_secret_jwt` assertion whose HMAC (HS256, HS384 or HS512) under `secret` is
 /// right. Checked here rather than by the JOSE library so that the MAC is compared in constant time.
 fn verify_hmac(assertion: &str, secret: &[u8]) -> Result<Vec<u8>, AssertionError> {
@@ -81,6 +91,12 @@ pub fn verify(
     audiences: &[&str],
     now: Timestamp,
 ) -> Result<VerifiedAssertion, AssertionError> {
+    // Registration 2 `token_endpoint_auth_signing_alg`: assertions signed otherwise are refused.
+    if let Some(required) = client.metadata.token_endpoint_auth_signing_alg {
+        if header_alg(assertion).as_deref() != Some(required.as_str()) {
+            return Err(AssertionError("client assertion is not signed with the registered algorithm"));
+        }
+    }
     let payload = match client.auth_method {
         ClientAuthMethod::ClientSecretJwt => {
             let secret = client.secret_for_jwt.as_deref().ok_or(AssertionError("client has no secret"))?;

@@ -207,7 +207,26 @@ impl Client {
         self.grant_types.contains(&grant)
     }
 
+    /// The name users see: in the first of `languages` the client registered one in, else its name.
+    pub fn name_in(&self, languages: &[&str]) -> &str {
+        localized(&self.metadata.presentation.client_name, languages).unwrap_or(&self.name)
+    }
+
     pub fn allows_response_type(&self, response_type: ResponseType) -> bool {
         self.metadata.response_types.contains(&response_type)
     }
+}
+
+/// A token the operator hands out to let one party register clients (RFC 7591 3: the initial access
+/// token), stored by hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitialAccessToken {
+    /// A short public name, for listing and revoking.
+    pub id: String,
+    pub token_hash: String,
+    pub created_at: Timestamp,
+    /// None: never expires.
+    pub expires_at: Option<Timestamp>,
+    /// Registrations it may still make; None: any number.
+    pub uses_left: Option<u32>,
 }

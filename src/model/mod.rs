@@ -17,7 +17,9 @@ mod vocabulary;
 
 pub use audit::{AuditEvent, AuditKind};
 pub use claims_request::{ClaimRequest, ClaimsRequest, RESERVED_CLAIMS};
-pub use client::{Client, ClientMetadata, ClientOrigin, ClientPresentation, Localized, LogoutUri, localized};
+pub use client::{
+    Client, ClientMetadata, ClientOrigin, ClientPresentation, InitialAccessToken, Localized, LogoutUri, localized,
+};
 pub use grant::{AccessToken, CodeGrant, Consent, ConsentedApp, Issuance, Lookup, RefreshToken};
 pub use key::{KeySuccession, SigningKey};
 pub use session::{Authentication, BrowserSession, Device, EndedSession, LogoutNotification, PendingAuthorization};

@@ -539,6 +539,11 @@ impl ClientAuthMethod {
     pub fn is_confidential(self) -> bool {
         self != ClientAuthMethod::None
     }
+
+    /// Methods that authenticate with a secret the OP issues.
+    pub fn uses_secret(self) -> bool {
+        matches!(self, Self::ClientSecretBasic | Self::ClientSecretPost | Self::ClientSecretJwt)
+    }
 }
 
 /// Registration 2 `request_object_signing_alg`: a JWS algorithm, or `none` for unsigned request objects

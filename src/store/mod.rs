@@ -13,8 +13,8 @@ use serde_json::{Map, Value};
 
 use crate::model::{
     AccessToken, AuditEvent, BrowserSession, Client, ClientId, CodeGrant, Consent, ConsentedApp, EndedSession,
-    Issuance, KeySuccession, LogoutNotification, Lookup, PendingAuthorization, RefreshToken, SigningKey, Timestamp,
-    User,
+    InitialAccessToken, Issuance, KeySuccession, LogoutNotification, Lookup, PendingAuthorization, RefreshToken,
+    SigningKey, Timestamp, User,
 };
 
 pub use postgres::PgStore;
@@ -94,6 +94,21 @@ pub trait ClientStore: Send + Sync {
         secret_hash: &str,
         secret_for_jwt: Option<&str>,
     ) -> StoreResult<bool>;
+}
+
+/// Dynamic registration (RFC 7591, RFC 7592): initial access tokens and registered clients.
+#[async_trait]
+pub trait RegistrationStore: Send + Sync {
+    async fn insert_initial_access_token(&self, token: &InitialAccessToken) -> StoreResult<()>;
+    async fn initial_access_tokens(&self) -> StoreResult<Vec<InitialAccessToken>>;
+    async fn revoke_initial_access_token(&self, id: &str) -> StoreResult<bool>;
+    /// Whether the token with this hash may register a client now.
+    async fn initial_access_token_usable(&self, token_hash: &str, now: Timestamp) -> StoreResult<bool>;
+    /// Stores a registered client, spending one use of the initial access token `spending` (by hash)
+    /// in the same transaction; false, with nothing written, when that token is no longer usable.
+    async fn register_client(&self, client: &Client, spending: Option<&str>, now: Timestamp) -> StoreResult<bool>;
+    /// Replaces a registered client's metadata and credentials (RFC 7592 2.2).
+    async fn replace_client(&self, client: &Client) -> StoreResult<()>;
 }
 
 #[async_trait]
@@ -351,6 +366,7 @@ pub trait Health: Send + Sync {
 pub trait Store:
     Health
     + ClientStore
+    + RegistrationStore
     + UserStore
     + SessionStore
     + LogoutOutbox
@@ -369,6 +385,7 @@ pub trait Store:
 impl<T> Store for T where
     T: Health
         + ClientStore
+        + RegistrationStore
         + UserStore
         + SessionStore
         + LogoutOutbox

@@ -11,7 +11,7 @@ use sqlx::{FromRow, Row};
 use super::queries as q;
 use super::to_json;
 use super::*;
-use crate::model::{AuditKind, Authentication, ClientId, Device, now};
+use crate::model::{AuditKind, Authentication, ClientId, Device, InitialAccessToken, now};
 
 #[derive(Clone)]
 pub struct PgStore {
@@ -32,6 +32,10 @@ fn parse<T: FromStr>(column: &str, text: &str) -> StoreResult<T> {
 
 fn unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+fn conflict_or(e: sqlx::Error) -> StoreError {
+    if unique_violation(&e) { StoreError::Conflict } else { e.into() }
 }
 
 impl PgStore {
@@ -112,22 +116,7 @@ impl Health for PgStore {
 impl ClientStore for PgStore {
     async fn insert_client(&self, c: &Client) -> StoreResult<()> {
         crate::telemetry::timed("insert_client", async move {
-            sqlx::query(q::INSERT_CLIENT)
-                .bind(c.id.as_str())
-                .bind(&c.name)
-                .bind(&c.secret_hash)
-                .bind(&c.secret_for_jwt)
-                .bind(to_json(&c.redirect_uris))
-                .bind(to_json(&c.grant_types))
-                .bind(c.auth_method.as_str())
-                .bind(c.id_token_signed_response_alg.as_str())
-                .bind(&c.jwks)
-                .bind(c.skip_consent)
-                .bind(c.created_at)
-                .bind(to_json(&c.metadata))
-                .execute(&self.pool)
-                .await
-                .map_err(|e| if unique_violation(&e) { StoreError::Conflict } else { e.into() })?;
+            save_client(q::INSERT_CLIENT, c).execute(&self.pool).await.map_err(conflict_or)?;
             Ok(())
         })
         .await
@@ -198,6 +187,107 @@ fn user_from_row(r: &PgRow) -> StoreResult<User> {
     })
 }
 
+/// A client written with `sql` (an insert, or the replacing upsert), which binds every column in order.
+fn save_client<'a>(
+    sql: &'static str,
+    c: &'a Client,
+) -> sqlx::query::Query<'a, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    sqlx::query(sql)
+        .bind(c.id.as_str())
+        .bind(&c.name)
+        .bind(&c.secret_hash)
+        .bind(&c.secret_for_jwt)
+        .bind(to_json(&c.redirect_uris))
+        .bind(to_json(&c.grant_types))
+        .bind(c.auth_method.as_str())
+        .bind(c.id_token_signed_response_alg.as_str())
+        .bind(&c.jwks)
+        .bind(c.skip_consent)
+        .bind(c.created_at)
+        .bind(to_json(&c.metadata))
+}
+
+#[async_trait]
+impl RegistrationStore for PgStore {
+    async fn insert_initial_access_token(&self, t: &InitialAccessToken) -> StoreResult<()> {
+        crate::telemetry::timed("insert_initial_access_token", async move {
+            sqlx::query(q::INSERT_INITIAL_ACCESS_TOKEN)
+                .bind(&t.id)
+                .bind(&t.token_hash)
+                .bind(t.created_at)
+                .bind(t.expires_at)
+                .bind(t.uses_left.map(i64::from))
+                .execute(&self.pool)
+                .await
+                .map_err(conflict_or)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn initial_access_tokens(&self) -> StoreResult<Vec<InitialAccessToken>> {
+        crate::telemetry::timed("initial_access_tokens", async move {
+            let rows: Vec<(String, String, i64, Option<i64>, Option<i64>)> =
+                sqlx::query_as(q::INITIAL_ACCESS_TOKENS).fetch_all(&self.pool).await?;
+            Ok(rows
+                .into_iter()
+                .map(|(id, token_hash, created_at, expires_at, uses_left)| InitialAccessToken {
+                    id,
+                    token_hash,
+                    created_at,
+                    expires_at,
+                    uses_left: uses_left.map(|n| u32::try_from(n.max(0)).unwrap_or(u32::MAX)),
+                })
+                .collect())
+        })
+        .await
+    }
+
+    async fn revoke_initial_access_token(&self, id: &str) -> StoreResult<bool> {
+        crate::telemetry::timed("revoke_initial_access_token", async move {
+            let done = sqlx::query(q::DELETE_INITIAL_ACCESS_TOKEN).bind(id).execute(&self.pool).await?;
+            Ok(done.rows_affected() == 1)
+        })
+        .await
+    }
+
+    async fn initial_access_token_usable(&self, token_hash: &str, now: Timestamp) -> StoreResult<bool> {
+        crate::telemetry::timed("initial_access_token_usable", async move {
+            let row: Option<(i32,)> = sqlx::query_as(q::USABLE_INITIAL_ACCESS_TOKEN)
+                .bind(token_hash)
+                .bind(now)
+                .fetch_optional(&self.pool)
+                .await?;
+            Ok(row.is_some())
+        })
+        .await
+    }
+
+    async fn register_client(&self, client: &Client, spending: Option<&str>, now: Timestamp) -> StoreResult<bool> {
+        crate::telemetry::timed("register_client", async move {
+            let mut tx = self.pool.begin().await?;
+            if let Some(hash) = spending {
+                let spent = sqlx::query(q::SPEND_INITIAL_ACCESS_TOKEN).bind(hash).bind(now).execute(&mut *tx).await?;
+                if spent.rows_affected() != 1 {
+                    return Ok(false);
+                }
+            }
+            save_client(q::INSERT_CLIENT, client).execute(&mut *tx).await.map_err(conflict_or)?;
+            tx.commit().await?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn replace_client(&self, client: &Client) -> StoreResult<()> {
+        crate::telemetry::timed("replace_client", async move {
+            save_client(q::SAVE_CLIENT, client).execute(&self.pool).await?;
+            Ok(())
+        })
+        .await
+    }
+}
+
 #[async_trait]
 impl UserStore for PgStore {
     async fn insert_user(&self, u: &User) -> StoreResult<()> {
@@ -220,7 +310,7 @@ impl UserStore for PgStore {
                 .bind(to_json(&u.claims))
                 .execute(&self.pool)
                 .await
-                .map_err(|e| if unique_violation(&e) { StoreError::Conflict } else { e.into() })?;
+                .map_err(conflict_or)?;
             Ok(())
         })
         .await
@@ -292,7 +382,7 @@ impl UserStore for PgStore {
     async fn rename_user(&self, id: &str, username: &str) -> StoreResult<()> {
         crate::telemetry::timed("rename_user", async move {
             let renamed = sqlx::query(q::RENAME_USER).bind(username).bind(now()).bind(id).execute(&self.pool).await;
-            renamed.map(drop).map_err(|e| if unique_violation(&e) { StoreError::Conflict } else { e.into() })
+            renamed.map(drop).map_err(conflict_or)
         })
         .await
     }

@@ -7,6 +7,17 @@ pub const USER: &str = "SELECT id, username, password_hash, email, email_verifie
 pub const USER_BY_USERNAME: &str = "SELECT id, username, password_hash, email, email_verified, name, given_name, family_name, phone_number, phone_number_verified, address, disabled, created_at, updated_at, claims FROM users WHERE username = $1";
 pub const USERS: &str = "SELECT id, username, password_hash, email, email_verified, name, given_name, family_name, phone_number, phone_number_verified, address, disabled, created_at, updated_at, claims FROM users ORDER BY username";
 pub const INSERT_CLIENT: &str = "INSERT INTO clients (id, name, secret_hash, secret_for_jwt, redirect_uris, grant_types, auth_method, id_token_signed_response_alg, jwks, skip_consent, created_at, metadata) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)";
+/// A registration's full replacement (RFC 7592 2.2); the client's creation time stays.
+pub const SAVE_CLIENT: &str = "INSERT INTO clients (id, name, secret_hash, secret_for_jwt, redirect_uris, grant_types, auth_method, id_token_signed_response_alg, jwks, skip_consent, created_at, metadata) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12) ON CONFLICT (id) DO UPDATE SET name = excluded.name, secret_hash = excluded.secret_hash, secret_for_jwt = excluded.secret_for_jwt, redirect_uris = excluded.redirect_uris, grant_types = excluded.grant_types, auth_method = excluded.auth_method, id_token_signed_response_alg = excluded.id_token_signed_response_alg, jwks = excluded.jwks, skip_consent = excluded.skip_consent, metadata = excluded.metadata";
+pub const INSERT_INITIAL_ACCESS_TOKEN: &str =
+    "INSERT INTO initial_access_tokens (id, token_hash, created_at, expires_at, uses_left) VALUES ($1,$2,$3,$4,$5)";
+pub const INITIAL_ACCESS_TOKENS: &str =
+    "SELECT id, token_hash, created_at, expires_at, uses_left FROM initial_access_tokens ORDER BY created_at, id";
+pub const DELETE_INITIAL_ACCESS_TOKEN: &str = "DELETE FROM initial_access_tokens WHERE id = $1";
+/// Whether the token `$1` may register a client at `$2`.
+pub const USABLE_INITIAL_ACCESS_TOKEN: &str = "SELECT 1 FROM initial_access_tokens WHERE token_hash = $1 AND (expires_at IS NULL OR expires_at > $2) AND (uses_left IS NULL OR uses_left > 0)";
+/// Spends one use of the token `$1` if it is usable at `$2`.
+pub const SPEND_INITIAL_ACCESS_TOKEN: &str = "UPDATE initial_access_tokens SET uses_left = uses_left - 1 WHERE token_hash = $1 AND (expires_at IS NULL OR expires_at > $2) AND (uses_left IS NULL OR uses_left > 0)";
 pub const DELETE_CLIENT_1: &str = "DELETE FROM refresh_tokens WHERE client_id = $1";
 pub const DELETE_CLIENT_2: &str = "DELETE FROM access_tokens WHERE client_id = $1";
 pub const DELETE_CLIENT_3: &str = "DELETE FROM consents WHERE client_id = $1";
@@ -121,7 +132,7 @@ pub const AUDIT_EVENTS: &str = "SELECT at, kind, user_id, username, client_id, i
 pub const DELETE_AUDIT_EVENTS_BEFORE: &str = "DELETE FROM audit_events WHERE at < $1";
 
 /// What the sweeper deletes: each table, its key and the time after which a row is of no use.
-const SWEPT_TABLES: [(&str, &str, &str); 8] = [
+const SWEPT_TABLES: [(&str, &str, &str); 9] = [
     ("authorization_codes", "code_hash", "expires_at"),
     ("access_tokens", "token_hash", "expires_at"),
     ("refresh_tokens", "token_hash", "expires_at"),
@@ -130,6 +141,7 @@ const SWEPT_TABLES: [(&str, &str, &str); 8] = [
     ("login_failures", "key", "window_ends_at"),
     ("revoked_grants", "grant_id", "revoked_at"),
     ("logout_notifications", "id", "failed_at"),
+    ("initial_access_tokens", "id", "expires_at"),
 ];
 
 /// A session's grants, for up to `$2` sessions that expired before `$1`.
@@ -149,7 +161,7 @@ pub fn sweep_statements() -> impl Iterator<Item = (&'static str, String)> {
 }
 
 /// The tables `store stats` counts.
-pub const COUNTED_TABLES: [&str; 16] = [
+pub const COUNTED_TABLES: [&str; 17] = [
     "clients",
     "users",
     "sessions",
@@ -166,4 +178,5 @@ pub const COUNTED_TABLES: [&str; 16] = [
     "audit_events",
     "session_grants",
     "logout_notifications",
+    "initial_access_tokens",
 ];

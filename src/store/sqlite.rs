@@ -18,7 +18,7 @@ use serde::de::DeserializeOwned;
 use super::queries as q;
 use super::to_json;
 use super::*;
-use crate::model::{AuditKind, Authentication, ClientId, Device, now};
+use crate::model::{AuditKind, Authentication, ClientId, Device, InitialAccessToken, now};
 use crate::telemetry::timed_sync;
 
 /// Idle read connections kept for reuse.
@@ -219,28 +219,7 @@ impl Health for SqliteStore {
 #[async_trait]
 impl ClientStore for SqliteStore {
     async fn insert_client(&self, c: &Client) -> StoreResult<()> {
-        self.write("insert_client", |conn| {
-            exec(
-                conn,
-                q::INSERT_CLIENT,
-                params![
-                    c.id.as_str(),
-                    c.name,
-                    c.secret_hash,
-                    c.secret_for_jwt,
-                    to_json(&c.redirect_uris),
-                    to_json(&c.grant_types),
-                    c.auth_method.as_str(),
-                    c.id_token_signed_response_alg.as_str(),
-                    c.jwks,
-                    c.skip_consent,
-                    c.created_at,
-                    to_json(&c.metadata)
-                ],
-            )
-            .map_err(conflict_or)?;
-            Ok(())
-        })
+        self.write("insert_client", |conn| save_client(conn, q::INSERT_CLIENT, c).map(drop).map_err(conflict_or))
     }
 
     async fn client(&self, id: &ClientId) -> StoreResult<Option<Client>> {
@@ -267,6 +246,79 @@ impl ClientStore for SqliteStore {
         self.write("set_client_secret", |conn| {
             Ok(exec(conn, q::SET_CLIENT_SECRET, params![hash, for_jwt, id.as_str()])? == 1)
         })
+    }
+}
+
+/// Writes a client with `sql` (an insert, or the replacing upsert), which binds every column in order.
+fn save_client(conn: &Connection, sql: &str, c: &Client) -> rusqlite::Result<usize> {
+    let args = params![
+        c.id.as_str(),
+        c.name,
+        c.secret_hash,
+        c.secret_for_jwt,
+        to_json(&c.redirect_uris),
+        to_json(&c.grant_types),
+        c.auth_method.as_str(),
+        c.id_token_signed_response_alg.as_str(),
+        c.jwks,
+        c.skip_consent,
+        c.created_at,
+        to_json(&c.metadata)
+    ];
+    exec(conn, sql, args)
+}
+
+#[async_trait]
+impl RegistrationStore for SqliteStore {
+    async fn insert_initial_access_token(&self, t: &InitialAccessToken) -> StoreResult<()> {
+        self.write("insert_initial_access_token", |conn| {
+            let args = params![t.id, t.token_hash, t.created_at, t.expires_at, t.uses_left];
+            exec(conn, q::INSERT_INITIAL_ACCESS_TOKEN, args).map(drop).map_err(conflict_or)
+        })
+    }
+
+    async fn initial_access_tokens(&self) -> StoreResult<Vec<InitialAccessToken>> {
+        self.read("initial_access_tokens", |c| {
+            c.prepare_cached(q::INITIAL_ACCESS_TOKENS)?
+                .query_map([], |r| {
+                    Ok(InitialAccessToken {
+                        id: r.get(0)?,
+                        token_hash: r.get(1)?,
+                        created_at: r.get(2)?,
+                        expires_at: r.get(3)?,
+                        uses_left: r.get(4)?,
+                    })
+                })?
+                .collect()
+        })
+    }
+
+    async fn revoke_initial_access_token(&self, id: &str) -> StoreResult<bool> {
+        self.write("revoke_initial_access_token", |conn| Ok(exec(conn, q::DELETE_INITIAL_ACCESS_TOKEN, [id])? == 1))
+    }
+
+    async fn initial_access_token_usable(&self, token_hash: &str, now: Timestamp) -> StoreResult<bool> {
+        self.read("initial_access_token_usable", |c| {
+            c.prepare_cached(q::USABLE_INITIAL_ACCESS_TOKEN)?.exists(params![token_hash, now])
+        })
+    }
+
+    async fn register_client(&self, client: &Client, spending: Option<&str>, now: Timestamp) -> StoreResult<bool> {
+        self.write("register_client", |conn| {
+            let tx = conn.transaction()?;
+            if let Some(hash) = spending {
+                if exec(&tx, q::SPEND_INITIAL_ACCESS_TOKEN, params![hash, now])? != 1 {
+                    return Ok(false);
+                }
+            }
+            save_client(&tx, q::INSERT_CLIENT, client).map_err(conflict_or)?;
+            tx.commit()?;
+            Ok(true)
+        })
+    }
+
+    async fn replace_client(&self, client: &Client) -> StoreResult<()> {
+        self.write("replace_client", |conn| Ok(save_client(conn, q::SAVE_CLIENT, client).map(drop)?))
     }
 }
 

@@ -249,13 +249,14 @@ fn clients_and_keys_are_managed_from_the_cli() {
     ];
     ok(oxid(d, &hybrid, None));
     let show = ok(oxid(d, &["client", "show", "hybrid"], None));
-    assert!(show.contains("response_type: code id_token") && show.contains("response_type: code\n"), "{show}");
+    assert!(show.contains("response_types: code id_token") && show.contains("response_types: code\n"), "{show}");
+    assert!(show.contains("grant_types: implicit") && show.contains("made_by: operator"), "{show}");
     let bad = ["client", "add", "--name", "X", "--redirect-uri", "https://x/cb", "--response-type", "token"];
     misused(oxid(d, &bad, None), "response_types: \"token\" is not supported");
     // Scopes the client may obtain for itself (RFC 7591 2 `scope`), for client_credentials.
     let service = ["client", "add", "--name", "Svc", "--grant-type", "client_credentials"];
     ok(oxid(d, &[&service[..], &["--id", "svc", "--scope", "api.read", "--scope", "api.write"]].concat(), None));
-    assert!(ok(oxid(d, &["client", "show", "svc"], None)).contains("scope:         api.read api.write"));
+    assert!(ok(oxid(d, &["client", "show", "svc"], None)).contains("scope: api.read api.write"));
     misused(oxid(d, &[&service[..], &["--scope", "bad\\scope"]].concat(), None), "scope:");
     // Pairwise subjects (Core 8.1): the redirect URIs' one host is the sector; several hosts need a
     // sector_identifier_uri (tests/e2e/subjects.rs fetches one).
@@ -273,7 +274,7 @@ fn clients_and_keys_are_managed_from_the_cli() {
     ];
     ok(oxid(d, &pairwise, None));
     let show = ok(oxid(d, &["client", "show", "pw"], None));
-    assert!(show.contains("subject_type:  pairwise") && show.contains("sector:        p.example"), "{show}");
+    assert!(show.contains("subject_type: pairwise") && show.contains("sector: p.example"), "{show}");
     let two_hosts = [
         "client",
         "add",
@@ -290,7 +291,7 @@ fn clients_and_keys_are_managed_from_the_cli() {
 
     let show = ok(oxid(d, &["client", "show", "web"], None));
     assert!(show.contains("https://rp.example/cb") && show.contains("client_secret_basic"));
-    assert!(show.contains("response_type: code"), "code only by default: {show}");
+    assert!(show.contains("response_types: code"), "code only by default: {show}");
     assert!(!show.contains(&secret), "secrets are shown once only");
     let rotated = value_of(&ok(oxid(d, &["client", "rotate-secret", "web"], None)), "client_secret");
     assert_ne!(rotated, secret);
@@ -601,8 +602,8 @@ async fn sessions_are_listed_and_ended_from_the_cli() {
     assert!(added.contains("client_id: logout-app"), "{added}");
     let shown = ok(cli(args(&["client", "show", "logout-app"])).await.unwrap());
     for expected in [
-        "post_logout_redirect_uri: https://rp.example/bye2",
-        "frontchannel_logout_uri: https://rp.example/fc?x=1 (session required)",
+        "post_logout_redirect_uris: https://rp.example/bye2",
+        "frontchannel_logout_uri: https://rp.example/fc?x=1\nfrontchannel_logout_session_required: true",
         "backchannel_logout_uri: https://rp.example/bc",
     ] {
         assert!(shown.contains(expected), "{expected:?} not in\n{shown}");
