@@ -10,8 +10,8 @@ use super::error::{ErrorCode, OAuthError};
 use super::params::Params;
 use super::pkce;
 use crate::model::{
-    ClaimsRequest, Client, ClientId, Consent, Display, GrantType, Prompt, RedirectUri, ResponseMode, ResponseType,
-    ScopeSet, Timestamp,
+    ApplicationType, ClaimsRequest, Client, ClientId, Consent, Display, GrantType, Prompt, RedirectUri, ResponseMode,
+    ResponseType, ScopeSet, Timestamp,
 };
 
 /// A validated authorization request: everything later steps need, and nothing unchecked.
@@ -143,6 +143,29 @@ struct Destination {
     mode_error: Option<&'static str>,
 }
 
+/// The registered redirect URI `requested` names: an exact match (RFC 9700 2.1), or for a native client
+/// a loopback IP one on another port (RFC 8252 7.3: the app listens on whatever port is free), which
+/// is then the one to use.
+pub fn registered_redirect_uri(client: &Client, requested: &str) -> Option<RedirectUri> {
+    if let Some(exact) = client.redirect_uris.iter().find(|r| r.as_str() == requested) {
+        return Some(exact.clone());
+    }
+    if client.metadata.application_type != ApplicationType::Native {
+        return None;
+    }
+    let mut wanted = url::Url::parse(requested).ok()?;
+    let loopback_ip = matches!(wanted.host(), Some(url::Host::Ipv4(ip)) if ip.is_loopback())
+        || matches!(wanted.host(), Some(url::Host::Ipv6(ip)) if ip.is_loopback());
+    if wanted.scheme() != "http" || !loopback_ip {
+        return None;
+    }
+    wanted.set_port(None).ok()?;
+    let same_but_port = |registered: &RedirectUri| {
+        url::Url::parse(registered.as_str()).is_ok_and(|mut r| r.set_port(None).is_ok() && r == wanted)
+    };
+    client.redirect_uris.iter().any(same_but_port).then(|| requested.parse().ok()).flatten()
+}
+
 impl Destination {
     fn find<'c>(params: &Params, client: Option<&'c Client>) -> Result<(&'c Client, Self), Rejection> {
         let client = client.ok_or(Rejection::UnknownClient)?;
@@ -150,10 +173,9 @@ impl Destination {
         let redirect_uri = params
             .get("redirect_uri")
             .ok_or_else(|| Rejection::Page(OAuthError::invalid_request("redirect_uri is missing")))?;
-        let redirect_uri =
-            client.redirect_uris.iter().find(|r| r.as_str() == redirect_uri).cloned().ok_or_else(|| {
-                Rejection::Page(OAuthError::invalid_request("redirect_uri is not registered for this client"))
-            })?;
+        let redirect_uri = registered_redirect_uri(client, redirect_uri).ok_or_else(|| {
+            Rejection::Page(OAuthError::invalid_request("redirect_uri is not registered for this client"))
+        })?;
         let raw_response_type = params.get("response_type").unwrap_or_default();
         let default_mode = match raw_response_type.parse::<ResponseType>() {
             Ok(rt) => rt.default_mode(),
@@ -589,6 +611,23 @@ mod tests {
         let mut hinted = request(vec![Prompt::None], None);
         hinted.hinted_subject = Some("someone-else".into());
         assert_eq!(next_step(&hinted, me, true, 1000).unwrap_err().code, ErrorCode::LoginRequired);
+    }
+
+    #[test]
+    fn native_loopback_redirect_uris_match_any_port() {
+        let mut native = client(true);
+        native.redirect_uris = vec!["http://127.0.0.1/cb".parse().unwrap(), "com.example.app:/cb".parse().unwrap()];
+        native.metadata.application_type = ApplicationType::Native;
+        // RFC 8252 7.3: any port on a loopback IP; the requested URI is the one used.
+        let found = registered_redirect_uri(&native, "http://127.0.0.1:51004/cb").unwrap();
+        assert_eq!(found.as_str(), "http://127.0.0.1:51004/cb");
+        assert!(registered_redirect_uri(&native, "http://127.0.0.1:51004/other").is_none());
+        assert!(registered_redirect_uri(&native, "http://localhost:51004/cb").is_none(), "IP literals only");
+        assert!(registered_redirect_uri(&native, "com.example.app:/cb").is_some());
+        // Web clients: exact matches only (RFC 9700 2.1).
+        let mut web = native.clone();
+        web.metadata.application_type = ApplicationType::Web;
+        assert!(registered_redirect_uri(&web, "http://127.0.0.1:51004/cb").is_none());
     }
 
     #[test]

@@ -440,3 +440,64 @@ async fn account_chooser_and_account_page_in_chromium() {
     assert_eq!(query(&answer.location.unwrap())["error"], "login_required", "the phone is signed out");
     browser.close().await.unwrap();
 }
+
+/// Registration 2.1 in Chromium: a registered client's consent page shows its name, logo and links in
+/// the user's language, and that the operator did not vouch for it.
+#[tokio::test]
+async fn a_registered_clients_consent_page_in_english_and_german() {
+    let (op, _, callback, _) = op_with_live_client("").await;
+    let token = oxid::crypto::random_token();
+    let made = oxid::model::InitialAccessToken {
+        id: token[..8].to_owned(),
+        token_hash: oxid::crypto::token_hash(&token),
+        created_at: oxid::model::now(),
+        expires_at: None,
+        uses_left: None,
+    };
+    op.store.insert_initial_access_token(&made).await.unwrap();
+    let doc = serde_json::json!({
+        "redirect_uris": [callback],
+        "client_name": "Photo Shop",
+        "client_name#de": "Fotoladen",
+        "logo_uri": "https://shop.example/logo.png",
+        "policy_uri": "https://shop.example/privacy",
+        "policy_uri#de": "https://shop.example/datenschutz",
+        "tos_uri": "https://shop.example/terms",
+    });
+    let answer: serde_json::Value = reqwest::Client::new()
+        .post(op.url("/register"))
+        .bearer_auth(&token)
+        .json(&doc)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let client_id = answer["client_id"].as_str().unwrap().to_owned();
+    let url = op
+        .authorize_url(&client_id, "")
+        .replace(&common::urlencode(common::REDIRECT_URI), &common::urlencode(&callback));
+    let (_driver, browser, _profile) = start_browser().await;
+    for (locale, name, policy, privacy_text, notice) in [
+        ("en", "Photo Shop", "https://shop.example/privacy", "Privacy policy", "registered itself"),
+        ("de", "Fotoladen", "https://shop.example/datenschutz", "Datenschutzerklärung", "selbst registriert"),
+    ] {
+        browser.goto(&format!("{url}&ui_locales={locale}")).await.unwrap();
+        if browser.find(Locator::Id("username")).await.is_ok() {
+            browser.find(Locator::Id("username")).await.unwrap().send_keys("alice").await.unwrap();
+            browser.find(Locator::Id("password")).await.unwrap().send_keys(PASSWORD).await.unwrap();
+            browser.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
+        }
+        let lead = browser.wait().for_element(Locator::Css("p.lead")).await.unwrap().text().await.unwrap();
+        assert!(lead.starts_with(name), "{locale}: {lead}");
+        let logo = browser.find(Locator::Css("img.logo")).await.unwrap();
+        assert_eq!(logo.attr("src").await.unwrap().as_deref(), Some("https://shop.example/logo.png"));
+        let link = browser.find(Locator::LinkText(privacy_text)).await.unwrap();
+        assert_eq!(link.attr("href").await.unwrap().as_deref(), Some(policy));
+        assert!(browser.find(Locator::Css("a[href='https://shop.example/terms']")).await.is_ok());
+        let shown = browser.find(Locator::Css("p.notice")).await.unwrap().text().await.unwrap();
+        assert!(shown.contains(notice), "{locale}: {shown}");
+    }
+    browser.close().await.unwrap();
+}

@@ -631,3 +631,24 @@ async fn sessions_are_listed_and_ended_from_the_cli() {
     ]);
     misused(cli(fragment).await.unwrap(), "fragment");
 }
+
+#[test]
+fn initial_access_tokens_are_made_listed_and_revoked_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = &common::test_database_url_blocking(dir.path());
+    ok(oxid(d, &["migrate"], None));
+    let out = ok(oxid(d, &["registration", "token", "create", "--expires", "3600", "--uses", "2"], None));
+    let token = value_of(&out, "initial_access_token");
+    let id = value_of(&out, "id");
+    assert_eq!(token.len(), 43);
+    ok(oxid(d, &["registration", "token", "create"], None));
+    let listed = ok(oxid(d, &["registration", "token", "list"], None));
+    let row = listed.lines().find(|l| l.starts_with(&id)).unwrap_or_else(|| panic!("{id} not in\n{listed}"));
+    assert!(row.trim_end().ends_with('2'), "two uses left: {row}");
+    assert!(listed.contains("never") && listed.contains("unlimited"), "{listed}");
+    assert!(!listed.contains(&token), "the token itself is never shown again");
+    misused(oxid(d, &["registration", "token", "create", "--uses", "0"], None), "at least 1");
+    ok(oxid(d, &["registration", "token", "revoke", &id], None));
+    refused(oxid(d, &["registration", "token", "revoke", &id], None), "no initial access token");
+    assert!(!ok(oxid(d, &["registration", "token", "list"], None)).contains(&id));
+}
