@@ -339,6 +339,9 @@ pub struct ClientAdd {
     /// The client needs the sid claim in Logout Tokens (oxid always sends it).
     #[arg(long, requires = "backchannel_logout_uri")]
     backchannel_logout_session_required: bool,
+    /// Its authorization requests must be pushed first (RFC 9126).
+    #[arg(long)]
+    require_par: bool,
 }
 
 #[derive(Subcommand)]
@@ -821,6 +824,7 @@ fn build_client(a: &ClientAdd) -> anyhow::Result<Client> {
         "post_logout_redirect_uris": a.post_logout_redirect_uris,
         "frontchannel_logout_session_required": a.frontchannel_logout_session_required,
         "backchannel_logout_session_required": a.backchannel_logout_session_required,
+        "require_pushed_authorization_requests": a.require_par,
     });
     let optional = [
         ("default_max_age", a.default_max_age.map(serde_json::Value::from)),

@@ -178,6 +178,8 @@ pub struct Config {
     pub backchannel_logout_retry_period: u64,
     /// Seconds the OP waits for a relying party's answer to one Back-Channel Logout request.
     pub backchannel_logout_timeout: u64,
+    /// Every client's authorization requests must be pushed first (RFC 9126 5).
+    pub require_pushed_authorization_requests: bool,
     /// Dynamic Client Registration: `off`, `token` (an initial access token is needed) or `open`.
     pub registration: RegistrationPolicy,
     /// With `registration = "open"`: clients one client IP may register within `login_throttle_window`.
@@ -224,6 +226,7 @@ impl Default for Config {
             logout_revokes_offline_access: false,
             backchannel_logout_retry_period: 24 * 3600,
             backchannel_logout_timeout: 5,
+            require_pushed_authorization_requests: false,
             registration: RegistrationPolicy::Token,
             registration_max_per_ip: 10,
             registration_trusted_software_issuers: BTreeMap::new(),

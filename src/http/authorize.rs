@@ -10,10 +10,10 @@ use serde::Deserialize;
 
 use super::authorization_response::{self, Completing};
 use super::params::RequestParams;
-use super::{SharedState, cookies, reply, request_object};
+use super::{SharedState, cookies, par, reply, request_object};
 use crate::crypto;
 use crate::model::{BrowserSession, Client, PendingAuthorization};
-use crate::protocol::authorize::{self, AuthorizationRequest, NextStep, Policy, Rejection, SignedIn};
+use crate::protocol::authorize::{self, AuthorizationRequest, NextStep, Rejection, SignedIn};
 use crate::protocol::{ErrorCode, OAuthError};
 use crate::store::StoreError;
 
@@ -37,19 +37,22 @@ pub async fn authorize(
         Ok(c) => c,
         Err(e) => return reply::error_page(&state, &reply::internal(e)),
     };
-    let params = match request_object::with_request_object(&state, params, client.as_ref()).await {
-        Ok(p) => p,
+    // A pushed request (RFC 9126 4) brings its own parameters, request object already applied.
+    let pushed = match &client {
+        Some(client) => par::pushed_params(&state, &params, client).await,
+        None => Ok(None),
+    };
+    let params = match pushed {
+        Ok(Some(pushed)) => pushed,
+        Ok(None) => match request_object::with_request_object(&state, params, client.as_ref()).await {
+            Ok(p) => p,
+            Err(rejection) => return reject(&state, &rejection),
+        },
         Err(rejection) => return reject(&state, &rejection),
     };
     let keys = state.keys.get();
     let verify_hint = |hint: &str| hinted_subject(&keys, &state.config.issuer, hint);
-    let policy = Policy {
-        require_pkce_for_all_clients: state.config.require_pkce_for_all_clients,
-        scopes: &state.scope_claims,
-        self_registration: state.config.self_registration,
-        acr: &state.config.password_acr,
-    };
-    let request = match authorize::validate(&params, client.as_ref(), policy, verify_hint) {
+    let request = match authorize::validate(&params, client.as_ref(), par::policy(&state), verify_hint) {
         Ok(r) => r,
         Err(rejection) => return reject(&state, &rejection),
     };
@@ -102,7 +105,7 @@ fn reject(state: &SharedState, rejection: &Rejection) -> Response {
 }
 
 /// The `sub` of an ID Token this OP issued (Core 3.1.2.1: it may have expired).
-fn hinted_subject(keys: &crate::jose::KeyRing, issuer: &str, hint: &str) -> Option<String> {
+pub(super) fn hinted_subject(keys: &crate::jose::KeyRing, issuer: &str, hint: &str) -> Option<String> {
     #[derive(Deserialize)]
     struct Hint {
         iss: String,

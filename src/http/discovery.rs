@@ -81,6 +81,9 @@ pub fn document(config: &Config, scopes: &ScopeClaims, ui_locales: &[String]) ->
     ] {
         doc[flag] = json!(true);
     }
+    // RFC 9126 5.
+    doc["pushed_authorization_request_endpoint"] = json!(format!("{iss}/par"));
+    doc["require_pushed_authorization_requests"] = json!(config.require_pushed_authorization_requests);
     // Registration 1.0 3, RFC 8414 2.
     if config.registration != RegistrationPolicy::Off {
         doc["registration_endpoint"] = json!(format!("{iss}/register"));

@@ -14,6 +14,7 @@ mod interaction;
 mod introspection;
 pub mod issuance;
 mod logout;
+mod par;
 mod params;
 mod registration;
 mod reply;
@@ -169,6 +170,7 @@ pub fn router(state: SharedState) -> Router {
         .route("/initiate-login/{client_id}", get(initiate_login::initiate_login))
         .route("/token", post(token::token))
         .route("/revoke", post(revocation::revoke))
+        .route("/par", post(par::push))
         .route("/register", post(registration::register))
         .route("/register/{client_id}", get(registration::read).put(registration::replace).delete(registration::delete))
         .route("/introspect", post(introspection::introspect))

@@ -109,6 +109,8 @@ pub struct ClientMetadata {
     pub software_version: Option<String>,
     /// How the client came to be: made by the operator, or registered over HTTP.
     pub origin: ClientOrigin,
+    /// RFC 9126 6 `require_pushed_authorization_requests`: its authorization requests must be pushed.
+    pub require_pushed_authorization_requests: bool,
 }
 
 /// Human-readable values of a client per language tag (Registration 2.1: `client_name#de`); the
@@ -194,6 +196,7 @@ impl Default for ClientMetadata {
             software_id: None,
             software_version: None,
             origin: ClientOrigin::Operator,
+            require_pushed_authorization_requests: false,
         }
     }
 }

@@ -16,7 +16,8 @@ fn has_control(s: &str) -> bool {
 /// `application/x-www-form-urlencoded` parameters, each present at most once (RFC 6749 3.1, 3.2:
 /// "Request and response parameters MUST NOT be included more than once"). Empty values count as
 /// omitted (RFC 6749 3.1).
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
 pub struct Params(HashMap<String, String>);
 
 impl Params {

@@ -357,6 +357,7 @@ pub fn client_from_metadata(doc: &Map<String, Value>, id: ClientId, now: Timesta
         software_id: doc.string("software_id")?.map(str::to_owned),
         software_version: doc.string("software_version")?.map(str::to_owned),
         origin: ClientOrigin::Operator,
+        require_pushed_authorization_requests: doc.bool("require_pushed_authorization_requests")?,
     };
     Ok(Client {
         id,
@@ -458,6 +459,7 @@ pub fn metadata_document(client: &Client) -> Map<String, Value> {
             put(&name, json!(value));
         }
     }
+    put("require_pushed_authorization_requests", json!(m.require_pushed_authorization_requests));
     put("software_id", json!(m.software_id));
     put("software_version", json!(m.software_version));
     doc

@@ -182,6 +182,16 @@ pub trait InteractionStore: Send + Sync {
     async fn delete_pending(&self, id: &str) -> StoreResult<()>;
     /// Records the account the user chose on the account chooser during the flow `id`.
     async fn choose_account(&self, id: &str, sid: &str) -> StoreResult<()>;
+    /// Keeps a pushed authorization request (RFC 9126) under the hash of its request_uri.
+    async fn push_request(
+        &self,
+        uri_hash: &str,
+        client_id: &ClientId,
+        params_json: &str,
+        expires_at: Timestamp,
+    ) -> StoreResult<()>;
+    /// Takes a pushed request, once: its client and parameters, if it is live and was not taken before.
+    async fn take_pushed_request(&self, uri_hash: &str, now: Timestamp) -> StoreResult<Option<(ClientId, String)>>;
 }
 
 #[async_trait]

@@ -661,6 +661,36 @@ impl InteractionStore for PgStore {
         })
         .await
     }
+
+    async fn push_request(
+        &self,
+        uri_hash: &str,
+        client_id: &ClientId,
+        params_json: &str,
+        expires_at: Timestamp,
+    ) -> StoreResult<()> {
+        crate::telemetry::timed("push_request", async move {
+            sqlx::query(q::INSERT_PUSHED_REQUEST)
+                .bind(uri_hash)
+                .bind(client_id.as_str())
+                .bind(params_json)
+                .bind(expires_at)
+                .execute(&self.pool)
+                .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn take_pushed_request(&self, uri_hash: &str, now: Timestamp) -> StoreResult<Option<(ClientId, String)>> {
+        crate::telemetry::timed("take_pushed_request", async move {
+            let row: Option<(String, String)> =
+                sqlx::query_as(q::TAKE_PUSHED_REQUEST).bind(uri_hash).bind(now).fetch_optional(&self.pool).await?;
+            row.map(|(client_id, params)| Ok((parse("pushed_authorization_requests.client_id", &client_id)?, params)))
+                .transpose()
+        })
+        .await
+    }
 }
 
 #[async_trait]

@@ -73,6 +73,11 @@ pub const LOGOUT_NOTIFICATIONS: &str = "SELECT id, client_id, user_id, sid, crea
 pub const INSERT_PENDING: &str =
     "INSERT INTO pending_authorizations (id, client_id, request_json, created_at, expires_at) VALUES ($1,$2,$3,$4,$5)";
 pub const PENDING: &str = "SELECT id, client_id, request_json, login_sid, chosen_sid, created_at, expires_at FROM pending_authorizations WHERE id = $1 AND expires_at > $2";
+pub const INSERT_PUSHED_REQUEST: &str =
+    "INSERT INTO pushed_authorization_requests (uri_hash, client_id, params, expires_at) VALUES ($1,$2,$3,$4)";
+/// Takes a pushed request once (RFC 9126 4): whoever deletes it uses it.
+pub const TAKE_PUSHED_REQUEST: &str =
+    "DELETE FROM pushed_authorization_requests WHERE uri_hash = $1 AND expires_at > $2 RETURNING client_id, params";
 pub const DELETE_PENDING: &str = "DELETE FROM pending_authorizations WHERE id = $1";
 pub const CONSENT: &str = "SELECT scope, claims FROM consents WHERE user_id = $1 AND client_id = $2";
 pub const SAVE_CONSENT: &str = "INSERT INTO consents (user_id, client_id, scope, granted_at, claims) VALUES ($1,$2,$3,$4,$5) ON CONFLICT (user_id, client_id) DO UPDATE SET scope = excluded.scope, claims = excluded.claims, granted_at = excluded.granted_at";
@@ -132,7 +137,7 @@ pub const AUDIT_EVENTS: &str = "SELECT at, kind, user_id, username, client_id, i
 pub const DELETE_AUDIT_EVENTS_BEFORE: &str = "DELETE FROM audit_events WHERE at < $1";
 
 /// What the sweeper deletes: each table, its key and the time after which a row is of no use.
-const SWEPT_TABLES: [(&str, &str, &str); 9] = [
+const SWEPT_TABLES: [(&str, &str, &str); 10] = [
     ("authorization_codes", "code_hash", "expires_at"),
     ("access_tokens", "token_hash", "expires_at"),
     ("refresh_tokens", "token_hash", "expires_at"),
@@ -142,6 +147,7 @@ const SWEPT_TABLES: [(&str, &str, &str); 9] = [
     ("revoked_grants", "grant_id", "revoked_at"),
     ("logout_notifications", "id", "failed_at"),
     ("initial_access_tokens", "id", "expires_at"),
+    ("pushed_authorization_requests", "uri_hash", "expires_at"),
 ];
 
 /// A session's grants, for up to `$2` sessions that expired before `$1`.
@@ -161,7 +167,7 @@ pub fn sweep_statements() -> impl Iterator<Item = (&'static str, String)> {
 }
 
 /// The tables `store stats` counts.
-pub const COUNTED_TABLES: [&str; 17] = [
+pub const COUNTED_TABLES: [&str; 18] = [
     "clients",
     "users",
     "sessions",
@@ -179,4 +185,5 @@ pub const COUNTED_TABLES: [&str; 17] = [
     "session_grants",
     "logout_notifications",
     "initial_access_tokens",
+    "pushed_authorization_requests",
 ];

@@ -626,6 +626,28 @@ impl InteractionStore for SqliteStore {
     async fn choose_account(&self, id: &str, sid: &str) -> StoreResult<()> {
         self.write("choose_account", |conn| Ok(exec(conn, q::SET_PENDING_CHOICE, [sid, id]).map(drop)?))
     }
+
+    async fn push_request(
+        &self,
+        uri_hash: &str,
+        client_id: &ClientId,
+        params_json: &str,
+        expires_at: Timestamp,
+    ) -> StoreResult<()> {
+        self.write("push_request", |conn| {
+            let args = params![uri_hash, client_id.as_str(), params_json, expires_at];
+            Ok(exec(conn, q::INSERT_PUSHED_REQUEST, args).map(drop)?)
+        })
+    }
+
+    async fn take_pushed_request(&self, uri_hash: &str, now: Timestamp) -> StoreResult<Option<(ClientId, String)>> {
+        self.write("take_pushed_request", |conn| {
+            Ok(conn
+                .prepare_cached(q::TAKE_PUSHED_REQUEST)?
+                .query_row(params![uri_hash, now], |r| Ok((parsed(r, 0)?, r.get(1)?)))
+                .optional()?)
+        })
+    }
 }
 
 #[async_trait]

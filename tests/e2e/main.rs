@@ -18,6 +18,7 @@ mod login_pages;
 mod logout;
 mod nodes;
 mod operations;
+mod par;
 mod registration;
 mod request_objects;
 mod response_modes;
