@@ -342,6 +342,9 @@ pub struct ClientAdd {
     /// Its authorization requests must be pushed first (RFC 9126).
     #[arg(long)]
     require_par: bool,
+    /// Its access tokens must be bound to a key with DPoP (RFC 9449).
+    #[arg(long)]
+    require_dpop: bool,
 }
 
 #[derive(Subcommand)]
@@ -825,6 +828,7 @@ fn build_client(a: &ClientAdd) -> anyhow::Result<Client> {
         "frontchannel_logout_session_required": a.frontchannel_logout_session_required,
         "backchannel_logout_session_required": a.backchannel_logout_session_required,
         "require_pushed_authorization_requests": a.require_par,
+        "dpop_bound_access_tokens": a.require_dpop,
     });
     let optional = [
         ("default_max_age", a.default_max_age.map(serde_json::Value::from)),

@@ -178,6 +178,8 @@ pub struct Config {
     pub backchannel_logout_retry_period: u64,
     /// Seconds the OP waits for a relying party's answer to one Back-Channel Logout request.
     pub backchannel_logout_timeout: u64,
+    /// DPoP proofs must carry a server nonce (RFC 9449 8), given in `DPoP-Nonce` and valid on every node.
+    pub dpop_nonce_required: bool,
     /// Every client's authorization requests must be pushed first (RFC 9126 5).
     pub require_pushed_authorization_requests: bool,
     /// Dynamic Client Registration: `off`, `token` (an initial access token is needed) or `open`.
@@ -227,6 +229,7 @@ impl Default for Config {
             backchannel_logout_retry_period: 24 * 3600,
             backchannel_logout_timeout: 5,
             require_pushed_authorization_requests: false,
+            dpop_nonce_required: false,
             registration: RegistrationPolicy::Token,
             registration_max_per_ip: 10,
             registration_trusted_software_issuers: BTreeMap::new(),

@@ -13,6 +13,12 @@ use crate::crypto;
 use crate::model::{Client, Lookup};
 use crate::protocol::{ErrorCode, OAuthError, Params};
 
+/// RFC 7800 3.1 `cnf`, with RFC 9449 6.1's `jkt`.
+#[derive(Serialize)]
+struct Confirmation {
+    jkt: String,
+}
+
 /// RFC 7662 2.2.
 #[derive(Serialize, Default)]
 struct Introspection {
@@ -25,6 +31,9 @@ struct Introspection {
     username: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     token_type: Option<&'static str>,
+    /// RFC 9449 6.2 (RFC 7800): the key a DPoP-bound token is bound to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cnf: Option<Confirmation>,
     #[serde(skip_serializing_if = "Option::is_none")]
     exp: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -66,13 +75,15 @@ async fn handle(
         }
         let mut answer =
             active(state, &client, access.user_id.as_deref(), access.scope.to_string(), access.expires_at).await?;
-        answer.token_type = Some("Bearer");
+        answer.token_type = Some(if access.jkt.is_some() { "DPoP" } else { "Bearer" });
+        answer.cnf = access.jkt.map(|jkt| Confirmation { jkt });
         return Ok(answer);
     }
     if let Lookup::Live(refresh) = store.refresh_token(&hash, &client.id, now).await.map_err(reply::internal)? {
         let mut answer =
             active(state, &client, Some(&refresh.user_id), refresh.scope.to_string(), refresh.expires_at).await?;
         answer.token_type = Some("refresh_token");
+        answer.cnf = refresh.jkt.clone().map(|jkt| Confirmation { jkt });
         return Ok(answer);
     }
     Ok(Introspection::default())
@@ -101,6 +112,7 @@ async fn active(
         client_id: Some(client.id.to_string()),
         username,
         token_type: None,
+        cnf: None,
         exp: Some(exp),
         sub,
         aud: Some(client.id.to_string()),

@@ -26,6 +26,7 @@ pub fn access_token(
         grant_id: grant_id.to_owned(),
         expires_at: state.now() + state.config.access_token_lifetime as i64,
         claims: claims.filter(|c| !c.userinfo.is_empty() || !c.locales.is_empty()).cloned(),
+        jkt: None,
     };
     (crypto::random_token(), record)
 }

@@ -9,6 +9,7 @@ mod client_auth;
 pub mod connections;
 mod cookies;
 mod discovery;
+mod dpop;
 mod initiate_login;
 mod interaction;
 mod introspection;

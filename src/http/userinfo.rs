@@ -8,30 +8,42 @@ use bytes::Bytes;
 use serde_json::{Map, Value};
 
 use super::params::is_form;
-use super::{SharedState, issuance, reply};
+use super::{SharedState, dpop, issuance, reply};
 use crate::crypto;
 use crate::model::Client;
 use crate::protocol::claims::userinfo_claims;
 use crate::protocol::{ErrorCode, OAuthError, Params};
 
-/// The bearer token from the Authorization header or, for POST, the form body (RFC 6750 2.1, 2.2).
-async fn bearer_token(req: Request) -> Result<Option<String>, OAuthError> {
+/// How the access token was presented: as a bearer token (RFC 6750) or bound to a DPoP proof (RFC 9449 7).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Scheme {
+    Bearer,
+    Dpop,
+}
+
+/// The access token from the Authorization header or, for POST, the form body (RFC 6750 2.1, 2.2;
+/// RFC 9449 7.1 for the `DPoP` scheme).
+async fn presented_token(req: Request) -> Result<Option<(Scheme, String)>, OAuthError> {
     let from_header = match req.headers().get(header::AUTHORIZATION) {
         None => None,
         Some(v) => {
             let v = v.to_str().map_err(|_| OAuthError::invalid_request("malformed Authorization header"))?;
-            let token = v
-                .strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-                .ok_or_else(|| OAuthError::invalid_request("the Authorization scheme must be Bearer"))?;
-            Some(token.trim().to_owned())
+            let (scheme, token) = v.split_once(' ').unwrap_or((v, ""));
+            let scheme = if scheme.eq_ignore_ascii_case("bearer") {
+                Scheme::Bearer
+            } else if scheme.eq_ignore_ascii_case("dpop") {
+                Scheme::Dpop
+            } else {
+                return Err(OAuthError::invalid_request("the Authorization scheme must be Bearer or DPoP"));
+            };
+            Some((scheme, token.trim().to_owned()))
         }
     };
     let from_body = if req.method() == Method::POST && is_form(req.headers()) {
         let body = Bytes::from_request(req, &())
             .await
             .map_err(|_| OAuthError::invalid_request("the request body is too large or unreadable"))?;
-        Params::parse(&body)?.get("access_token").map(str::to_owned)
+        Params::parse(&body)?.get("access_token").map(|t| (Scheme::Bearer, t.to_owned()))
     } else {
         None
     };
@@ -42,7 +54,8 @@ async fn bearer_token(req: Request) -> Result<Option<String>, OAuthError> {
 }
 
 pub async fn userinfo(State(state): State<SharedState>, req: Request) -> Response {
-    let token = match bearer_token(req).await {
+    let (method, headers) = (req.method().clone(), req.headers().clone());
+    let (scheme, token) = match presented_token(req).await {
         Ok(Some(t)) => t,
         Ok(None) => return reply::bearer_challenge(StatusCode::UNAUTHORIZED, None),
         Err(e) => return reply::bearer_challenge(StatusCode::BAD_REQUEST, Some(&e)),
@@ -58,6 +71,27 @@ pub async fn userinfo(State(state): State<SharedState>, req: Request) -> Respons
         }
         Err(e) => return reply::json_error(&reply::internal(e)),
     };
+    // RFC 9449 7.1: a bound token needs the DPoP scheme and a proof of its key for this request; a
+    // bearer token cannot be presented as DPoP either.
+    match (scheme, &access.jkt) {
+        (Scheme::Bearer, None) => {}
+        (Scheme::Bearer, Some(_)) => {
+            return dpop::challenge(&state, &invalid("this access token is DPoP-bound: present it with a DPoP proof"));
+        }
+        (Scheme::Dpop, None) => return dpop::challenge(&state, &invalid("this access token is not DPoP-bound")),
+        (Scheme::Dpop, Some(jkt)) => {
+            let htu = format!("{}/userinfo", state.config.issuer);
+            match dpop::proof(&state, &headers, method.as_str(), &htu, Some(&token)).await {
+                Ok(Some(proof)) if proof.jkt == *jkt => {}
+                Ok(Some(_)) => return dpop::challenge(&state, &invalid("the DPoP proof is not of the token's key")),
+                Ok(None) => {
+                    let missing = OAuthError::new(ErrorCode::InvalidDpopProof, "a DPoP proof is required");
+                    return dpop::challenge(&state, &missing);
+                }
+                Err(e) => return dpop::challenge(&state, &e),
+            }
+        }
+    }
     let (Some(user_id), true) = (&access.user_id, access.scope.contains("openid")) else {
         let e = OAuthError::new(ErrorCode::InsufficientScope, "the access token lacks the openid scope");
         return reply::bearer_challenge(StatusCode::FORBIDDEN, Some(&e));

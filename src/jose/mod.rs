@@ -3,6 +3,7 @@
 pub mod assertion;
 pub mod client_keys;
 pub mod decryption;
+pub mod dpop;
 pub mod encryption;
 pub mod keys;
 pub mod request_object;

@@ -111,6 +111,8 @@ pub struct ClientMetadata {
     pub origin: ClientOrigin,
     /// RFC 9126 6 `require_pushed_authorization_requests`: its authorization requests must be pushed.
     pub require_pushed_authorization_requests: bool,
+    /// RFC 9449 5.2 `dpop_bound_access_tokens`: its access tokens must be DPoP-bound.
+    pub dpop_bound_access_tokens: bool,
 }
 
 /// Human-readable values of a client per language tag (Registration 2.1: `client_name#de`); the
@@ -197,6 +199,7 @@ impl Default for ClientMetadata {
             software_version: None,
             origin: ClientOrigin::Operator,
             require_pushed_authorization_requests: false,
+            dpop_bound_access_tokens: false,
         }
     }
 }

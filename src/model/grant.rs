@@ -23,6 +23,9 @@ pub struct CodeGrant {
     /// All tokens issued from this code share this id, so a replayed code revokes them (RFC 6749 4.1.2).
     pub grant_id: String,
     pub expires_at: Timestamp,
+    /// RFC 9449 10 `dpop_jkt`: the code is redeemed only with a DPoP proof of this key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_jkt: Option<String>,
 }
 
 /// What a presented code or refresh token is found to be, before anything is spent.
@@ -62,6 +65,8 @@ pub struct AccessToken {
     pub expires_at: Timestamp,
     /// The grant's claims request: the UserInfo claims asked for one by one and their languages.
     pub claims: Option<ClaimsRequest>,
+    /// DPoP (RFC 9449): the thumbprint of the key the token is bound to; None for a bearer token.
+    pub jkt: Option<String>,
 }
 
 /// A refresh token, stored under its hash. All rotations of one grant share `grant_id`.
@@ -75,6 +80,8 @@ pub struct RefreshToken {
     pub expires_at: Timestamp,
     /// The grant's `claims` request (Core 5.5), honoured again on every refresh.
     pub claims: Option<ClaimsRequest>,
+    /// DPoP (RFC 9449 5): a public client's refresh token is bound to its key.
+    pub jkt: Option<String>,
 }
 
 /// What a user has allowed a client: scopes, and claims requested one by one (Core 5.5).

@@ -39,6 +39,9 @@ pub struct AuthorizationRequest {
     /// The `claims` parameter (Core 5.5).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub claims: Option<ClaimsRequest>,
+    /// RFC 9449 10 `dpop_jkt`: the code will be redeemed only with a proof of this key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_jkt: Option<String>,
 }
 
 impl AuthorizationRequest {
@@ -297,6 +300,12 @@ pub fn validate(
         }
         None => None,
     };
+    // RFC 9449 10: a JWK SHA-256 thumbprint, base64url (43 characters).
+    let dpop_jkt = match params.get("dpop_jkt") {
+        Some(jkt) if response_type.has_code() && crate::crypto::is_token_shaped(jkt) => Some(jkt.to_owned()),
+        Some(_) if response_type.has_code() => return Err(fail(ErrorCode::InvalidRequest, "dpop_jkt is malformed")),
+        _ => None,
+    };
 
     let mut prompt = Vec::new();
     for value in params.get("prompt").unwrap_or_default().split(' ').filter(|v| !v.is_empty()) {
@@ -383,6 +392,7 @@ pub fn validate(
         // it reaches. With one level (password) that is always `policy.acr`, so it is not kept.
         hinted_subject,
         claims,
+        dpop_jkt,
     })
 }
 

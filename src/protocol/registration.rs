@@ -358,6 +358,7 @@ pub fn client_from_metadata(doc: &Map<String, Value>, id: ClientId, now: Timesta
         software_version: doc.string("software_version")?.map(str::to_owned),
         origin: ClientOrigin::Operator,
         require_pushed_authorization_requests: doc.bool("require_pushed_authorization_requests")?,
+        dpop_bound_access_tokens: doc.bool("dpop_bound_access_tokens")?,
     };
     Ok(Client {
         id,
@@ -460,6 +461,7 @@ pub fn metadata_document(client: &Client) -> Map<String, Value> {
         }
     }
     put("require_pushed_authorization_requests", json!(m.require_pushed_authorization_requests));
+    put("dpop_bound_access_tokens", json!(m.dpop_bound_access_tokens));
     put("software_id", json!(m.software_id));
     put("software_version", json!(m.software_version));
     doc

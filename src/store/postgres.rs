@@ -772,6 +772,7 @@ fn refresh_from_row(r: &PgRow) -> StoreResult<RefreshToken> {
         },
         expires_at: r.try_get("expires_at")?,
         claims: optional_json("refresh_tokens.claims", r.try_get("claims")?)?,
+        jkt: r.try_get("jkt")?,
     })
 }
 
@@ -798,6 +799,7 @@ fn insert_access_token<'a>(
         .bind(&a.grant_id)
         .bind(a.expires_at)
         .bind(a.claims.as_ref().map(to_json))
+        .bind(&a.jkt)
 }
 
 async fn insert_refresh_token(tx: &mut Tx, hash: &str, r: &RefreshToken) -> StoreResult<()> {
@@ -813,6 +815,7 @@ async fn insert_refresh_token(tx: &mut Tx, hash: &str, r: &RefreshToken) -> Stor
         .bind(&r.auth.sid)
         .bind(r.expires_at)
         .bind(r.claims.as_ref().map(to_json))
+        .bind(&r.jkt)
         .execute(&mut **tx)
         .await?;
     Ok(())
@@ -988,6 +991,7 @@ impl GrantStore for PgStore {
                     grant_id: r.try_get("grant_id")?,
                     expires_at: r.try_get("expires_at")?,
                     claims: optional_json("access_tokens.claims", r.try_get("claims")?)?,
+                    jkt: r.try_get("jkt")?,
                 })
             })
             .transpose()

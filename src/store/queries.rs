@@ -96,7 +96,7 @@ pub const DELETE_SESSION_GRANTS_TO_CLIENT: &str =
 pub const CODE: &str = "SELECT grant_json, used FROM authorization_codes WHERE code_hash = $1";
 pub const SPEND_CODE: &str = "UPDATE authorization_codes SET used = TRUE WHERE code_hash = $1 AND used = FALSE";
 pub const CODE_GRANT: &str = "SELECT grant_id FROM authorization_codes WHERE code_hash = $1";
-pub const REFRESH_TOKEN: &str = "SELECT client_id, user_id, scope, grant_id, auth_time, amr, acr, sid, expires_at, claims, used FROM refresh_tokens WHERE token_hash = $1 AND client_id = $2";
+pub const REFRESH_TOKEN: &str = "SELECT client_id, user_id, scope, grant_id, auth_time, amr, acr, sid, expires_at, claims, used, jkt FROM refresh_tokens WHERE token_hash = $1 AND client_id = $2";
 pub const SPEND_REFRESH_TOKEN: &str = "UPDATE refresh_tokens SET used = TRUE WHERE token_hash = $1 AND client_id = $2 AND used = FALSE AND expires_at > $3";
 pub const SPENT_REFRESH_TOKEN_GRANT: &str =
     "SELECT grant_id FROM refresh_tokens WHERE token_hash = $1 AND client_id = $2 AND used = TRUE";
@@ -108,10 +108,10 @@ pub const LOCK_GRANT: &str = "SELECT pg_advisory_xact_lock(hashtextextended($1, 
 pub const INSERT_CODE_WITH_SESSION_GRANT_PG: &str = "WITH signed_in AS (INSERT INTO session_grants (grant_id, sid, client_id, offline) VALUES ($1,$2,$3,$4) ON CONFLICT DO NOTHING) INSERT INTO authorization_codes (code_hash, grant_id, grant_json, expires_at) VALUES ($5,$1,$6,$7)";
 pub const INSERT_CODE: &str =
     "INSERT INTO authorization_codes (code_hash, grant_id, grant_json, expires_at) VALUES ($1,$2,$3,$4)";
-pub const INSERT_ACCESS_TOKEN: &str = "INSERT INTO access_tokens (token_hash, client_id, user_id, scope, grant_id, expires_at, claims) SELECT $1,$2,$3,$4,$5,$6,$7 WHERE NOT EXISTS (SELECT 1 FROM revoked_grants WHERE grant_id = $5)";
-pub const INSERT_REFRESH_TOKEN: &str = "INSERT INTO refresh_tokens (token_hash, client_id, user_id, scope, grant_id, auth_time, amr, acr, sid, expires_at, claims) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)";
+pub const INSERT_ACCESS_TOKEN: &str = "INSERT INTO access_tokens (token_hash, client_id, user_id, scope, grant_id, expires_at, claims, jkt) SELECT $1,$2,$3,$4,$5,$6,$7,$8 WHERE NOT EXISTS (SELECT 1 FROM revoked_grants WHERE grant_id = $5)";
+pub const INSERT_REFRESH_TOKEN: &str = "INSERT INTO refresh_tokens (token_hash, client_id, user_id, scope, grant_id, auth_time, amr, acr, sid, expires_at, claims, jkt) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)";
 pub const DELETE_ACCESS_TOKEN: &str = "DELETE FROM access_tokens WHERE token_hash = $1";
-pub const ACCESS_TOKEN: &str = "SELECT client_id, user_id, scope, grant_id, expires_at, claims FROM access_tokens WHERE token_hash = $1 AND expires_at > $2";
+pub const ACCESS_TOKEN: &str = "SELECT client_id, user_id, scope, grant_id, expires_at, claims, jkt FROM access_tokens WHERE token_hash = $1 AND expires_at > $2";
 pub const REVOKE_GRANT_1: &str =
     "INSERT INTO revoked_grants (grant_id, revoked_at) VALUES ($1, $2) ON CONFLICT DO NOTHING";
 pub const REVOKE_GRANT_2: &str = "DELETE FROM access_tokens WHERE grant_id = $1";

@@ -185,6 +185,7 @@ fn refresh_from_row(r: &Row<'_>) -> rusqlite::Result<RefreshToken> {
         auth: Authentication { auth_time: r.get(4)?, amr: json(r, 5)?, acr: r.get(6)?, sid: r.get(7)? },
         expires_at: r.get(8)?,
         claims: optional_json(r, 9)?,
+        jkt: r.get(11)?,
     })
 }
 
@@ -711,7 +712,8 @@ fn insert_access_token(tx: &Transaction<'_>, hash: &str, a: &AccessToken) -> rus
         a.scope.to_string(),
         a.grant_id,
         a.expires_at,
-        a.claims.as_ref().map(to_json)
+        a.claims.as_ref().map(to_json),
+        a.jkt
     ];
     Ok(exec(tx, q::INSERT_ACCESS_TOKEN, args)? == 1)
 }
@@ -728,7 +730,8 @@ fn insert_refresh_token(tx: &Transaction<'_>, hash: &str, r: &RefreshToken) -> r
         r.auth.acr,
         r.auth.sid,
         r.expires_at,
-        r.claims.as_ref().map(to_json)
+        r.claims.as_ref().map(to_json),
+        r.jkt
     ];
     exec(tx, q::INSERT_REFRESH_TOKEN, args).map(drop)
 }
@@ -844,6 +847,7 @@ impl GrantStore for SqliteStore {
                         grant_id: r.get(3)?,
                         expires_at: r.get(4)?,
                         claims: optional_json(r, 5)?,
+                        jkt: r.get(6)?,
                     })
                 })
                 .optional()

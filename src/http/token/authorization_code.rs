@@ -2,9 +2,10 @@
 //! it was issued to, with the same redirect URI and the PKCE verifier of its challenge.
 
 use super::issue::{Grant, active_user, issue};
-use super::{TokenResponse, invalid_grant, required};
+use super::{TokenResponse, invalid_grant, require_key, required};
 use crate::crypto;
 use crate::http::{SharedState, reply};
+use crate::jose::dpop::Proof;
 use crate::model::{Client, Lookup};
 use crate::protocol::{OAuthError, Params, pkce};
 use crate::store::Spent;
@@ -15,6 +16,7 @@ pub(super) async fn exchange(
     state: &SharedState,
     client: &Client,
     params: &Params,
+    proof: Option<&Proof>,
 ) -> Result<TokenResponse, OAuthError> {
     let hash = crypto::token_hash(required(params, "code")?);
     let grant = match state.store.code(&hash).await.map_err(reply::internal)? {
@@ -43,6 +45,8 @@ pub(super) async fn exchange(
         (None, Some(_)) => return Err(invalid_grant("code_verifier given but no code_challenge was sent")),
         (None, None) => {}
     }
+    // RFC 9449 10: a code asked for with dpop_jkt is redeemed only with a proof of that key.
+    require_key(proof, grant.dpop_jkt.as_deref())?;
     let user = active_user(state, &grant.user_id).await?;
     let access_scope = grant.scope.clone();
     let grant = Grant {
@@ -55,5 +59,5 @@ pub(super) async fn exchange(
     };
     // The code is spent in the same transaction that stores the tokens (a concurrent redemption
     // of the same code loses, and revokes the grant).
-    issue(state, client, grant, access_scope, Spent::Code(&hash)).await
+    issue(state, client, grant, access_scope, Spent::Code(&hash), proof).await
 }

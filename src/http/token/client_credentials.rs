@@ -3,6 +3,7 @@
 use super::TokenResponse;
 use crate::crypto;
 use crate::http::{SharedState, issuance};
+use crate::jose::dpop::Proof;
 use crate::model::{Client, ScopeSet};
 use crate::protocol::{ErrorCode, OAuthError, Params};
 
@@ -13,6 +14,7 @@ pub(super) async fn exchange(
     state: &SharedState,
     client: &Client,
     params: &Params,
+    proof: Option<&Proof>,
 ) -> Result<TokenResponse, OAuthError> {
     if client.is_public() {
         return Err(OAuthError::new(ErrorCode::UnauthorizedClient, "public clients cannot use client_credentials"));
@@ -32,11 +34,12 @@ pub(super) async fn exchange(
     if !scope.is_subset(registered) {
         return Err(OAuthError::new(ErrorCode::InvalidScope, "scope is not registered for this client"));
     }
-    let (access_token, record) = issuance::access_token(state, client, None, scope, &crypto::random_token(), None);
+    let (access_token, mut record) = issuance::access_token(state, client, None, scope, &crypto::random_token(), None);
+    record.jkt = proof.map(|p| p.jkt.clone());
     super::issue::store(state, client, None, (&access_token, &record), None).await?;
     Ok(TokenResponse {
         access_token,
-        token_type: "Bearer",
+        token_type: super::token_type(proof),
         expires_in: state.config.access_token_lifetime,
         refresh_token: None,
         id_token: None,

@@ -5,6 +5,7 @@ use super::{TokenResponse, invalid_grant};
 use crate::crypto;
 use crate::http::issuance::{self, IdTokenContents};
 use crate::http::{SharedState, reply};
+use crate::jose::dpop::Proof;
 use crate::model::{
     AccessToken, AuditEvent, AuditKind, Authentication, ClaimsRequest, Client, GrantType, Issuance, RefreshToken,
     ScopeSet, User,
@@ -74,10 +75,12 @@ pub(super) async fn issue(
     grant: Grant<'_>,
     access_scope: ScopeSet,
     spent: Spent<'_>,
+    proof: Option<&Proof>,
 ) -> Result<TokenResponse, OAuthError> {
     let user = grant.user;
-    let (access_token, access) =
+    let (access_token, mut access) =
         issuance::access_token(state, client, Some(&user.id), access_scope, grant.id, grant.claims);
+    access.jkt = proof.map(|p| p.jkt.clone());
     let refresh_token = (grant.scope.contains("offline_access") && client.allows_grant(GrantType::RefreshToken))
         .then(crypto::random_token);
     let refresh = refresh_token.as_ref().map(|t| {
@@ -89,6 +92,9 @@ pub(super) async fn issue(
             auth: grant.auth.clone(),
             expires_at: state.now() + state.config.refresh_token_lifetime as i64,
             claims: grant.claims.cloned(),
+            // RFC 9449 5: a public client's refresh token is bound to its key (a confidential client's
+            // is bound to its credentials already).
+            jkt: proof.filter(|_| client.is_public()).map(|p| p.jkt.clone()),
         };
         (crypto::token_hash(t), record)
     });
@@ -108,7 +114,7 @@ pub(super) async fn issue(
     store(state, client, Some(spent), (&access_token, &access), refresh).await?;
     Ok(TokenResponse {
         access_token,
-        token_type: "Bearer",
+        token_type: super::token_type(proof),
         expires_in: state.config.access_token_lifetime,
         refresh_token,
         id_token,

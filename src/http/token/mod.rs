@@ -13,7 +13,8 @@ use axum::response::Response;
 use serde::Serialize;
 
 use super::params::RequestParams;
-use super::{SharedState, client_auth, reply};
+use super::{SharedState, client_auth, dpop, reply};
+use crate::jose::dpop::Proof;
 use crate::model::{Client, GrantType};
 use crate::protocol::{ErrorCode, OAuthError, Params};
 
@@ -35,7 +36,23 @@ pub async fn token(
     headers: HeaderMap,
     RequestParams(params): RequestParams,
 ) -> Response {
-    reply::json_or_error(handle(&state, &headers, params).await)
+    dpop::with_nonce(&state, reply::json_or_error(handle(&state, &headers, params).await))
+}
+
+/// RFC 9449 5: `DPoP` for a token bound to the proof's key, else `Bearer`.
+fn token_type(bound_to: Option<&Proof>) -> &'static str {
+    if bound_to.is_some() { "DPoP" } else { "Bearer" }
+}
+
+/// A proof of the key `jkt` is required (a bound code or refresh token, RFC 9449 5, 10).
+fn require_key(proof: Option<&Proof>, jkt: Option<&str>) -> Result<(), OAuthError> {
+    match jkt {
+        Some(jkt) if proof.map(|p| p.jkt.as_str()) != Some(jkt) => Err(OAuthError::new(
+            ErrorCode::InvalidDpopProof,
+            "a DPoP proof of the key this grant is bound to is required",
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn invalid_grant(description: &'static str) -> OAuthError {
@@ -59,7 +76,14 @@ async fn handle(
     if !client.allows_grant(grant) {
         return Err(OAuthError::new(ErrorCode::UnauthorizedClient, "client may not use this grant type"));
     }
-    let issued = dispatch(state, &client, grant, &params).await?;
+    let proof = dpop::proof(state, headers, "POST", &state.token_endpoint, None).await?;
+    if proof.is_none() && client.metadata.dpop_bound_access_tokens {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidDpopProof,
+            "this client's tokens must be DPoP-bound: send a DPoP proof",
+        ));
+    }
+    let issued = dispatch(state, &client, grant, &params, proof.as_ref()).await?;
     crate::telemetry::token_issued(grant.as_str());
     Ok(issued)
 }
@@ -69,10 +93,11 @@ async fn dispatch(
     client: &Client,
     grant: GrantType,
     params: &Params,
+    proof: Option<&Proof>,
 ) -> Result<TokenResponse, OAuthError> {
     match grant {
-        GrantType::AuthorizationCode => authorization_code::exchange(state, client, params).await,
-        GrantType::RefreshToken => refresh_token::exchange(state, client, params).await,
-        GrantType::ClientCredentials => client_credentials::exchange(state, client, params).await,
+        GrantType::AuthorizationCode => authorization_code::exchange(state, client, params, proof).await,
+        GrantType::RefreshToken => refresh_token::exchange(state, client, params, proof).await,
+        GrantType::ClientCredentials => client_credentials::exchange(state, client, params, proof).await,
     }
 }

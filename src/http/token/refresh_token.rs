@@ -2,9 +2,10 @@
 //! refresh consumes the token and issues a new one; presenting a consumed token revokes the grant.
 
 use super::issue::{Grant, active_user, issue};
-use super::{TokenResponse, invalid_grant, required};
+use super::{TokenResponse, invalid_grant, require_key, required};
 use crate::crypto;
 use crate::http::{SharedState, reply};
+use crate::jose::dpop::Proof;
 use crate::model::{Client, Lookup, ScopeSet};
 use crate::protocol::{ErrorCode, OAuthError, Params};
 use crate::store::Spent;
@@ -15,6 +16,7 @@ pub(super) async fn exchange(
     state: &SharedState,
     client: &Client,
     params: &Params,
+    proof: Option<&Proof>,
 ) -> Result<TokenResponse, OAuthError> {
     let hash = crypto::token_hash(required(params, "refresh_token")?);
     let asked = params
@@ -38,6 +40,8 @@ pub(super) async fn exchange(
     if asked.as_ref().is_some_and(|asked| !asked.is_subset(&old.scope)) {
         return Err(OAuthError::new(ErrorCode::InvalidScope, "scope exceeds the original grant"));
     }
+    // RFC 9449 5: a bound refresh token is used only with a proof of its key.
+    require_key(proof, old.jkt.as_deref())?;
     let access_scope = asked.unwrap_or_else(|| old.scope.clone());
     let user = active_user(state, &old.user_id).await?;
     let grant = Grant {
@@ -50,5 +54,6 @@ pub(super) async fn exchange(
     };
     // Rotation: the old token is spent in the same transaction that stores the new ones, so a failure
     // leaves it usable, and a concurrent use of it revokes the grant.
-    issue(state, client, grant, access_scope, Spent::RefreshToken { hash: &hash, client_id: &client.id, now }).await
+    let spent = Spent::RefreshToken { hash: &hash, client_id: &client.id, now };
+    issue(state, client, grant, access_scope, spent, proof).await
 }
