@@ -22,6 +22,13 @@ pub fn is_token_shaped(s: &str) -> bool {
     s.len() == 43 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
+/// `N` random bytes from the OS-seeded CSPRNG.
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut buf = [0u8; N];
+    openssl::rand::rand_bytes(&mut buf).expect("the OpenSSL CSPRNG is available");
+    buf
+}
+
 fn random_b64url<const N: usize>() -> String {
     let mut buf = [0u8; N];
     openssl::rand::rand_bytes(&mut buf).expect("the OpenSSL CSPRNG is available");

@@ -17,6 +17,7 @@ const BUILT_IN: &[(&str, &str)] = &[
     ("logged_out.html", include_str!("../templates/logged_out.html")),
     ("select_account.html", include_str!("../templates/select_account.html")),
     ("account.html", include_str!("../templates/account.html")),
+    ("device.html", include_str!("../templates/device.html")),
 ];
 
 /// The built-in catalogues; English is the default and the reference every other must match.

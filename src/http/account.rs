@@ -11,7 +11,7 @@ use axum_extra::extract::cookie::CookieJar;
 use minijinja::context;
 
 use super::accounts::BrowserAccounts;
-use super::interaction::{LoginError, SignedInUser, authenticate, continue_signed_in, scope_descriptions};
+use super::interaction::{AfterLogin, LoginError, SignedInUser, authenticate, continue_signed_in, scope_descriptions};
 use super::params::RequestParams;
 use super::{SharedState, cookies, reply};
 use crate::audit;
@@ -25,7 +25,8 @@ const CSRF_FLOW: &str = "account";
 /// Sessions listed at most (the newest).
 const MAX_SESSIONS: u32 = 50;
 
-fn locale<'a>(state: &'a SharedState, headers: &HeaderMap) -> &'a Locale {
+/// The user's language on the OP's own pages: the browser's `Accept-Language`.
+pub(super) fn locale<'a>(state: &'a SharedState, headers: &HeaderMap) -> &'a Locale {
     let accept_language = headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok());
     state.pages.locale(None, accept_language)
 }
@@ -91,18 +92,35 @@ pub async fn page(State(state): State<SharedState>, headers: HeaderMap, jar: Coo
     result.unwrap_or_else(|e| reply::error_page_in(&state, &reply::internal(e), locale))
 }
 
-/// The login form, posting back to the account page. `error` is a catalogue key.
-fn login_form(
+/// One of the OP's own pages with a login form of its own (not an authorization flow's).
+pub(super) struct OwnPage<'a> {
+    /// `account` or `device`: the form posts to `/{action}/login`.
+    pub action: &'static str,
+    /// The flow the page's CSRF tokens are bound to.
+    pub csrf_flow: &'static str,
+    /// What the user signs in to, as the form's heading names it.
+    pub name: &'a str,
+    /// Carried through the login (the device verification page's code).
+    pub user_code: Option<&'a str>,
+}
+
+const ACCOUNT_PAGE: OwnPage<'static> = OwnPage { action: "account", csrf_flow: CSRF_FLOW, name: "", user_code: None };
+
+/// The login form of one of the OP's own pages. `error` is a catalogue key.
+pub(super) fn own_login_form(
     state: &SharedState,
     jar: CookieJar,
     status: StatusCode,
     locale: &Locale,
+    page: &OwnPage<'_>,
     error: Option<&str>,
 ) -> Response {
-    let (jar, csrf_token) = cookies::csrf_form_token(&state.config, &state.csrf_key, jar, CSRF_FLOW);
+    let (jar, csrf_token) = cookies::csrf_form_token(&state.config, &state.csrf_key, jar, page.csrf_flow);
+    let name = if page.name.is_empty() { locale.text("your_account") } else { page.name };
     let ctx = context! {
-        account_login => true,
-        client_name => locale.text("your_account"),
+        login_action => page.action,
+        client_name => name,
+        user_code => page.user_code,
         csrf_token,
         error => error.map(|key| locale.text(key)),
         signup => false,
@@ -112,10 +130,25 @@ fn login_form(
     (jar, reply::page(state, status, "login.html", ctx)).into_response()
 }
 
-/// Reads a form of the account page: its parameters, CSRF token checked.
-fn form(state: &SharedState, jar: &CookieJar, params: Result<Params, OAuthError>) -> Result<Params, OAuthError> {
+fn login_form(
+    state: &SharedState,
+    jar: CookieJar,
+    status: StatusCode,
+    locale: &Locale,
+    error: Option<&str>,
+) -> Response {
+    own_login_form(state, jar, status, locale, &ACCOUNT_PAGE, error)
+}
+
+/// Reads a form of one of the OP's own pages: its parameters, CSRF token (of `csrf_flow`) checked.
+pub(super) fn checked_form(
+    state: &SharedState,
+    jar: &CookieJar,
+    params: Result<Params, OAuthError>,
+    csrf_flow: &str,
+) -> Result<Params, OAuthError> {
     let params = params?;
-    if !cookies::csrf_valid(&state.config, &state.csrf_key, jar, CSRF_FLOW, params.get("csrf_token")) {
+    if !cookies::csrf_valid(&state.config, &state.csrf_key, jar, csrf_flow, params.get("csrf_token")) {
         return Err(reply::form_expired());
     }
     Ok(params)
@@ -130,7 +163,7 @@ pub async fn login(
     RequestParams(params): RequestParams,
 ) -> Response {
     let locale = locale(&state, &headers);
-    let params = match form(&state, &jar, params) {
+    let params = match checked_form(&state, &jar, params, CSRF_FLOW) {
         Ok(params) => params,
         Err(e) => return reply::error_page_in(&state, &e, locale),
     };
@@ -140,7 +173,8 @@ pub async fn login(
     let client_ip = state.config.client_ip(peer.ip(), forwarded);
     match authenticate(&state, client_ip, username, password).await {
         Ok(Some(user_id)) => {
-            let login = SignedInUser { user_id, client_ip, headers: &headers, request_id: None };
+            let login =
+                SignedInUser { user_id, client_ip, headers: &headers, then: AfterLogin::Page("/account".into()) };
             continue_signed_in(&state, jar, login).await
         }
         Ok(None) => login_form(&state, jar, StatusCode::UNAUTHORIZED, locale, Some("bad_credentials")),
@@ -159,7 +193,7 @@ async fn act_signed_in(
     act: impl AsyncFnOnce(&mut BrowserAccounts, BrowserSession, Params) -> Result<(), StoreError>,
 ) -> Response {
     let locale = locale(state, headers);
-    let params = match form(state, &jar, params) {
+    let params = match checked_form(state, &jar, params, CSRF_FLOW) {
         Ok(params) => params,
         Err(e) => return reply::error_page_in(state, &e, locale),
     };

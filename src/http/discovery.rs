@@ -84,6 +84,8 @@ pub fn document(config: &Config, scopes: &ScopeClaims, ui_locales: &[String]) ->
     // RFC 9449 5.1.
     doc["dpop_signing_alg_values_supported"] =
         json!(crate::jose::dpop::ALGORITHMS.iter().map(|a| a.as_str()).collect::<Vec<_>>());
+    // RFC 8628 4.
+    doc["device_authorization_endpoint"] = json!(format!("{iss}/device_authorization"));
     // RFC 9126 5.
     doc["pushed_authorization_request_endpoint"] = json!(format!("{iss}/par"));
     doc["require_pushed_authorization_requests"] = json!(config.require_pushed_authorization_requests);

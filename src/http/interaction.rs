@@ -140,7 +140,7 @@ pub async fn login_submit(
     let client_ip = state.config.client_ip(peer.ip(), forwarded);
     match authenticate(&state, client_ip, username, password).await {
         Ok(Some(user_id)) => {
-            let login = SignedInUser { user_id, client_ip, headers: &headers, request_id: Some(request_id) };
+            let login = SignedInUser { user_id, client_ip, headers: &headers, then: AfterLogin::Flow(request_id) };
             continue_signed_in(&state, jar, login).await
         }
         Ok(None) => form(jar, StatusCode::UNAUTHORIZED, "bad_credentials"),
@@ -227,15 +227,22 @@ pub(super) struct SignedInUser<'a> {
     pub user_id: String,
     pub client_ip: IpAddr,
     pub headers: &'a HeaderMap,
-    /// The flow the user signed in during; none for the account page's own login.
-    pub request_id: Option<&'a str>,
+    pub then: AfterLogin<'a>,
+}
+
+/// Where a login leads.
+pub(super) enum AfterLogin<'a> {
+    /// Back to the authorization flow it happened in (the login counts for it: prompt=login, max_age).
+    Flow(&'a str),
+    /// To one of the OP's own pages (the account page, the device verification page), by its path.
+    Page(String),
 }
 
 /// After a login or sign-up: the new session, and back to the flow it happened in.
 pub(super) async fn continue_signed_in(state: &SharedState, jar: CookieJar, login: SignedInUser<'_>) -> Response {
-    let resume = match login.request_id {
-        Some(id) => format!("/authorize/resume?request={id}"),
-        None => "/account".to_owned(),
+    let resume = match &login.then {
+        AfterLogin::Flow(id) => format!("/authorize/resume?request={id}"),
+        AfterLogin::Page(path) => path.clone(),
     };
     match start_session(state, jar, login).await {
         Ok(jar) => (jar, reply::see_other_within(state, &resume)).into_response(),
@@ -275,7 +282,10 @@ async fn start_session(state: &SharedState, jar: CookieJar, login: SignedInUser<
         session: &session,
         replaced: previous.as_ref().or(dropped.as_ref()).map(|a| &a.session),
         logout: state.config.logout(now),
-        pending_id: login.request_id,
+        pending_id: match login.then {
+            AfterLogin::Flow(id) => Some(id),
+            AfterLogin::Page(_) => None,
+        },
     };
     let ended = state.store.start_session(&start).await?;
     state.logout_notifications_queued(&ended);

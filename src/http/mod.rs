@@ -8,6 +8,7 @@ mod check_session;
 mod client_auth;
 pub mod connections;
 mod cookies;
+mod device;
 mod discovery;
 mod dpop;
 mod initiate_login;
@@ -172,6 +173,10 @@ pub fn router(state: SharedState) -> Router {
         .route("/token", post(token::token))
         .route("/revoke", post(revocation::revoke))
         .route("/par", post(par::push))
+        .route("/device_authorization", post(device::authorize_device))
+        .route("/device", get(device::verification_page).post(device::enter_code))
+        .route("/device/login", post(device::login))
+        .route("/device/decide", post(device::decide))
         .route("/register", post(registration::register))
         .route("/register/{client_id}", get(registration::read).put(registration::replace).delete(registration::delete))
         .route("/introspect", post(introspection::introspect))

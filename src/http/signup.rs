@@ -10,7 +10,7 @@ use axum_extra::extract::cookie::CookieJar;
 use minijinja::context;
 
 use super::authorize::load_pending;
-use super::interaction::{PageQuery, SignedInUser, Submitted, continue_signed_in, page_locale, submitted};
+use super::interaction::{AfterLogin, PageQuery, SignedInUser, Submitted, continue_signed_in, page_locale, submitted};
 use super::params::RequestParams;
 use super::{SharedState, cookies, reply};
 use crate::audit;
@@ -131,7 +131,7 @@ pub async fn signup_submit(
     let client_ip = state.config.client_ip(peer.ip(), forwarded);
     match create_account(&state, &username, &entered, password, client_ip).await {
         Ok(Ok(user_id)) => {
-            let login = SignedInUser { user_id, client_ip, headers: &headers, request_id: Some(request_id) };
+            let login = SignedInUser { user_id, client_ip, headers: &headers, then: AfterLogin::Flow(request_id) };
             continue_signed_in(&state, jar, login).await
         }
         Ok(Err(problem)) => retry(jar, StatusCode::BAD_REQUEST, problem),

@@ -99,3 +99,38 @@ pub struct ConsentedApp {
     pub consent: Consent,
     pub granted_at: Timestamp,
 }
+
+/// A device's request for authorization (RFC 8628 3.1), while the user decides on another device.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceAuthorization {
+    pub device_code_hash: String,
+    /// The code the user types, normalized (upper case, no dash).
+    pub user_code: String,
+    pub client_id: ClientId,
+    pub scope: ScopeSet,
+    /// The tokens issued share this id (a revocation takes them all).
+    pub grant_id: String,
+    pub expires_at: Timestamp,
+    /// Seconds the device must wait between polls (RFC 8628 3.5: raised by `slow_down`).
+    pub interval: i64,
+    pub decision: DeviceDecision,
+}
+
+/// Where a device authorization stands.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DeviceDecision {
+    Pending,
+    Approved { user_id: String, auth: Authentication },
+    Denied,
+}
+
+/// What a device's poll finds (RFC 8628 3.5).
+#[derive(Debug, Clone, PartialEq)]
+pub enum DevicePoll {
+    /// No such device code for this client, or one already used.
+    Unknown,
+    Expired,
+    /// Polled faster than the interval: the interval is now longer.
+    SlowDown,
+    Waiting(Box<DeviceAuthorization>),
+}

@@ -20,7 +20,10 @@ pub use claims_request::{ClaimRequest, ClaimsRequest, RESERVED_CLAIMS};
 pub use client::{
     Client, ClientMetadata, ClientOrigin, ClientPresentation, InitialAccessToken, Localized, LogoutUri, localized,
 };
-pub use grant::{AccessToken, CodeGrant, Consent, ConsentedApp, Issuance, Lookup, RefreshToken};
+pub use grant::{
+    AccessToken, CodeGrant, Consent, ConsentedApp, DeviceAuthorization, DeviceDecision, DevicePoll, Issuance, Lookup,
+    RefreshToken,
+};
 pub use key::{KeySuccession, SigningKey};
 pub use session::{Authentication, BrowserSession, Device, EndedSession, LogoutNotification, PendingAuthorization};
 pub use time::{Clock, Timestamp, now};

@@ -263,11 +263,12 @@ macro_rules! wire_enum {
 }
 
 wire_enum!(
-    /// OAuth 2.0 grant types oxid implements at the token endpoint.
+    /// OAuth 2.0 grant types oxid implements at the token endpoint (`DeviceCode`: RFC 8628 3.4).
     GrantType {
         AuthorizationCode = "authorization_code",
         RefreshToken = "refresh_token",
         ClientCredentials = "client_credentials",
+        DeviceCode = "urn:ietf:params:oauth:grant-type:device_code",
     }
 );
 

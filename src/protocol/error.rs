@@ -34,6 +34,10 @@ pub enum ErrorCode {
     /// RFC 9449 7.1, 8: a DPoP proof that does not hold, or one without the server's nonce.
     InvalidDpopProof,
     UseDpopNonce,
+    /// RFC 8628 3.5: a device's poll while the user has not decided, too fast, or too late.
+    AuthorizationPending,
+    SlowDown,
+    ExpiredToken,
 }
 
 impl ErrorCode {
@@ -64,6 +68,9 @@ impl ErrorCode {
             Self::UnapprovedSoftwareStatement => "unapproved_software_statement",
             Self::InvalidDpopProof => "invalid_dpop_proof",
             Self::UseDpopNonce => "use_dpop_nonce",
+            Self::AuthorizationPending => "authorization_pending",
+            Self::SlowDown => "slow_down",
+            Self::ExpiredToken => "expired_token",
         }
     }
 }

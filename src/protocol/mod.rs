@@ -2,6 +2,7 @@
 
 pub mod authorize;
 pub mod claims;
+pub mod device;
 pub mod error;
 pub mod id_token;
 pub mod logout;

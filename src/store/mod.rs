@@ -12,9 +12,9 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::model::{
-    AccessToken, AuditEvent, BrowserSession, Client, ClientId, CodeGrant, Consent, ConsentedApp, EndedSession,
-    InitialAccessToken, Issuance, KeySuccession, LogoutNotification, Lookup, PendingAuthorization, RefreshToken,
-    SigningKey, Timestamp, User,
+    AccessToken, AuditEvent, BrowserSession, Client, ClientId, CodeGrant, Consent, ConsentedApp, DeviceAuthorization,
+    DeviceDecision, DevicePoll, EndedSession, InitialAccessToken, Issuance, KeySuccession, LogoutNotification, Lookup,
+    PendingAuthorization, RefreshToken, SigningKey, Timestamp, User,
 };
 
 pub use postgres::PgStore;
@@ -94,6 +94,36 @@ pub trait ClientStore: Send + Sync {
         secret_hash: &str,
         secret_for_jwt: Option<&str>,
     ) -> StoreResult<bool>;
+}
+
+/// The device authorization grant (RFC 8628).
+#[async_trait]
+pub trait DeviceStore: Send + Sync {
+    /// Stores a new device authorization; `Conflict` if its user code is taken (make another).
+    async fn insert_device_authorization(&self, device: &DeviceAuthorization) -> StoreResult<()>;
+    /// The pending, live authorization with this (normalized) user code.
+    async fn pending_device_authorization(
+        &self,
+        user_code: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<DeviceAuthorization>>;
+    /// Records the user's decision (approved or denied) on a pending, live authorization; false if it
+    /// was not pending any more.
+    async fn decide_device_authorization(
+        &self,
+        user_code: &str,
+        decision: &DeviceDecision,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
+    /// A device's poll (RFC 8628 3.5), recorded: polls closer than the interval are answered with
+    /// `SlowDown` and lengthen the interval by `slow_down_by` seconds.
+    async fn poll_device_authorization(
+        &self,
+        device_code_hash: &str,
+        client_id: &ClientId,
+        now: Timestamp,
+        slow_down_by: i64,
+    ) -> StoreResult<DevicePoll>;
 }
 
 /// Dynamic registration (RFC 7591, RFC 7592): initial access tokens and registered clients.
@@ -234,6 +264,9 @@ pub struct Approval<'a> {
 pub enum Spent<'a> {
     /// An authorization code, by its hash.
     Code(&'a str),
+    /// An approved device authorization (RFC 8628), by its device code's hash. Spent once; a lost race
+    /// is not a replay (two polls at once), so it revokes nothing.
+    DeviceCode(&'a str),
     /// A refresh token of `client_id`, by its hash; live only until `now`.
     RefreshToken { hash: &'a str, client_id: &'a ClientId, now: Timestamp },
 }
@@ -376,6 +409,7 @@ pub trait Health: Send + Sync {
 pub trait Store:
     Health
     + ClientStore
+    + DeviceStore
     + RegistrationStore
     + UserStore
     + SessionStore
@@ -395,6 +429,7 @@ pub trait Store:
 impl<T> Store for T where
     T: Health
         + ClientStore
+        + DeviceStore
         + RegistrationStore
         + UserStore
         + SessionStore
@@ -409,4 +444,70 @@ impl<T> Store for T where
         + AuditStore
         + SweepStore
 {
+}
+
+/// A device authorization's decision as stored: its status and, when approved, the user and how they
+/// authenticated.
+pub(crate) fn device_status(decision: &DeviceDecision) -> (&'static str, Option<&str>, Option<String>) {
+    match decision {
+        DeviceDecision::Pending => ("pending", None, None),
+        DeviceDecision::Approved { user_id, auth } => ("approved", Some(user_id.as_str()), Some(to_json(auth))),
+        DeviceDecision::Denied => ("denied", None, None),
+    }
+}
+
+/// A `device_authorizations` row as both backends read it.
+pub(crate) struct DeviceRow {
+    pub device_code_hash: String,
+    pub user_code: String,
+    pub client_id: String,
+    pub scope: String,
+    pub grant_id: String,
+    pub expires_at: Timestamp,
+    pub interval: i64,
+    pub status: String,
+    pub user_id: Option<String>,
+    pub auth: Option<String>,
+}
+
+impl DeviceRow {
+    /// The authorization, or None once its tokens were issued (`used`).
+    pub fn into_device(self) -> StoreResult<Option<DeviceAuthorization>> {
+        let corrupt =
+            |what: &str, e: &dyn std::fmt::Display| StoreError::Corrupt(format!("device_authorizations.{what}: {e}"));
+        let decision = match (self.status.as_str(), self.user_id, self.auth) {
+            ("pending", _, _) => DeviceDecision::Pending,
+            ("denied", _, _) => DeviceDecision::Denied,
+            ("approved", Some(user_id), Some(auth)) => DeviceDecision::Approved {
+                user_id,
+                auth: serde_json::from_str(&auth).map_err(|e| corrupt("auth", &e))?,
+            },
+            _ => return Ok(None),
+        };
+        Ok(Some(DeviceAuthorization {
+            device_code_hash: self.device_code_hash,
+            user_code: self.user_code,
+            client_id: self.client_id.parse().map_err(|e| corrupt("client_id", &e))?,
+            scope: self.scope.parse().map_err(|e| corrupt("scope", &e))?,
+            grant_id: self.grant_id,
+            expires_at: self.expires_at,
+            interval: self.interval,
+            decision,
+        }))
+    }
+}
+
+/// What a poll finds, given the stored authorization (None: used) and when it was last polled; and
+/// whether it came too soon (the interval grows).
+pub(crate) fn device_poll(
+    device: Option<DeviceAuthorization>,
+    last_polled_at: Option<Timestamp>,
+    now: Timestamp,
+) -> (DevicePoll, bool) {
+    let Some(device) = device else { return (DevicePoll::Unknown, false) };
+    if device.expires_at <= now {
+        return (DevicePoll::Expired, false);
+    }
+    let too_soon = last_polled_at.is_some_and(|last| now < last + device.interval);
+    if too_soon { (DevicePoll::SlowDown, true) } else { (DevicePoll::Waiting(Box::new(device)), false) }
 }

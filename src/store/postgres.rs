@@ -11,7 +11,10 @@ use sqlx::{FromRow, Row};
 use super::queries as q;
 use super::to_json;
 use super::*;
-use crate::model::{AuditKind, Authentication, ClientId, Device, InitialAccessToken, now};
+use crate::model::{
+    AuditKind, Authentication, ClientId, Device, DeviceAuthorization, DeviceDecision, DevicePoll, InitialAccessToken,
+    now,
+};
 
 #[derive(Clone)]
 pub struct PgStore {
@@ -205,6 +208,113 @@ fn save_client<'a>(
         .bind(c.skip_consent)
         .bind(c.created_at)
         .bind(to_json(&c.metadata))
+}
+
+fn device_row(r: &PgRow) -> StoreResult<DeviceRow> {
+    Ok(DeviceRow {
+        device_code_hash: r.try_get("device_code_hash")?,
+        user_code: r.try_get("user_code")?,
+        client_id: r.try_get("client_id")?,
+        scope: r.try_get("scope")?,
+        grant_id: r.try_get("grant_id")?,
+        expires_at: r.try_get("expires_at")?,
+        interval: r.try_get("poll_interval")?,
+        status: r.try_get("status")?,
+        user_id: r.try_get("user_id")?,
+        auth: r.try_get("auth")?,
+    })
+}
+
+#[async_trait]
+impl DeviceStore for PgStore {
+    async fn insert_device_authorization(&self, d: &DeviceAuthorization) -> StoreResult<()> {
+        crate::telemetry::timed("insert_device_authorization", async move {
+            sqlx::query(q::INSERT_DEVICE_AUTHORIZATION)
+                .bind(&d.device_code_hash)
+                .bind(&d.user_code)
+                .bind(d.client_id.as_str())
+                .bind(d.scope.to_string())
+                .bind(&d.grant_id)
+                .bind(d.expires_at)
+                .bind(d.interval)
+                .execute(&self.pool)
+                .await
+                .map_err(conflict_or)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn pending_device_authorization(
+        &self,
+        user_code: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<DeviceAuthorization>> {
+        crate::telemetry::timed("pending_device_authorization", async move {
+            let row = sqlx::query(q::PENDING_DEVICE_AUTHORIZATION)
+                .bind(user_code)
+                .bind(now)
+                .fetch_optional(&self.pool)
+                .await?;
+            Ok(row.map(|r| device_row(&r)?.into_device()).transpose()?.flatten())
+        })
+        .await
+    }
+
+    async fn decide_device_authorization(
+        &self,
+        user_code: &str,
+        decision: &DeviceDecision,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let (status, user_id, auth) = device_status(decision);
+        crate::telemetry::timed("decide_device_authorization", async move {
+            let done = sqlx::query(q::DECIDE_DEVICE_AUTHORIZATION)
+                .bind(status)
+                .bind(user_id)
+                .bind(auth)
+                .bind(user_code)
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+            Ok(done.rows_affected() == 1)
+        })
+        .await
+    }
+
+    async fn poll_device_authorization(
+        &self,
+        device_code_hash: &str,
+        client_id: &ClientId,
+        now: Timestamp,
+        slow_down_by: i64,
+    ) -> StoreResult<DevicePoll> {
+        crate::telemetry::timed("poll_device_authorization", async move {
+            let mut tx = self.pool.begin().await?;
+            let found = sqlx::query(q::POLLED_DEVICE_AUTHORIZATION_PG)
+                .bind(device_code_hash)
+                .bind(client_id.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some(r) = found else { return Ok(DevicePoll::Unknown) };
+            let last_polled_at: Option<i64> = r.try_get("last_polled_at")?;
+            let row = device_row(&r)?;
+            let interval = row.interval;
+            let (poll, too_soon) = device_poll(row.into_device()?, last_polled_at, now);
+            if matches!(poll, DevicePoll::SlowDown | DevicePoll::Waiting(_)) {
+                let interval = if too_soon { interval + slow_down_by } else { interval };
+                sqlx::query(q::RECORD_DEVICE_POLL)
+                    .bind(now)
+                    .bind(interval)
+                    .bind(device_code_hash)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+            }
+            Ok(poll)
+        })
+        .await
+    }
 }
 
 #[async_trait]
@@ -824,6 +934,10 @@ async fn insert_refresh_token(tx: &mut Tx, hash: &str, r: &RefreshToken) -> Stor
 /// Spends a code or refresh token; on failure, the grant of one that was spent before (a replay).
 async fn spend(tx: &mut Tx, spent: Spent<'_>) -> StoreResult<Result<(), Option<String>>> {
     let (done, grant) = match spent {
+        Spent::DeviceCode(hash) => {
+            let done = sqlx::query(q::SPEND_DEVICE_CODE).bind(hash).execute(&mut **tx).await?.rows_affected();
+            return Ok(if done == 1 { Ok(()) } else { Err(None) });
+        }
         Spent::Code(hash) => {
             let done = sqlx::query(q::SPEND_CODE).bind(hash).execute(&mut **tx).await?.rows_affected();
             if done == 1 {

@@ -78,6 +78,21 @@ pub const INSERT_PUSHED_REQUEST: &str =
 /// Takes a pushed request once (RFC 9126 4): whoever deletes it uses it.
 pub const TAKE_PUSHED_REQUEST: &str =
     "DELETE FROM pushed_authorization_requests WHERE uri_hash = $1 AND expires_at > $2 RETURNING client_id, params";
+pub const INSERT_DEVICE_AUTHORIZATION: &str = "INSERT INTO device_authorizations (device_code_hash, user_code, client_id, scope, grant_id, expires_at, poll_interval, status) VALUES ($1,$2,$3,$4,$5,$6,$7,'pending')";
+/// A pending, live device authorization by the user's code.
+pub const PENDING_DEVICE_AUTHORIZATION: &str = "SELECT device_code_hash, user_code, client_id, scope, grant_id, expires_at, poll_interval, status, user_id, auth FROM device_authorizations WHERE user_code = $1 AND status = 'pending' AND expires_at > $2";
+/// The user's decision (`$1` approved or denied) on a pending, live device authorization.
+pub const DECIDE_DEVICE_AUTHORIZATION: &str = "UPDATE device_authorizations SET status = $1, user_id = $2, auth = $3 WHERE user_code = $4 AND status = 'pending' AND expires_at > $5";
+/// A device's poll: the authorization by its device code, of this client.
+pub const POLLED_DEVICE_AUTHORIZATION: &str = "SELECT device_code_hash, user_code, client_id, scope, grant_id, expires_at, poll_interval, status, user_id, auth, last_polled_at FROM device_authorizations WHERE device_code_hash = $1 AND client_id = $2";
+/// PostgreSQL only: the same, locked until the poll is recorded.
+pub const POLLED_DEVICE_AUTHORIZATION_PG: &str = "SELECT device_code_hash, user_code, client_id, scope, grant_id, expires_at, poll_interval, status, user_id, auth, last_polled_at FROM device_authorizations WHERE device_code_hash = $1 AND client_id = $2 FOR UPDATE";
+/// Records a poll at `$1`, with the interval (`$2`) from now on.
+pub const RECORD_DEVICE_POLL: &str =
+    "UPDATE device_authorizations SET last_polled_at = $1, poll_interval = $2 WHERE device_code_hash = $3";
+/// Spends an approved device authorization: its tokens are issued once.
+pub const SPEND_DEVICE_CODE: &str =
+    "UPDATE device_authorizations SET status = 'used' WHERE device_code_hash = $1 AND status = 'approved'";
 pub const DELETE_PENDING: &str = "DELETE FROM pending_authorizations WHERE id = $1";
 pub const CONSENT: &str = "SELECT scope, claims FROM consents WHERE user_id = $1 AND client_id = $2";
 pub const SAVE_CONSENT: &str = "INSERT INTO consents (user_id, client_id, scope, granted_at, claims) VALUES ($1,$2,$3,$4,$5) ON CONFLICT (user_id, client_id) DO UPDATE SET scope = excluded.scope, claims = excluded.claims, granted_at = excluded.granted_at";
@@ -137,7 +152,7 @@ pub const AUDIT_EVENTS: &str = "SELECT at, kind, user_id, username, client_id, i
 pub const DELETE_AUDIT_EVENTS_BEFORE: &str = "DELETE FROM audit_events WHERE at < $1";
 
 /// What the sweeper deletes: each table, its key and the time after which a row is of no use.
-const SWEPT_TABLES: [(&str, &str, &str); 10] = [
+const SWEPT_TABLES: [(&str, &str, &str); 11] = [
     ("authorization_codes", "code_hash", "expires_at"),
     ("access_tokens", "token_hash", "expires_at"),
     ("refresh_tokens", "token_hash", "expires_at"),
@@ -148,6 +163,7 @@ const SWEPT_TABLES: [(&str, &str, &str); 10] = [
     ("logout_notifications", "id", "failed_at"),
     ("initial_access_tokens", "id", "expires_at"),
     ("pushed_authorization_requests", "uri_hash", "expires_at"),
+    ("device_authorizations", "device_code_hash", "expires_at"),
 ];
 
 /// A session's grants, for up to `$2` sessions that expired before `$1`.
@@ -167,7 +183,7 @@ pub fn sweep_statements() -> impl Iterator<Item = (&'static str, String)> {
 }
 
 /// The tables `store stats` counts.
-pub const COUNTED_TABLES: [&str; 18] = [
+pub const COUNTED_TABLES: [&str; 19] = [
     "clients",
     "users",
     "sessions",
@@ -186,4 +202,5 @@ pub const COUNTED_TABLES: [&str; 18] = [
     "logout_notifications",
     "initial_access_tokens",
     "pushed_authorization_requests",
+    "device_authorizations",
 ];

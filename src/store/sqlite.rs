@@ -18,7 +18,10 @@ use serde::de::DeserializeOwned;
 use super::queries as q;
 use super::to_json;
 use super::*;
-use crate::model::{AuditKind, Authentication, ClientId, Device, InitialAccessToken, now};
+use crate::model::{
+    AuditKind, Authentication, ClientId, Device, DeviceAuthorization, DeviceDecision, DevicePoll, InitialAccessToken,
+    now,
+};
 use crate::telemetry::timed_sync;
 
 /// Idle read connections kept for reuse.
@@ -267,6 +270,87 @@ fn save_client(conn: &Connection, sql: &str, c: &Client) -> rusqlite::Result<usi
         to_json(&c.metadata)
     ];
     exec(conn, sql, args)
+}
+
+fn device_row(r: &Row<'_>) -> rusqlite::Result<DeviceRow> {
+    Ok(DeviceRow {
+        device_code_hash: r.get(0)?,
+        user_code: r.get(1)?,
+        client_id: r.get(2)?,
+        scope: r.get(3)?,
+        grant_id: r.get(4)?,
+        expires_at: r.get(5)?,
+        interval: r.get(6)?,
+        status: r.get(7)?,
+        user_id: r.get(8)?,
+        auth: r.get(9)?,
+    })
+}
+
+#[async_trait]
+impl DeviceStore for SqliteStore {
+    async fn insert_device_authorization(&self, d: &DeviceAuthorization) -> StoreResult<()> {
+        self.write("insert_device_authorization", |conn| {
+            let args = params![
+                d.device_code_hash,
+                d.user_code,
+                d.client_id.as_str(),
+                d.scope.to_string(),
+                d.grant_id,
+                d.expires_at,
+                d.interval
+            ];
+            exec(conn, q::INSERT_DEVICE_AUTHORIZATION, args).map(drop).map_err(conflict_or)
+        })
+    }
+
+    async fn pending_device_authorization(
+        &self,
+        user_code: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<DeviceAuthorization>> {
+        let row = self.read("pending_device_authorization", |c| {
+            c.prepare_cached(q::PENDING_DEVICE_AUTHORIZATION)?.query_row(params![user_code, now], device_row).optional()
+        })?;
+        Ok(row.map(DeviceRow::into_device).transpose()?.flatten())
+    }
+
+    async fn decide_device_authorization(
+        &self,
+        user_code: &str,
+        decision: &DeviceDecision,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let (status, user_id, auth) = device_status(decision);
+        self.write("decide_device_authorization", |conn| {
+            Ok(exec(conn, q::DECIDE_DEVICE_AUTHORIZATION, params![status, user_id, auth, user_code, now])? == 1)
+        })
+    }
+
+    async fn poll_device_authorization(
+        &self,
+        device_code_hash: &str,
+        client_id: &ClientId,
+        now: Timestamp,
+        slow_down_by: i64,
+    ) -> StoreResult<DevicePoll> {
+        self.write("poll_device_authorization", |conn| {
+            let tx = conn.transaction()?;
+            let found = tx
+                .prepare_cached(q::POLLED_DEVICE_AUTHORIZATION)?
+                .query_row(params![device_code_hash, client_id.as_str()], |r| Ok((device_row(r)?, r.get(10)?)))
+                .optional()?;
+            let Some((row, last_polled_at)) = found else { return Ok(DevicePoll::Unknown) };
+            let interval = row.interval;
+            let (poll, too_soon) = device_poll(row.into_device()?, last_polled_at, now);
+            if matches!(poll, DevicePoll::SlowDown | DevicePoll::Waiting(_)) {
+                let interval = if too_soon { interval + slow_down_by } else { interval };
+                exec(&tx, q::RECORD_DEVICE_POLL, params![now, interval, device_code_hash])?;
+                tx.commit()?;
+            }
+            Ok(poll)
+        })
+    }
 }
 
 #[async_trait]
@@ -739,6 +823,9 @@ fn insert_refresh_token(tx: &Transaction<'_>, hash: &str, r: &RefreshToken) -> r
 /// Spends a code or refresh token; on failure, the grant of one that was spent before (a replay).
 fn spend(tx: &Transaction<'_>, spent: Spent<'_>) -> rusqlite::Result<Result<(), Option<String>>> {
     let (done, grant) = match spent {
+        Spent::DeviceCode(hash) => {
+            return Ok(if exec(tx, q::SPEND_DEVICE_CODE, [hash])? == 1 { Ok(()) } else { Err(None) });
+        }
         Spent::Code(hash) => {
             (exec(tx, q::SPEND_CODE, [hash])?, tx.prepare_cached(q::CODE_GRANT)?.query_row([hash], |r| r.get(0)))
         }

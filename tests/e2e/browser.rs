@@ -501,3 +501,49 @@ async fn a_registered_clients_consent_page_in_english_and_german() {
     }
     browser.close().await.unwrap();
 }
+
+/// RFC 8628 in Chromium: the user opens the verification page, signs in, types the code the device
+/// shows (in lower case, without the dash), checks it and allows; the device's next poll gets tokens.
+#[tokio::test]
+async fn a_device_is_connected_through_chromium() {
+    let op = TestOp::start().await;
+    op.add_user("alice").await;
+    op.add_client("tv", ClientAuthMethod::None, |c| {
+        c.grant_types = vec![oxid::model::GrantType::DeviceCode];
+        c.metadata.response_types.clear();
+    })
+    .await;
+    let asked: serde_json::Value = reqwest::Client::new()
+        .post(op.url("/device_authorization"))
+        .form(&[("client_id", "tv"), ("scope", "openid")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let user_code = asked["user_code"].as_str().unwrap().to_owned();
+    let (_driver, browser, _profile) = start_browser().await;
+    browser.goto(asked["verification_uri"].as_str().unwrap()).await.unwrap();
+    browser.wait().for_element(Locator::Id("username")).await.unwrap().send_keys("alice").await.unwrap();
+    browser.find(Locator::Id("password")).await.unwrap().send_keys(PASSWORD).await.unwrap();
+    browser.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
+    let field = browser.wait().for_element(Locator::Id("user_code")).await.unwrap();
+    assert_eq!(browser.active_element().await.unwrap().attr("id").await.unwrap().as_deref(), Some("user_code"));
+    field.send_keys(&user_code.replace('-', "").to_lowercase()).await.unwrap();
+    browser.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
+    let shown = browser.wait().for_element(Locator::Css("strong.code")).await.unwrap().text().await.unwrap();
+    assert_eq!(shown, user_code, "the page shows the code to compare with the device's");
+    browser.find(Locator::Css("button[value=allow]")).await.unwrap().click().await.unwrap();
+    let status = browser.wait().for_element(Locator::Css("[role=status]")).await.unwrap().text().await.unwrap();
+    assert!(status.contains("connected"), "{status}");
+    browser.close().await.unwrap();
+
+    let form = [
+        ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+        ("device_code", asked["device_code"].as_str().unwrap()),
+        ("client_id", "tv"),
+    ];
+    let response = reqwest::Client::new().post(op.url("/token")).form(&form).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+}

@@ -11,6 +11,7 @@ mod browser;
 mod claims;
 mod cli;
 mod code_flow;
+mod device;
 mod dpop;
 mod encryption;
 mod implicit_hybrid;

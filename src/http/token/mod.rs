@@ -4,6 +4,7 @@
 
 mod authorization_code;
 mod client_credentials;
+mod device_code;
 mod issue;
 mod refresh_token;
 
@@ -99,5 +100,6 @@ async fn dispatch(
         GrantType::AuthorizationCode => authorization_code::exchange(state, client, params, proof).await,
         GrantType::RefreshToken => refresh_token::exchange(state, client, params, proof).await,
         GrantType::ClientCredentials => client_credentials::exchange(state, client, params, proof).await,
+        GrantType::DeviceCode => device_code::exchange(state, client, params, proof).await,
     }
 }
