@@ -345,6 +345,12 @@ pub struct ClientAdd {
     /// Its access tokens must be bound to a key with DPoP (RFC 9449).
     #[arg(long)]
     require_dpop: bool,
+    /// CIBA token delivery (with --grant-type urn:openid:params:grant-type:ciba): poll or ping.
+    #[arg(long, value_name = "MODE")]
+    ciba_mode: Option<String>,
+    /// CIBA ping mode: where the client is told that the user decided.
+    #[arg(long, value_name = "URL")]
+    ciba_notification_endpoint: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -842,6 +848,8 @@ fn build_client(a: &ClientAdd) -> anyhow::Result<Client> {
         ("frontchannel_logout_uri", a.frontchannel_logout_uri.clone().map(Into::into)),
         ("backchannel_logout_uri", a.backchannel_logout_uri.clone().map(Into::into)),
         ("scope", (!a.scopes.is_empty()).then(|| a.scopes.join(" ").into())),
+        ("backchannel_token_delivery_mode", a.ciba_mode.clone().map(Into::into)),
+        ("backchannel_client_notification_endpoint", a.ciba_notification_endpoint.clone().map(Into::into)),
     ];
     for (name, value) in optional.into_iter().filter_map(|(n, v)| v.map(|v| (n, v))) {
         doc[name] = value;

@@ -175,7 +175,28 @@ impl Fetcher {
     /// POSTs `form` to `url` (a notification such as a Logout Token) and waits at most `timeout` for
     /// the answer, which must be a success; its body is not read.
     pub async fn post_form(&self, url: &str, form: &[(&str, &str)], timeout: Duration) -> Result<(), FetchError> {
-        let response = self.http.post(self.checked(url)?).form(form).timeout(timeout).send().await?;
+        Self::succeeded(self.http.post(self.checked(url)?).form(form).timeout(timeout).send().await?)
+    }
+
+    /// POSTs `body` as JSON with a bearer token (a CIBA ping, CIBA 10.2); Ok when answered with 2xx.
+    pub async fn post_json(
+        &self,
+        url: &str,
+        bearer: &str,
+        body: &serde_json::Value,
+        timeout: Duration,
+    ) -> Result<(), FetchError> {
+        let request = self
+            .http
+            .post(self.checked(url)?)
+            .bearer_auth(bearer)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.to_string())
+            .timeout(timeout);
+        Self::succeeded(request.send().await?)
+    }
+
+    fn succeeded(response: reqwest::Response) -> Result<(), FetchError> {
         if !response.status().is_success() {
             return Err(FetchError::Status(response.status().as_u16()));
         }

@@ -15,7 +15,7 @@ use super::interaction::{AfterLogin, LoginError, SignedInUser, authenticate, con
 use super::params::RequestParams;
 use super::{SharedState, cookies, reply};
 use crate::audit;
-use crate::model::{AuditEvent, AuditKind, BrowserSession, ClientId, Timestamp};
+use crate::model::{AuditEvent, AuditKind, BrowserSession, ClientId, Timestamp, UserDecision};
 use crate::protocol::{OAuthError, Params};
 use crate::store::{SessionsToEnd, StoreError};
 use crate::ui::Locale;
@@ -77,9 +77,22 @@ pub async fn page(State(state): State<SharedState>, headers: HeaderMap, jar: Coo
                 }
             })
             .collect();
+        // CIBA: what clients asked this user to approve.
+        let mut requests = Vec::new();
+        for request in state.store.backchannel_requests_for(&user.id, state.now()).await? {
+            let client = state.store.client(&request.client_id).await?;
+            requests.push(context! {
+                id => request.code_hash,
+                client_name => client.as_ref().map(|c| c.name_in(&[locale.tag.as_str()]).to_owned()),
+                binding_message => request.binding_message,
+                scopes => scope_descriptions(&state, locale, &request.scope),
+                expires_at => moment(request.expires_at),
+            });
+        }
         let (jar, csrf_token) = cookies::csrf_form_token(&state.config, &state.csrf_key, jar, CSRF_FLOW);
         let ctx = context! {
             username => user.username,
+            requests,
             sessions,
             apps,
             csrf_token,
@@ -252,6 +265,39 @@ pub async fn revoke_app(
                 .user(Some(&active.user_id), None)
                 .client(client_id.as_str());
             audit::record(state.store.as_ref(), event).await;
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// `POST /account/requests/decide`: the user approves or denies a client's backchannel authentication
+/// request (CIBA) addressed to them; a ping-mode client is then told.
+pub async fn decide_request(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+    jar: CookieJar,
+    RequestParams(params): RequestParams,
+) -> Response {
+    act_signed_in(&state, &headers, jar, params, async |_, active, params| {
+        let Some(id) = params.get("request") else { return Ok(()) };
+        let decision = match params.get("decision") {
+            Some("allow") => UserDecision::Approved { user_id: active.user_id.clone(), auth: active.authentication() },
+            _ => UserDecision::Denied,
+        };
+        let now = state.now();
+        let Some(request) = state.store.decide_backchannel_request(id, &active.user_id, &decision, now).await? else {
+            return Ok(());
+        };
+        if matches!(decision, UserDecision::Approved { .. }) {
+            let event =
+                AuditEvent::new(now, AuditKind::ConsentGiven, "a backchannel authentication request approved (CIBA)")
+                    .user(Some(&active.user_id), None)
+                    .client(request.client_id.as_str());
+            audit::record(state.store.as_ref(), event).await;
+        }
+        if let Some(client) = state.store.client(&request.client_id).await? {
+            super::ciba::ping(&state, &client, &request);
         }
         Ok(())
     })

@@ -18,7 +18,7 @@ use super::params::RequestParams;
 use super::{SharedState, client_auth, cookies, reply};
 use crate::audit;
 use crate::crypto;
-use crate::model::{AuditEvent, AuditKind, BrowserSession, DeviceAuthorization, DeviceDecision, GrantType, ScopeSet};
+use crate::model::{AuditEvent, AuditKind, BrowserSession, DecoupledAuthorization, GrantType, ScopeSet, UserDecision};
 use crate::protocol::device;
 use crate::protocol::{ErrorCode, OAuthError, Params};
 use crate::store::StoreError;
@@ -61,17 +61,20 @@ async fn start(
     // A user code collides rarely; another is drawn then.
     for _ in 0..5 {
         let Some(user_code) = device::user_code(&crypto::random_bytes::<16>()) else { continue };
-        let authorization = DeviceAuthorization {
-            device_code_hash: crypto::token_hash(&device_code),
-            user_code: user_code.clone(),
+        let authorization = DecoupledAuthorization {
+            code_hash: crypto::token_hash(&device_code),
+            user_code: Some(user_code.clone()),
+            for_user: None,
             client_id: client.id.clone(),
             scope: scope.clone(),
             grant_id: crypto::random_token(),
             expires_at: now + LIFETIME,
             interval: INTERVAL,
-            decision: DeviceDecision::Pending,
+            decision: UserDecision::Pending,
+            binding_message: None,
+            ping: None,
         };
-        match state.store.insert_device_authorization(&authorization).await {
+        match state.store.insert_decoupled_authorization(&authorization).await {
             Ok(()) => {
                 let shown = device::display(&user_code);
                 let verification_uri = format!("{}/device", state.config.issuer);
@@ -100,7 +103,7 @@ pub struct CodeQuery {
 enum Stage<'a> {
     /// Type the code (again, with a message: a catalogue key).
     Enter(Option<&'a str>),
-    Confirm(&'a DeviceAuthorization),
+    Confirm(&'a DecoupledAuthorization),
     Done {
         approved: bool,
     },
@@ -118,7 +121,7 @@ fn page(
     let (jar, csrf_token) = cookies::csrf_form_token(&state.config, &state.csrf_key, jar, CSRF_FLOW);
     let (stage_name, error, user_code, approved) = match stage {
         Stage::Enter(error) => ("enter", error.map(|key| locale.text(key)), None, false),
-        Stage::Confirm(device) => ("confirm", None, Some(device::display(&device.user_code)), false),
+        Stage::Confirm(device) => ("confirm", None, device.user_code.as_deref().map(device::display), false),
         Stage::Done { approved } => ("done", None, None, approved),
     };
     let ctx = context! {
@@ -145,7 +148,7 @@ async fn look_up(
     state: &SharedState,
     ip: IpAddr,
     typed: &str,
-) -> Result<Result<DeviceAuthorization, &'static str>, StoreError> {
+) -> Result<Result<DecoupledAuthorization, &'static str>, StoreError> {
     let key = format!("device:{ip}");
     let now = state.now();
     if !state.store.reserve_attempt(&key, now, state.config.login_throttle_window as i64, MISSES_PER_IP).await? {
@@ -314,10 +317,10 @@ pub async fn decide(
     result.unwrap_or_else(|e| reply::error_page_in(&state, &reply::internal(e), locale))
 }
 
-fn decision(session: &BrowserSession, approved: bool) -> DeviceDecision {
+fn decision(session: &BrowserSession, approved: bool) -> UserDecision {
     if approved {
-        DeviceDecision::Approved { user_id: session.user_id.clone(), auth: session.authentication() }
+        UserDecision::Approved { user_id: session.user_id.clone(), auth: session.authentication() }
     } else {
-        DeviceDecision::Denied
+        UserDecision::Denied
     }
 }

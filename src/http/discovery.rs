@@ -84,6 +84,10 @@ pub fn document(config: &Config, scopes: &ScopeClaims, ui_locales: &[String]) ->
     // RFC 9449 5.1.
     doc["dpop_signing_alg_values_supported"] =
         json!(crate::jose::dpop::ALGORITHMS.iter().map(|a| a.as_str()).collect::<Vec<_>>());
+    // CIBA 4.
+    doc["backchannel_authentication_endpoint"] = json!(format!("{iss}/bc-authorize"));
+    doc["backchannel_token_delivery_modes_supported"] = json!(["poll", "ping"]);
+    doc["backchannel_user_code_parameter_supported"] = json!(false);
     // RFC 8628 4.
     doc["device_authorization_endpoint"] = json!(format!("{iss}/device_authorization"));
     // RFC 9126 5.

@@ -5,6 +5,7 @@ mod accounts;
 mod authorization_response;
 mod authorize;
 mod check_session;
+mod ciba;
 mod client_auth;
 pub mod connections;
 mod cookies;
@@ -168,12 +169,14 @@ pub fn router(state: SharedState) -> Router {
         .route("/account/login", post(account::login))
         .route("/account/sessions/end", post(account::end_session))
         .route("/account/apps/revoke", post(account::revoke_app))
+        .route("/account/requests/decide", post(account::decide_request))
         .route("/signup", get(signup::signup_page).post(signup::signup_submit))
         .route("/initiate-login/{client_id}", get(initiate_login::initiate_login))
         .route("/token", post(token::token))
         .route("/revoke", post(revocation::revoke))
         .route("/par", post(par::push))
         .route("/device_authorization", post(device::authorize_device))
+        .route("/bc-authorize", post(ciba::backchannel_authentication))
         .route("/device", get(device::verification_page).post(device::enter_code))
         .route("/device/login", post(device::login))
         .route("/device/decide", post(device::decide))

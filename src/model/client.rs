@@ -113,6 +113,17 @@ pub struct ClientMetadata {
     pub require_pushed_authorization_requests: bool,
     /// RFC 9449 5.2 `dpop_bound_access_tokens`: its access tokens must be DPoP-bound.
     pub dpop_bound_access_tokens: bool,
+    /// CIBA 4 `backchannel_token_delivery_mode` and `backchannel_client_notification_endpoint` (ping).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ciba: Option<CibaDelivery>,
+}
+
+/// How a CIBA client learns that the user decided (CIBA 5): by polling, or pinged at its endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "snake_case")]
+pub enum CibaDelivery {
+    Poll,
+    Ping { notification_endpoint: String },
 }
 
 /// Human-readable values of a client per language tag (Registration 2.1: `client_name#de`); the
@@ -200,6 +211,7 @@ impl Default for ClientMetadata {
             origin: ClientOrigin::Operator,
             require_pushed_authorization_requests: false,
             dpop_bound_access_tokens: false,
+            ciba: None,
         }
     }
 }

@@ -100,37 +100,51 @@ pub struct ConsentedApp {
     pub granted_at: Timestamp,
 }
 
-/// A device's request for authorization (RFC 8628 3.1), while the user decides on another device.
+/// A client's request that a user decides elsewhere: a device's (RFC 8628 3.1), or a backchannel
+/// authentication request (CIBA 7). The client polls with a code kept here by its hash.
 #[derive(Debug, Clone, PartialEq)]
-pub struct DeviceAuthorization {
-    pub device_code_hash: String,
-    /// The code the user types, normalized (upper case, no dash).
-    pub user_code: String,
+pub struct DecoupledAuthorization {
+    pub code_hash: String,
+    /// Device flow: the code the user types, normalized (upper case, no dash).
+    pub user_code: Option<String>,
+    /// CIBA: the user asked (identified by the client's hint).
+    pub for_user: Option<String>,
     pub client_id: ClientId,
     pub scope: ScopeSet,
     /// The tokens issued share this id (a revocation takes them all).
     pub grant_id: String,
     pub expires_at: Timestamp,
-    /// Seconds the device must wait between polls (RFC 8628 3.5: raised by `slow_down`).
+    /// Seconds the client must wait between polls (RFC 8628 3.5, CIBA 7.3: raised by `slow_down`).
     pub interval: i64,
-    pub decision: DeviceDecision,
+    pub decision: UserDecision,
+    /// CIBA 7.1 `binding_message`: shown to the user on both devices.
+    pub binding_message: Option<String>,
+    /// CIBA ping mode: what the client's notification carries (CIBA 10.2).
+    pub ping: Option<Ping>,
 }
 
-/// Where a device authorization stands.
+/// A CIBA ping (CIBA 10.2): the client's bearer token for its notification endpoint, and the request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ping {
+    pub client_notification_token: String,
+    pub auth_req_id: String,
+}
+
+/// Where a decoupled authorization stands.
 #[derive(Debug, Clone, PartialEq)]
-pub enum DeviceDecision {
+pub enum UserDecision {
     Pending,
     Approved { user_id: String, auth: Authentication },
     Denied,
 }
 
-/// What a device's poll finds (RFC 8628 3.5).
+/// What a client's poll finds (RFC 8628 3.5, CIBA 11).
 #[derive(Debug, Clone, PartialEq)]
-pub enum DevicePoll {
+pub enum DecoupledPoll {
     /// No such device code for this client, or one already used.
     Unknown,
     Expired,
     /// Polled faster than the interval: the interval is now longer.
     SlowDown,
-    Waiting(Box<DeviceAuthorization>),
+    Waiting(Box<DecoupledAuthorization>),
 }

@@ -18,11 +18,12 @@ mod vocabulary;
 pub use audit::{AuditEvent, AuditKind};
 pub use claims_request::{ClaimRequest, ClaimsRequest, RESERVED_CLAIMS};
 pub use client::{
-    Client, ClientMetadata, ClientOrigin, ClientPresentation, InitialAccessToken, Localized, LogoutUri, localized,
+    CibaDelivery, Client, ClientMetadata, ClientOrigin, ClientPresentation, InitialAccessToken, Localized, LogoutUri,
+    localized,
 };
 pub use grant::{
-    AccessToken, CodeGrant, Consent, ConsentedApp, DeviceAuthorization, DeviceDecision, DevicePoll, Issuance, Lookup,
-    RefreshToken,
+    AccessToken, CodeGrant, Consent, ConsentedApp, DecoupledAuthorization, DecoupledPoll, Issuance, Lookup, Ping,
+    RefreshToken, UserDecision,
 };
 pub use key::{KeySuccession, SigningKey};
 pub use session::{Authentication, BrowserSession, Device, EndedSession, LogoutNotification, PendingAuthorization};

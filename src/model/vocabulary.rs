@@ -263,12 +263,23 @@ macro_rules! wire_enum {
 }
 
 wire_enum!(
-    /// OAuth 2.0 grant types oxid implements at the token endpoint (`DeviceCode`: RFC 8628 3.4).
+    /// OAuth 2.0 grant types oxid implements at the token endpoint (`DeviceCode`: RFC 8628 3.4; `Ciba`:
+    /// CIBA 10.1).
     GrantType {
         AuthorizationCode = "authorization_code",
         RefreshToken = "refresh_token",
         ClientCredentials = "client_credentials",
         DeviceCode = "urn:ietf:params:oauth:grant-type:device_code",
+        Ciba = "urn:openid:params:grant-type:ciba",
+    }
+);
+
+wire_enum!(
+    /// CIBA 5 `backchannel_token_delivery_mode`: the client polls, or is pinged, then fetches the tokens.
+    /// (Push mode, tokens sent to the client, is not offered.)
+    CibaDeliveryMode {
+        Poll = "poll",
+        Ping = "ping",
     }
 );
 

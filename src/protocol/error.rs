@@ -38,6 +38,9 @@ pub enum ErrorCode {
     AuthorizationPending,
     SlowDown,
     ExpiredToken,
+    /// CIBA 13: the hint names no user; the binding message cannot be shown.
+    UnknownUserId,
+    InvalidBindingMessage,
 }
 
 impl ErrorCode {
@@ -71,6 +74,8 @@ impl ErrorCode {
             Self::AuthorizationPending => "authorization_pending",
             Self::SlowDown => "slow_down",
             Self::ExpiredToken => "expired_token",
+            Self::UnknownUserId => "unknown_user_id",
+            Self::InvalidBindingMessage => "invalid_binding_message",
         }
     }
 }

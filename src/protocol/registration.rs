@@ -11,9 +11,9 @@ use serde_json::{Map, Value, json};
 use super::{ErrorCode, OAuthError};
 use crate::fetch::is_https_or_loopback;
 use crate::model::{
-    ApplicationType, AssertionAlg, Client, ClientAuthMethod, ClientId, ClientMetadata, ClientOrigin,
-    ClientPresentation, ContentEncryption, Encryption, GrantType, KeyEncryptionAlg, Localized, LogoutUri, RedirectUri,
-    RequestObjectAlg, ResponseType, ScopeSet, SigningAlg, SubjectType, Timestamp,
+    ApplicationType, AssertionAlg, CibaDelivery, CibaDeliveryMode, Client, ClientAuthMethod, ClientId, ClientMetadata,
+    ClientOrigin, ClientPresentation, ContentEncryption, Encryption, GrantType, KeyEncryptionAlg, Localized, LogoutUri,
+    RedirectUri, RequestObjectAlg, ResponseType, ScopeSet, SigningAlg, SubjectType, Timestamp,
 };
 
 /// Longest string value accepted in a field, and most values in a list field.
@@ -194,6 +194,46 @@ fn logout_uri(doc: &Fields<'_>, uri: &str, session_required: &str) -> Result<Opt
     Ok(Some(LogoutUri { uri: parsed, session_required: doc.bool(session_required)? }))
 }
 
+/// CIBA 4: how a client with the CIBA grant gets its tokens; it authenticates (CIBA 7.1), and signed
+/// requests and user codes are not offered.
+fn ciba_delivery(
+    doc: &Fields<'_>,
+    grant_types: &[GrantType],
+    auth_method: ClientAuthMethod,
+) -> Result<Option<CibaDelivery>, OAuthError> {
+    if doc.string("backchannel_authentication_request_signing_alg")?.is_some() {
+        return Err(invalid(
+            "backchannel_authentication_request_signing_alg",
+            "signed CIBA requests are not supported",
+        ));
+    }
+    if doc.bool("backchannel_user_code_parameter")? {
+        return Err(invalid("backchannel_user_code_parameter", "CIBA user codes are not supported"));
+    }
+    let mode: Option<CibaDeliveryMode> = doc.parsed("backchannel_token_delivery_mode")?;
+    let endpoint = doc.string("backchannel_client_notification_endpoint")?;
+    if !grant_types.contains(&GrantType::Ciba) {
+        return match mode {
+            Some(_) => Err(invalid("backchannel_token_delivery_mode", format!("needs the {} grant", GrantType::Ciba))),
+            None => Ok(None),
+        };
+    }
+    if !auth_method.is_confidential() {
+        return Err(invalid("grant_types", "CIBA clients authenticate (CIBA 7.1)"));
+    }
+    match (mode, endpoint) {
+        (None, _) => Err(invalid("backchannel_token_delivery_mode", "is required with the CIBA grant")),
+        (Some(CibaDeliveryMode::Poll), _) => Ok(Some(CibaDelivery::Poll)),
+        (Some(CibaDeliveryMode::Ping), Some(uri)) => {
+            https_url("backchannel_client_notification_endpoint", uri)?;
+            Ok(Some(CibaDelivery::Ping { notification_endpoint: uri.to_owned() }))
+        }
+        (Some(CibaDeliveryMode::Ping), None) => {
+            Err(invalid("backchannel_client_notification_endpoint", "is required in ping mode"))
+        }
+    }
+}
+
 /// The client a metadata document describes, checked (Registration 2, RFC 7591 2). Fields oxid does not
 /// know are ignored. The caller gives the id and attaches a secret; a pairwise client's sector is
 /// settled afterwards (it needs the network).
@@ -359,6 +399,7 @@ pub fn client_from_metadata(doc: &Map<String, Value>, id: ClientId, now: Timesta
         origin: ClientOrigin::Operator,
         require_pushed_authorization_requests: doc.bool("require_pushed_authorization_requests")?,
         dpop_bound_access_tokens: doc.bool("dpop_bound_access_tokens")?,
+        ciba: ciba_delivery(&doc, &grant_types, auth_method)?,
     };
     Ok(Client {
         id,
@@ -462,6 +503,14 @@ pub fn metadata_document(client: &Client) -> Map<String, Value> {
     }
     put("require_pushed_authorization_requests", json!(m.require_pushed_authorization_requests));
     put("dpop_bound_access_tokens", json!(m.dpop_bound_access_tokens));
+    match &m.ciba {
+        Some(CibaDelivery::Poll) => put("backchannel_token_delivery_mode", json!("poll")),
+        Some(CibaDelivery::Ping { notification_endpoint }) => {
+            put("backchannel_token_delivery_mode", json!("ping"));
+            put("backchannel_client_notification_endpoint", json!(notification_endpoint));
+        }
+        None => {}
+    }
     put("software_id", json!(m.software_id));
     put("software_version", json!(m.software_version));
     doc

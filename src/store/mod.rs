@@ -12,9 +12,9 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::model::{
-    AccessToken, AuditEvent, BrowserSession, Client, ClientId, CodeGrant, Consent, ConsentedApp, DeviceAuthorization,
-    DeviceDecision, DevicePoll, EndedSession, InitialAccessToken, Issuance, KeySuccession, LogoutNotification, Lookup,
-    PendingAuthorization, RefreshToken, SigningKey, Timestamp, User,
+    AccessToken, AuditEvent, BrowserSession, Client, ClientId, CodeGrant, Consent, ConsentedApp,
+    DecoupledAuthorization, DecoupledPoll, EndedSession, InitialAccessToken, Issuance, KeySuccession,
+    LogoutNotification, Lookup, PendingAuthorization, Ping, RefreshToken, SigningKey, Timestamp, User, UserDecision,
 };
 
 pub use postgres::PgStore;
@@ -98,32 +98,44 @@ pub trait ClientStore: Send + Sync {
 
 /// The device authorization grant (RFC 8628).
 #[async_trait]
-pub trait DeviceStore: Send + Sync {
+pub trait DecoupledStore: Send + Sync {
     /// Stores a new device authorization; `Conflict` if its user code is taken (make another).
-    async fn insert_device_authorization(&self, device: &DeviceAuthorization) -> StoreResult<()>;
+    async fn insert_decoupled_authorization(&self, device: &DecoupledAuthorization) -> StoreResult<()>;
     /// The pending, live authorization with this (normalized) user code.
     async fn pending_device_authorization(
         &self,
         user_code: &str,
         now: Timestamp,
-    ) -> StoreResult<Option<DeviceAuthorization>>;
+    ) -> StoreResult<Option<DecoupledAuthorization>>;
     /// Records the user's decision (approved or denied) on a pending, live authorization; false if it
     /// was not pending any more.
     async fn decide_device_authorization(
         &self,
         user_code: &str,
-        decision: &DeviceDecision,
+        decision: &UserDecision,
         now: Timestamp,
     ) -> StoreResult<bool>;
+    /// The CIBA requests waiting for `user_id`'s decision.
+    async fn backchannel_requests_for(&self, user_id: &str, now: Timestamp)
+    -> StoreResult<Vec<DecoupledAuthorization>>;
+    /// `user_id`'s decision on a CIBA request addressed to them (by its code's hash); the request, if it
+    /// was pending.
+    async fn decide_backchannel_request(
+        &self,
+        code_hash: &str,
+        user_id: &str,
+        decision: &UserDecision,
+        now: Timestamp,
+    ) -> StoreResult<Option<DecoupledAuthorization>>;
     /// A device's poll (RFC 8628 3.5), recorded: polls closer than the interval are answered with
     /// `SlowDown` and lengthen the interval by `slow_down_by` seconds.
-    async fn poll_device_authorization(
+    async fn poll_decoupled_authorization(
         &self,
-        device_code_hash: &str,
+        code_hash: &str,
         client_id: &ClientId,
         now: Timestamp,
         slow_down_by: i64,
-    ) -> StoreResult<DevicePoll>;
+    ) -> StoreResult<DecoupledPoll>;
 }
 
 /// Dynamic registration (RFC 7591, RFC 7592): initial access tokens and registered clients.
@@ -264,9 +276,9 @@ pub struct Approval<'a> {
 pub enum Spent<'a> {
     /// An authorization code, by its hash.
     Code(&'a str),
-    /// An approved device authorization (RFC 8628), by its device code's hash. Spent once; a lost race
-    /// is not a replay (two polls at once), so it revokes nothing.
-    DeviceCode(&'a str),
+    /// An approved decoupled authorization (RFC 8628 device code, CIBA auth_req_id), by its code's hash.
+    /// Spent once; a lost race is not a replay (two polls at once), so it revokes nothing.
+    Decoupled(&'a str),
     /// A refresh token of `client_id`, by its hash; live only until `now`.
     RefreshToken { hash: &'a str, client_id: &'a ClientId, now: Timestamp },
 }
@@ -409,7 +421,7 @@ pub trait Health: Send + Sync {
 pub trait Store:
     Health
     + ClientStore
-    + DeviceStore
+    + DecoupledStore
     + RegistrationStore
     + UserStore
     + SessionStore
@@ -429,7 +441,7 @@ pub trait Store:
 impl<T> Store for T where
     T: Health
         + ClientStore
-        + DeviceStore
+        + DecoupledStore
         + RegistrationStore
         + UserStore
         + SessionStore
@@ -448,18 +460,18 @@ impl<T> Store for T where
 
 /// A device authorization's decision as stored: its status and, when approved, the user and how they
 /// authenticated.
-pub(crate) fn device_status(decision: &DeviceDecision) -> (&'static str, Option<&str>, Option<String>) {
+pub(crate) fn decision_status(decision: &UserDecision) -> (&'static str, Option<&str>, Option<String>) {
     match decision {
-        DeviceDecision::Pending => ("pending", None, None),
-        DeviceDecision::Approved { user_id, auth } => ("approved", Some(user_id.as_str()), Some(to_json(auth))),
-        DeviceDecision::Denied => ("denied", None, None),
+        UserDecision::Pending => ("pending", None, None),
+        UserDecision::Approved { user_id, auth } => ("approved", Some(user_id.as_str()), Some(to_json(auth))),
+        UserDecision::Denied => ("denied", None, None),
     }
 }
 
-/// A `device_authorizations` row as both backends read it.
-pub(crate) struct DeviceRow {
-    pub device_code_hash: String,
-    pub user_code: String,
+/// A `decoupled_authorizations` row as both backends read it.
+pub(crate) struct DecoupledRow {
+    pub code_hash: String,
+    pub user_code: Option<String>,
     pub client_id: String,
     pub scope: String,
     pub grant_id: String,
@@ -468,46 +480,57 @@ pub(crate) struct DeviceRow {
     pub status: String,
     pub user_id: Option<String>,
     pub auth: Option<String>,
+    pub binding_message: Option<String>,
+    pub notification_token: Option<String>,
+    pub ping_auth_req_id: Option<String>,
 }
 
-impl DeviceRow {
+impl DecoupledRow {
     /// The authorization, or None once its tokens were issued (`used`).
-    pub fn into_device(self) -> StoreResult<Option<DeviceAuthorization>> {
-        let corrupt =
-            |what: &str, e: &dyn std::fmt::Display| StoreError::Corrupt(format!("device_authorizations.{what}: {e}"));
+    pub fn into_authorization(self) -> StoreResult<Option<DecoupledAuthorization>> {
+        let corrupt = |what: &str, e: &dyn std::fmt::Display| {
+            StoreError::Corrupt(format!("decoupled_authorizations.{what}: {e}"))
+        };
+        // A CIBA request names its user from the start; a device's is whoever approves it.
+        let for_user = if self.user_code.is_none() { self.user_id.clone() } else { None };
         let decision = match (self.status.as_str(), self.user_id, self.auth) {
-            ("pending", _, _) => DeviceDecision::Pending,
-            ("denied", _, _) => DeviceDecision::Denied,
-            ("approved", Some(user_id), Some(auth)) => DeviceDecision::Approved {
-                user_id,
-                auth: serde_json::from_str(&auth).map_err(|e| corrupt("auth", &e))?,
-            },
+            ("pending", _, _) => UserDecision::Pending,
+            ("denied", _, _) => UserDecision::Denied,
+            ("approved", Some(user_id), Some(auth)) => {
+                UserDecision::Approved { user_id, auth: serde_json::from_str(&auth).map_err(|e| corrupt("auth", &e))? }
+            }
             _ => return Ok(None),
         };
-        Ok(Some(DeviceAuthorization {
-            device_code_hash: self.device_code_hash,
+        Ok(Some(DecoupledAuthorization {
+            code_hash: self.code_hash,
             user_code: self.user_code,
+            for_user,
             client_id: self.client_id.parse().map_err(|e| corrupt("client_id", &e))?,
             scope: self.scope.parse().map_err(|e| corrupt("scope", &e))?,
             grant_id: self.grant_id,
             expires_at: self.expires_at,
             interval: self.interval,
             decision,
+            binding_message: self.binding_message,
+            ping: self
+                .notification_token
+                .zip(self.ping_auth_req_id)
+                .map(|(client_notification_token, auth_req_id)| Ping { client_notification_token, auth_req_id }),
         }))
     }
 }
 
 /// What a poll finds, given the stored authorization (None: used) and when it was last polled; and
 /// whether it came too soon (the interval grows).
-pub(crate) fn device_poll(
-    device: Option<DeviceAuthorization>,
+pub(crate) fn decoupled_poll(
+    device: Option<DecoupledAuthorization>,
     last_polled_at: Option<Timestamp>,
     now: Timestamp,
-) -> (DevicePoll, bool) {
-    let Some(device) = device else { return (DevicePoll::Unknown, false) };
+) -> (DecoupledPoll, bool) {
+    let Some(device) = device else { return (DecoupledPoll::Unknown, false) };
     if device.expires_at <= now {
-        return (DevicePoll::Expired, false);
+        return (DecoupledPoll::Expired, false);
     }
     let too_soon = last_polled_at.is_some_and(|last| now < last + device.interval);
-    if too_soon { (DevicePoll::SlowDown, true) } else { (DevicePoll::Waiting(Box::new(device)), false) }
+    if too_soon { (DecoupledPoll::SlowDown, true) } else { (DecoupledPoll::Waiting(Box::new(device)), false) }
 }

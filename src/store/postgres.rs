@@ -12,8 +12,8 @@ use super::queries as q;
 use super::to_json;
 use super::*;
 use crate::model::{
-    AuditKind, Authentication, ClientId, Device, DeviceAuthorization, DeviceDecision, DevicePoll, InitialAccessToken,
-    now,
+    AuditKind, Authentication, ClientId, DecoupledAuthorization, DecoupledPoll, Device, InitialAccessToken,
+    UserDecision, now,
 };
 
 #[derive(Clone)]
@@ -210,9 +210,9 @@ fn save_client<'a>(
         .bind(to_json(&c.metadata))
 }
 
-fn device_row(r: &PgRow) -> StoreResult<DeviceRow> {
-    Ok(DeviceRow {
-        device_code_hash: r.try_get("device_code_hash")?,
+fn decoupled_row(r: &PgRow) -> StoreResult<DecoupledRow> {
+    Ok(DecoupledRow {
+        code_hash: r.try_get("code_hash")?,
         user_code: r.try_get("user_code")?,
         client_id: r.try_get("client_id")?,
         scope: r.try_get("scope")?,
@@ -222,21 +222,28 @@ fn device_row(r: &PgRow) -> StoreResult<DeviceRow> {
         status: r.try_get("status")?,
         user_id: r.try_get("user_id")?,
         auth: r.try_get("auth")?,
+        binding_message: r.try_get("binding_message")?,
+        notification_token: r.try_get("notification_token")?,
+        ping_auth_req_id: r.try_get("ping_auth_req_id")?,
     })
 }
 
 #[async_trait]
-impl DeviceStore for PgStore {
-    async fn insert_device_authorization(&self, d: &DeviceAuthorization) -> StoreResult<()> {
-        crate::telemetry::timed("insert_device_authorization", async move {
-            sqlx::query(q::INSERT_DEVICE_AUTHORIZATION)
-                .bind(&d.device_code_hash)
+impl DecoupledStore for PgStore {
+    async fn insert_decoupled_authorization(&self, d: &DecoupledAuthorization) -> StoreResult<()> {
+        crate::telemetry::timed("insert_decoupled_authorization", async move {
+            sqlx::query(q::INSERT_DECOUPLED_AUTHORIZATION)
+                .bind(&d.code_hash)
                 .bind(&d.user_code)
+                .bind(&d.for_user)
                 .bind(d.client_id.as_str())
                 .bind(d.scope.to_string())
                 .bind(&d.grant_id)
                 .bind(d.expires_at)
                 .bind(d.interval)
+                .bind(&d.binding_message)
+                .bind(d.ping.as_ref().map(|p| &p.client_notification_token))
+                .bind(d.ping.as_ref().map(|p| &p.auth_req_id))
                 .execute(&self.pool)
                 .await
                 .map_err(conflict_or)?;
@@ -249,14 +256,14 @@ impl DeviceStore for PgStore {
         &self,
         user_code: &str,
         now: Timestamp,
-    ) -> StoreResult<Option<DeviceAuthorization>> {
+    ) -> StoreResult<Option<DecoupledAuthorization>> {
         crate::telemetry::timed("pending_device_authorization", async move {
             let row = sqlx::query(q::PENDING_DEVICE_AUTHORIZATION)
                 .bind(user_code)
                 .bind(now)
                 .fetch_optional(&self.pool)
                 .await?;
-            Ok(row.map(|r| device_row(&r)?.into_device()).transpose()?.flatten())
+            Ok(row.map(|r| decoupled_row(&r)?.into_authorization()).transpose()?.flatten())
         })
         .await
     }
@@ -264,10 +271,10 @@ impl DeviceStore for PgStore {
     async fn decide_device_authorization(
         &self,
         user_code: &str,
-        decision: &DeviceDecision,
+        decision: &UserDecision,
         now: Timestamp,
     ) -> StoreResult<bool> {
-        let (status, user_id, auth) = device_status(decision);
+        let (status, user_id, auth) = decision_status(decision);
         crate::telemetry::timed("decide_device_authorization", async move {
             let done = sqlx::query(q::DECIDE_DEVICE_AUTHORIZATION)
                 .bind(status)
@@ -282,31 +289,70 @@ impl DeviceStore for PgStore {
         .await
     }
 
-    async fn poll_device_authorization(
+    async fn backchannel_requests_for(
         &self,
-        device_code_hash: &str,
+        user_id: &str,
+        now: Timestamp,
+    ) -> StoreResult<Vec<DecoupledAuthorization>> {
+        crate::telemetry::timed("backchannel_requests_for", async move {
+            let rows =
+                sqlx::query(q::PENDING_BACKCHANNEL_REQUESTS).bind(user_id).bind(now).fetch_all(&self.pool).await?;
+            let mut requests = Vec::new();
+            for r in &rows {
+                requests.extend(decoupled_row(r)?.into_authorization()?);
+            }
+            Ok(requests)
+        })
+        .await
+    }
+
+    async fn decide_backchannel_request(
+        &self,
+        code_hash: &str,
+        user_id: &str,
+        decision: &UserDecision,
+        now: Timestamp,
+    ) -> StoreResult<Option<DecoupledAuthorization>> {
+        let (status, _, auth) = decision_status(decision);
+        crate::telemetry::timed("decide_backchannel_request", async move {
+            let row = sqlx::query(q::DECIDE_BACKCHANNEL_REQUEST)
+                .bind(status)
+                .bind(user_id)
+                .bind(auth)
+                .bind(code_hash)
+                .bind(now)
+                .fetch_optional(&self.pool)
+                .await?;
+            Ok(row.map(|r| decoupled_row(&r)?.into_authorization()).transpose()?.flatten())
+        })
+        .await
+    }
+
+    async fn poll_decoupled_authorization(
+        &self,
+        code_hash: &str,
         client_id: &ClientId,
         now: Timestamp,
         slow_down_by: i64,
-    ) -> StoreResult<DevicePoll> {
-        crate::telemetry::timed("poll_device_authorization", async move {
+    ) -> StoreResult<DecoupledPoll> {
+        crate::telemetry::timed("poll_decoupled_authorization", async move {
             let mut tx = self.pool.begin().await?;
-            let found = sqlx::query(q::POLLED_DEVICE_AUTHORIZATION_PG)
-                .bind(device_code_hash)
+            let found = sqlx::query(q::POLLED_DECOUPLED_AUTHORIZATION_PG)
+                .bind(code_hash)
                 .bind(client_id.as_str())
                 .fetch_optional(&mut *tx)
                 .await?;
-            let Some(r) = found else { return Ok(DevicePoll::Unknown) };
+            let Some(r) = found else { return Ok(DecoupledPoll::Unknown) };
             let last_polled_at: Option<i64> = r.try_get("last_polled_at")?;
-            let row = device_row(&r)?;
+            let row = decoupled_row(&r)?;
             let interval = row.interval;
-            let (poll, too_soon) = device_poll(row.into_device()?, last_polled_at, now);
-            if matches!(poll, DevicePoll::SlowDown | DevicePoll::Waiting(_)) {
+            let (poll, too_soon) = decoupled_poll(row.into_authorization()?, last_polled_at, now);
+            if matches!(poll, DecoupledPoll::SlowDown | DecoupledPoll::Waiting(_)) {
                 let interval = if too_soon { interval + slow_down_by } else { interval };
-                sqlx::query(q::RECORD_DEVICE_POLL)
+                sqlx::query(q::RECORD_DECOUPLED_POLL)
                     .bind(now)
                     .bind(interval)
-                    .bind(device_code_hash)
+                    .bind(code_hash)
                     .execute(&mut *tx)
                     .await?;
                 tx.commit().await?;
@@ -934,8 +980,8 @@ async fn insert_refresh_token(tx: &mut Tx, hash: &str, r: &RefreshToken) -> Stor
 /// Spends a code or refresh token; on failure, the grant of one that was spent before (a replay).
 async fn spend(tx: &mut Tx, spent: Spent<'_>) -> StoreResult<Result<(), Option<String>>> {
     let (done, grant) = match spent {
-        Spent::DeviceCode(hash) => {
-            let done = sqlx::query(q::SPEND_DEVICE_CODE).bind(hash).execute(&mut **tx).await?.rows_affected();
+        Spent::Decoupled(hash) => {
+            let done = sqlx::query(q::SPEND_DECOUPLED).bind(hash).execute(&mut **tx).await?.rows_affected();
             return Ok(if done == 1 { Ok(()) } else { Err(None) });
         }
         Spent::Code(hash) => {

@@ -78,21 +78,25 @@ pub const INSERT_PUSHED_REQUEST: &str =
 /// Takes a pushed request once (RFC 9126 4): whoever deletes it uses it.
 pub const TAKE_PUSHED_REQUEST: &str =
     "DELETE FROM pushed_authorization_requests WHERE uri_hash = $1 AND expires_at > $2 RETURNING client_id, params";
-pub const INSERT_DEVICE_AUTHORIZATION: &str = "INSERT INTO device_authorizations (device_code_hash, user_code, client_id, scope, grant_id, expires_at, poll_interval, status) VALUES ($1,$2,$3,$4,$5,$6,$7,'pending')";
+pub const INSERT_DECOUPLED_AUTHORIZATION: &str = "INSERT INTO decoupled_authorizations (code_hash, user_code, user_id, client_id, scope, grant_id, expires_at, poll_interval, binding_message, notification_token, ping_auth_req_id, status) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,'pending')";
 /// A pending, live device authorization by the user's code.
-pub const PENDING_DEVICE_AUTHORIZATION: &str = "SELECT device_code_hash, user_code, client_id, scope, grant_id, expires_at, poll_interval, status, user_id, auth FROM device_authorizations WHERE user_code = $1 AND status = 'pending' AND expires_at > $2";
+pub const PENDING_DEVICE_AUTHORIZATION: &str = "SELECT code_hash, user_code, client_id, scope, grant_id, expires_at, poll_interval, status, user_id, auth, binding_message, notification_token, ping_auth_req_id FROM decoupled_authorizations WHERE user_code = $1 AND status = 'pending' AND expires_at > $2";
 /// The user's decision (`$1` approved or denied) on a pending, live device authorization.
-pub const DECIDE_DEVICE_AUTHORIZATION: &str = "UPDATE device_authorizations SET status = $1, user_id = $2, auth = $3 WHERE user_code = $4 AND status = 'pending' AND expires_at > $5";
+pub const DECIDE_DEVICE_AUTHORIZATION: &str = "UPDATE decoupled_authorizations SET status = $1, user_id = $2, auth = $3 WHERE user_code = $4 AND status = 'pending' AND expires_at > $5";
+/// The asked user's decision on a pending, live CIBA request, by its code's hash (`$4`) and the user (`$2`).
+pub const DECIDE_BACKCHANNEL_REQUEST: &str = "UPDATE decoupled_authorizations SET status = $1, user_id = $2, auth = $3 WHERE code_hash = $4 AND user_id = $2 AND user_code IS NULL AND status = 'pending' AND expires_at > $5 RETURNING code_hash, user_code, client_id, scope, grant_id, expires_at, poll_interval, status, user_id, auth, binding_message, notification_token, ping_auth_req_id";
+/// The CIBA requests waiting for user `$1`, oldest first.
+pub const PENDING_BACKCHANNEL_REQUESTS: &str = "SELECT code_hash, user_code, client_id, scope, grant_id, expires_at, poll_interval, status, user_id, auth, binding_message, notification_token, ping_auth_req_id FROM decoupled_authorizations WHERE user_id = $1 AND user_code IS NULL AND status = 'pending' AND expires_at > $2 ORDER BY expires_at, code_hash";
 /// A device's poll: the authorization by its device code, of this client.
-pub const POLLED_DEVICE_AUTHORIZATION: &str = "SELECT device_code_hash, user_code, client_id, scope, grant_id, expires_at, poll_interval, status, user_id, auth, last_polled_at FROM device_authorizations WHERE device_code_hash = $1 AND client_id = $2";
+pub const POLLED_DECOUPLED_AUTHORIZATION: &str = "SELECT code_hash, user_code, client_id, scope, grant_id, expires_at, poll_interval, status, user_id, auth, binding_message, notification_token, ping_auth_req_id, last_polled_at FROM decoupled_authorizations WHERE code_hash = $1 AND client_id = $2";
 /// PostgreSQL only: the same, locked until the poll is recorded.
-pub const POLLED_DEVICE_AUTHORIZATION_PG: &str = "SELECT device_code_hash, user_code, client_id, scope, grant_id, expires_at, poll_interval, status, user_id, auth, last_polled_at FROM device_authorizations WHERE device_code_hash = $1 AND client_id = $2 FOR UPDATE";
+pub const POLLED_DECOUPLED_AUTHORIZATION_PG: &str = "SELECT code_hash, user_code, client_id, scope, grant_id, expires_at, poll_interval, status, user_id, auth, binding_message, notification_token, ping_auth_req_id, last_polled_at FROM decoupled_authorizations WHERE code_hash = $1 AND client_id = $2 FOR UPDATE";
 /// Records a poll at `$1`, with the interval (`$2`) from now on.
-pub const RECORD_DEVICE_POLL: &str =
-    "UPDATE device_authorizations SET last_polled_at = $1, poll_interval = $2 WHERE device_code_hash = $3";
+pub const RECORD_DECOUPLED_POLL: &str =
+    "UPDATE decoupled_authorizations SET last_polled_at = $1, poll_interval = $2 WHERE code_hash = $3";
 /// Spends an approved device authorization: its tokens are issued once.
-pub const SPEND_DEVICE_CODE: &str =
-    "UPDATE device_authorizations SET status = 'used' WHERE device_code_hash = $1 AND status = 'approved'";
+pub const SPEND_DECOUPLED: &str =
+    "UPDATE decoupled_authorizations SET status = 'used' WHERE code_hash = $1 AND status = 'approved'";
 pub const DELETE_PENDING: &str = "DELETE FROM pending_authorizations WHERE id = $1";
 pub const CONSENT: &str = "SELECT scope, claims FROM consents WHERE user_id = $1 AND client_id = $2";
 pub const SAVE_CONSENT: &str = "INSERT INTO consents (user_id, client_id, scope, granted_at, claims) VALUES ($1,$2,$3,$4,$5) ON CONFLICT (user_id, client_id) DO UPDATE SET scope = excluded.scope, claims = excluded.claims, granted_at = excluded.granted_at";
@@ -163,7 +167,7 @@ const SWEPT_TABLES: [(&str, &str, &str); 11] = [
     ("logout_notifications", "id", "failed_at"),
     ("initial_access_tokens", "id", "expires_at"),
     ("pushed_authorization_requests", "uri_hash", "expires_at"),
-    ("device_authorizations", "device_code_hash", "expires_at"),
+    ("decoupled_authorizations", "code_hash", "expires_at"),
 ];
 
 /// A session's grants, for up to `$2` sessions that expired before `$1`.
@@ -202,5 +206,5 @@ pub const COUNTED_TABLES: [&str; 19] = [
     "logout_notifications",
     "initial_access_tokens",
     "pushed_authorization_requests",
-    "device_authorizations",
+    "decoupled_authorizations",
 ];

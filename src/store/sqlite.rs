@@ -19,8 +19,8 @@ use super::queries as q;
 use super::to_json;
 use super::*;
 use crate::model::{
-    AuditKind, Authentication, ClientId, Device, DeviceAuthorization, DeviceDecision, DevicePoll, InitialAccessToken,
-    now,
+    AuditKind, Authentication, ClientId, DecoupledAuthorization, DecoupledPoll, Device, InitialAccessToken,
+    UserDecision, now,
 };
 use crate::telemetry::timed_sync;
 
@@ -272,9 +272,9 @@ fn save_client(conn: &Connection, sql: &str, c: &Client) -> rusqlite::Result<usi
     exec(conn, sql, args)
 }
 
-fn device_row(r: &Row<'_>) -> rusqlite::Result<DeviceRow> {
-    Ok(DeviceRow {
-        device_code_hash: r.get(0)?,
+fn decoupled_row(r: &Row<'_>) -> rusqlite::Result<DecoupledRow> {
+    Ok(DecoupledRow {
+        code_hash: r.get(0)?,
         user_code: r.get(1)?,
         client_id: r.get(2)?,
         scope: r.get(3)?,
@@ -284,23 +284,30 @@ fn device_row(r: &Row<'_>) -> rusqlite::Result<DeviceRow> {
         status: r.get(7)?,
         user_id: r.get(8)?,
         auth: r.get(9)?,
+        binding_message: r.get(10)?,
+        notification_token: r.get(11)?,
+        ping_auth_req_id: r.get(12)?,
     })
 }
 
 #[async_trait]
-impl DeviceStore for SqliteStore {
-    async fn insert_device_authorization(&self, d: &DeviceAuthorization) -> StoreResult<()> {
-        self.write("insert_device_authorization", |conn| {
+impl DecoupledStore for SqliteStore {
+    async fn insert_decoupled_authorization(&self, d: &DecoupledAuthorization) -> StoreResult<()> {
+        self.write("insert_decoupled_authorization", |conn| {
             let args = params![
-                d.device_code_hash,
+                d.code_hash,
                 d.user_code,
+                d.for_user,
                 d.client_id.as_str(),
                 d.scope.to_string(),
                 d.grant_id,
                 d.expires_at,
-                d.interval
+                d.interval,
+                d.binding_message,
+                d.ping.as_ref().map(|p| &p.client_notification_token),
+                d.ping.as_ref().map(|p| &p.auth_req_id)
             ];
-            exec(conn, q::INSERT_DEVICE_AUTHORIZATION, args).map(drop).map_err(conflict_or)
+            exec(conn, q::INSERT_DECOUPLED_AUTHORIZATION, args).map(drop).map_err(conflict_or)
         })
     }
 
@@ -308,44 +315,82 @@ impl DeviceStore for SqliteStore {
         &self,
         user_code: &str,
         now: Timestamp,
-    ) -> StoreResult<Option<DeviceAuthorization>> {
+    ) -> StoreResult<Option<DecoupledAuthorization>> {
         let row = self.read("pending_device_authorization", |c| {
-            c.prepare_cached(q::PENDING_DEVICE_AUTHORIZATION)?.query_row(params![user_code, now], device_row).optional()
+            c.prepare_cached(q::PENDING_DEVICE_AUTHORIZATION)?
+                .query_row(params![user_code, now], decoupled_row)
+                .optional()
         })?;
-        Ok(row.map(DeviceRow::into_device).transpose()?.flatten())
+        Ok(row.map(DecoupledRow::into_authorization).transpose()?.flatten())
     }
 
     async fn decide_device_authorization(
         &self,
         user_code: &str,
-        decision: &DeviceDecision,
+        decision: &UserDecision,
         now: Timestamp,
     ) -> StoreResult<bool> {
-        let (status, user_id, auth) = device_status(decision);
+        let (status, user_id, auth) = decision_status(decision);
         self.write("decide_device_authorization", |conn| {
             Ok(exec(conn, q::DECIDE_DEVICE_AUTHORIZATION, params![status, user_id, auth, user_code, now])? == 1)
         })
     }
 
-    async fn poll_device_authorization(
+    async fn backchannel_requests_for(
         &self,
-        device_code_hash: &str,
+        user_id: &str,
+        now: Timestamp,
+    ) -> StoreResult<Vec<DecoupledAuthorization>> {
+        let rows = self.read("backchannel_requests_for", |c| {
+            c.prepare_cached(q::PENDING_BACKCHANNEL_REQUESTS)?
+                .query_map(params![user_id, now], decoupled_row)?
+                .collect::<Result<Vec<_>, _>>()
+        })?;
+        Ok(rows
+            .into_iter()
+            .map(DecoupledRow::into_authorization)
+            .collect::<StoreResult<Vec<_>>>()?
+            .into_iter()
+            .flatten()
+            .collect())
+    }
+
+    async fn decide_backchannel_request(
+        &self,
+        code_hash: &str,
+        user_id: &str,
+        decision: &UserDecision,
+        now: Timestamp,
+    ) -> StoreResult<Option<DecoupledAuthorization>> {
+        let (status, _, auth) = decision_status(decision);
+        let row = self.write("decide_backchannel_request", |conn| {
+            Ok(conn
+                .prepare_cached(q::DECIDE_BACKCHANNEL_REQUEST)?
+                .query_row(params![status, user_id, auth, code_hash, now], decoupled_row)
+                .optional()?)
+        })?;
+        Ok(row.map(DecoupledRow::into_authorization).transpose()?.flatten())
+    }
+
+    async fn poll_decoupled_authorization(
+        &self,
+        code_hash: &str,
         client_id: &ClientId,
         now: Timestamp,
         slow_down_by: i64,
-    ) -> StoreResult<DevicePoll> {
-        self.write("poll_device_authorization", |conn| {
+    ) -> StoreResult<DecoupledPoll> {
+        self.write("poll_decoupled_authorization", |conn| {
             let tx = conn.transaction()?;
             let found = tx
-                .prepare_cached(q::POLLED_DEVICE_AUTHORIZATION)?
-                .query_row(params![device_code_hash, client_id.as_str()], |r| Ok((device_row(r)?, r.get(10)?)))
+                .prepare_cached(q::POLLED_DECOUPLED_AUTHORIZATION)?
+                .query_row(params![code_hash, client_id.as_str()], |r| Ok((decoupled_row(r)?, r.get(13)?)))
                 .optional()?;
-            let Some((row, last_polled_at)) = found else { return Ok(DevicePoll::Unknown) };
+            let Some((row, last_polled_at)) = found else { return Ok(DecoupledPoll::Unknown) };
             let interval = row.interval;
-            let (poll, too_soon) = device_poll(row.into_device()?, last_polled_at, now);
-            if matches!(poll, DevicePoll::SlowDown | DevicePoll::Waiting(_)) {
+            let (poll, too_soon) = decoupled_poll(row.into_authorization()?, last_polled_at, now);
+            if matches!(poll, DecoupledPoll::SlowDown | DecoupledPoll::Waiting(_)) {
                 let interval = if too_soon { interval + slow_down_by } else { interval };
-                exec(&tx, q::RECORD_DEVICE_POLL, params![now, interval, device_code_hash])?;
+                exec(&tx, q::RECORD_DECOUPLED_POLL, params![now, interval, code_hash])?;
                 tx.commit()?;
             }
             Ok(poll)
@@ -823,8 +868,8 @@ fn insert_refresh_token(tx: &Transaction<'_>, hash: &str, r: &RefreshToken) -> r
 /// Spends a code or refresh token; on failure, the grant of one that was spent before (a replay).
 fn spend(tx: &Transaction<'_>, spent: Spent<'_>) -> rusqlite::Result<Result<(), Option<String>>> {
     let (done, grant) = match spent {
-        Spent::DeviceCode(hash) => {
-            return Ok(if exec(tx, q::SPEND_DEVICE_CODE, [hash])? == 1 { Ok(()) } else { Err(None) });
+        Spent::Decoupled(hash) => {
+            return Ok(if exec(tx, q::SPEND_DECOUPLED, [hash])? == 1 { Ok(()) } else { Err(None) });
         }
         Spent::Code(hash) => {
             (exec(tx, q::SPEND_CODE, [hash])?, tx.prepare_cached(q::CODE_GRANT)?.query_row([hash], |r| r.get(0)))

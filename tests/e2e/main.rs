@@ -8,6 +8,7 @@ mod common;
 mod accounts;
 mod authorize_errors;
 mod browser;
+mod ciba;
 mod claims;
 mod cli;
 mod code_flow;

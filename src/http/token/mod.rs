@@ -4,7 +4,7 @@
 
 mod authorization_code;
 mod client_credentials;
-mod device_code;
+mod decoupled;
 mod issue;
 mod refresh_token;
 
@@ -100,6 +100,7 @@ async fn dispatch(
         GrantType::AuthorizationCode => authorization_code::exchange(state, client, params, proof).await,
         GrantType::RefreshToken => refresh_token::exchange(state, client, params, proof).await,
         GrantType::ClientCredentials => client_credentials::exchange(state, client, params, proof).await,
-        GrantType::DeviceCode => device_code::exchange(state, client, params, proof).await,
+        GrantType::DeviceCode => decoupled::exchange(state, client, params, proof, "device_code").await,
+        GrantType::Ciba => decoupled::exchange(state, client, params, proof, "auth_req_id").await,
     }
 }
