@@ -44,9 +44,9 @@ pub async fn page(State(state): State<SharedState>, headers: HeaderMap, jar: Coo
     let locale = locale(&state, &headers);
     let result: Result<Response, StoreError> = async {
         let browser = BrowserAccounts::load(&state, &jar).await?;
-        let Some(session) = browser.active() else { return Ok(login_form(&state, jar, StatusCode::OK, locale, None)) };
+        let Some(session) = browser.active() else { return Ok(login_form(&state, jar, locale)) };
         let Some(user) = state.store.user(&session.user_id).await? else {
-            return Ok(login_form(&state, jar, StatusCode::OK, locale, None));
+            return Ok(login_form(&state, jar, locale));
         };
         let mut sessions = Vec::new();
         for s in state.store.sessions(Some(&user.id), state.now(), MAX_SESSIONS).await? {
@@ -111,13 +111,14 @@ pub(super) struct OwnPage<'a> {
     pub action: &'static str,
     /// The flow the page's CSRF tokens are bound to.
     pub csrf_flow: &'static str,
-    /// What the user signs in to, as the form's heading names it.
-    pub name: &'a str,
+    /// What the user signs in to, as the form's heading names it: a catalogue key.
+    pub name_key: &'static str,
     /// Carried through the login (the device verification page's code).
     pub user_code: Option<&'a str>,
 }
 
-const ACCOUNT_PAGE: OwnPage<'static> = OwnPage { action: "account", csrf_flow: CSRF_FLOW, name: "", user_code: None };
+const ACCOUNT_PAGE: OwnPage<'static> =
+    OwnPage { action: "account", csrf_flow: CSRF_FLOW, name_key: "your_account", user_code: None };
 
 /// The login form of one of the OP's own pages. `error` is a catalogue key.
 pub(super) fn own_login_form(
@@ -129,10 +130,9 @@ pub(super) fn own_login_form(
     error: Option<&str>,
 ) -> Response {
     let (jar, csrf_token) = cookies::csrf_form_token(&state.config, &state.csrf_key, jar, page.csrf_flow);
-    let name = if page.name.is_empty() { locale.text("your_account") } else { page.name };
     let ctx = context! {
         login_action => page.action,
-        client_name => name,
+        client_name => locale.text(page.name_key),
         user_code => page.user_code,
         csrf_token,
         error => error.map(|key| locale.text(key)),
@@ -143,14 +143,8 @@ pub(super) fn own_login_form(
     (jar, reply::page(state, status, "login.html", ctx)).into_response()
 }
 
-fn login_form(
-    state: &SharedState,
-    jar: CookieJar,
-    status: StatusCode,
-    locale: &Locale,
-    error: Option<&str>,
-) -> Response {
-    own_login_form(state, jar, status, locale, &ACCOUNT_PAGE, error)
+fn login_form(state: &SharedState, jar: CookieJar, locale: &Locale) -> Response {
+    own_login_form(state, jar, StatusCode::OK, locale, &ACCOUNT_PAGE, None)
 }
 
 /// Reads a form of one of the OP's own pages: its parameters, CSRF token (of `csrf_flow`) checked.
@@ -167,7 +161,40 @@ pub(super) fn checked_form(
     Ok(params)
 }
 
-/// `POST /account/login`: the same checks and throttling as every login.
+/// A login posted from one of the OP's own pages: the same checks and throttling as every login; on
+/// success to the path `then` gives for the form's parameters, else the page's login form again.
+pub(super) async fn own_login(
+    state: &SharedState,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    jar: CookieJar,
+    params: Result<Params, OAuthError>,
+    page: OwnPage<'static>,
+    then: fn(&Params) -> String,
+) -> Response {
+    let locale = locale(state, headers);
+    let params = match checked_form(state, &jar, params, page.csrf_flow) {
+        Ok(params) => params,
+        Err(e) => return reply::error_page_in(state, &e, locale),
+    };
+    let username = params.get("username").unwrap_or_default().trim();
+    let password = params.get("password").unwrap_or_default();
+    let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+    let client_ip = state.config.client_ip(peer.ip(), forwarded);
+    let page = OwnPage { user_code: params.get("user_code"), ..page };
+    let form = |jar, status, error| own_login_form(state, jar, status, locale, &page, Some(error));
+    match authenticate(state, client_ip, username, password).await {
+        Ok(Some(user_id)) => {
+            let login = SignedInUser { user_id, client_ip, headers, then: AfterLogin::Page(then(&params)) };
+            continue_signed_in(state, jar, login).await
+        }
+        Ok(None) => form(jar, StatusCode::UNAUTHORIZED, "bad_credentials"),
+        Err(LoginError::Throttled) => form(jar, StatusCode::TOO_MANY_REQUESTS, "throttled"),
+        Err(LoginError::Store(e)) => reply::error_page_in(state, &reply::internal(e), locale),
+    }
+}
+
+/// `POST /account/login`.
 pub async fn login(
     State(state): State<SharedState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -175,25 +202,7 @@ pub async fn login(
     jar: CookieJar,
     RequestParams(params): RequestParams,
 ) -> Response {
-    let locale = locale(&state, &headers);
-    let params = match checked_form(&state, &jar, params, CSRF_FLOW) {
-        Ok(params) => params,
-        Err(e) => return reply::error_page_in(&state, &e, locale),
-    };
-    let username = params.get("username").unwrap_or_default().trim();
-    let password = params.get("password").unwrap_or_default();
-    let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
-    let client_ip = state.config.client_ip(peer.ip(), forwarded);
-    match authenticate(&state, client_ip, username, password).await {
-        Ok(Some(user_id)) => {
-            let login =
-                SignedInUser { user_id, client_ip, headers: &headers, then: AfterLogin::Page("/account".into()) };
-            continue_signed_in(&state, jar, login).await
-        }
-        Ok(None) => login_form(&state, jar, StatusCode::UNAUTHORIZED, locale, Some("bad_credentials")),
-        Err(LoginError::Throttled) => login_form(&state, jar, StatusCode::TOO_MANY_REQUESTS, locale, Some("throttled")),
-        Err(LoginError::Store(e)) => reply::error_page_in(&state, &reply::internal(e), locale),
-    }
+    own_login(&state, peer, &headers, jar, params, ACCOUNT_PAGE, |_| "/account".into()).await
 }
 
 /// Runs `act` for a form of the page posted by the signed-in user (CSRF token checked), with the

@@ -11,9 +11,9 @@ use minijinja::context;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::account::{OwnPage, checked_form, locale, own_login_form};
+use super::account::{OwnPage, checked_form, locale, own_login, own_login_form};
 use super::authorize::current_session;
-use super::interaction::{AfterLogin, LoginError, SignedInUser, authenticate, continue_signed_in, scope_descriptions};
+use super::interaction::scope_descriptions;
 use super::params::RequestParams;
 use super::{SharedState, client_auth, cookies, reply};
 use crate::audit;
@@ -31,6 +31,8 @@ const INTERVAL: i64 = 5;
 /// guessing is bounded).
 const MISSES_PER_IP: u32 = 10;
 const CSRF_FLOW: &str = "device";
+const DEVICE_PAGE: OwnPage<'static> =
+    OwnPage { action: "device", csrf_flow: CSRF_FLOW, name_key: "device_title", user_code: None };
 
 /// `POST /device_authorization` (RFC 8628 3.1): a client on a device without a browser asks to be
 /// authorized; it gets a device code to poll with and a user code to show.
@@ -180,8 +182,7 @@ pub async fn verification_page(
     let result: Result<Response, StoreError> = async {
         let typed = q.user_code.as_deref().filter(|c| !c.is_empty());
         if current_session(&state, &jar).await?.is_none() {
-            let login =
-                OwnPage { action: "device", csrf_flow: CSRF_FLOW, name: locale.text("device_title"), user_code: typed };
+            let login = OwnPage { user_code: typed, ..DEVICE_PAGE };
             return Ok(own_login_form(&state, jar, StatusCode::OK, locale, &login, None));
         }
         let Some(typed) = typed else {
@@ -216,32 +217,11 @@ pub async fn login(
     jar: CookieJar,
     RequestParams(params): RequestParams,
 ) -> Response {
-    let locale = locale(&state, &headers);
-    let params = match checked_form(&state, &jar, params, CSRF_FLOW) {
-        Ok(params) => params,
-        Err(e) => return reply::error_page_in(&state, &e, locale),
+    let back = |p: &Params| match p.get("user_code").and_then(device::normalize) {
+        Some(code) => format!("/device?user_code={}", device::display(&code)),
+        None => "/device".to_owned(),
     };
-    let user_code = params.get("user_code");
-    let client_ip = client_ip(&state, peer.ip(), &headers);
-    let username = params.get("username").unwrap_or_default().trim();
-    let password = params.get("password").unwrap_or_default();
-    let form = |jar, status, error| {
-        let login = OwnPage { action: "device", csrf_flow: CSRF_FLOW, name: locale.text("device_title"), user_code };
-        own_login_form(&state, jar, status, locale, &login, Some(error))
-    };
-    match authenticate(&state, client_ip, username, password).await {
-        Ok(Some(user_id)) => {
-            let back = match user_code.and_then(device::normalize) {
-                Some(code) => format!("/device?user_code={}", device::display(&code)),
-                None => "/device".to_owned(),
-            };
-            let login = SignedInUser { user_id, client_ip, headers: &headers, then: AfterLogin::Page(back) };
-            continue_signed_in(&state, jar, login).await
-        }
-        Ok(None) => form(jar, StatusCode::UNAUTHORIZED, "bad_credentials"),
-        Err(LoginError::Throttled) => form(jar, StatusCode::TOO_MANY_REQUESTS, "throttled"),
-        Err(LoginError::Store(e)) => reply::error_page_in(&state, &reply::internal(e), locale),
-    }
+    own_login(&state, peer, &headers, jar, params, DEVICE_PAGE, back).await
 }
 
 /// `POST /device`: the typed code, to the page that looks it up.

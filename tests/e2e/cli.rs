@@ -652,3 +652,26 @@ fn initial_access_tokens_are_made_listed_and_revoked_from_the_cli() {
     refused(oxid(d, &["registration", "token", "revoke", &id], None), "no initial access token");
     assert!(!ok(oxid(d, &["registration", "token", "list"], None)).contains(&id));
 }
+
+#[test]
+fn clients_of_the_newer_grants_are_added_by_their_rfc_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = &common::test_database_url_blocking(dir.path());
+    ok(oxid(d, &["migrate"], None));
+    let device = ["client", "add", "--name", "TV", "--public", "--id", "tv"];
+    ok(oxid(d, &[&device[..], &["--grant-type", "urn:ietf:params:oauth:grant-type:device_code"]].concat(), None));
+    let shown = ok(oxid(d, &["client", "show", "tv"], None));
+    assert!(shown.contains("grant_types: urn:ietf:params:oauth:grant-type:device_code"), "{shown}");
+    let ciba = ["client", "add", "--name", "Desk", "--id", "desk", "--grant-type", "urn:openid:params:grant-type:ciba"];
+    misused(oxid(d, &ciba, None), "backchannel_token_delivery_mode: is required");
+    misused(oxid(d, &[&ciba[..], &["--ciba-mode", "ping"]].concat(), None), "backchannel_client_notification_endpoint");
+    ok(oxid(d, &[&ciba[..], &["--ciba-mode", "poll", "--require-dpop", "--require-par"]].concat(), None));
+    let shown = ok(oxid(d, &["client", "show", "desk"], None));
+    for expected in [
+        "backchannel_token_delivery_mode: poll",
+        "dpop_bound_access_tokens: true",
+        "require_pushed_authorization_requests: true",
+    ] {
+        assert!(shown.contains(expected), "{expected} not in\n{shown}");
+    }
+}
