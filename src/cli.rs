@@ -13,7 +13,7 @@ use crate::jose::keys;
 use crate::key_management;
 use crate::model::{
     AuditEvent, AuditKind, Client, ClientAuthMethod, ClientId, ClientOrigin, GrantType, InitialAccessToken,
-    KeySuccession, ResponseType, SigningAlg, User, canonical_username, now,
+    KeySuccession, ResourceServer, ResponseType, ScopeSet, SigningAlg, User, canonical_username, now,
 };
 use crate::password;
 use crate::protocol::registration;
@@ -61,6 +61,46 @@ pub enum Command {
     /// Dynamic client registration: the initial access tokens that let others register clients.
     #[command(subcommand)]
     Registration(RegistrationCommand),
+    /// Resource servers: the APIs access tokens are for (RFC 8707).
+    #[command(subcommand)]
+    Resource(ResourceCommand),
+}
+
+#[derive(Subcommand)]
+pub enum ResourceCommand {
+    /// Register a resource server; prints its introspection secret when asked to make one.
+    Add {
+        /// Its absolute URI: what clients ask for (`resource`), and the tokens' `aud`.
+        #[arg(long)]
+        identifier: String,
+        /// The name users see on the consent page.
+        #[arg(long)]
+        name: Option<String>,
+        /// A scope it defines, requestable only for it (repeatable).
+        #[arg(long = "scope", value_name = "SCOPE")]
+        scopes: Vec<String>,
+        /// `opaque` (checked by introspection) or `jwt` (RFC 9068, checked against the JWKS).
+        #[arg(long, default_value = "opaque")]
+        token_format: String,
+        /// Seconds its access tokens live (default: access_token_lifetime).
+        #[arg(long, value_name = "SECONDS")]
+        access_token_lifetime: Option<u64>,
+        /// Give it a secret to introspect with (printed once), as a client authenticates.
+        #[arg(long)]
+        with_secret: bool,
+    },
+    /// List resource servers.
+    List,
+    /// Show one resource server.
+    Show {
+        /// Its identifier.
+        identifier: String,
+    },
+    /// Delete a resource server (its tokens stay valid until they expire).
+    Delete {
+        /// Its identifier.
+        identifier: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -471,6 +511,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Session(cmd) => session(cmd, &config, server::open_existing_store(&config).await?.as_ref()).await,
         Command::Client(cmd) => client(cmd, &config, server::open_existing_store(&config).await?.as_ref()).await,
         Command::Keys(cmd) => keys_command(cmd, &config, server::open_existing_store(&config).await?.as_ref()).await,
+        Command::Resource(cmd) => resource(cmd, server::open_existing_store(&config).await?.as_ref()).await,
         Command::Registration(RegistrationCommand::Token(cmd)) => {
             registration_token(cmd, server::open_existing_store(&config).await?.as_ref()).await
         }
@@ -576,6 +617,66 @@ async fn account(store: &dyn Store, username: &str) -> anyhow::Result<String> {
         return Ok(username.to_owned());
     }
     canonical_username(username).map_err(|e| anyhow::anyhow!("no user {username}: {e}"))
+}
+
+async fn resource(cmd: ResourceCommand, store: &dyn Store) -> anyhow::Result<()> {
+    match cmd {
+        ResourceCommand::Add { identifier, name, scopes, token_format, access_token_lifetime, with_secret } => {
+            if !crate::protocol::authorize::is_resource_indicator(&identifier) {
+                return Err(usage(anyhow::anyhow!(
+                    "--identifier must be an absolute URI without a fragment (RFC 8707)"
+                )));
+            }
+            let mut scope = ScopeSet::default();
+            for s in &scopes {
+                scope = scope.union(&ScopeSet::parse(s).map_err(|e| usage(anyhow::anyhow!("--scope: {e}")))?);
+            }
+            let secret = with_secret.then(crypto::random_client_secret);
+            let resource = ResourceServer {
+                name: name.unwrap_or_else(|| identifier.clone()),
+                identifier,
+                scopes: scope,
+                token_format: token_format.parse().map_err(|e| usage(anyhow::anyhow!("--token-format: {e}")))?,
+                access_token_lifetime,
+                secret_hash: secret.as_deref().map(crypto::token_hash),
+                created_at: now(),
+            };
+            match store.insert_resource(&resource).await {
+                Err(StoreError::Conflict) => bail!("resource server {} already exists", resource.identifier),
+                other => other?,
+            }
+            println!("resource: {}", resource.identifier);
+            if let Some(secret) = secret {
+                println!("introspection_secret: {secret}");
+            }
+        }
+        ResourceCommand::List => {
+            let rows = store
+                .resources()
+                .await?
+                .into_iter()
+                .map(|r| vec![r.identifier, r.token_format.as_str().to_owned(), r.scopes.to_string(), r.name]);
+            print_table(&["IDENTIFIER", "FORMAT", "SCOPES", "NAME"], rows);
+        }
+        ResourceCommand::Show { identifier } => {
+            let Some(r) = store.resource(&identifier).await? else { bail!("no resource server {identifier}") };
+            println!("identifier: {}", r.identifier);
+            println!("name: {}", r.name);
+            println!("scopes: {}", r.scopes);
+            println!("token_format: {}", r.token_format.as_str());
+            if let Some(lifetime) = r.access_token_lifetime {
+                println!("access_token_lifetime: {lifetime}");
+            }
+            println!("introspects: {}", r.secret_hash.is_some());
+        }
+        ResourceCommand::Delete { identifier } => {
+            if !store.delete_resource(&identifier).await? {
+                bail!("no resource server {identifier}");
+            }
+            println!("deleted resource server {identifier}");
+        }
+    }
+    Ok(())
 }
 
 async fn registration_token(cmd: RegistrationTokenCommand, store: &dyn Store) -> anyhow::Result<()> {

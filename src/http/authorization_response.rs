@@ -84,6 +84,7 @@ async fn authorization_response_params(
             grant_id: grant_id.clone(),
             expires_at: state.now() + state.config.code_lifetime as i64,
             dpop_jkt: request.dpop_jkt.clone(),
+            resources: request.resources.clone(),
         };
         (crypto::token_hash(&code), grant, code)
     });

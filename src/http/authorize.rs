@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::authorization_response::{self, Completing};
 use super::params::RequestParams;
-use super::{SharedState, cookies, par, reply, request_object};
+use super::{SharedState, cookies, issuance, par, reply, request_object};
 use crate::crypto;
 use crate::model::{BrowserSession, Client, PendingAuthorization};
 use crate::protocol::authorize::{self, AuthorizationRequest, NextStep, Rejection, SignedIn};
@@ -52,10 +52,13 @@ pub async fn authorize(
     };
     let keys = state.keys.get();
     let verify_hint = |hint: &str| hinted_subject(&keys, &state.config.issuer, hint);
-    let request = match authorize::validate(&params, client.as_ref(), par::policy(&state), verify_hint) {
+    let mut request = match authorize::validate(&params, client.as_ref(), par::policy(&state), verify_hint) {
         Ok(r) => r,
         Err(rejection) => return reject(&state, &rejection),
     };
+    if let Err(e) = issuance::resolve_resources(&state, &params, &mut request).await {
+        return reply::error_redirect(&state, &request.error(e));
+    }
     let client = client.expect("validate succeeds only for a known client");
     let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
     let client_ip = state.config.client_ip(peer.ip(), forwarded);

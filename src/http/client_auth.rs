@@ -26,7 +26,7 @@ fn invalid_client(description: &'static str) -> OAuthError {
 }
 
 /// RFC 6749 2.3.1: the id and secret are form-urlencoded before being joined for Basic.
-fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OAuthError> {
+pub(super) fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OAuthError> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Ok(None);
     };

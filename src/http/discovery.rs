@@ -81,6 +81,8 @@ pub fn document(config: &Config, scopes: &ScopeClaims, ui_locales: &[String]) ->
     ] {
         doc[flag] = json!(true);
     }
+    // RFC 9701 7: introspection answers may be signed JWTs.
+    doc["introspection_signing_alg_values_supported"] = json!(["RS256"]);
     // RFC 9449 5.1.
     doc["dpop_signing_alg_values_supported"] =
         json!(crate::jose::dpop::ALGORITHMS.iter().map(|a| a.as_str()).collect::<Vec<_>>());

@@ -300,10 +300,15 @@ pub(super) fn scope_descriptions(state: &SharedState, locale: &Locale, scope: &S
         .into_iter()
         .map(|scope| match ui::scope_message(scope) {
             Some(key) => locale.text(key).to_owned(),
-            // A custom scope: name what it releases.
+            // A custom scope: name what it releases; a resource server's scope releases no claims, so
+            // it is shown by its name.
             None => {
                 let claims: Vec<&str> = state.scope_claims.claims_of(scope).collect();
-                format!("{} {}", locale.text("scope_custom"), claims.join(", "))
+                if claims.is_empty() {
+                    scope.to_owned()
+                } else {
+                    format!("{} {}", locale.text("scope_custom"), claims.join(", "))
+                }
             }
         })
         .collect()

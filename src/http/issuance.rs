@@ -6,9 +6,14 @@ use serde_json::{Map, Value};
 use super::{SharedState, client_auth};
 use crate::crypto;
 use crate::jose::encryption;
-use crate::model::{AccessToken, Authentication, ClaimsRequest, Client, Encryption, ScopeSet, User};
-use crate::protocol::OAuthError;
+use crate::model::{
+    AccessToken, Authentication, ClaimsRequest, Client, Encryption, ResourceServer, ScopeSet, SigningAlg, TokenFormat,
+    User,
+};
+use crate::protocol::authorize::AuthorizationRequest;
 use crate::protocol::id_token::{IdTokenClaims, half_hash};
+use crate::protocol::{ErrorCode, OAuthError, Params};
+use serde::Serialize;
 
 /// A new access token and its record, for `user_id` (None: the client itself).
 pub fn access_token(
@@ -27,8 +32,120 @@ pub fn access_token(
         expires_at: state.now() + state.config.access_token_lifetime as i64,
         claims: claims.filter(|c| !c.userinfo.is_empty() || !c.locales.is_empty()).cloned(),
         jkt: None,
+        audience: Vec::new(),
     };
     (crypto::random_token(), record)
+}
+
+/// RFC 8707: the resource servers an access token is for. `asked` (the token request's `resource`) must
+/// be one of `authorized` (the grant's; `None`: any registered resource, for the client's own tokens)
+/// and registered; without it, every authorized resource.
+pub async fn audience(
+    state: &SharedState,
+    authorized: Option<&[String]>,
+    asked: Option<&str>,
+) -> Result<Vec<ResourceServer>, OAuthError> {
+    let target = |why: &'static str| OAuthError::new(ErrorCode::InvalidTarget, why);
+    let wanted: Vec<&str> = match (asked, authorized) {
+        (Some(asked), Some(authorized)) if !authorized.iter().any(|r| r == asked) => {
+            return Err(target("resource was not authorized for this grant"));
+        }
+        (Some(asked), _) => vec![asked],
+        (None, Some(authorized)) => authorized.iter().map(String::as_str).collect(),
+        (None, None) => Vec::new(),
+    };
+    let mut resources = Vec::with_capacity(wanted.len());
+    for identifier in wanted {
+        match state.store.resource(identifier).await.map_err(super::reply::internal)? {
+            Some(resource) => resources.push(resource),
+            None => return Err(target("resource is not a registered resource server")),
+        }
+    }
+    Ok(resources)
+}
+
+/// RFC 8707 at the authorization endpoint: every `resource` must be a registered resource server, and
+/// the scopes a resource defines are granted only when it is asked for (validation drops scopes the OP
+/// itself does not know; those of the named resources come back here).
+pub async fn resolve_resources(
+    state: &SharedState,
+    params: &Params,
+    request: &mut AuthorizationRequest,
+) -> Result<(), OAuthError> {
+    let asked = params.get("scope").and_then(|s| ScopeSet::parse(s).ok()).unwrap_or_default();
+    for identifier in &request.resources {
+        let Some(resource) = state.store.resource(identifier).await.map_err(super::reply::internal)? else {
+            return Err(OAuthError::new(ErrorCode::InvalidTarget, "resource is not a registered resource server"));
+        };
+        let defined = asked.clone().retain(|s| resource.scopes.contains(s));
+        request.scope = request.scope.union(&defined);
+    }
+    Ok(())
+}
+
+/// RFC 9068 2.2: the claims of a JWT access token.
+#[derive(Serialize)]
+struct JwtAccessToken<'a> {
+    iss: &'a str,
+    exp: i64,
+    aud: &'a str,
+    sub: &'a str,
+    client_id: &'a str,
+    iat: i64,
+    jti: String,
+    scope: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    auth_time: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    acr: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    amr: Option<&'a [String]>,
+    /// RFC 9449 6.1: the DPoP key the token is bound to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cnf: Option<serde_json::Value>,
+}
+
+/// Makes an access token for `audience` (RFC 8707): its record's audience and lifetime, and, for a
+/// resource server that asked for them, an RFC 9068 JWT (`typ: at+jwt`, signed with the OP's RS256
+/// key) in place of the opaque token. `user` is the subject and how they authenticated (None for the
+/// client's own tokens). The token is stored under its hash either way, so revocation and
+/// introspection work alike.
+pub fn for_audience(
+    state: &SharedState,
+    client: &Client,
+    (token, mut record): (String, AccessToken),
+    audience: &[ResourceServer],
+    user: Option<(&str, &Authentication)>,
+) -> Result<(String, AccessToken), OAuthError> {
+    record.audience = audience.iter().map(|r| r.identifier.clone()).collect();
+    let [resource] = audience else { return Ok((token, record)) };
+    let now = state.now();
+    if let Some(lifetime) = resource.access_token_lifetime {
+        record.expires_at = now + lifetime as i64;
+    }
+    if resource.token_format != TokenFormat::Jwt {
+        return Ok((token, record));
+    }
+    let subject = user.map(|(user_id, _)| state.subject(client, user_id));
+    let claims = JwtAccessToken {
+        iss: &state.config.issuer,
+        exp: record.expires_at,
+        aud: &resource.identifier,
+        sub: subject.as_deref().unwrap_or(client.id.as_str()),
+        client_id: client.id.as_str(),
+        iat: now,
+        jti: crypto::random_token(),
+        scope: record.scope.to_string(),
+        auth_time: user.map(|(_, auth)| auth.auth_time),
+        acr: user.map(|(_, auth)| auth.acr.as_str()),
+        amr: user.map(|(_, auth)| auth.amr.as_slice()),
+        cnf: record.jkt.as_ref().map(|jkt| serde_json::json!({"jkt": jkt})),
+    };
+    let jwt = state.keys.get().sign_typed(SigningAlg::RS256, "at+jwt", &claims).map_err(|e| {
+        tracing::error!(error = %e, "access token signing failed");
+        OAuthError::server_error()
+    })?;
+    Ok((jwt, record))
 }
 
 /// What goes into one ID Token besides what the client, user and configuration determine.

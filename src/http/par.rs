@@ -59,7 +59,9 @@ pub async fn push(
         let keys = state.keys.get();
         let verify_hint = |hint: &str| super::authorize::hinted_subject(&keys, &state.config.issuer, hint);
         // Checked now, so the client hears of a bad request at once (RFC 9126 2.3); and again when used.
-        authorize::validate(&params, Some(&client), policy(&state), verify_hint).map_err(rejection_error)?;
+        let mut request =
+            authorize::validate(&params, Some(&client), policy(&state), verify_hint).map_err(rejection_error)?;
+        super::issuance::resolve_resources(&state, &params, &mut request).await?;
         let reference = crypto::random_token();
         let params_json = serde_json::to_string(&params).expect("parameters serialize");
         let expires_at = state.now() + LIFETIME;

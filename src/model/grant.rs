@@ -26,6 +26,9 @@ pub struct CodeGrant {
     /// RFC 9449 10 `dpop_jkt`: the code is redeemed only with a DPoP proof of this key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dpop_jkt: Option<String>,
+    /// RFC 8707: the resources the authorization request named.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<String>,
 }
 
 /// What a presented code or refresh token is found to be, before anything is spent.
@@ -67,6 +70,8 @@ pub struct AccessToken {
     pub claims: Option<ClaimsRequest>,
     /// DPoP (RFC 9449): the thumbprint of the key the token is bound to; None for a bearer token.
     pub jkt: Option<String>,
+    /// RFC 8707: the resource servers the token is for (its `aud`); empty for the OP's own use.
+    pub audience: Vec<String>,
 }
 
 /// A refresh token, stored under its hash. All rotations of one grant share `grant_id`.
@@ -82,6 +87,8 @@ pub struct RefreshToken {
     pub claims: Option<ClaimsRequest>,
     /// DPoP (RFC 9449 5): a public client's refresh token is bound to its key.
     pub jkt: Option<String>,
+    /// RFC 8707: the resources the grant was authorized for; refreshes may narrow, never widen.
+    pub resources: Vec<String>,
 }
 
 /// What a user has allowed a client: scopes, and claims requested one by one (Core 5.5).
@@ -147,4 +154,47 @@ pub enum DecoupledPoll {
     /// Polled faster than the interval: the interval is now longer.
     SlowDown,
     Waiting(Box<DecoupledAuthorization>),
+}
+
+/// A resource server: an API that accepts oxid's access tokens (RFC 8707), named by its URI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceServer {
+    /// The absolute URI clients name it by (`resource`), and the tokens' `aud`.
+    pub identifier: String,
+    pub name: String,
+    /// Scopes it defines: requestable only for it.
+    pub scopes: ScopeSet,
+    pub token_format: TokenFormat,
+    /// Seconds its access tokens live, when not the OP's default.
+    pub access_token_lifetime: Option<u64>,
+    /// The hash of the secret it introspects with (as a client authenticates); None: it cannot.
+    pub secret_hash: Option<String>,
+    pub created_at: Timestamp,
+}
+
+/// How access tokens for a resource look: opaque (checked by introspection) or RFC 9068 JWTs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenFormat {
+    Opaque,
+    Jwt,
+}
+
+impl TokenFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Opaque => "opaque",
+            Self::Jwt => "jwt",
+        }
+    }
+}
+
+impl std::str::FromStr for TokenFormat {
+    type Err = super::InvalidValue;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "opaque" => Ok(Self::Opaque),
+            "jwt" => Ok(Self::Jwt),
+            _ => Err(super::InvalidValue(format!("token format must be opaque or jwt, not {s}"))),
+        }
+    }
 }

@@ -23,7 +23,7 @@ pub use client::{
 };
 pub use grant::{
     AccessToken, CodeGrant, Consent, ConsentedApp, DecoupledAuthorization, DecoupledPoll, Issuance, Lookup, Ping,
-    RefreshToken, UserDecision,
+    RefreshToken, ResourceServer, TokenFormat, UserDecision,
 };
 pub use key::{KeySuccession, SigningKey};
 pub use session::{Authentication, BrowserSession, Device, EndedSession, LogoutNotification, PendingAuthorization};

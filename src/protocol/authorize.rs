@@ -42,6 +42,9 @@ pub struct AuthorizationRequest {
     /// RFC 9449 10 `dpop_jkt`: the code will be redeemed only with a proof of this key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dpop_jkt: Option<String>,
+    /// RFC 8707: the resources the tokens are for (checked against the registered ones by the caller).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<String>,
 }
 
 impl AuthorizationRequest {
@@ -300,6 +303,16 @@ pub fn validate(
         }
         None => None,
     };
+    // RFC 8707 2: absolute URIs without a fragment.
+    let mut resources: Vec<String> = Vec::new();
+    for resource in params.resources() {
+        if !is_resource_indicator(resource) {
+            return Err(fail(ErrorCode::InvalidTarget, "resource must be an absolute URI without a fragment"));
+        }
+        if !resources.iter().any(|r| r == resource) {
+            resources.push(resource.to_owned());
+        }
+    }
     // RFC 9449 10: a JWK SHA-256 thumbprint, base64url (43 characters).
     let dpop_jkt = match params.get("dpop_jkt") {
         Some(jkt) if response_type.has_code() && crate::crypto::is_token_shaped(jkt) => Some(jkt.to_owned()),
@@ -393,7 +406,13 @@ pub fn validate(
         hinted_subject,
         claims,
         dpop_jkt,
+        resources,
     })
+}
+
+/// RFC 8707 2: a resource indicator is an absolute URI without a fragment.
+pub fn is_resource_indicator(value: &str) -> bool {
+    url::Url::parse(value).is_ok_and(|u| !u.cannot_be_a_base() && u.fragment().is_none())
 }
 
 /// The signed-in user, as far as the next-step decision is concerned.

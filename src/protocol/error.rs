@@ -41,6 +41,8 @@ pub enum ErrorCode {
     /// CIBA 13: the hint names no user; the binding message cannot be shown.
     UnknownUserId,
     InvalidBindingMessage,
+    /// RFC 8707 2: the resource is unknown or not allowed.
+    InvalidTarget,
 }
 
 impl ErrorCode {
@@ -76,6 +78,7 @@ impl ErrorCode {
             Self::ExpiredToken => "expired_token",
             Self::UnknownUserId => "unknown_user_id",
             Self::InvalidBindingMessage => "invalid_binding_message",
+            Self::InvalidTarget => "invalid_target",
         }
     }
 }

@@ -7,6 +7,8 @@ use super::error::OAuthError;
 /// Bounds that keep a hostile request from costing memory or time.
 pub const MAX_PARAMS: usize = 64;
 pub const MAX_VALUE_LEN: usize = 4096;
+/// The one parameter that may be repeated (RFC 8707 2 `resource`).
+const REPEATABLE: &str = "resource";
 
 /// Whether `s` holds a C0 control character other than tab, line feed and carriage return, or DEL.
 fn has_control(s: &str) -> bool {
@@ -38,6 +40,16 @@ impl Params {
             if value.is_empty() {
                 continue;
             }
+            // RFC 8707 2: `resource` may be given several times. Its values are absolute URIs, which
+            // hold no spaces, so they are kept space-separated (`all` splits them again).
+            if key == REPEATABLE {
+                if let Some(earlier) = map.get_mut(REPEATABLE) {
+                    let earlier: &mut String = earlier;
+                    earlier.push(' ');
+                    earlier.push_str(&value);
+                    continue;
+                }
+            }
             if map.insert(key.to_string(), value.into_owned()).is_some() {
                 return Err(OAuthError::invalid_request(format!("parameter {key} is repeated")));
             }
@@ -47,6 +59,11 @@ impl Params {
 
     pub fn get(&self, key: &str) -> Option<&str> {
         self.0.get(key).map(String::as_str)
+    }
+
+    /// Every value of the repeatable `resource` parameter (RFC 8707 2).
+    pub fn resources(&self) -> impl Iterator<Item = &str> {
+        self.get(REPEATABLE).into_iter().flat_map(|v| v.split(' '))
     }
 
     pub fn contains(&self, key: &str) -> bool {

@@ -14,7 +14,8 @@ use serde_json::{Map, Value};
 use crate::model::{
     AccessToken, AuditEvent, BrowserSession, Client, ClientId, CodeGrant, Consent, ConsentedApp,
     DecoupledAuthorization, DecoupledPoll, EndedSession, InitialAccessToken, Issuance, KeySuccession,
-    LogoutNotification, Lookup, PendingAuthorization, Ping, RefreshToken, SigningKey, Timestamp, User, UserDecision,
+    LogoutNotification, Lookup, PendingAuthorization, Ping, RefreshToken, ResourceServer, SigningKey, Timestamp, User,
+    UserDecision,
 };
 
 pub use postgres::PgStore;
@@ -94,6 +95,42 @@ pub trait ClientStore: Send + Sync {
         secret_hash: &str,
         secret_for_jwt: Option<&str>,
     ) -> StoreResult<bool>;
+}
+
+/// Resource servers (RFC 8707).
+#[async_trait]
+pub trait ResourceStore: Send + Sync {
+    async fn insert_resource(&self, resource: &ResourceServer) -> StoreResult<()>;
+    async fn resource(&self, identifier: &str) -> StoreResult<Option<ResourceServer>>;
+    async fn resources(&self) -> StoreResult<Vec<ResourceServer>>;
+    async fn delete_resource(&self, identifier: &str) -> StoreResult<bool>;
+}
+
+/// A `resource_servers` row as both backends read it.
+pub(crate) struct ResourceRow {
+    pub identifier: String,
+    pub name: String,
+    pub scopes: String,
+    pub token_format: String,
+    pub access_token_lifetime: Option<i64>,
+    pub secret_hash: Option<String>,
+    pub created_at: Timestamp,
+}
+
+impl ResourceRow {
+    pub fn into_resource(self) -> StoreResult<ResourceServer> {
+        let corrupt =
+            |what: &str, e: &dyn std::fmt::Display| StoreError::Corrupt(format!("resource_servers.{what}: {e}"));
+        Ok(ResourceServer {
+            identifier: self.identifier,
+            name: self.name,
+            scopes: self.scopes.parse().map_err(|e| corrupt("scopes", &e))?,
+            token_format: self.token_format.parse().map_err(|e| corrupt("token_format", &e))?,
+            access_token_lifetime: self.access_token_lifetime.and_then(|s| u64::try_from(s).ok()),
+            secret_hash: self.secret_hash,
+            created_at: self.created_at,
+        })
+    }
 }
 
 /// The device authorization grant (RFC 8628).
@@ -421,6 +458,7 @@ pub trait Health: Send + Sync {
 pub trait Store:
     Health
     + ClientStore
+    + ResourceStore
     + DecoupledStore
     + RegistrationStore
     + UserStore
@@ -441,6 +479,7 @@ pub trait Store:
 impl<T> Store for T where
     T: Health
         + ClientStore
+        + ResourceStore
         + DecoupledStore
         + RegistrationStore
         + UserStore

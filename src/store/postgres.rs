@@ -228,6 +228,62 @@ fn decoupled_row(r: &PgRow) -> StoreResult<DecoupledRow> {
     })
 }
 
+fn resource_row(r: &PgRow) -> StoreResult<ResourceRow> {
+    Ok(ResourceRow {
+        identifier: r.try_get("identifier")?,
+        name: r.try_get("name")?,
+        scopes: r.try_get("scopes")?,
+        token_format: r.try_get("token_format")?,
+        access_token_lifetime: r.try_get("access_token_lifetime")?,
+        secret_hash: r.try_get("secret_hash")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+#[async_trait]
+impl ResourceStore for PgStore {
+    async fn insert_resource(&self, s: &ResourceServer) -> StoreResult<()> {
+        crate::telemetry::timed("insert_resource", async move {
+            sqlx::query(q::INSERT_RESOURCE)
+                .bind(&s.identifier)
+                .bind(&s.name)
+                .bind(s.scopes.to_string())
+                .bind(s.token_format.as_str())
+                .bind(s.access_token_lifetime.and_then(|l| i64::try_from(l).ok()))
+                .bind(&s.secret_hash)
+                .bind(s.created_at)
+                .execute(&self.pool)
+                .await
+                .map_err(conflict_or)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn resource(&self, identifier: &str) -> StoreResult<Option<ResourceServer>> {
+        crate::telemetry::timed("resource", async move {
+            let row = sqlx::query(q::RESOURCE).bind(identifier).fetch_optional(&self.pool).await?;
+            row.map(|r| resource_row(&r)?.into_resource()).transpose()
+        })
+        .await
+    }
+
+    async fn resources(&self) -> StoreResult<Vec<ResourceServer>> {
+        crate::telemetry::timed("resources", async move {
+            let rows = sqlx::query(q::RESOURCES).fetch_all(&self.pool).await?;
+            rows.iter().map(|r| resource_row(r)?.into_resource()).collect()
+        })
+        .await
+    }
+
+    async fn delete_resource(&self, identifier: &str) -> StoreResult<bool> {
+        crate::telemetry::timed("delete_resource", async move {
+            Ok(sqlx::query(q::DELETE_RESOURCE).bind(identifier).execute(&self.pool).await?.rows_affected() == 1)
+        })
+        .await
+    }
+}
+
 #[async_trait]
 impl DecoupledStore for PgStore {
     async fn insert_decoupled_authorization(&self, d: &DecoupledAuthorization) -> StoreResult<()> {
@@ -929,6 +985,7 @@ fn refresh_from_row(r: &PgRow) -> StoreResult<RefreshToken> {
         expires_at: r.try_get("expires_at")?,
         claims: optional_json("refresh_tokens.claims", r.try_get("claims")?)?,
         jkt: r.try_get("jkt")?,
+        resources: optional_json("refresh_tokens.resources", r.try_get("resources")?)?.unwrap_or_default(),
     })
 }
 
@@ -956,6 +1013,7 @@ fn insert_access_token<'a>(
         .bind(a.expires_at)
         .bind(a.claims.as_ref().map(to_json))
         .bind(&a.jkt)
+        .bind((!a.audience.is_empty()).then(|| to_json(&a.audience)))
 }
 
 async fn insert_refresh_token(tx: &mut Tx, hash: &str, r: &RefreshToken) -> StoreResult<()> {
@@ -972,6 +1030,7 @@ async fn insert_refresh_token(tx: &mut Tx, hash: &str, r: &RefreshToken) -> Stor
         .bind(r.expires_at)
         .bind(r.claims.as_ref().map(to_json))
         .bind(&r.jkt)
+        .bind((!r.resources.is_empty()).then(|| to_json(&r.resources)))
         .execute(&mut **tx)
         .await?;
     Ok(())
@@ -1152,6 +1211,7 @@ impl GrantStore for PgStore {
                     expires_at: r.try_get("expires_at")?,
                     claims: optional_json("access_tokens.claims", r.try_get("claims")?)?,
                     jkt: r.try_get("jkt")?,
+                    audience: optional_json("access_tokens.audience", r.try_get("audience")?)?.unwrap_or_default(),
                 })
             })
             .transpose()

@@ -18,6 +18,10 @@ pub const DELETE_INITIAL_ACCESS_TOKEN: &str = "DELETE FROM initial_access_tokens
 pub const USABLE_INITIAL_ACCESS_TOKEN: &str = "SELECT 1 FROM initial_access_tokens WHERE token_hash = $1 AND (expires_at IS NULL OR expires_at > $2) AND (uses_left IS NULL OR uses_left > 0)";
 /// Spends one use of the token `$1` if it is usable at `$2`.
 pub const SPEND_INITIAL_ACCESS_TOKEN: &str = "UPDATE initial_access_tokens SET uses_left = uses_left - 1 WHERE token_hash = $1 AND (expires_at IS NULL OR expires_at > $2) AND (uses_left IS NULL OR uses_left > 0)";
+pub const INSERT_RESOURCE: &str = "INSERT INTO resource_servers (identifier, name, scopes, token_format, access_token_lifetime, secret_hash, created_at) VALUES ($1,$2,$3,$4,$5,$6,$7)";
+pub const RESOURCE: &str = "SELECT identifier, name, scopes, token_format, access_token_lifetime, secret_hash, created_at FROM resource_servers WHERE identifier = $1";
+pub const RESOURCES: &str = "SELECT identifier, name, scopes, token_format, access_token_lifetime, secret_hash, created_at FROM resource_servers ORDER BY identifier";
+pub const DELETE_RESOURCE: &str = "DELETE FROM resource_servers WHERE identifier = $1";
 pub const DELETE_CLIENT_1: &str = "DELETE FROM refresh_tokens WHERE client_id = $1";
 pub const DELETE_CLIENT_2: &str = "DELETE FROM access_tokens WHERE client_id = $1";
 pub const DELETE_CLIENT_3: &str = "DELETE FROM consents WHERE client_id = $1";
@@ -115,7 +119,7 @@ pub const DELETE_SESSION_GRANTS_TO_CLIENT: &str =
 pub const CODE: &str = "SELECT grant_json, used FROM authorization_codes WHERE code_hash = $1";
 pub const SPEND_CODE: &str = "UPDATE authorization_codes SET used = TRUE WHERE code_hash = $1 AND used = FALSE";
 pub const CODE_GRANT: &str = "SELECT grant_id FROM authorization_codes WHERE code_hash = $1";
-pub const REFRESH_TOKEN: &str = "SELECT client_id, user_id, scope, grant_id, auth_time, amr, acr, sid, expires_at, claims, used, jkt FROM refresh_tokens WHERE token_hash = $1 AND client_id = $2";
+pub const REFRESH_TOKEN: &str = "SELECT client_id, user_id, scope, grant_id, auth_time, amr, acr, sid, expires_at, claims, used, jkt, resources FROM refresh_tokens WHERE token_hash = $1 AND client_id = $2";
 pub const SPEND_REFRESH_TOKEN: &str = "UPDATE refresh_tokens SET used = TRUE WHERE token_hash = $1 AND client_id = $2 AND used = FALSE AND expires_at > $3";
 pub const SPENT_REFRESH_TOKEN_GRANT: &str =
     "SELECT grant_id FROM refresh_tokens WHERE token_hash = $1 AND client_id = $2 AND used = TRUE";
@@ -127,10 +131,10 @@ pub const LOCK_GRANT: &str = "SELECT pg_advisory_xact_lock(hashtextextended($1, 
 pub const INSERT_CODE_WITH_SESSION_GRANT_PG: &str = "WITH signed_in AS (INSERT INTO session_grants (grant_id, sid, client_id, offline) VALUES ($1,$2,$3,$4) ON CONFLICT DO NOTHING) INSERT INTO authorization_codes (code_hash, grant_id, grant_json, expires_at) VALUES ($5,$1,$6,$7)";
 pub const INSERT_CODE: &str =
     "INSERT INTO authorization_codes (code_hash, grant_id, grant_json, expires_at) VALUES ($1,$2,$3,$4)";
-pub const INSERT_ACCESS_TOKEN: &str = "INSERT INTO access_tokens (token_hash, client_id, user_id, scope, grant_id, expires_at, claims, jkt) SELECT $1,$2,$3,$4,$5,$6,$7,$8 WHERE NOT EXISTS (SELECT 1 FROM revoked_grants WHERE grant_id = $5)";
-pub const INSERT_REFRESH_TOKEN: &str = "INSERT INTO refresh_tokens (token_hash, client_id, user_id, scope, grant_id, auth_time, amr, acr, sid, expires_at, claims, jkt) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)";
+pub const INSERT_ACCESS_TOKEN: &str = "INSERT INTO access_tokens (token_hash, client_id, user_id, scope, grant_id, expires_at, claims, jkt, audience) SELECT $1,$2,$3,$4,$5,$6,$7,$8,$9 WHERE NOT EXISTS (SELECT 1 FROM revoked_grants WHERE grant_id = $5)";
+pub const INSERT_REFRESH_TOKEN: &str = "INSERT INTO refresh_tokens (token_hash, client_id, user_id, scope, grant_id, auth_time, amr, acr, sid, expires_at, claims, jkt, resources) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)";
 pub const DELETE_ACCESS_TOKEN: &str = "DELETE FROM access_tokens WHERE token_hash = $1";
-pub const ACCESS_TOKEN: &str = "SELECT client_id, user_id, scope, grant_id, expires_at, claims, jkt FROM access_tokens WHERE token_hash = $1 AND expires_at > $2";
+pub const ACCESS_TOKEN: &str = "SELECT client_id, user_id, scope, grant_id, expires_at, claims, jkt, audience FROM access_tokens WHERE token_hash = $1 AND expires_at > $2";
 pub const REVOKE_GRANT_1: &str =
     "INSERT INTO revoked_grants (grant_id, revoked_at) VALUES ($1, $2) ON CONFLICT DO NOTHING";
 pub const REVOKE_GRANT_2: &str = "DELETE FROM access_tokens WHERE grant_id = $1";
@@ -187,7 +191,7 @@ pub fn sweep_statements() -> impl Iterator<Item = (&'static str, String)> {
 }
 
 /// The tables `store stats` counts.
-pub const COUNTED_TABLES: [&str; 19] = [
+pub const COUNTED_TABLES: [&str; 20] = [
     "clients",
     "users",
     "sessions",
@@ -207,4 +211,5 @@ pub const COUNTED_TABLES: [&str; 19] = [
     "initial_access_tokens",
     "pushed_authorization_requests",
     "decoupled_authorizations",
+    "resource_servers",
 ];

@@ -189,6 +189,7 @@ fn refresh_from_row(r: &Row<'_>) -> rusqlite::Result<RefreshToken> {
         expires_at: r.get(8)?,
         claims: optional_json(r, 9)?,
         jkt: r.get(11)?,
+        resources: optional_json(r, 12)?.unwrap_or_default(),
     })
 }
 
@@ -288,6 +289,54 @@ fn decoupled_row(r: &Row<'_>) -> rusqlite::Result<DecoupledRow> {
         notification_token: r.get(11)?,
         ping_auth_req_id: r.get(12)?,
     })
+}
+
+fn resource_row(r: &Row<'_>) -> rusqlite::Result<ResourceRow> {
+    Ok(ResourceRow {
+        identifier: r.get(0)?,
+        name: r.get(1)?,
+        scopes: r.get(2)?,
+        token_format: r.get(3)?,
+        access_token_lifetime: r.get(4)?,
+        secret_hash: r.get(5)?,
+        created_at: r.get(6)?,
+    })
+}
+
+#[async_trait]
+impl ResourceStore for SqliteStore {
+    async fn insert_resource(&self, s: &ResourceServer) -> StoreResult<()> {
+        self.write("insert_resource", |conn| {
+            let lifetime = s.access_token_lifetime.and_then(|l| i64::try_from(l).ok());
+            let args = params![
+                s.identifier,
+                s.name,
+                s.scopes.to_string(),
+                s.token_format.as_str(),
+                lifetime,
+                s.secret_hash,
+                s.created_at
+            ];
+            exec(conn, q::INSERT_RESOURCE, args).map(drop).map_err(conflict_or)
+        })
+    }
+
+    async fn resource(&self, identifier: &str) -> StoreResult<Option<ResourceServer>> {
+        let row =
+            self.read("resource", |c| c.prepare_cached(q::RESOURCE)?.query_row([identifier], resource_row).optional())?;
+        row.map(ResourceRow::into_resource).transpose()
+    }
+
+    async fn resources(&self) -> StoreResult<Vec<ResourceServer>> {
+        let rows = self.read("resources", |c| {
+            c.prepare_cached(q::RESOURCES)?.query_map([], resource_row)?.collect::<Result<Vec<_>, _>>()
+        })?;
+        rows.into_iter().map(ResourceRow::into_resource).collect()
+    }
+
+    async fn delete_resource(&self, identifier: &str) -> StoreResult<bool> {
+        self.write("delete_resource", |conn| Ok(exec(conn, q::DELETE_RESOURCE, [identifier])? == 1))
+    }
 }
 
 #[async_trait]
@@ -842,7 +891,8 @@ fn insert_access_token(tx: &Transaction<'_>, hash: &str, a: &AccessToken) -> rus
         a.grant_id,
         a.expires_at,
         a.claims.as_ref().map(to_json),
-        a.jkt
+        a.jkt,
+        (!a.audience.is_empty()).then(|| to_json(&a.audience))
     ];
     Ok(exec(tx, q::INSERT_ACCESS_TOKEN, args)? == 1)
 }
@@ -860,7 +910,8 @@ fn insert_refresh_token(tx: &Transaction<'_>, hash: &str, r: &RefreshToken) -> r
         r.auth.sid,
         r.expires_at,
         r.claims.as_ref().map(to_json),
-        r.jkt
+        r.jkt,
+        (!r.resources.is_empty()).then(|| to_json(&r.resources))
     ];
     exec(tx, q::INSERT_REFRESH_TOKEN, args).map(drop)
 }
@@ -980,6 +1031,7 @@ impl GrantStore for SqliteStore {
                         expires_at: r.get(4)?,
                         claims: optional_json(r, 5)?,
                         jkt: r.get(6)?,
+                        audience: optional_json(r, 7)?.unwrap_or_default(),
                     })
                 })
                 .optional()

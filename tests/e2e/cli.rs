@@ -675,3 +675,25 @@ fn clients_of_the_newer_grants_are_added_by_their_rfc_names() {
         assert!(shown.contains(expected), "{expected} not in\n{shown}");
     }
 }
+
+#[test]
+fn resource_servers_are_managed_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = &common::test_database_url_blocking(dir.path());
+    ok(oxid(d, &["migrate"], None));
+    let add = ["resource", "add", "--identifier", "https://api.example.com", "--name", "API", "--scope", "api.read"];
+    let out = ok(oxid(d, &[&add[..], &["--token-format", "jwt", "--with-secret"]].concat(), None));
+    assert_eq!(value_of(&out, "resource"), "https://api.example.com");
+    assert!(value_of(&out, "introspection_secret").len() >= 32);
+    refused(oxid(d, &add, None), "already exists");
+    misused(oxid(d, &["resource", "add", "--identifier", "api"], None), "absolute URI");
+    misused(
+        oxid(d, &["resource", "add", "--identifier", "https://x.example", "--token-format", "xml"], None),
+        "--token-format",
+    );
+    assert!(ok(oxid(d, &["resource", "list"], None)).contains("https://api.example.com  jwt"));
+    let shown = ok(oxid(d, &["resource", "show", "https://api.example.com"], None));
+    assert!(shown.contains("scopes: api.read") && shown.contains("introspects: true"), "{shown}");
+    ok(oxid(d, &["resource", "delete", "https://api.example.com"], None));
+    refused(oxid(d, &["resource", "show", "https://api.example.com"], None), "no resource server");
+}

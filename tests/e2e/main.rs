@@ -24,6 +24,7 @@ mod operations;
 mod par;
 mod registration;
 mod request_objects;
+mod resources;
 mod response_modes;
 mod revocation;
 mod signup;

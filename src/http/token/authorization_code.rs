@@ -56,8 +56,9 @@ pub(super) async fn exchange(
         auth: &grant.auth,
         nonce: grant.nonce.as_deref(),
         claims: grant.claims.as_ref(),
+        resources: Some(&grant.resources),
     };
     // The code is spent in the same transaction that stores the tokens (a concurrent redemption
     // of the same code loses, and revokes the grant).
-    issue(state, client, grant, access_scope, Spent::Code(&hash), proof).await
+    issue(state, client, grant, access_scope, Spent::Code(&hash), proof, params.get("resource")).await
 }

@@ -43,8 +43,10 @@ pub(super) async fn exchange(
                 auth,
                 nonce: None,
                 claims: None,
+                resources: None,
             };
-            issue(state, client, grant, device.scope.clone(), Spent::Decoupled(&hash), proof).await
+            let spent = Spent::Decoupled(&hash);
+            issue(state, client, grant, device.scope.clone(), spent, proof, params.get("resource")).await
         }
     }
 }

@@ -31,6 +31,9 @@ pub(super) struct Grant<'a> {
     pub nonce: Option<&'a str>,
     /// The `claims` request parameter of the original authorization (Core 5.5).
     pub claims: Option<&'a ClaimsRequest>,
+    /// RFC 8707: the resources the grant was authorized for; None where requests name none up front
+    /// (the decoupled flows), so a token request may name any registered one.
+    pub resources: Option<&'a [String]>,
 }
 
 /// Stores the tokens of an exchange, spending `spent` in the same transaction: nothing is answered
@@ -76,11 +79,15 @@ pub(super) async fn issue(
     access_scope: ScopeSet,
     spent: Spent<'_>,
     proof: Option<&Proof>,
+    asked_resource: Option<&str>,
 ) -> Result<TokenResponse, OAuthError> {
     let user = grant.user;
-    let (access_token, mut access) =
-        issuance::access_token(state, client, Some(&user.id), access_scope, grant.id, grant.claims);
+    let minted = issuance::access_token(state, client, Some(&user.id), access_scope, grant.id, grant.claims);
+    let (access_token, mut access) = minted;
     access.jkt = proof.map(|p| p.jkt.clone());
+    let audience = issuance::audience(state, grant.resources, asked_resource).await?;
+    let (access_token, access) =
+        issuance::for_audience(state, client, (access_token, access), &audience, Some((&user.id, grant.auth)))?;
     let refresh_token = (grant.scope.contains("offline_access") && client.allows_grant(GrantType::RefreshToken))
         .then(crypto::random_token);
     let refresh = refresh_token.as_ref().map(|t| {
@@ -95,6 +102,7 @@ pub(super) async fn issue(
             // RFC 9449 5: a public client's refresh token is bound to its key (a confidential client's
             // is bound to its credentials already).
             jkt: proof.filter(|_| client.is_public()).map(|p| p.jkt.clone()),
+            resources: grant.resources.unwrap_or_default().to_vec(),
         };
         (crypto::token_hash(t), record)
     });

@@ -51,9 +51,10 @@ pub(super) async fn exchange(
         auth: &old.auth,
         nonce: None,
         claims: old.claims.as_ref(),
+        resources: Some(&old.resources),
     };
     // Rotation: the old token is spent in the same transaction that stores the new ones, so a failure
     // leaves it usable, and a concurrent use of it revokes the grant.
     let spent = Spent::RefreshToken { hash: &hash, client_id: &client.id, now };
-    issue(state, client, grant, access_scope, spent, proof).await
+    issue(state, client, grant, access_scope, spent, proof, params.get("resource")).await
 }

@@ -1,0 +1,12 @@
+-- Resource servers (the APIs oxid's access tokens are for, RFC 8707) and the audience of each token.
+CREATE TABLE resource_servers (
+    identifier TEXT PRIMARY KEY NOT NULL,
+    name TEXT NOT NULL,
+    scopes TEXT NOT NULL,
+    token_format TEXT NOT NULL,
+    access_token_lifetime INTEGER,
+    secret_hash TEXT,
+    created_at INTEGER NOT NULL
+);
+ALTER TABLE access_tokens ADD COLUMN audience TEXT;
+ALTER TABLE refresh_tokens ADD COLUMN resources TEXT;

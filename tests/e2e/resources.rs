@@ -1,0 +1,195 @@
+//! Tokens for resource servers: resource indicators (RFC 8707) through the code flow, refresh and
+//! client credentials; RFC 9068 JWT access tokens verified against the JWKS; introspection by the
+//! resource servers a token is for, as JSON and as a signed JWT (RFC 9701); revocation of a JWT.
+
+use crate::common;
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use common::{Browser, REDIRECT_URI, TestOp, VERIFIER, exchange_code, json, query};
+use josekit::jwk::JwkSet;
+use josekit::jws;
+use oxid::model::{ClientAuthMethod, ResourceServer, TokenFormat};
+use serde_json::{Value, json};
+
+const API: &str = "https://api.example.com";
+const REPORTS: &str = "https://reports.example.com/v1";
+const API_SECRET: &str = "the-api-introspection-secret-0123456789";
+const REPORTS_SECRET: &str = "the-reports-introspection-secret-98765";
+
+async fn op_with_resources() -> (TestOp, String) {
+    let op = TestOp::start().await;
+    op.add_user("alice").await;
+    for (identifier, scope, format, secret) in [
+        (API, "api.read", TokenFormat::Opaque, API_SECRET),
+        (REPORTS, "reports.read", TokenFormat::Jwt, REPORTS_SECRET),
+    ] {
+        let resource = ResourceServer {
+            identifier: identifier.into(),
+            name: identifier.into(),
+            scopes: scope.parse().unwrap(),
+            token_format: format,
+            access_token_lifetime: Some(600),
+            secret_hash: Some(oxid::crypto::token_hash(secret)),
+            created_at: oxid::model::now(),
+        };
+        op.store.insert_resource(&resource).await.unwrap();
+    }
+    let (_, secret) = op
+        .add_client("webapp", ClientAuthMethod::ClientSecretBasic, |c| {
+            c.skip_consent = true;
+            c.metadata.scope = "reports.read".parse().unwrap();
+        })
+        .await;
+    (op, secret.unwrap())
+}
+
+/// RFC 6749 2.3.1: the identifier is form-urlencoded before it goes into Basic.
+fn basic(identifier: &str, secret: &str) -> String {
+    let id: String = form_urlencoded::byte_serialize(identifier.as_bytes()).collect();
+    format!("Basic {}", STANDARD.encode(format!("{id}:{secret}")))
+}
+
+async fn introspect_as(
+    op: &TestOp,
+    identifier: &str,
+    secret: &str,
+    token: &str,
+    accept: Option<&str>,
+) -> reqwest::Response {
+    let mut request = reqwest::Client::new()
+        .post(op.url("/introspect"))
+        .header("Authorization", basic(identifier, secret))
+        .form(&[("token", token)]);
+    if let Some(accept) = accept {
+        request = request.header("Accept", accept);
+    }
+    request.send().await.unwrap()
+}
+
+/// Verifies an RS256 JWT of the OP against its JWKS and checks its `typ`; returns the claims.
+async fn verified(op: &TestOp, jwt: &str, typ: &str) -> Value {
+    let jwks = reqwest::get(op.url("/jwks.json")).await.unwrap().text().await.unwrap();
+    let header: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(jwt.split('.').next().unwrap()).unwrap()).unwrap();
+    assert_eq!((header["typ"].as_str(), header["alg"].as_str()), (Some(typ), Some("RS256")), "{header}");
+    let set = JwkSet::from_bytes(&jwks).unwrap();
+    let key = set.get(header["kid"].as_str().unwrap())[0];
+    let (payload, _) =
+        jws::deserialize_compact(jwt, &jws::RS256.verifier_from_jwk(key).unwrap()).expect("signed by the OP");
+    serde_json::from_slice(&payload).unwrap()
+}
+
+async fn refresh(op: &TestOp, secret: &str, refresh_token: &str, resource: &str) -> (u16, Value) {
+    let form = [("grant_type", "refresh_token"), ("refresh_token", refresh_token), ("resource", resource)];
+    let response = reqwest::Client::new().post(op.url("/token")).basic_auth("webapp", Some(secret)).form(&form).send();
+    let (status, body) = json(response.await.unwrap()).await;
+    (status.as_u16(), body)
+}
+
+#[tokio::test]
+async fn resource_indicators_through_the_code_flow_and_refresh() {
+    let (op, secret) = op_with_resources().await;
+    let b = Browser::new(&op);
+    // Two resources at the authorization endpoint (RFC 8707 2: repeatable); their scopes are granted
+    // because they are named.
+    let url = op
+        .authorize_url(
+            "webapp",
+            &format!("&resource={}&resource={}&prompt=consent", common::urlencode(API), common::urlencode(REPORTS)),
+        )
+        .replace("scope=openid%20email%20profile", "scope=openid%20offline_access%20api.read%20reports.read");
+    let code = query(&b.sign_in(&url, "alice").await)["code"].clone();
+    // One resource per token request; the access token is for it alone.
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", REDIRECT_URI),
+        ("code_verifier", VERIFIER),
+        ("resource", API),
+    ];
+    let response = reqwest::Client::new().post(op.url("/token")).basic_auth("webapp", Some(&secret)).form(&form).send();
+    let (status, tokens) = json(response.await.unwrap()).await;
+    assert_eq!(status, 200, "{tokens}");
+    assert!(tokens["scope"].as_str().unwrap().contains("api.read"), "{tokens}");
+    let access = tokens["access_token"].as_str().unwrap();
+    assert_eq!(access.split('.').count(), 1, "the API takes opaque tokens");
+    // The API sees it (its audience); the reports server does not; wrong credentials are 401.
+    let (_, seen) = json(introspect_as(&op, API, API_SECRET, access, None).await).await;
+    assert_eq!((seen["active"].as_bool(), &seen["aud"]), (Some(true), &json!([API])), "{seen}");
+    let (_, foreign) = json(introspect_as(&op, REPORTS, REPORTS_SECRET, access, None).await).await;
+    assert_eq!(foreign, json!({"active": false}));
+    assert_eq!(introspect_as(&op, API, "wrong", access, None).await.status(), 401);
+
+    // A refresh narrows to the other authorized resource, which takes RFC 9068 JWTs.
+    let refresh_token = tokens["refresh_token"].as_str().unwrap();
+    let (status, refreshed) = refresh(&op, &secret, refresh_token, REPORTS).await;
+    assert_eq!(status, 200, "{refreshed}");
+    let jwt = refreshed["access_token"].as_str().unwrap();
+    let claims = verified(&op, jwt, "at+jwt").await;
+    let alice = op.store.user_by_username("alice").await.unwrap().unwrap();
+    assert_eq!(
+        (&claims["aud"], &claims["sub"], &claims["client_id"]),
+        (&json!(REPORTS), &json!(alice.id), &json!("webapp"))
+    );
+    assert_eq!(claims["iss"], op.issuer);
+    for claim in ["exp", "iat", "jti", "scope", "auth_time", "acr", "amr"] {
+        assert!(claims.get(claim).is_some(), "{claim} in {claims}");
+    }
+    assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 600, "the resource's lifetime");
+    // The JWT is recorded: the reports server can introspect it, the UserInfo endpoint knows it.
+    let (_, seen) = json(introspect_as(&op, REPORTS, REPORTS_SECRET, jwt, None).await).await;
+    assert_eq!(seen["active"], true);
+    // A resource the grant was not authorized for is invalid_target.
+    let (status, body) =
+        refresh(&op, &secret, refreshed["refresh_token"].as_str().unwrap(), "https://other.example").await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_target")));
+
+    // An unregistered resource at the authorization endpoint: invalid_target to the client.
+    let page = b.get(&op.authorize_url("webapp", "&resource=https%3A%2F%2Funknown.example")).await;
+    assert_eq!(query(&page.location.unwrap())["error"], "invalid_target");
+    let page = b.get(&op.authorize_url("webapp", "&resource=not-a-uri")).await;
+    assert_eq!(query(&page.location.unwrap())["error"], "invalid_target");
+    // Without the resource, its scope is not granted.
+    let url = op.authorize_url("webapp", "").replace("scope=openid%20email%20profile", "scope=openid%20api.read");
+    let code = query(&b.sign_in(&url, "alice").await)["code"].clone();
+    let (_, tokens) = json(exchange_code(&op, "webapp", &secret, &code, Some(VERIFIER)).await).await;
+    assert_eq!(tokens["scope"], "openid");
+}
+
+#[tokio::test]
+async fn jwt_access_tokens_for_a_client_introspected_as_jwt_and_revoked() {
+    let (op, secret) = op_with_resources().await;
+    let form = [("grant_type", "client_credentials"), ("resource", REPORTS), ("scope", "reports.read")];
+    let response = reqwest::Client::new().post(op.url("/token")).basic_auth("webapp", Some(&secret)).form(&form).send();
+    let (status, tokens) = json(response.await.unwrap()).await;
+    assert_eq!(status, 200, "{tokens}");
+    let jwt = tokens["access_token"].as_str().unwrap();
+    let claims = verified(&op, jwt, "at+jwt").await;
+    assert_eq!((&claims["sub"], &claims["aud"]), (&json!("webapp"), &json!(REPORTS)), "the client acts for itself");
+
+    // RFC 9701: a signed introspection answer for the resource server.
+    let response = introspect_as(&op, REPORTS, REPORTS_SECRET, jwt, Some("application/token-introspection+jwt")).await;
+    assert_eq!(response.headers()["content-type"], "application/token-introspection+jwt");
+    let answer = verified(&op, &response.text().await.unwrap(), "token-introspection+jwt").await;
+    assert_eq!((&answer["aud"], &answer["iss"]), (&json!(REPORTS), &json!(op.issuer)));
+    assert_eq!(answer["token_introspection"]["active"], true);
+    assert_eq!(answer["token_introspection"]["client_id"], "webapp");
+
+    // Revoked by the client (RFC 7009): inactive for the resource server.
+    let revoked = reqwest::Client::new()
+        .post(op.url("/revoke"))
+        .basic_auth("webapp", Some(&secret))
+        .form(&[("token", jwt)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 200);
+    let (_, after) = json(introspect_as(&op, REPORTS, REPORTS_SECRET, jwt, None).await).await;
+    assert_eq!(after, json!({"active": false}));
+    // An unknown resource at the token endpoint.
+    let form = [("grant_type", "client_credentials"), ("resource", "https://unknown.example")];
+    let response = reqwest::Client::new().post(op.url("/token")).basic_auth("webapp", Some(&secret)).form(&form).send();
+    let (status, body) = json(response.await.unwrap()).await;
+    assert_eq!((status.as_u16(), body["error"].as_str()), (400, Some("invalid_target")));
+}
