@@ -103,19 +103,23 @@ struct JwtAccessToken<'a> {
     /// RFC 9449 6.1: the DPoP key the token is bound to.
     #[serde(skip_serializing_if = "Option::is_none")]
     cnf: Option<serde_json::Value>,
+    /// RFC 8693 4.1: who acts for the subject (a token exchange's delegation).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    act: Option<serde_json::Value>,
 }
 
 /// Makes an access token for `audience` (RFC 8707): its record's audience and lifetime, and, for a
 /// resource server that asked for them, an RFC 9068 JWT (`typ: at+jwt`, signed with the OP's RS256
-/// key) in place of the opaque token. `user` is the subject and how they authenticated (None for the
-/// client's own tokens). The token is stored under its hash either way, so revocation and
+/// key) in place of the opaque token. `user` is the subject and, when known, how they authenticated
+/// (None for the client's own tokens); `act` the delegation of a token exchange (RFC 8693 4.1). The token is stored under its hash either way, so revocation and
 /// introspection work alike.
 pub fn for_audience(
     state: &SharedState,
     client: &Client,
     (token, mut record): (String, AccessToken),
     audience: &[ResourceServer],
-    user: Option<(&str, &Authentication)>,
+    user: Option<(&str, Option<&Authentication>)>,
+    act: Option<serde_json::Value>,
 ) -> Result<(String, AccessToken), OAuthError> {
     record.audience = audience.iter().map(|r| r.identifier.clone()).collect();
     let [resource] = audience else { return Ok((token, record)) };
@@ -136,10 +140,11 @@ pub fn for_audience(
         iat: now,
         jti: crypto::random_token(),
         scope: record.scope.to_string(),
-        auth_time: user.map(|(_, auth)| auth.auth_time),
-        acr: user.map(|(_, auth)| auth.acr.as_str()),
-        amr: user.map(|(_, auth)| auth.amr.as_slice()),
+        auth_time: user.and_then(|(_, auth)| auth).map(|auth| auth.auth_time),
+        acr: user.and_then(|(_, auth)| auth).map(|auth| auth.acr.as_str()),
+        amr: user.and_then(|(_, auth)| auth).map(|auth| auth.amr.as_slice()),
         cnf: record.jkt.as_ref().map(|jkt| serde_json::json!({"jkt": jkt})),
+        act,
     };
     let jwt = state.keys.get().sign_typed(SigningAlg::RS256, "at+jwt", &claims).map_err(|e| {
         tracing::error!(error = %e, "access token signing failed");

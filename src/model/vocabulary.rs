@@ -264,13 +264,14 @@ macro_rules! wire_enum {
 
 wire_enum!(
     /// OAuth 2.0 grant types oxid implements at the token endpoint (`DeviceCode`: RFC 8628 3.4; `Ciba`:
-    /// CIBA 10.1).
+    /// CIBA 10.1; `TokenExchange`: RFC 8693 2.1).
     GrantType {
         AuthorizationCode = "authorization_code",
         RefreshToken = "refresh_token",
         ClientCredentials = "client_credentials",
         DeviceCode = "urn:ietf:params:oauth:grant-type:device_code",
         Ciba = "urn:openid:params:grant-type:ciba",
+        TokenExchange = "urn:ietf:params:oauth:grant-type:token-exchange",
     }
 );
 

@@ -193,3 +193,116 @@ async fn jwt_access_tokens_for_a_client_introspected_as_jwt_and_revoked() {
     let (status, body) = json(response.await.unwrap()).await;
     assert_eq!((status.as_u16(), body["error"].as_str()), (400, Some("invalid_target")));
 }
+
+/// RFC 8693: a gateway the operator allowed trades alice's access token for the API for one to the
+/// reports server, acting for her (`act`); the new token dies with the original grant.
+#[tokio::test]
+async fn token_exchange_with_delegation() {
+    let (op, secret) = op_with_resources().await;
+    let (_, gateway_secret) = op
+        .add_client("gateway", ClientAuthMethod::ClientSecretBasic, |c| {
+            c.grant_types = vec![oxid::model::GrantType::TokenExchange];
+            c.metadata.response_types.clear();
+        })
+        .await;
+    let gateway_secret = gateway_secret.unwrap();
+    let b = Browser::new(&op);
+    let url = op
+        .authorize_url(
+            "webapp",
+            &format!("&resource={}&resource={}&prompt=consent", common::urlencode(API), common::urlencode(REPORTS)),
+        )
+        .replace("scope=openid%20email%20profile", "scope=openid%20offline_access%20api.read%20reports.read");
+    let code = query(&b.sign_in(&url, "alice").await)["code"].clone();
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", REDIRECT_URI),
+        ("code_verifier", VERIFIER),
+        ("resource", API),
+    ];
+    let response = reqwest::Client::new().post(op.url("/token")).basic_auth("webapp", Some(&secret)).form(&form).send();
+    let (_, tokens) = json(response.await.unwrap()).await;
+    let subject = tokens["access_token"].as_str().unwrap();
+
+    let exchange = |client: &'static str, client_secret: String, extra: Vec<(&'static str, String)>| {
+        let op_url = op.url("/token");
+        async move {
+            let mut form = vec![("grant_type", "urn:ietf:params:oauth:grant-type:token-exchange".to_owned())];
+            if !extra.iter().any(|(k, _)| *k == "subject_token_type") {
+                form.push(("subject_token_type", "urn:ietf:params:oauth:token-type:access_token".to_owned()));
+            }
+            form.extend(extra);
+            let response =
+                reqwest::Client::new().post(op_url).basic_auth(client, Some(client_secret)).form(&form).send();
+            let (status, body) = json(response.await.unwrap()).await;
+            (status.as_u16(), body)
+        }
+    };
+    let (status, exchanged) = exchange(
+        "gateway",
+        gateway_secret.clone(),
+        vec![
+            ("subject_token", subject.to_owned()),
+            ("resource", REPORTS.to_owned()),
+            ("scope", "reports.read".to_owned()),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{exchanged}");
+    assert_eq!(exchanged["issued_token_type"], "urn:ietf:params:oauth:token-type:access_token");
+    assert!(exchanged.get("refresh_token").is_none());
+    let jwt = exchanged["access_token"].as_str().unwrap();
+    let claims = verified(&op, jwt, "at+jwt").await;
+    let alice = op.store.user_by_username("alice").await.unwrap().unwrap();
+    assert_eq!(
+        (&claims["sub"], &claims["aud"], &claims["scope"]),
+        (&json!(alice.id), &json!(REPORTS), &json!("reports.read"))
+    );
+    assert_eq!(claims["act"], json!({"sub": "gateway"}), "the gateway acts for alice");
+    assert_eq!(claims["client_id"], "gateway");
+
+    // Refusals (RFC 8693 2.2.2): a client not allowed to exchange; more scope than the subject's; an
+    // unknown target; an inactive or foreign subject token.
+    let (status, body) = exchange(
+        "webapp",
+        secret.clone(),
+        vec![("subject_token", subject.to_owned()), ("resource", REPORTS.to_owned())],
+    )
+    .await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("unauthorized_client")));
+    let wider = vec![
+        ("subject_token", subject.to_owned()),
+        ("resource", REPORTS.to_owned()),
+        ("scope", "reports.read admin".to_owned()),
+    ];
+    assert_eq!(exchange("gateway", gateway_secret.clone(), wider).await.1["error"], "invalid_scope");
+    let nowhere = vec![("subject_token", subject.to_owned()), ("resource", "https://nowhere.example".to_owned())];
+    assert_eq!(exchange("gateway", gateway_secret.clone(), nowhere).await.1["error"], "invalid_target");
+    let made_up = vec![("subject_token", "made-up".to_owned()), ("resource", REPORTS.to_owned())];
+    assert_eq!(exchange("gateway", gateway_secret.clone(), made_up).await.1["error"], "invalid_request");
+    let id_token = vec![
+        ("subject_token", tokens["id_token"].as_str().unwrap().to_owned()),
+        ("subject_token_type", "urn:ietf:params:oauth:token-type:id_token".to_owned()),
+        ("resource", REPORTS.to_owned()),
+    ];
+    let (status, body) = exchange("gateway", gateway_secret.clone(), id_token).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request")),
+        "webapp's ID Token is not the gateway's"
+    );
+    assert!(body["error_description"].as_str().unwrap().contains("another client"), "{body}");
+
+    // Revoking the original grant (its refresh token) ends the exchanged token too.
+    let revoked = reqwest::Client::new()
+        .post(op.url("/revoke"))
+        .basic_auth("webapp", Some(&secret))
+        .form(&[("token", tokens["refresh_token"].as_str().unwrap())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 200);
+    let (_, after) = json(introspect_as(&op, REPORTS, REPORTS_SECRET, jwt, None).await).await;
+    assert_eq!(after, json!({"active": false}));
+}

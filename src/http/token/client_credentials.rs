@@ -38,14 +38,15 @@ pub(super) async fn exchange(
     record.jkt = proof.map(|p| p.jkt.clone());
     // RFC 8707: a token for a registered resource server, if the client names one.
     let audience = issuance::audience(state, None, params.get("resource")).await?;
-    let (access_token, record) = issuance::for_audience(state, client, (access_token, record), &audience, None)?;
+    let (access_token, record) = issuance::for_audience(state, client, (access_token, record), &audience, None, None)?;
     super::issue::store(state, client, None, (&access_token, &record), None).await?;
     Ok(TokenResponse {
         access_token,
         token_type: super::token_type(proof),
-        expires_in: state.config.access_token_lifetime,
+        expires_in: super::expires_in(state, record.expires_at),
         refresh_token: None,
         id_token: None,
         scope: record.scope.to_string(),
+        issued_token_type: None,
     })
 }

@@ -86,8 +86,14 @@ pub(super) async fn issue(
     let (access_token, mut access) = minted;
     access.jkt = proof.map(|p| p.jkt.clone());
     let audience = issuance::audience(state, grant.resources, asked_resource).await?;
-    let (access_token, access) =
-        issuance::for_audience(state, client, (access_token, access), &audience, Some((&user.id, grant.auth)))?;
+    let (access_token, access) = issuance::for_audience(
+        state,
+        client,
+        (access_token, access),
+        &audience,
+        Some((&user.id, Some(grant.auth))),
+        None,
+    )?;
     let refresh_token = (grant.scope.contains("offline_access") && client.allows_grant(GrantType::RefreshToken))
         .then(crypto::random_token);
     let refresh = refresh_token.as_ref().map(|t| {
@@ -123,9 +129,10 @@ pub(super) async fn issue(
     Ok(TokenResponse {
         access_token,
         token_type: super::token_type(proof),
-        expires_in: state.config.access_token_lifetime,
+        expires_in: super::expires_in(state, access.expires_at),
         refresh_token,
         id_token,
         scope: access.scope.to_string(),
+        issued_token_type: None,
     })
 }

@@ -5,6 +5,7 @@
 mod authorization_code;
 mod client_credentials;
 mod decoupled;
+mod exchange;
 mod issue;
 mod refresh_token;
 
@@ -30,6 +31,14 @@ struct TokenResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
     id_token: Option<String>,
     scope: String,
+    /// RFC 8693 2.2.1: what kind of token a token exchange issued.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    issued_token_type: Option<&'static str>,
+}
+
+/// Seconds until `expires_at` (RFC 6749 5.1 `expires_in`).
+fn expires_in(state: &SharedState, expires_at: i64) -> u64 {
+    u64::try_from(expires_at - state.now()).unwrap_or(0)
 }
 
 pub async fn token(
@@ -102,5 +111,6 @@ async fn dispatch(
         GrantType::ClientCredentials => client_credentials::exchange(state, client, params, proof).await,
         GrantType::DeviceCode => decoupled::exchange(state, client, params, proof, "device_code").await,
         GrantType::Ciba => decoupled::exchange(state, client, params, proof, "auth_req_id").await,
+        GrantType::TokenExchange => exchange::exchange(state, client, params, proof).await,
     }
 }
