@@ -87,20 +87,17 @@ async fn refresh(op: &TestOp, secret: &str, refresh_token: &str, resource: &str)
     (status.as_u16(), body)
 }
 
-#[tokio::test]
-async fn resource_indicators_through_the_code_flow_and_refresh() {
-    let (op, secret) = op_with_resources().await;
-    let b = Browser::new(&op);
-    // Two resources at the authorization endpoint (RFC 8707 2: repeatable); their scopes are granted
-    // because they are named.
+/// Alice signs in to webapp for both resources (RFC 8707 2: `resource` is repeatable; their scopes are
+/// granted because they are named); the code is redeemed for the API alone (one resource per token
+/// request). The token endpoint's answer.
+async fn sign_in_for_both(op: &TestOp, secret: &str) -> (reqwest::StatusCode, Value) {
+    let b = Browser::new(op);
+    let resources =
+        format!("&resource={}&resource={}&prompt=consent", common::urlencode(API), common::urlencode(REPORTS));
     let url = op
-        .authorize_url(
-            "webapp",
-            &format!("&resource={}&resource={}&prompt=consent", common::urlencode(API), common::urlencode(REPORTS)),
-        )
+        .authorize_url("webapp", &resources)
         .replace("scope=openid%20email%20profile", "scope=openid%20offline_access%20api.read%20reports.read");
     let code = query(&b.sign_in(&url, "alice").await)["code"].clone();
-    // One resource per token request; the access token is for it alone.
     let form = [
         ("grant_type", "authorization_code"),
         ("code", code.as_str()),
@@ -108,8 +105,14 @@ async fn resource_indicators_through_the_code_flow_and_refresh() {
         ("code_verifier", VERIFIER),
         ("resource", API),
     ];
-    let response = reqwest::Client::new().post(op.url("/token")).basic_auth("webapp", Some(&secret)).form(&form).send();
-    let (status, tokens) = json(response.await.unwrap()).await;
+    let response = reqwest::Client::new().post(op.url("/token")).basic_auth("webapp", Some(secret)).form(&form).send();
+    json(response.await.unwrap()).await
+}
+
+#[tokio::test]
+async fn resource_indicators_through_the_code_flow_and_refresh() {
+    let (op, secret) = op_with_resources().await;
+    let (status, tokens) = sign_in_for_both(&op, &secret).await;
     assert_eq!(status, 200, "{tokens}");
     assert!(tokens["scope"].as_str().unwrap().contains("api.read"), "{tokens}");
     let access = tokens["access_token"].as_str().unwrap();
@@ -146,6 +149,7 @@ async fn resource_indicators_through_the_code_flow_and_refresh() {
     assert_eq!((status, body["error"].as_str()), (400, Some("invalid_target")));
 
     // An unregistered resource at the authorization endpoint: invalid_target to the client.
+    let b = Browser::new(&op);
     let page = b.get(&op.authorize_url("webapp", "&resource=https%3A%2F%2Funknown.example")).await;
     assert_eq!(query(&page.location.unwrap())["error"], "invalid_target");
     let page = b.get(&op.authorize_url("webapp", "&resource=not-a-uri")).await;
@@ -206,23 +210,7 @@ async fn token_exchange_with_delegation() {
         })
         .await;
     let gateway_secret = gateway_secret.unwrap();
-    let b = Browser::new(&op);
-    let url = op
-        .authorize_url(
-            "webapp",
-            &format!("&resource={}&resource={}&prompt=consent", common::urlencode(API), common::urlencode(REPORTS)),
-        )
-        .replace("scope=openid%20email%20profile", "scope=openid%20offline_access%20api.read%20reports.read");
-    let code = query(&b.sign_in(&url, "alice").await)["code"].clone();
-    let form = [
-        ("grant_type", "authorization_code"),
-        ("code", code.as_str()),
-        ("redirect_uri", REDIRECT_URI),
-        ("code_verifier", VERIFIER),
-        ("resource", API),
-    ];
-    let response = reqwest::Client::new().post(op.url("/token")).basic_auth("webapp", Some(&secret)).form(&form).send();
-    let (_, tokens) = json(response.await.unwrap()).await;
+    let (_, tokens) = sign_in_for_both(&op, &secret).await;
     let subject = tokens["access_token"].as_str().unwrap();
 
     let exchange = |client: &'static str, client_secret: String, extra: Vec<(&'static str, String)>| {
