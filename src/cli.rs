@@ -85,6 +85,9 @@ pub enum ResourceCommand {
         /// Seconds its access tokens live (default: access_token_lifetime).
         #[arg(long, value_name = "SECONDS")]
         access_token_lifetime: Option<u64>,
+        /// How its JWT access tokens are signed.
+        #[arg(long, default_value = "RS256")]
+        alg: String,
         /// Give it a secret to introspect with (printed once), as a client authenticates.
         #[arg(long)]
         with_secret: bool,
@@ -621,7 +624,7 @@ async fn account(store: &dyn Store, username: &str) -> anyhow::Result<String> {
 
 async fn resource(cmd: ResourceCommand, store: &dyn Store) -> anyhow::Result<()> {
     match cmd {
-        ResourceCommand::Add { identifier, name, scopes, token_format, access_token_lifetime, with_secret } => {
+        ResourceCommand::Add { identifier, name, scopes, token_format, access_token_lifetime, alg, with_secret } => {
             if !crate::protocol::authorize::is_resource_indicator(&identifier) {
                 return Err(usage(anyhow::anyhow!(
                     "--identifier must be an absolute URI without a fragment (RFC 8707)"
@@ -637,6 +640,7 @@ async fn resource(cmd: ResourceCommand, store: &dyn Store) -> anyhow::Result<()>
                 identifier,
                 scopes: scope,
                 token_format: token_format.parse().map_err(|e| usage(anyhow::anyhow!("--token-format: {e}")))?,
+                signing_alg: alg.parse().map_err(|e| usage(anyhow::anyhow!("--alg: {e}")))?,
                 access_token_lifetime,
                 secret_hash: secret.as_deref().map(crypto::token_hash),
                 created_at: now(),
@@ -664,6 +668,7 @@ async fn resource(cmd: ResourceCommand, store: &dyn Store) -> anyhow::Result<()>
             println!("name: {}", r.name);
             println!("scopes: {}", r.scopes);
             println!("token_format: {}", r.token_format.as_str());
+            println!("alg: {}", r.signing_alg);
             if let Some(lifetime) = r.access_token_lifetime {
                 println!("access_token_lifetime: {lifetime}");
             }

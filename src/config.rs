@@ -178,6 +178,9 @@ pub struct Config {
     pub backchannel_logout_retry_period: u64,
     /// Seconds the OP waits for a relying party's answer to one Back-Channel Logout request.
     pub backchannel_logout_timeout: u64,
+    /// The resource server access tokens are for when a request names none (RFC 8707); none: tokens
+    /// without an audience, for the OP's own endpoints.
+    pub default_resource: Option<String>,
     /// DPoP proofs must carry a server nonce (RFC 9449 8), given in `DPoP-Nonce` and valid on every node.
     pub dpop_nonce_required: bool,
     /// Every client's authorization requests must be pushed first (RFC 9126 5).
@@ -230,6 +233,7 @@ impl Default for Config {
             backchannel_logout_timeout: 5,
             require_pushed_authorization_requests: false,
             dpop_nonce_required: false,
+            default_resource: None,
             registration: RegistrationPolicy::Token,
             registration_max_per_ip: 10,
             registration_trusted_software_issuers: BTreeMap::new(),
@@ -354,6 +358,9 @@ impl Config {
         }
         if self.max_connections == 0 {
             return Err(ConfigError("max_connections must be at least 1".into()));
+        }
+        if self.default_resource.as_deref().is_some_and(|r| !crate::protocol::authorize::is_resource_indicator(r)) {
+            return Err(ConfigError("default_resource must be an absolute URI without a fragment (RFC 8707)".into()));
         }
         for (issuer, jwks_uri) in &self.registration_trusted_software_issuers {
             let https = url::Url::parse(jwks_uri).is_ok_and(|u| u.scheme() == "https" || self.fetch_allow_loopback);

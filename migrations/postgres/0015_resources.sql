@@ -4,6 +4,7 @@ CREATE TABLE resource_servers (
     name TEXT NOT NULL,
     scopes TEXT NOT NULL,
     token_format TEXT NOT NULL,
+    signing_alg TEXT NOT NULL,
     access_token_lifetime BIGINT,
     secret_hash TEXT,
     created_at BIGINT NOT NULL

@@ -7,8 +7,7 @@ use super::{SharedState, client_auth};
 use crate::crypto;
 use crate::jose::encryption;
 use crate::model::{
-    AccessToken, Authentication, ClaimsRequest, Client, Encryption, ResourceServer, ScopeSet, SigningAlg, TokenFormat,
-    User,
+    AccessToken, Authentication, ClaimsRequest, Client, Encryption, ResourceServer, ScopeSet, TokenFormat, User,
 };
 use crate::protocol::authorize::AuthorizationRequest;
 use crate::protocol::id_token::{IdTokenClaims, half_hash};
@@ -39,7 +38,7 @@ pub fn access_token(
 
 /// RFC 8707: the resource servers an access token is for. `asked` (the token request's `resource`) must
 /// be one of `authorized` (the grant's; `None`: any registered resource, for the client's own tokens)
-/// and registered; without it, every authorized resource.
+/// and registered; without it, every authorized resource, or else the `default_resource` setting.
 pub async fn audience(
     state: &SharedState,
     authorized: Option<&[String]>,
@@ -51,8 +50,9 @@ pub async fn audience(
             return Err(target("resource was not authorized for this grant"));
         }
         (Some(asked), _) => vec![asked],
-        (None, Some(authorized)) => authorized.iter().map(String::as_str).collect(),
-        (None, None) => Vec::new(),
+        (None, Some(authorized)) if !authorized.is_empty() => authorized.iter().map(String::as_str).collect(),
+        // Nothing named: the operator's default audience, if any.
+        (None, _) => state.config.default_resource.iter().map(String::as_str).collect(),
     };
     let mut resources = Vec::with_capacity(wanted.len());
     for identifier in wanted {
@@ -109,8 +109,8 @@ struct JwtAccessToken<'a> {
 }
 
 /// Makes an access token for `audience` (RFC 8707): its record's audience and lifetime, and, for a
-/// resource server that asked for them, an RFC 9068 JWT (`typ: at+jwt`, signed with the OP's RS256
-/// key) in place of the opaque token. `user` is the subject and, when known, how they authenticated
+/// resource server that asked for them, an RFC 9068 JWT (`typ: at+jwt`, signed with the OP's key for
+/// the resource's algorithm) in place of the opaque token. `user` is the subject and, when known, how they authenticated
 /// (None for the client's own tokens); `act` the delegation of a token exchange (RFC 8693 4.1). The token is stored under its hash either way, so revocation and
 /// introspection work alike.
 pub fn for_audience(
@@ -146,7 +146,7 @@ pub fn for_audience(
         cnf: record.jkt.as_ref().map(|jkt| serde_json::json!({"jkt": jkt})),
         act,
     };
-    let jwt = state.keys.get().sign_typed(SigningAlg::RS256, "at+jwt", &claims).map_err(|e| {
+    let jwt = state.keys.get().sign_typed(resource.signing_alg, "at+jwt", &claims).map_err(|e| {
         tracing::error!(error = %e, "access token signing failed");
         OAuthError::server_error()
     })?;

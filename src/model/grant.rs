@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Authentication, ClaimsRequest, ClientId, RedirectUri, ScopeSet, Timestamp};
+use super::{Authentication, ClaimsRequest, ClientId, RedirectUri, ScopeSet, SigningAlg, Timestamp};
 
 /// What an authorization code stands for (Core 3.1.2.5); stored under the hash of the code.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -165,6 +165,8 @@ pub struct ResourceServer {
     /// Scopes it defines: requestable only for it.
     pub scopes: ScopeSet,
     pub token_format: TokenFormat,
+    /// How its JWT access tokens are signed (RFC 9068 2.1: RS256 unless it wants another).
+    pub signing_alg: SigningAlg,
     /// Seconds its access tokens live, when not the OP's default.
     pub access_token_lifetime: Option<u64>,
     /// The hash of the secret it introspects with (as a client authenticates); None: it cannot.

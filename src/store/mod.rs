@@ -115,6 +115,7 @@ pub(crate) struct ResourceRow {
     pub access_token_lifetime: Option<i64>,
     pub secret_hash: Option<String>,
     pub created_at: Timestamp,
+    pub signing_alg: String,
 }
 
 impl ResourceRow {
@@ -126,6 +127,7 @@ impl ResourceRow {
             name: self.name,
             scopes: self.scopes.parse().map_err(|e| corrupt("scopes", &e))?,
             token_format: self.token_format.parse().map_err(|e| corrupt("token_format", &e))?,
+            signing_alg: self.signing_alg.parse().map_err(|e| corrupt("signing_alg", &e))?,
             access_token_lifetime: self.access_token_lifetime.and_then(|s| u64::try_from(s).ok()),
             secret_hash: self.secret_hash,
             created_at: self.created_at,

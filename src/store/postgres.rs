@@ -237,6 +237,7 @@ fn resource_row(r: &PgRow) -> StoreResult<ResourceRow> {
         access_token_lifetime: r.try_get("access_token_lifetime")?,
         secret_hash: r.try_get("secret_hash")?,
         created_at: r.try_get("created_at")?,
+        signing_alg: r.try_get("signing_alg")?,
     })
 }
 
@@ -252,6 +253,7 @@ impl ResourceStore for PgStore {
                 .bind(s.access_token_lifetime.and_then(|l| i64::try_from(l).ok()))
                 .bind(&s.secret_hash)
                 .bind(s.created_at)
+                .bind(s.signing_alg.as_str())
                 .execute(&self.pool)
                 .await
                 .map_err(conflict_or)?;

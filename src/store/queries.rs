@@ -18,9 +18,9 @@ pub const DELETE_INITIAL_ACCESS_TOKEN: &str = "DELETE FROM initial_access_tokens
 pub const USABLE_INITIAL_ACCESS_TOKEN: &str = "SELECT 1 FROM initial_access_tokens WHERE token_hash = $1 AND (expires_at IS NULL OR expires_at > $2) AND (uses_left IS NULL OR uses_left > 0)";
 /// Spends one use of the token `$1` if it is usable at `$2`.
 pub const SPEND_INITIAL_ACCESS_TOKEN: &str = "UPDATE initial_access_tokens SET uses_left = uses_left - 1 WHERE token_hash = $1 AND (expires_at IS NULL OR expires_at > $2) AND (uses_left IS NULL OR uses_left > 0)";
-pub const INSERT_RESOURCE: &str = "INSERT INTO resource_servers (identifier, name, scopes, token_format, access_token_lifetime, secret_hash, created_at) VALUES ($1,$2,$3,$4,$5,$6,$7)";
-pub const RESOURCE: &str = "SELECT identifier, name, scopes, token_format, access_token_lifetime, secret_hash, created_at FROM resource_servers WHERE identifier = $1";
-pub const RESOURCES: &str = "SELECT identifier, name, scopes, token_format, access_token_lifetime, secret_hash, created_at FROM resource_servers ORDER BY identifier";
+pub const INSERT_RESOURCE: &str = "INSERT INTO resource_servers (identifier, name, scopes, token_format, access_token_lifetime, secret_hash, created_at, signing_alg) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)";
+pub const RESOURCE: &str = "SELECT identifier, name, scopes, token_format, access_token_lifetime, secret_hash, created_at, signing_alg FROM resource_servers WHERE identifier = $1";
+pub const RESOURCES: &str = "SELECT identifier, name, scopes, token_format, access_token_lifetime, secret_hash, created_at, signing_alg FROM resource_servers ORDER BY identifier";
 pub const DELETE_RESOURCE: &str = "DELETE FROM resource_servers WHERE identifier = $1";
 pub const DELETE_CLIENT_1: &str = "DELETE FROM refresh_tokens WHERE client_id = $1";
 pub const DELETE_CLIENT_2: &str = "DELETE FROM access_tokens WHERE client_id = $1";

@@ -300,6 +300,7 @@ fn resource_row(r: &Row<'_>) -> rusqlite::Result<ResourceRow> {
         access_token_lifetime: r.get(4)?,
         secret_hash: r.get(5)?,
         created_at: r.get(6)?,
+        signing_alg: r.get(7)?,
     })
 }
 
@@ -315,7 +316,8 @@ impl ResourceStore for SqliteStore {
                 s.token_format.as_str(),
                 lifetime,
                 s.secret_hash,
-                s.created_at
+                s.created_at,
+                s.signing_alg.as_str()
             ];
             exec(conn, q::INSERT_RESOURCE, args).map(drop).map_err(conflict_or)
         })

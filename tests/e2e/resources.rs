@@ -29,6 +29,7 @@ async fn op_with_resources() -> (TestOp, String) {
             name: identifier.into(),
             scopes: scope.parse().unwrap(),
             token_format: format,
+            signing_alg: oxid::model::SigningAlg::RS256,
             access_token_lifetime: Some(600),
             secret_hash: Some(oxid::crypto::token_hash(secret)),
             created_at: oxid::model::now(),
@@ -69,14 +70,22 @@ async fn introspect_as(
 
 /// Verifies an RS256 JWT of the OP against its JWKS and checks its `typ`; returns the claims.
 async fn verified(op: &TestOp, jwt: &str, typ: &str) -> Value {
+    verified_with(op, jwt, typ, "RS256").await
+}
+
+/// The same for a JWT signed with `alg`.
+async fn verified_with(op: &TestOp, jwt: &str, typ: &str, alg: &str) -> Value {
     let jwks = reqwest::get(op.url("/jwks.json")).await.unwrap().text().await.unwrap();
     let header: Value =
         serde_json::from_slice(&URL_SAFE_NO_PAD.decode(jwt.split('.').next().unwrap()).unwrap()).unwrap();
-    assert_eq!((header["typ"].as_str(), header["alg"].as_str()), (Some(typ), Some("RS256")), "{header}");
+    assert_eq!((header["typ"].as_str(), header["alg"].as_str()), (Some(typ), Some(alg)), "{header}");
     let set = JwkSet::from_bytes(&jwks).unwrap();
     let key = set.get(header["kid"].as_str().unwrap())[0];
-    let (payload, _) =
-        jws::deserialize_compact(jwt, &jws::RS256.verifier_from_jwk(key).unwrap()).expect("signed by the OP");
+    let verifier: Box<dyn jws::JwsVerifier> = match alg {
+        "ES256" => Box::new(jws::ES256.verifier_from_jwk(key).unwrap()),
+        _ => Box::new(jws::RS256.verifier_from_jwk(key).unwrap()),
+    };
+    let (payload, _) = jws::deserialize_compact(jwt, verifier.as_ref()).expect("signed by the OP");
     serde_json::from_slice(&payload).unwrap()
 }
 
@@ -293,4 +302,34 @@ async fn token_exchange_with_delegation() {
     assert_eq!(revoked.status(), 200);
     let (_, after) = json(introspect_as(&op, REPORTS, REPORTS_SECRET, jwt, None).await).await;
     assert_eq!(after, json!({"active": false}));
+}
+
+/// The operator's default audience (`default_resource`) for requests that name none, and a resource
+/// whose JWT access tokens are signed with ES256.
+#[tokio::test]
+async fn a_default_audience_and_a_resource_with_its_own_algorithm() {
+    let op = TestOp::start_with(|c| c.default_resource = Some(REPORTS.into())).await;
+    let resource = ResourceServer {
+        identifier: REPORTS.into(),
+        name: "Reports".into(),
+        scopes: "reports.read".parse().unwrap(),
+        token_format: TokenFormat::Jwt,
+        signing_alg: oxid::model::SigningAlg::ES256,
+        access_token_lifetime: None,
+        secret_hash: None,
+        created_at: oxid::model::now(),
+    };
+    op.store.insert_resource(&resource).await.unwrap();
+    let (_, secret) = op
+        .add_client("svc", ClientAuthMethod::ClientSecretBasic, |c| c.metadata.scope = "reports.read".parse().unwrap())
+        .await;
+    let response = reqwest::Client::new()
+        .post(op.url("/token"))
+        .basic_auth("svc", secret.as_deref())
+        .form(&[("grant_type", "client_credentials")])
+        .send();
+    let (status, tokens) = json(response.await.unwrap()).await;
+    assert_eq!(status, 200, "{tokens}");
+    let claims = verified_with(&op, tokens["access_token"].as_str().unwrap(), "at+jwt", "ES256").await;
+    assert_eq!(claims["aud"], REPORTS);
 }
