@@ -39,7 +39,7 @@ struct Args {
     #[arg(long, default_value_t = 2)]
     warmup: u64,
     /// Scenarios to run, in order.
-    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Scenario::Discovery, Scenario::Jwks, Scenario::ClientCredentials, Scenario::Introspection, Scenario::Refresh, Scenario::CodeFlow, Scenario::Login])]
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Scenario::Discovery, Scenario::Jwks, Scenario::ClientCredentials, Scenario::JwtAccessToken, Scenario::Introspection, Scenario::Refresh, Scenario::CodeFlow, Scenario::Login])]
     scenarios: Vec<Scenario>,
     /// Concurrency for the password-login scenario (Argon2id makes it CPU-bound at any concurrency).
     #[arg(long, default_value_t = 8)]

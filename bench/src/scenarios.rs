@@ -15,7 +15,7 @@ use oxid::protocol::id_token::half_hash;
 use serde::Deserialize;
 
 use crate::conn::Conn;
-use crate::server::{CLIENT_ID, CLIENT_SECRET, PASSWORD, REDIRECT_URI, USERNAME};
+use crate::server::{CLIENT_ID, CLIENT_SECRET, JWT_RESOURCE, PASSWORD, REDIRECT_URI, USERNAME};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -23,6 +23,9 @@ pub enum Scenario {
     Discovery,
     Jwks,
     ClientCredentials,
+    /// `client_credentials` for a resource server that takes RFC 9068 JWT access tokens (one RS256
+    /// signature more than the opaque token).
+    JwtAccessToken,
     /// RFC 7662 introspection of an opaque access token by the client holding it.
     Introspection,
     Refresh,
@@ -208,6 +211,13 @@ pub async fn run_once(
                 conn.post_form("/token", &[("authorization", &target.basic)], &form).await?.expect(StatusCode::OK)?;
             let tokens: Tokens = serde_json::from_slice(&r.body)?;
             ensure!(tokens.access_token.len() == 43, "odd access token");
+        }
+        (Scenario::JwtAccessToken, _) => {
+            let form = [("grant_type", "client_credentials"), ("scope", "api"), ("resource", JWT_RESOURCE)];
+            let r =
+                conn.post_form("/token", &[("authorization", &target.basic)], &form).await?.expect(StatusCode::OK)?;
+            let tokens: Tokens = serde_json::from_slice(&r.body)?;
+            ensure!(tokens.access_token.split('.').count() == 3, "not a JWT access token");
         }
         (Scenario::Introspection, WorkerState::AccessToken(token)) => {
             let form = [("token", token.as_str())];

@@ -51,6 +51,9 @@ fn oxid(binary: &Path, database_url: &str, args: &[&str], stdin: Option<&str>) -
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// The resource server whose access tokens are JWTs.
+pub const JWT_RESOURCE: &str = "https://api.bench.example";
+
 /// Seeds a user and a trusted client, then starts `oxid serve` on a free port pinned to `cpu`.
 pub async fn start(binary: &Path, database_url: Option<&str>, cpu: Option<usize>) -> anyhow::Result<Server> {
     let dir = tempfile::tempdir()?;
@@ -89,6 +92,13 @@ pub async fn start(binary: &Path, database_url: Option<&str>, cpu: Option<usize>
             "api",
         ],
         Some(&format!("{CLIENT_SECRET}\n")),
+    )?;
+    // A resource server taking RFC 9068 JWT access tokens (the jwt-access-token scenario).
+    oxid(
+        binary,
+        &database_url,
+        &["resource", "add", "--identifier", JWT_RESOURCE, "--scope", "api", "--token-format", "jwt"],
+        None,
     )?;
 
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
