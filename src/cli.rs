@@ -89,8 +89,11 @@ pub enum ResourceCommand {
         #[arg(long, default_value = "RS256")]
         alg: String,
         /// Give it a secret to introspect with (printed once), as a client authenticates.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "jwks")]
         with_secret: bool,
+        /// JWK Set file with its public keys: it introspects with signed assertions (RFC 7523).
+        #[arg(long, value_name = "FILE")]
+        jwks: Option<PathBuf>,
     },
     /// List resource servers.
     List,
@@ -624,7 +627,16 @@ async fn account(store: &dyn Store, username: &str) -> anyhow::Result<String> {
 
 async fn resource(cmd: ResourceCommand, store: &dyn Store) -> anyhow::Result<()> {
     match cmd {
-        ResourceCommand::Add { identifier, name, scopes, token_format, access_token_lifetime, alg, with_secret } => {
+        ResourceCommand::Add {
+            identifier,
+            name,
+            scopes,
+            token_format,
+            access_token_lifetime,
+            alg,
+            with_secret,
+            jwks,
+        } => {
             if !crate::protocol::authorize::is_resource_indicator(&identifier) {
                 return Err(usage(anyhow::anyhow!(
                     "--identifier must be an absolute URI without a fragment (RFC 8707)"
@@ -635,6 +647,15 @@ async fn resource(cmd: ResourceCommand, store: &dyn Store) -> anyhow::Result<()>
                 scope = scope.union(&ScopeSet::parse(s).map_err(|e| usage(anyhow::anyhow!("--scope: {e}")))?);
             }
             let secret = with_secret.then(crypto::random_client_secret);
+            let jwks = match &jwks {
+                Some(path) => {
+                    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+                    josekit::jwk::JwkSet::from_bytes(&text)
+                        .map_err(|e| usage(anyhow::anyhow!("--jwks: not a JWK Set: {e}")))?;
+                    Some(text)
+                }
+                None => None,
+            };
             let resource = ResourceServer {
                 name: name.unwrap_or_else(|| identifier.clone()),
                 identifier,
@@ -643,6 +664,7 @@ async fn resource(cmd: ResourceCommand, store: &dyn Store) -> anyhow::Result<()>
                 signing_alg: alg.parse().map_err(|e| usage(anyhow::anyhow!("--alg: {e}")))?,
                 access_token_lifetime,
                 secret_hash: secret.as_deref().map(crypto::token_hash),
+                jwks,
                 created_at: now(),
             };
             match store.insert_resource(&resource).await {
@@ -672,7 +694,12 @@ async fn resource(cmd: ResourceCommand, store: &dyn Store) -> anyhow::Result<()>
             if let Some(lifetime) = r.access_token_lifetime {
                 println!("access_token_lifetime: {lifetime}");
             }
-            println!("introspects: {}", r.secret_hash.is_some());
+            let introspects = match (&r.secret_hash, &r.jwks) {
+                (Some(_), _) => "with a secret",
+                (None, Some(_)) => "with signed assertions",
+                (None, None) => "no",
+            };
+            println!("introspects: {introspects}");
         }
         ResourceCommand::Delete { identifier } => {
             if !store.delete_resource(&identifier).await? {

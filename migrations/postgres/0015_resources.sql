@@ -7,7 +7,10 @@ CREATE TABLE resource_servers (
     signing_alg TEXT NOT NULL,
     access_token_lifetime BIGINT,
     secret_hash TEXT,
+    jwks TEXT,
     created_at BIGINT NOT NULL
 );
 ALTER TABLE access_tokens ADD COLUMN audience TEXT;
+-- RFC 7662 2.2 `iat`/`nbf` for introspection (NULL for tokens issued before this column).
+ALTER TABLE access_tokens ADD COLUMN issued_at BIGINT;
 ALTER TABLE refresh_tokens ADD COLUMN resources TEXT;

@@ -11,6 +11,7 @@ use serde::Serialize;
 use super::params::RequestParams;
 use super::{SharedState, client_auth, reply};
 use crate::crypto;
+use crate::jose::client_keys;
 use crate::model::{Client, Lookup, ResourceServer, SigningAlg};
 use crate::protocol::authorize::is_resource_indicator;
 use crate::protocol::{ErrorCode, OAuthError, Params};
@@ -38,6 +39,13 @@ struct Introspection {
     cnf: Option<Confirmation>,
     #[serde(skip_serializing_if = "Option::is_none")]
     exp: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    iat: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nbf: Option<i64>,
+    /// The `jti` of a JWT access token (RFC 9068).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    jti: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     sub: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -97,8 +105,48 @@ fn signed(state: &SharedState, caller: &Caller, answer: Introspection) -> Respon
     }
 }
 
-/// The caller: a resource server by its identifier and secret (HTTP Basic, RFC 6749 2.3.1), else a
-/// client authenticated as at the token endpoint. Public clients prove nothing (RFC 7662 2.1 requires
+/// The `jti` of a JWT access token (found by its hash, so it is one of ours: its payload is read as is).
+fn jwt_id(token: &str) -> Option<String> {
+    let payload = crypto::b64url_decode(token.split('.').nth(1)?)?;
+    serde_json::from_slice::<serde_json::Value>(&payload).ok()?.get("jti")?.as_str().map(str::to_owned)
+}
+
+/// A resource server's signed assertion (RFC 7523, as `private_key_jwt`): `iss` and `sub` its identifier,
+/// `aud` this endpoint or the issuer, unexpired, its `jti` used once.
+async fn resource_by_assertion(state: &SharedState, assertion: &str) -> Result<Option<ResourceServer>, OAuthError> {
+    #[derive(serde::Deserialize)]
+    struct Claims {
+        iss: String,
+        sub: String,
+        aud: client_keys::Audience,
+        exp: i64,
+        jti: String,
+    }
+    let invalid = || OAuthError::new(ErrorCode::InvalidClient, "client authentication failed");
+    let Some(claimed) = crate::jose::assertion::claimed_client_id(assertion) else { return Ok(None) };
+    if !is_resource_indicator(&claimed) {
+        return Ok(None);
+    }
+    let resource = state.store.resource(&claimed).await.map_err(reply::internal)?.ok_or_else(invalid)?;
+    let jwks = resource.jwks.as_deref().ok_or_else(invalid)?;
+    let verifiers = client_keys::verifiers(jwks).map_err(|_| invalid())?;
+    let payload = client_keys::verify(assertion, &verifiers).ok_or_else(invalid)?;
+    let claims: Claims = serde_json::from_slice(&payload).map_err(|_| invalid())?;
+    let now = state.now();
+    let endpoint = format!("{}/introspect", state.config.issuer);
+    let audience_ok = claims.aud.names(&endpoint) || claims.aud.names(&state.config.issuer);
+    if claims.iss != resource.identifier || claims.sub != resource.identifier || !audience_ok || claims.exp <= now {
+        return Err(invalid());
+    }
+    let key = format!("jti:{}:{}", resource.identifier, claims.jti);
+    if !state.store.first_use(&key, claims.exp, now).await.map_err(reply::internal)? {
+        return Err(invalid());
+    }
+    Ok(Some(resource))
+}
+
+/// The caller: a resource server by its identifier and secret (HTTP Basic, RFC 6749 2.3.1) or signed
+/// assertion, else a client authenticated as at the token endpoint. Public clients prove nothing (RFC 7662 2.1 requires
 /// authorization), so introspection would be an oracle for anyone who knows their id.
 async fn caller(state: &SharedState, headers: &HeaderMap, params: &Params) -> Result<Caller, OAuthError> {
     let invalid = || OAuthError::new(ErrorCode::InvalidClient, "client authentication failed");
@@ -110,6 +158,13 @@ async fn caller(state: &SharedState, headers: &HeaderMap, params: &Params) -> Re
             if !crypto::constant_time_eq(given.as_bytes(), stored.as_bytes()) {
                 return Err(invalid());
             }
+            return Ok(Caller::Resource(resource));
+        }
+    }
+    let jwt_bearer =
+        params.get("client_assertion_type") == Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer");
+    if let (Some(assertion), true) = (params.get("client_assertion"), jwt_bearer) {
+        if let Some(resource) = resource_by_assertion(state, assertion).await? {
             return Ok(Caller::Resource(resource));
         }
     }
@@ -148,8 +203,12 @@ async fn handle(
                 .await?;
         answer.token_type = Some(if access.jkt.is_some() { "DPoP" } else { "Bearer" });
         answer.cnf = access.jkt.map(|jkt| Confirmation { jkt });
-        if answer.active && !access.audience.is_empty() {
-            answer.aud = Some(serde_json::json!(access.audience));
+        if answer.active {
+            if !access.audience.is_empty() {
+                answer.aud = Some(serde_json::json!(access.audience));
+            }
+            (answer.iat, answer.nbf) = (access.issued_at, access.issued_at);
+            answer.jti = jwt_id(token);
         }
         return Ok((caller, answer));
     }
@@ -189,6 +248,9 @@ async fn active(
         token_type: None,
         cnf: None,
         exp: Some(exp),
+        iat: None,
+        nbf: None,
+        jti: None,
         sub,
         aud: Some(serde_json::json!(client.id.as_str())),
         iss: Some(state.config.issuer.clone()),

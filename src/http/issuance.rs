@@ -32,6 +32,7 @@ pub fn access_token(
         claims: claims.filter(|c| !c.userinfo.is_empty() || !c.locales.is_empty()).cloned(),
         jkt: None,
         audience: Vec::new(),
+        issued_at: Some(state.now()),
     };
     (crypto::random_token(), record)
 }

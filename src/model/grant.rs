@@ -72,6 +72,8 @@ pub struct AccessToken {
     pub jkt: Option<String>,
     /// RFC 8707: the resource servers the token is for (its `aud`); empty for the OP's own use.
     pub audience: Vec<String>,
+    /// When it was issued (None for tokens stored before this was kept).
+    pub issued_at: Option<Timestamp>,
 }
 
 /// A refresh token, stored under its hash. All rotations of one grant share `grant_id`.
@@ -169,8 +171,11 @@ pub struct ResourceServer {
     pub signing_alg: SigningAlg,
     /// Seconds its access tokens live, when not the OP's default.
     pub access_token_lifetime: Option<u64>,
-    /// The hash of the secret it introspects with (as a client authenticates); None: it cannot.
+    /// The hash of the secret it introspects with (as a client authenticates with client_secret_basic).
     pub secret_hash: Option<String>,
+    /// Its public keys (a JWK Set), to introspect with a signed assertion instead (RFC 7523, as
+    /// `private_key_jwt`).
+    pub jwks: Option<String>,
     pub created_at: Timestamp,
 }
 

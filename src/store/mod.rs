@@ -116,6 +116,7 @@ pub(crate) struct ResourceRow {
     pub secret_hash: Option<String>,
     pub created_at: Timestamp,
     pub signing_alg: String,
+    pub jwks: Option<String>,
 }
 
 impl ResourceRow {
@@ -130,6 +131,7 @@ impl ResourceRow {
             signing_alg: self.signing_alg.parse().map_err(|e| corrupt("signing_alg", &e))?,
             access_token_lifetime: self.access_token_lifetime.and_then(|s| u64::try_from(s).ok()),
             secret_hash: self.secret_hash,
+            jwks: self.jwks,
             created_at: self.created_at,
         })
     }

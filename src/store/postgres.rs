@@ -238,6 +238,7 @@ fn resource_row(r: &PgRow) -> StoreResult<ResourceRow> {
         secret_hash: r.try_get("secret_hash")?,
         created_at: r.try_get("created_at")?,
         signing_alg: r.try_get("signing_alg")?,
+        jwks: r.try_get("jwks")?,
     })
 }
 
@@ -254,6 +255,7 @@ impl ResourceStore for PgStore {
                 .bind(&s.secret_hash)
                 .bind(s.created_at)
                 .bind(s.signing_alg.as_str())
+                .bind(&s.jwks)
                 .execute(&self.pool)
                 .await
                 .map_err(conflict_or)?;
@@ -1016,6 +1018,7 @@ fn insert_access_token<'a>(
         .bind(a.claims.as_ref().map(to_json))
         .bind(&a.jkt)
         .bind((!a.audience.is_empty()).then(|| to_json(&a.audience)))
+        .bind(a.issued_at)
 }
 
 async fn insert_refresh_token(tx: &mut Tx, hash: &str, r: &RefreshToken) -> StoreResult<()> {
@@ -1214,6 +1217,7 @@ impl GrantStore for PgStore {
                     claims: optional_json("access_tokens.claims", r.try_get("claims")?)?,
                     jkt: r.try_get("jkt")?,
                     audience: optional_json("access_tokens.audience", r.try_get("audience")?)?.unwrap_or_default(),
+                    issued_at: r.try_get("issued_at")?,
                 })
             })
             .transpose()

@@ -18,9 +18,9 @@ pub const DELETE_INITIAL_ACCESS_TOKEN: &str = "DELETE FROM initial_access_tokens
 pub const USABLE_INITIAL_ACCESS_TOKEN: &str = "SELECT 1 FROM initial_access_tokens WHERE token_hash = $1 AND (expires_at IS NULL OR expires_at > $2) AND (uses_left IS NULL OR uses_left > 0)";
 /// Spends one use of the token `$1` if it is usable at `$2`.
 pub const SPEND_INITIAL_ACCESS_TOKEN: &str = "UPDATE initial_access_tokens SET uses_left = uses_left - 1 WHERE token_hash = $1 AND (expires_at IS NULL OR expires_at > $2) AND (uses_left IS NULL OR uses_left > 0)";
-pub const INSERT_RESOURCE: &str = "INSERT INTO resource_servers (identifier, name, scopes, token_format, access_token_lifetime, secret_hash, created_at, signing_alg) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)";
-pub const RESOURCE: &str = "SELECT identifier, name, scopes, token_format, access_token_lifetime, secret_hash, created_at, signing_alg FROM resource_servers WHERE identifier = $1";
-pub const RESOURCES: &str = "SELECT identifier, name, scopes, token_format, access_token_lifetime, secret_hash, created_at, signing_alg FROM resource_servers ORDER BY identifier";
+pub const INSERT_RESOURCE: &str = "INSERT INTO resource_servers (identifier, name, scopes, token_format, access_token_lifetime, secret_hash, created_at, signing_alg, jwks) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)";
+pub const RESOURCE: &str = "SELECT identifier, name, scopes, token_format, access_token_lifetime, secret_hash, created_at, signing_alg, jwks FROM resource_servers WHERE identifier = $1";
+pub const RESOURCES: &str = "SELECT identifier, name, scopes, token_format, access_token_lifetime, secret_hash, created_at, signing_alg, jwks FROM resource_servers ORDER BY identifier";
 pub const DELETE_RESOURCE: &str = "DELETE FROM resource_servers WHERE identifier = $1";
 pub const DELETE_CLIENT_1: &str = "DELETE FROM refresh_tokens WHERE client_id = $1";
 pub const DELETE_CLIENT_2: &str = "DELETE FROM access_tokens WHERE client_id = $1";
@@ -131,10 +131,10 @@ pub const LOCK_GRANT: &str = "SELECT pg_advisory_xact_lock(hashtextextended($1, 
 pub const INSERT_CODE_WITH_SESSION_GRANT_PG: &str = "WITH signed_in AS (INSERT INTO session_grants (grant_id, sid, client_id, offline) VALUES ($1,$2,$3,$4) ON CONFLICT DO NOTHING) INSERT INTO authorization_codes (code_hash, grant_id, grant_json, expires_at) VALUES ($5,$1,$6,$7)";
 pub const INSERT_CODE: &str =
     "INSERT INTO authorization_codes (code_hash, grant_id, grant_json, expires_at) VALUES ($1,$2,$3,$4)";
-pub const INSERT_ACCESS_TOKEN: &str = "INSERT INTO access_tokens (token_hash, client_id, user_id, scope, grant_id, expires_at, claims, jkt, audience) SELECT $1,$2,$3,$4,$5,$6,$7,$8,$9 WHERE NOT EXISTS (SELECT 1 FROM revoked_grants WHERE grant_id = $5)";
+pub const INSERT_ACCESS_TOKEN: &str = "INSERT INTO access_tokens (token_hash, client_id, user_id, scope, grant_id, expires_at, claims, jkt, audience, issued_at) SELECT $1,$2,$3,$4,$5,$6,$7,$8,$9,$10 WHERE NOT EXISTS (SELECT 1 FROM revoked_grants WHERE grant_id = $5)";
 pub const INSERT_REFRESH_TOKEN: &str = "INSERT INTO refresh_tokens (token_hash, client_id, user_id, scope, grant_id, auth_time, amr, acr, sid, expires_at, claims, jkt, resources) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)";
 pub const DELETE_ACCESS_TOKEN: &str = "DELETE FROM access_tokens WHERE token_hash = $1";
-pub const ACCESS_TOKEN: &str = "SELECT client_id, user_id, scope, grant_id, expires_at, claims, jkt, audience FROM access_tokens WHERE token_hash = $1 AND expires_at > $2";
+pub const ACCESS_TOKEN: &str = "SELECT client_id, user_id, scope, grant_id, expires_at, claims, jkt, audience, issued_at FROM access_tokens WHERE token_hash = $1 AND expires_at > $2";
 pub const REVOKE_GRANT_1: &str =
     "INSERT INTO revoked_grants (grant_id, revoked_at) VALUES ($1, $2) ON CONFLICT DO NOTHING";
 pub const REVOKE_GRANT_2: &str = "DELETE FROM access_tokens WHERE grant_id = $1";

@@ -301,6 +301,7 @@ fn resource_row(r: &Row<'_>) -> rusqlite::Result<ResourceRow> {
         secret_hash: r.get(5)?,
         created_at: r.get(6)?,
         signing_alg: r.get(7)?,
+        jwks: r.get(8)?,
     })
 }
 
@@ -317,7 +318,8 @@ impl ResourceStore for SqliteStore {
                 lifetime,
                 s.secret_hash,
                 s.created_at,
-                s.signing_alg.as_str()
+                s.signing_alg.as_str(),
+                s.jwks
             ];
             exec(conn, q::INSERT_RESOURCE, args).map(drop).map_err(conflict_or)
         })
@@ -894,7 +896,8 @@ fn insert_access_token(tx: &Transaction<'_>, hash: &str, a: &AccessToken) -> rus
         a.expires_at,
         a.claims.as_ref().map(to_json),
         a.jkt,
-        (!a.audience.is_empty()).then(|| to_json(&a.audience))
+        (!a.audience.is_empty()).then(|| to_json(&a.audience)),
+        a.issued_at
     ];
     Ok(exec(tx, q::INSERT_ACCESS_TOKEN, args)? == 1)
 }
@@ -1034,6 +1037,7 @@ impl GrantStore for SqliteStore {
                         claims: optional_json(r, 5)?,
                         jkt: r.get(6)?,
                         audience: optional_json(r, 7)?.unwrap_or_default(),
+                        issued_at: r.get(8)?,
                     })
                 })
                 .optional()

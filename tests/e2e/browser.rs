@@ -489,7 +489,9 @@ async fn a_registered_clients_consent_page_in_english_and_german() {
             browser.find(Locator::Id("password")).await.unwrap().send_keys(PASSWORD).await.unwrap();
             browser.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
         }
-        let lead = browser.wait().for_element(Locator::Css("p.lead")).await.unwrap().text().await.unwrap();
+        // The consent page (its Allow button), not the login page's lead that is still going away.
+        browser.wait().for_element(Locator::Css("button[value=allow]")).await.unwrap();
+        let lead = browser.find(Locator::Css("p.lead")).await.unwrap().text().await.unwrap();
         assert!(lead.starts_with(name), "{locale}: {lead}");
         let logo = browser.find(Locator::Css("img.logo")).await.unwrap();
         assert_eq!(logo.attr("src").await.unwrap().as_deref(), Some("https://shop.example/logo.png"));

@@ -693,7 +693,7 @@ fn resource_servers_are_managed_from_the_cli() {
     );
     assert!(ok(oxid(d, &["resource", "list"], None)).contains("https://api.example.com  jwt"));
     let shown = ok(oxid(d, &["resource", "show", "https://api.example.com"], None));
-    assert!(shown.contains("scopes: api.read") && shown.contains("introspects: true"), "{shown}");
+    assert!(shown.contains("scopes: api.read") && shown.contains("introspects: with a secret"), "{shown}");
     assert!(shown.contains("alg: RS256"), "{shown}");
     ok(oxid(d, &["resource", "delete", "https://api.example.com"], None));
     refused(oxid(d, &["resource", "show", "https://api.example.com"], None), "no resource server");

@@ -32,6 +32,7 @@ async fn op_with_resources() -> (TestOp, String) {
             signing_alg: oxid::model::SigningAlg::RS256,
             access_token_lifetime: Some(600),
             secret_hash: Some(oxid::crypto::token_hash(secret)),
+            jwks: None,
             created_at: oxid::model::now(),
         };
         op.store.insert_resource(&resource).await.unwrap();
@@ -149,9 +150,10 @@ async fn resource_indicators_through_the_code_flow_and_refresh() {
         assert!(claims.get(claim).is_some(), "{claim} in {claims}");
     }
     assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 600, "the resource's lifetime");
-    // The JWT is recorded: the reports server can introspect it, the UserInfo endpoint knows it.
+    // The JWT is recorded: the reports server can introspect it (with its jti, iat and nbf).
     let (_, seen) = json(introspect_as(&op, REPORTS, REPORTS_SECRET, jwt, None).await).await;
     assert_eq!(seen["active"], true);
+    assert_eq!((&seen["jti"], &seen["iat"], &seen["nbf"]), (&claims["jti"], &claims["iat"], &claims["iat"]), "{seen}");
     // A resource the grant was not authorized for is invalid_target.
     let (status, body) =
         refresh(&op, &secret, refreshed["refresh_token"].as_str().unwrap(), "https://other.example").await;
@@ -317,6 +319,7 @@ async fn a_default_audience_and_a_resource_with_its_own_algorithm() {
         signing_alg: oxid::model::SigningAlg::ES256,
         access_token_lifetime: None,
         secret_hash: None,
+        jwks: None,
         created_at: oxid::model::now(),
     };
     op.store.insert_resource(&resource).await.unwrap();
@@ -332,4 +335,54 @@ async fn a_default_audience_and_a_resource_with_its_own_algorithm() {
     assert_eq!(status, 200, "{tokens}");
     let claims = verified_with(&op, tokens["access_token"].as_str().unwrap(), "at+jwt", "ES256").await;
     assert_eq!(claims["aud"], REPORTS);
+}
+
+/// A resource server that introspects with signed assertions (RFC 7523) instead of a secret.
+#[tokio::test]
+async fn a_resource_server_introspects_with_a_signed_assertion() {
+    let op = TestOp::start().await;
+    let pair = jws::ES256.generate_key_pair().unwrap();
+    let mut public = pair.to_jwk_public_key();
+    public.set_key_id("rs-1");
+    let resource = ResourceServer {
+        identifier: API.into(),
+        name: "API".into(),
+        scopes: "api.read".parse().unwrap(),
+        token_format: TokenFormat::Opaque,
+        signing_alg: oxid::model::SigningAlg::RS256,
+        access_token_lifetime: None,
+        secret_hash: None,
+        jwks: Some(json!({"keys": [Value::Object(public.as_ref().clone())]}).to_string()),
+        created_at: oxid::model::now(),
+    };
+    op.store.insert_resource(&resource).await.unwrap();
+    let (_, secret) = op
+        .add_client("svc", ClientAuthMethod::ClientSecretBasic, |c| c.metadata.scope = "api.read".parse().unwrap())
+        .await;
+    let form = [("grant_type", "client_credentials"), ("resource", API)];
+    let response =
+        reqwest::Client::new().post(op.url("/token")).basic_auth("svc", secret.as_deref()).form(&form).send();
+    let (_, tokens) = json(response.await.unwrap()).await;
+    let token = tokens["access_token"].as_str().unwrap();
+    let mut signer = jws::ES256.signer_from_der(pair.to_der_private_key()).unwrap();
+    signer.set_key_id("rs-1");
+    let assertion = |jti: &str| {
+        let now = oxid::model::now();
+        let claims = json!({"iss": API, "sub": API, "aud": op.url("/introspect"), "jti": jti, "exp": now + 60});
+        jws::serialize_compact(claims.to_string().as_bytes(), &jws::JwsHeader::new(), &signer).unwrap()
+    };
+    let introspect = |assertion: String| {
+        reqwest::Client::new()
+            .post(op.url("/introspect"))
+            .form(&[
+                ("token", token),
+                ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+                ("client_assertion", assertion.as_str()),
+            ])
+            .send()
+    };
+    let first = assertion("a1");
+    let (status, seen) = json(introspect(first.clone()).await.unwrap()).await;
+    assert_eq!((status.as_u16(), &seen["active"], &seen["aud"]), (200, &json!(true), &json!([API])), "{seen}");
+    assert_eq!(introspect(first).await.unwrap().status(), 401, "an assertion works once");
 }
