@@ -84,6 +84,24 @@ pub async fn resolve_resources(
     Ok(())
 }
 
+/// The scope of a token for `audience` out of a grant for `authorized` resources: the scopes that the
+/// other authorized resources define are theirs, not this token's.
+pub async fn scope_for_audience(
+    state: &SharedState,
+    scope: ScopeSet,
+    authorized: Option<&[String]>,
+    audience: &[ResourceServer],
+) -> Result<ScopeSet, OAuthError> {
+    let mut scope = scope;
+    for other in authorized.unwrap_or_default().iter().filter(|r| !audience.iter().any(|a| a.identifier == **r)) {
+        if let Some(resource) = state.store.resource(other).await.map_err(super::reply::internal)? {
+            let theirs_only = resource.scopes.retain(|s| !audience.iter().any(|a| a.scopes.contains(s)));
+            scope = scope.retain(|s| !theirs_only.contains(s));
+        }
+    }
+    Ok(scope)
+}
+
 /// RFC 9068 2.2: the claims of a JWT access token.
 #[derive(Serialize)]
 struct JwtAccessToken<'a> {

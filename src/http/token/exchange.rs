@@ -24,6 +24,8 @@ fn invalid(description: &'static str) -> OAuthError {
 /// What a presented token stands for.
 struct Presented {
     user_id: String,
+    /// The resources it is for (an access token's audience).
+    audience: Vec<String>,
     /// What it may be narrowed from; None for a JWT, which carries no scope oxid granted.
     scope: Option<ScopeSet>,
     /// The grant it belongs to, so the exchanged token is revoked with it.
@@ -57,7 +59,8 @@ async fn presented(
             let found = state.store.access_token(&crypto::token_hash(token), now).await.map_err(reply::internal)?;
             let access = found.ok_or(invalid("the token is not active"))?;
             let user_id = access.user_id.ok_or(invalid("the token stands for no user"))?;
-            Ok(Presented { user_id, scope: Some(access.scope), grant_id: Some(access.grant_id), act: None })
+            let (scope, grant_id) = (Some(access.scope), Some(access.grant_id));
+            Ok(Presented { user_id, audience: access.audience, scope, grant_id, act: None })
         }
         ID_TOKEN | JWT => {
             let payload =
@@ -73,9 +76,13 @@ async fn presented(
             }
             // A public subject is the user's id; a pairwise one names nobody here.
             match state.store.user(&claims.sub).await.map_err(reply::internal)? {
-                Some(user) if !user.disabled => {
-                    Ok(Presented { user_id: user.id, scope: None, grant_id: None, act: claims.act })
-                }
+                Some(user) if !user.disabled => Ok(Presented {
+                    user_id: user.id,
+                    audience: Vec::new(),
+                    scope: None,
+                    grant_id: None,
+                    act: claims.act,
+                }),
                 _ => Err(invalid("the token's subject is not a user of this OP")),
             }
         }
@@ -108,9 +115,10 @@ pub(super) async fn exchange(
     ))?;
     let audience = issuance::audience(state, None, Some(target)).await?;
     let resource = &audience[0];
-    // The scope: what was asked, within the subject token's and the resource's.
+    // The scope: what was asked, within the subject token's (less what its own resources define) or,
+    // for a JWT subject, the target resource's.
     let allowed = match &subject.scope {
-        Some(scope) => scope.clone(),
+        Some(scope) => issuance::scope_for_audience(state, scope.clone(), Some(&subject.audience), &audience).await?,
         None => resource.scopes.clone(),
     };
     let scope = match params.get("scope") {
