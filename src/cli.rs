@@ -67,6 +67,20 @@ pub enum Command {
 }
 
 #[derive(Subcommand)]
+pub enum UserMfaCommand {
+    /// Show whether a user has an authenticator app and how many recovery codes are left.
+    Show {
+        /// The user.
+        username: String,
+    },
+    /// Remove a user's authenticator app and recovery codes (a lost phone) and end their sessions.
+    Reset {
+        /// The user.
+        username: String,
+    },
+}
+
+#[derive(Subcommand)]
 pub enum ResourceCommand {
     /// Register a resource server; prints its introspection secret when asked to make one.
     Add {
@@ -226,6 +240,9 @@ pub enum UserCommand {
         /// The user.
         username: String,
     },
+    /// A user's second factors (authenticator app, recovery codes).
+    #[command(subcommand)]
+    Mfa(UserMfaCommand),
     /// Delete a user and everything issued to them.
     Delete {
         /// The user.
@@ -892,6 +909,24 @@ async fn user(cmd: UserCommand, config: &Config, store: &dyn Store) -> anyhow::R
             }
             for (name, value) in &claims {
                 println!("{name}: {value}");
+            }
+        }
+        UserCommand::Mfa(cmd) => {
+            let (UserMfaCommand::Show { username } | UserMfaCommand::Reset { username }) = &cmd;
+            let username = account(store, username).await?;
+            let Some(user) = store.user_by_username(&username).await? else { bail!("no user {username}") };
+            match cmd {
+                UserMfaCommand::Show { .. } => {
+                    let totp = store.totp(&user.id).await?.is_some_and(|t| t.confirmed);
+                    println!("authenticator_app: {}", if totp { "on" } else { "off" });
+                    println!("recovery_codes_left: {}", store.recovery_codes_left(&user.id).await?);
+                }
+                UserMfaCommand::Reset { .. } => {
+                    store.remove_second_factors(&user.id).await?;
+                    let ended = store.end_sessions(SessionsToEnd::User(&user.id), config.logout(now())).await?;
+                    println!("reset {username}'s second factors; {} session(s) ended", ended.len());
+                    audit_user(store, &username, "second factors reset").await;
+                }
             }
         }
         UserCommand::Disable { username } => {

@@ -170,6 +170,8 @@ pub struct Config {
     /// The authentication context class reference (Core 2 `acr`) a password login achieves, named as
     /// the operator's relying parties expect it.
     pub password_acr: String,
+    /// The `acr` of a login with a password and a second factor (an authenticator's one-time code).
+    pub mfa_acr: String,
     /// Logout also ends the grants given `offline_access` through the session (Back-Channel Logout 2.7
     /// leaves them by default: offline access is meant to outlive the session).
     pub logout_revokes_offline_access: bool,
@@ -222,6 +224,7 @@ impl Default for Config {
             signup_max_per_ip: 10,
             pending_requests_per_ip: 1000,
             password_acr: "urn:oxid:acr:password".into(),
+            mfa_acr: "urn:oxid:acr:mfa".into(),
             signing_key_publish_ahead: 3600,
             audit_retention: 90 * 24 * 3600,
             expired_rows_kept: 3600,
@@ -352,6 +355,9 @@ impl Config {
         }
         if self.password_acr.is_empty() || self.password_acr.len() > 256 {
             return Err(ConfigError("password_acr must be 1 to 256 characters".into()));
+        }
+        if self.mfa_acr.is_empty() || self.mfa_acr.len() > 256 || self.mfa_acr == self.password_acr {
+            return Err(ConfigError("mfa_acr must be 1 to 256 characters, and not password_acr".into()));
         }
         if !(1..=60).contains(&self.backchannel_logout_timeout) {
             return Err(ConfigError("backchannel_logout_timeout must be between 1 and 60 seconds".into()));

@@ -18,6 +18,9 @@ const BUILT_IN: &[(&str, &str)] = &[
     ("select_account.html", include_str!("../templates/select_account.html")),
     ("account.html", include_str!("../templates/account.html")),
     ("device.html", include_str!("../templates/device.html")),
+    ("second_factor.html", include_str!("../templates/second_factor.html")),
+    ("totp_setup.html", include_str!("../templates/totp_setup.html")),
+    ("recovery_codes.html", include_str!("../templates/recovery_codes.html")),
 ];
 
 /// The built-in catalogues; English is the default and the reference every other must match.

@@ -89,8 +89,12 @@ pub async fn page(State(state): State<SharedState>, headers: HeaderMap, jar: Coo
                 expires_at => moment(request.expires_at),
             });
         }
+        let second_factor = state.store.totp(&user.id).await?.is_some_and(|t| t.confirmed);
+        let recovery_codes_left = if second_factor { state.store.recovery_codes_left(&user.id).await? } else { 0 };
         let (jar, csrf_token) = cookies::csrf_form_token(&state.config, &state.csrf_key, jar, CSRF_FLOW);
         let ctx = context! {
+            second_factor,
+            recovery_codes_left,
             username => user.username,
             requests,
             sessions,
@@ -185,7 +189,13 @@ pub(super) async fn own_login(
     let form = |jar, status, error| own_login_form(state, jar, status, locale, &page, Some(error));
     match authenticate(state, client_ip, username, password).await {
         Ok(Some(user_id)) => {
-            let login = SignedInUser { user_id, client_ip, headers, then: AfterLogin::Page(then(&params)) };
+            let login = SignedInUser {
+                user_id,
+                client_ip,
+                headers,
+                then: AfterLogin::Page(then(&params)),
+                second_factor: false,
+            };
             continue_signed_in(state, jar, login).await
         }
         Ok(None) => form(jar, StatusCode::UNAUTHORIZED, "bad_credentials"),

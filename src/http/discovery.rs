@@ -52,7 +52,7 @@ pub fn document(config: &Config, scopes: &ScopeClaims, ui_locales: &[String]) ->
         "display_values_supported": Display::ALL.iter().map(|d| d.as_str()).collect::<Vec<_>>(),
         "claims_supported": claims,
         "claim_types_supported": ["normal"],
-        "acr_values_supported": [&config.password_acr],
+        "acr_values_supported": [&config.password_acr, &config.mfa_acr],
         "claims_parameter_supported": true,
         "request_parameter_supported": true,
         "request_uri_parameter_supported": true,

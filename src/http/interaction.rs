@@ -140,7 +140,13 @@ pub async fn login_submit(
     let client_ip = state.config.client_ip(peer.ip(), forwarded);
     match authenticate(&state, client_ip, username, password).await {
         Ok(Some(user_id)) => {
-            let login = SignedInUser { user_id, client_ip, headers: &headers, then: AfterLogin::Flow(request_id) };
+            let login = SignedInUser {
+                user_id,
+                client_ip,
+                headers: &headers,
+                then: AfterLogin::Flow(request_id),
+                second_factor: false,
+            };
             continue_signed_in(&state, jar, login).await
         }
         Ok(None) => form(jar, StatusCode::UNAUTHORIZED, "bad_credentials"),
@@ -228,6 +234,8 @@ pub(super) struct SignedInUser<'a> {
     pub client_ip: IpAddr,
     pub headers: &'a HeaderMap,
     pub then: AfterLogin<'a>,
+    /// The login included a second factor (a TOTP or recovery code) besides the password.
+    pub second_factor: bool,
 }
 
 /// Where a login leads.
@@ -238,8 +246,36 @@ pub(super) enum AfterLogin<'a> {
     Page(String),
 }
 
-/// After a login or sign-up: the new session, and back to the flow it happened in.
+impl<'a> AfterLogin<'a> {
+    /// As kept while a second factor is asked for (`flow:ID` or `page:PATH`).
+    pub fn encode(&self) -> String {
+        match self {
+            AfterLogin::Flow(id) => format!("flow:{id}"),
+            AfterLogin::Page(path) => format!("page:{path}"),
+        }
+    }
+
+    pub fn decode(encoded: &'a str) -> Option<Self> {
+        match encoded.split_once(':')? {
+            ("flow", id) => Some(AfterLogin::Flow(id)),
+            ("page", path) if path.starts_with('/') && !path.starts_with("//") => {
+                Some(AfterLogin::Page(path.to_owned()))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// After a login or sign-up: the new session, and back to the flow it happened in. A password login of
+/// a user with an authenticator first asks for its code (`mfa`).
 pub(super) async fn continue_signed_in(state: &SharedState, jar: CookieJar, login: SignedInUser<'_>) -> Response {
+    if !login.second_factor {
+        match state.store.totp(&login.user_id).await {
+            Ok(Some(totp)) if totp.confirmed => return super::mfa::ask_second_factor(state, jar, &login),
+            Ok(_) => {}
+            Err(e) => return reply::error_page(state, &reply::internal(e)),
+        }
+    }
     let resume = match &login.then {
         AfterLogin::Flow(id) => format!("/authorize/resume?request={id}"),
         AfterLogin::Page(path) => path.clone(),
@@ -268,8 +304,13 @@ async fn start_session(state: &SharedState, jar: CookieJar, login: SignedInUser<
         sid,
         user_id: login.user_id,
         auth_time: now,
-        amr: vec!["pwd".to_owned()],
-        acr: state.config.password_acr.clone(),
+        // RFC 8176: a password, and a one-time code from the authenticator when asked for one.
+        amr: if login.second_factor {
+            ["pwd", "otp", "mfa"].map(str::to_owned).to_vec()
+        } else {
+            vec!["pwd".to_owned()]
+        },
+        acr: if login.second_factor { state.config.mfa_acr.clone() } else { state.config.password_acr.clone() },
         expires_at: now + state.config.session_lifetime as i64,
         device: Device {
             ip: Some(login.client_ip.to_string()),

@@ -17,6 +17,7 @@ mod interaction;
 mod introspection;
 pub mod issuance;
 mod logout;
+mod mfa;
 mod par;
 mod params;
 mod registration;
@@ -170,6 +171,11 @@ pub fn router(state: SharedState) -> Router {
         .route("/account/sessions/end", post(account::end_session))
         .route("/account/apps/revoke", post(account::revoke_app))
         .route("/account/requests/decide", post(account::decide_request))
+        .route("/login/second-factor", get(mfa::second_factor_page).post(mfa::second_factor_submit))
+        .route("/account/totp/begin", post(mfa::begin))
+        .route("/account/totp/confirm", post(mfa::confirm))
+        .route("/account/totp/remove", post(mfa::remove))
+        .route("/account/recovery-codes", post(mfa::regenerate))
         .route("/signup", get(signup::signup_page).post(signup::signup_submit))
         .route("/initiate-login/{client_id}", get(initiate_login::initiate_login))
         .route("/token", post(token::token))

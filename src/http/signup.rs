@@ -131,7 +131,13 @@ pub async fn signup_submit(
     let client_ip = state.config.client_ip(peer.ip(), forwarded);
     match create_account(&state, &username, &entered, password, client_ip).await {
         Ok(Ok(user_id)) => {
-            let login = SignedInUser { user_id, client_ip, headers: &headers, then: AfterLogin::Flow(request_id) };
+            let login = SignedInUser {
+                user_id,
+                client_ip,
+                headers: &headers,
+                then: AfterLogin::Flow(request_id),
+                second_factor: false,
+            };
             continue_signed_in(&state, jar, login).await
         }
         Ok(Err(problem)) => retry(jar, StatusCode::BAD_REQUEST, problem),

@@ -28,6 +28,6 @@ pub use grant::{
 pub use key::{KeySuccession, SigningKey};
 pub use session::{Authentication, BrowserSession, Device, EndedSession, LogoutNotification, PendingAuthorization};
 pub use time::{Clock, Timestamp, now};
-pub use user::User;
+pub use user::{Totp, User};
 pub use username::{canonical_username, new_username};
 pub use vocabulary::*;

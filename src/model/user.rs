@@ -33,3 +33,14 @@ impl User {
         crate::crypto::random_token()[..22].to_owned()
     }
 }
+
+/// A user's TOTP authenticator (RFC 6238).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Totp {
+    /// The shared secret, base32.
+    pub secret: String,
+    /// Set up: confirmed with a first code.
+    pub confirmed: bool,
+    /// The last time step whose code was accepted.
+    pub last_step: i64,
+}

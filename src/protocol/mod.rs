@@ -10,6 +10,7 @@ pub mod params;
 pub mod pkce;
 pub mod registration;
 pub mod subject;
+pub mod totp;
 
 pub use error::{ErrorCode, OAuthError};
 pub use params::Params;

@@ -14,8 +14,8 @@ use serde_json::{Map, Value};
 use crate::model::{
     AccessToken, AuditEvent, BrowserSession, Client, ClientId, CodeGrant, Consent, ConsentedApp,
     DecoupledAuthorization, DecoupledPoll, EndedSession, InitialAccessToken, Issuance, KeySuccession,
-    LogoutNotification, Lookup, PendingAuthorization, Ping, RefreshToken, ResourceServer, SigningKey, Timestamp, User,
-    UserDecision,
+    LogoutNotification, Lookup, PendingAuthorization, Ping, RefreshToken, ResourceServer, SigningKey, Timestamp, Totp,
+    User, UserDecision,
 };
 
 pub use postgres::PgStore;
@@ -95,6 +95,24 @@ pub trait ClientStore: Send + Sync {
         secret_hash: &str,
         secret_for_jwt: Option<&str>,
     ) -> StoreResult<bool>;
+}
+
+/// Second factors: TOTP and recovery codes.
+#[async_trait]
+pub trait MfaStore: Send + Sync {
+    async fn totp(&self, user_id: &str) -> StoreResult<Option<Totp>>;
+    /// Keeps a new secret to be confirmed; false if the user already has a confirmed one.
+    async fn begin_totp(&self, user_id: &str, secret: &str) -> StoreResult<bool>;
+    /// Accepts the code of time `step` once (confirming the secret at `now` if needed); false when
+    /// that step or a later one was used already.
+    async fn use_totp_step(&self, user_id: &str, step: i64, now: Timestamp) -> StoreResult<bool>;
+    /// Replaces the user's recovery codes (by hash), in one transaction.
+    async fn replace_recovery_codes(&self, user_id: &str, hashes: &[String]) -> StoreResult<()>;
+    /// Uses a recovery code once; false if it is not (or no longer) one of the user's.
+    async fn use_recovery_code(&self, user_id: &str, hash: &str) -> StoreResult<bool>;
+    async fn recovery_codes_left(&self, user_id: &str) -> StoreResult<u32>;
+    /// Removes the user's second factors, in one transaction; false if there were none.
+    async fn remove_second_factors(&self, user_id: &str) -> StoreResult<bool>;
 }
 
 /// Resource servers (RFC 8707).
@@ -462,6 +480,7 @@ pub trait Health: Send + Sync {
 pub trait Store:
     Health
     + ClientStore
+    + MfaStore
     + ResourceStore
     + DecoupledStore
     + RegistrationStore
@@ -483,6 +502,7 @@ pub trait Store:
 impl<T> Store for T where
     T: Health
         + ClientStore
+        + MfaStore
         + ResourceStore
         + DecoupledStore
         + RegistrationStore

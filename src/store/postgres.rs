@@ -228,6 +228,78 @@ fn decoupled_row(r: &PgRow) -> StoreResult<DecoupledRow> {
     })
 }
 
+#[async_trait]
+impl MfaStore for PgStore {
+    async fn totp(&self, user_id: &str) -> StoreResult<Option<Totp>> {
+        crate::telemetry::timed("totp", async move {
+            let row: Option<(String, Option<i64>, i64)> =
+                sqlx::query_as(q::TOTP).bind(user_id).fetch_optional(&self.pool).await?;
+            Ok(row.map(|(secret, confirmed_at, last_step)| Totp {
+                secret,
+                confirmed: confirmed_at.is_some(),
+                last_step,
+            }))
+        })
+        .await
+    }
+
+    async fn begin_totp(&self, user_id: &str, secret: &str) -> StoreResult<bool> {
+        crate::telemetry::timed("begin_totp", async move {
+            let done = sqlx::query(q::BEGIN_TOTP).bind(user_id).bind(secret).execute(&self.pool).await?;
+            Ok(done.rows_affected() == 1)
+        })
+        .await
+    }
+
+    async fn use_totp_step(&self, user_id: &str, step: i64, now: Timestamp) -> StoreResult<bool> {
+        crate::telemetry::timed("use_totp_step", async move {
+            let done = sqlx::query(q::USE_TOTP_STEP).bind(step).bind(now).bind(user_id).execute(&self.pool).await?;
+            Ok(done.rows_affected() == 1)
+        })
+        .await
+    }
+
+    async fn replace_recovery_codes(&self, user_id: &str, hashes: &[String]) -> StoreResult<()> {
+        crate::telemetry::timed("replace_recovery_codes", async move {
+            let mut tx = self.pool.begin().await?;
+            sqlx::query(q::DELETE_RECOVERY_CODES).bind(user_id).execute(&mut *tx).await?;
+            for hash in hashes {
+                sqlx::query(q::INSERT_RECOVERY_CODE).bind(user_id).bind(hash).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn use_recovery_code(&self, user_id: &str, hash: &str) -> StoreResult<bool> {
+        crate::telemetry::timed("use_recovery_code", async move {
+            let done = sqlx::query(q::USE_RECOVERY_CODE).bind(user_id).bind(hash).execute(&self.pool).await?;
+            Ok(done.rows_affected() == 1)
+        })
+        .await
+    }
+
+    async fn recovery_codes_left(&self, user_id: &str) -> StoreResult<u32> {
+        crate::telemetry::timed("recovery_codes_left", async move {
+            let (n,): (i64,) = sqlx::query_as(q::RECOVERY_CODES_LEFT).bind(user_id).fetch_one(&self.pool).await?;
+            Ok(u32::try_from(n).unwrap_or(u32::MAX))
+        })
+        .await
+    }
+
+    async fn remove_second_factors(&self, user_id: &str) -> StoreResult<bool> {
+        crate::telemetry::timed("remove_second_factors", async move {
+            let mut tx = self.pool.begin().await?;
+            let totp = sqlx::query(q::DELETE_TOTP).bind(user_id).execute(&mut *tx).await?.rows_affected();
+            let codes = sqlx::query(q::DELETE_RECOVERY_CODES).bind(user_id).execute(&mut *tx).await?.rows_affected();
+            tx.commit().await?;
+            Ok(totp + codes > 0)
+        })
+        .await
+    }
+}
+
 fn resource_row(r: &PgRow) -> StoreResult<ResourceRow> {
     Ok(ResourceRow {
         identifier: r.try_get("identifier")?,

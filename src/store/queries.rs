@@ -22,6 +22,16 @@ pub const INSERT_RESOURCE: &str = "INSERT INTO resource_servers (identifier, nam
 pub const RESOURCE: &str = "SELECT identifier, name, scopes, token_format, access_token_lifetime, secret_hash, created_at, signing_alg, jwks FROM resource_servers WHERE identifier = $1";
 pub const RESOURCES: &str = "SELECT identifier, name, scopes, token_format, access_token_lifetime, secret_hash, created_at, signing_alg, jwks FROM resource_servers ORDER BY identifier";
 pub const DELETE_RESOURCE: &str = "DELETE FROM resource_servers WHERE identifier = $1";
+pub const TOTP: &str = "SELECT secret, confirmed_at, last_step FROM totp_credentials WHERE user_id = $1";
+/// A new, unconfirmed TOTP secret; a confirmed one is never replaced this way.
+pub const BEGIN_TOTP: &str = "INSERT INTO totp_credentials (user_id, secret) VALUES ($1, $2) ON CONFLICT (user_id) DO UPDATE SET secret = excluded.secret, last_step = 0 WHERE totp_credentials.confirmed_at IS NULL";
+/// Accepts the code of time step `$1` once (and confirms the secret at `$2` if it was not yet) for user `$3`.
+pub const USE_TOTP_STEP: &str = "UPDATE totp_credentials SET last_step = $1, confirmed_at = COALESCE(confirmed_at, $2) WHERE user_id = $3 AND last_step < $1";
+pub const DELETE_TOTP: &str = "DELETE FROM totp_credentials WHERE user_id = $1";
+pub const DELETE_RECOVERY_CODES: &str = "DELETE FROM recovery_codes WHERE user_id = $1";
+pub const INSERT_RECOVERY_CODE: &str = "INSERT INTO recovery_codes (user_id, code_hash) VALUES ($1, $2)";
+pub const USE_RECOVERY_CODE: &str = "DELETE FROM recovery_codes WHERE user_id = $1 AND code_hash = $2";
+pub const RECOVERY_CODES_LEFT: &str = "SELECT COUNT(*) FROM recovery_codes WHERE user_id = $1";
 pub const DELETE_CLIENT_1: &str = "DELETE FROM refresh_tokens WHERE client_id = $1";
 pub const DELETE_CLIENT_2: &str = "DELETE FROM access_tokens WHERE client_id = $1";
 pub const DELETE_CLIENT_3: &str = "DELETE FROM consents WHERE client_id = $1";
@@ -113,7 +123,7 @@ pub const DELETE_CONSENT: &str = "DELETE FROM consents WHERE user_id = $1 AND cl
 /// Every grant user `$1` made to client `$2`: through their live sessions (codes, access tokens) and
 /// the refresh tokens that outlive them. Ordered, as every multi-grant lock taker, so that two
 /// revocations never wait on each other.
-pub const GRANTS_TO_CLIENT: &str = "SELECT grant_id FROM session_grants WHERE client_id = $2 AND sid IN (SELECT sid FROM sessions WHERE user_id = $1) UNION SELECT grant_id FROM refresh_tokens WHERE user_id = $1 AND client_id = $2 ORDER BY grant_id";
+pub const GRANTS_TO_CLIENT: &str = "SELECT grant_id FROM session_grants WHERE sid IN (SELECT sid FROM sessions WHERE user_id = $1) AND client_id = $2 UNION SELECT grant_id FROM refresh_tokens WHERE user_id = $1 AND client_id = $2 ORDER BY grant_id";
 pub const DELETE_SESSION_GRANTS_TO_CLIENT: &str =
     "DELETE FROM session_grants WHERE sid IN (SELECT sid FROM sessions WHERE user_id = $1) AND client_id = $2";
 pub const CODE: &str = "SELECT grant_json, used FROM authorization_codes WHERE code_hash = $1";

@@ -291,6 +291,62 @@ fn decoupled_row(r: &Row<'_>) -> rusqlite::Result<DecoupledRow> {
     })
 }
 
+#[async_trait]
+impl MfaStore for SqliteStore {
+    async fn totp(&self, user_id: &str) -> StoreResult<Option<Totp>> {
+        self.read("totp", |c| {
+            c.prepare_cached(q::TOTP)?
+                .query_row([user_id], |r| {
+                    Ok(Totp {
+                        secret: r.get(0)?,
+                        confirmed: r.get::<_, Option<i64>>(1)?.is_some(),
+                        last_step: r.get(2)?,
+                    })
+                })
+                .optional()
+        })
+    }
+
+    async fn begin_totp(&self, user_id: &str, secret: &str) -> StoreResult<bool> {
+        self.write("begin_totp", |conn| Ok(exec(conn, q::BEGIN_TOTP, [user_id, secret])? == 1))
+    }
+
+    async fn use_totp_step(&self, user_id: &str, step: i64, now: Timestamp) -> StoreResult<bool> {
+        self.write("use_totp_step", |conn| Ok(exec(conn, q::USE_TOTP_STEP, params![step, now, user_id])? == 1))
+    }
+
+    async fn replace_recovery_codes(&self, user_id: &str, hashes: &[String]) -> StoreResult<()> {
+        self.write("replace_recovery_codes", |conn| {
+            let tx = conn.transaction()?;
+            exec(&tx, q::DELETE_RECOVERY_CODES, [user_id])?;
+            for hash in hashes {
+                exec(&tx, q::INSERT_RECOVERY_CODE, [user_id, hash.as_str()])?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    async fn use_recovery_code(&self, user_id: &str, hash: &str) -> StoreResult<bool> {
+        self.write("use_recovery_code", |conn| Ok(exec(conn, q::USE_RECOVERY_CODE, [user_id, hash])? == 1))
+    }
+
+    async fn recovery_codes_left(&self, user_id: &str) -> StoreResult<u32> {
+        self.read("recovery_codes_left", |c| {
+            c.prepare_cached(q::RECOVERY_CODES_LEFT)?.query_row([user_id], |r| r.get(0))
+        })
+    }
+
+    async fn remove_second_factors(&self, user_id: &str) -> StoreResult<bool> {
+        self.write("remove_second_factors", |conn| {
+            let tx = conn.transaction()?;
+            let removed = exec(&tx, q::DELETE_TOTP, [user_id])? + exec(&tx, q::DELETE_RECOVERY_CODES, [user_id])?;
+            tx.commit()?;
+            Ok(removed > 0)
+        })
+    }
+}
+
 fn resource_row(r: &Row<'_>) -> rusqlite::Result<ResourceRow> {
     Ok(ResourceRow {
         identifier: r.get(0)?,

@@ -2,7 +2,7 @@
 //! logout ends when a browser holds several accounts, and the account page (`/account`).
 
 use crate::common;
-use crate::logout::{TestRp, op_with_rp, refresh, sign_in, signed_in, verified_logout_token};
+use crate::logout::{TestRp, op_with_rp, sign_in, signed_in, verified_logout_token};
 
 use std::collections::HashMap;
 
@@ -238,7 +238,13 @@ async fn the_account_page_ends_sessions_and_revokes_apps() {
     let prompt_none = phone.get(&op.authorize_url("webapp", "&prompt=none")).await;
     assert_eq!(query(&prompt_none.location.unwrap())["error"], "login_required");
     // Offline access outlives the session (Core 11)...
-    assert_eq!(refresh(&op, &secret, &tokens).await, 200);
+    let refresh_with = |token: String| {
+        let form = [("grant_type", "refresh_token".to_owned()), ("refresh_token", token)];
+        reqwest::Client::new().post(op.url("/token")).basic_auth("webapp", Some(&secret)).form(&form).send()
+    };
+    let (status, rotated) =
+        json(refresh_with(tokens["refresh_token"].as_str().unwrap().to_owned()).await.unwrap()).await;
+    assert_eq!(status, 200, "{rotated}");
 
     // ...until alice removes the app's access: its refresh tokens die, and it must ask again.
     let page = me.get("/account").await;
@@ -246,7 +252,9 @@ async fn the_account_page_ends_sessions_and_revokes_apps() {
     assert_eq!(client_id, "webapp");
     let revoked = me.post("/account/apps/revoke", &[("csrf_token", &csrf), ("client_id", &client_id)]).await;
     assert_eq!(revoked.location.as_deref(), Some("/account"));
-    assert_eq!(refresh(&op, &secret, &tokens).await, 400);
+    // The rotated (live, unused) refresh token now fails: the grant is revoked, not merely reused.
+    let (status, body) = json(refresh_with(rotated["refresh_token"].as_str().unwrap().to_owned()).await.unwrap()).await;
+    assert_eq!((status.as_u16(), body["error"].as_str()), (400, Some("invalid_grant")), "{body}");
     let page = me.get("/account").await;
     assert!(page.body.contains("No app has access to your account."), "{}", page.body);
     let again = me.follow(me.get(&op.authorize_url("webapp", "")).await).await;

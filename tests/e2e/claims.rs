@@ -225,7 +225,7 @@ async fn configured_acr_meets_an_essential_request() {
     let (claims, _) = verified(&op, tokens["id_token"].as_str().unwrap()).await;
     assert_eq!(claims.auth_context_ref().map(|a| a.as_str()), Some("urn:example:loa:1"));
     let (_, doc) = json(reqwest::get(op.url("/.well-known/openid-configuration")).await.unwrap()).await;
-    assert_eq!(doc["acr_values_supported"], json!(["urn:example:loa:1"]));
+    assert_eq!(doc["acr_values_supported"], json!(["urn:example:loa:1", "urn:oxid:acr:mfa"]));
 }
 
 /// `acr_values` asks for the acr claim voluntarily (Core 3.1.2.1, 5.5.1.1): a level the OP does not

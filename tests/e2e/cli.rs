@@ -9,7 +9,7 @@ use std::process::{Command, Output, Stdio};
 use common::{Browser, CHALLENGE, REDIRECT_URI, VERIFIER, query, urlencode};
 
 /// Runs `oxid ARGS` against the database `db`.
-fn oxid(db: &str, args: &[&str], stdin: Option<&str>) -> Output {
+pub(crate) fn oxid(db: &str, args: &[&str], stdin: Option<&str>) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_oxid"))
         .args(args)
         .env("OXID_DATABASE_URL", db)

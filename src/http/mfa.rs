@@ -1,0 +1,326 @@
+//! Second factors: the login's second step (an authenticator's one-time code, RFC 6238, or a recovery
+//! code) and their setup on the account page.
+//!
+//! Between the password and the code nothing is stored: the browser carries which user passed the
+//! password and where the login leads, in a short-lived cookie MACed under the key every node shares.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
+use minijinja::context;
+
+use super::account::{checked_form, locale};
+use super::authorize::current_session;
+use super::interaction::{AfterLogin, SignedInUser, continue_signed_in};
+use super::params::RequestParams;
+use super::{SharedState, cookies, reply};
+use crate::audit;
+use crate::crypto::{self, HmacHash};
+use crate::model::{AuditEvent, AuditKind, Timestamp};
+use crate::protocol::totp;
+use crate::store::StoreError;
+use crate::ui::Locale;
+
+const COOKIE: &str = "oxid_second_factor";
+const CSRF_FLOW: &str = "second-factor";
+const SETUP_FLOW: &str = "account";
+/// Seconds the user has to type the code after the password.
+const LIFETIME: i64 = 300;
+const RECOVERY_CODES: usize = 10;
+
+fn mac(key: &[u8], payload: &str) -> String {
+    crypto::b64url(&crypto::hmac(HmacHash::Sha256, key, format!("second-factor.{payload}").as_bytes()))
+}
+
+/// Who passed the password, where the login leads, until when: `user_id expires then` and a MAC.
+struct Pending {
+    user_id: String,
+    then: String,
+}
+
+fn pending(state: &SharedState, jar: &CookieJar) -> Option<Pending> {
+    let value = jar.get(COOKIE)?.value();
+    let (payload, tag) = value.rsplit_once('~')?;
+    if !crypto::constant_time_eq(mac(&state.csrf_key, payload).as_bytes(), tag.as_bytes()) {
+        return None;
+    }
+    let mut parts = payload.splitn(3, ' ');
+    let (user_id, expires_at, then) = (parts.next()?, parts.next()?.parse::<Timestamp>().ok()?, parts.next()?);
+    (expires_at > state.now()).then(|| Pending { user_id: user_id.to_owned(), then: then.to_owned() })
+}
+
+fn cookie(state: &SharedState, value: String, max_age: i64) -> Cookie<'static> {
+    let mut cookie = Cookie::build((COOKIE, value))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(state.config.secure_cookies())
+        .build();
+    cookie.set_max_age(time::Duration::seconds(max_age));
+    cookie
+}
+
+/// After the password of a user with an authenticator: remember that, and ask for the code.
+pub(super) fn ask_second_factor(state: &SharedState, jar: CookieJar, login: &SignedInUser<'_>) -> Response {
+    let payload = format!("{} {} {}", login.user_id, state.now() + LIFETIME, login.then.encode());
+    let value = format!("{payload}~{}", mac(&state.csrf_key, &payload));
+    let jar = jar.add(cookie(state, value, LIFETIME));
+    (jar, reply::see_other_within(state, "/login/second-factor")).into_response()
+}
+
+fn code_form(
+    state: &SharedState,
+    jar: CookieJar,
+    status: StatusCode,
+    locale: &Locale,
+    error: Option<&str>,
+) -> Response {
+    let (jar, csrf_token) = cookies::csrf_form_token(&state.config, &state.csrf_key, jar, CSRF_FLOW);
+    let ctx = context! {
+        csrf_token,
+        error => error.map(|key| locale.text(key)),
+        t => locale.messages(),
+        lang => &locale.tag,
+    };
+    (jar, reply::page(state, status, "second_factor.html", ctx)).into_response()
+}
+
+/// `GET /login/second-factor`.
+pub async fn second_factor_page(State(state): State<SharedState>, headers: HeaderMap, jar: CookieJar) -> Response {
+    let locale = locale(&state, &headers);
+    match pending(&state, &jar) {
+        Some(_) => code_form(&state, jar, StatusCode::OK, locale, None),
+        None => reply::error_page_in(&state, &expired(), locale),
+    }
+}
+
+fn expired() -> crate::protocol::OAuthError {
+    crate::protocol::OAuthError::invalid_request("the sign-in has expired; go back to the application and start again")
+}
+
+/// `POST /login/second-factor`: the authenticator's code or a recovery code, throttled like passwords
+/// (per account); each TOTP time step and each recovery code works once.
+pub async fn second_factor_submit(
+    State(state): State<SharedState>,
+    connect: axum::extract::ConnectInfo<std::net::SocketAddr>,
+    headers: HeaderMap,
+    jar: CookieJar,
+    RequestParams(params): RequestParams,
+) -> Response {
+    let locale = locale(&state, &headers);
+    let params = match checked_form(&state, &jar, params, CSRF_FLOW) {
+        Ok(params) => params,
+        Err(e) => return reply::error_page_in(&state, &e, locale),
+    };
+    let Some(pending) = pending(&state, &jar) else { return reply::error_page_in(&state, &expired(), locale) };
+    let Some(then) = AfterLogin::decode(&pending.then) else { return reply::error_page_in(&state, &expired(), locale) };
+    let code = params.get("code").unwrap_or_default().trim();
+    let result: Result<Option<&'static str>, StoreError> = async {
+        let now = state.now();
+        let key = format!("second-factor:{}", pending.user_id);
+        let window = state.config.login_throttle_window as i64;
+        if !state.store.reserve_attempt(&key, now, window, state.config.login_max_failures_per_account).await? {
+            return Ok(Some("throttled"));
+        }
+        let Some(totp) = state.store.totp(&pending.user_id).await?.filter(|t| t.confirmed) else {
+            return Ok(Some("second_factor_wrong"));
+        };
+        let by_code = match totp::matching_step(&totp.secret, code, now) {
+            Some(step) => state.store.use_totp_step(&pending.user_id, step, now).await?,
+            None => false,
+        };
+        let accepted = by_code || state.store.use_recovery_code(&pending.user_id, &recovery_hash(code)).await?;
+        if !accepted {
+            return Ok(Some("second_factor_wrong"));
+        }
+        state.store.clear_attempts(&key).await?;
+        if !by_code {
+            let event = AuditEvent::new(now, AuditKind::LoginSucceeded, "a recovery code was used")
+                .user(Some(&pending.user_id), None);
+            audit::record(state.store.as_ref(), event).await;
+        }
+        Ok(None)
+    }
+    .await;
+    match result {
+        Ok(None) => {
+            let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+            let client_ip = state.config.client_ip(connect.0.ip(), forwarded);
+            let jar = jar.add(cookie(&state, String::new(), 0));
+            let login =
+                SignedInUser { user_id: pending.user_id, client_ip, headers: &headers, then, second_factor: true };
+            continue_signed_in(&state, jar, login).await
+        }
+        Ok(Some(problem)) => {
+            let status = if problem == "throttled" { StatusCode::TOO_MANY_REQUESTS } else { StatusCode::UNAUTHORIZED };
+            code_form(&state, jar, status, locale, Some(problem))
+        }
+        Err(e) => reply::error_page_in(&state, &reply::internal(e), locale),
+    }
+}
+
+/// Recovery codes are compared by hash, case and dashes aside.
+fn recovery_hash(code: &str) -> String {
+    let normalized: String =
+        code.chars().filter(|c| c.is_ascii_alphanumeric()).map(|c| c.to_ascii_lowercase()).collect();
+    crypto::token_hash(&normalized)
+}
+
+/// Ten new recovery codes (`xxxxx-xxxxx`, 50 random bits each), stored by hash; shown once.
+async fn new_recovery_codes(state: &SharedState, user_id: &str) -> Result<Vec<String>, StoreError> {
+    let codes: Vec<String> = (0..RECOVERY_CODES)
+        .map(|_| {
+            let raw = crypto::random_token().to_ascii_lowercase().replace(['-', '_'], "");
+            format!("{}-{}", &raw[..5], &raw[5..10])
+        })
+        .collect();
+    let hashes: Vec<String> = codes.iter().map(|c| recovery_hash(c)).collect();
+    state.store.replace_recovery_codes(user_id, &hashes).await?;
+    Ok(codes)
+}
+
+/// The account page's setup steps, for the signed-in user (CSRF-checked forms of the account page).
+async fn signed_in_user(
+    state: &SharedState,
+    jar: &CookieJar,
+    params: Result<crate::protocol::Params, crate::protocol::OAuthError>,
+) -> Result<Option<(String, crate::protocol::Params)>, crate::protocol::OAuthError> {
+    let params = checked_form(state, jar, params, SETUP_FLOW)?;
+    let session = current_session(state, jar).await.map_err(reply::internal)?;
+    Ok(session.map(|s| (s.user_id, params)))
+}
+
+fn setup_page(
+    state: &SharedState,
+    jar: CookieJar,
+    locale: &Locale,
+    user: &str,
+    secret: &str,
+    error: Option<&str>,
+) -> Response {
+    let uri = totp::provisioning_uri(secret, &state.config.issuer, user).unwrap_or_default();
+    // Rendered here, as SVG inside the page: no image service sees the secret.
+    let qr = qrcode::QrCode::new(uri.as_bytes())
+        .map(|code| code.render::<qrcode::render::svg::Color<'_>>().min_dimensions(200, 200).build())
+        .unwrap_or_default();
+    let (jar, csrf_token) = cookies::csrf_form_token(&state.config, &state.csrf_key, jar, SETUP_FLOW);
+    let ctx = context! {
+        qr => minijinja::Value::from_safe_string(qr),
+        secret,
+        csrf_token,
+        error => error.map(|key| locale.text(key)),
+        t => locale.messages(),
+        lang => &locale.tag,
+    };
+    let status = if error.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+    (jar, reply::page(state, status, "totp_setup.html", ctx)).into_response()
+}
+
+fn codes_page(state: &SharedState, jar: CookieJar, locale: &Locale, codes: &[String]) -> Response {
+    let ctx = context! { codes => codes.to_vec(), t => locale.messages(), lang => &locale.tag };
+    (jar, reply::page(state, StatusCode::OK, "recovery_codes.html", ctx)).into_response()
+}
+
+/// `POST /account/totp/begin`: a new secret, shown as a QR code to scan.
+pub async fn begin(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+    jar: CookieJar,
+    RequestParams(params): RequestParams,
+) -> Response {
+    let locale = locale(&state, &headers);
+    let result: Result<Response, crate::protocol::OAuthError> = async {
+        let Some((user_id, _)) = signed_in_user(&state, &jar, params).await? else {
+            return Ok(reply::see_other_within(&state, "/account"));
+        };
+        let user = state.store.user(&user_id).await.map_err(reply::internal)?.ok_or_else(expired)?;
+        let secret = totp::new_secret();
+        if !state.store.begin_totp(&user_id, &secret).await.map_err(reply::internal)? {
+            return Ok(reply::see_other_within(&state, "/account"));
+        }
+        Ok(setup_page(&state, jar, locale, &user.username, &secret, None))
+    }
+    .await;
+    result.unwrap_or_else(|e| reply::error_page_in(&state, &e, locale))
+}
+
+/// `POST /account/totp/confirm`: the first code sets the authenticator up; recovery codes are shown once.
+pub async fn confirm(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+    jar: CookieJar,
+    RequestParams(params): RequestParams,
+) -> Response {
+    let locale = locale(&state, &headers);
+    let result: Result<Response, crate::protocol::OAuthError> = async {
+        let Some((user_id, params)) = signed_in_user(&state, &jar, params).await? else {
+            return Ok(reply::see_other_within(&state, "/account"));
+        };
+        let internal = reply::internal;
+        let Some(pending) = state.store.totp(&user_id).await.map_err(internal)?.filter(|t| !t.confirmed) else {
+            return Ok(reply::see_other_within(&state, "/account"));
+        };
+        let now = state.now();
+        let step = totp::matching_step(&pending.secret, params.get("code").unwrap_or_default(), now);
+        let confirmed = match step {
+            Some(step) => state.store.use_totp_step(&user_id, step, now).await.map_err(internal)?,
+            None => false,
+        };
+        if !confirmed {
+            let user = state.store.user(&user_id).await.map_err(internal)?.ok_or_else(expired)?;
+            return Ok(setup_page(&state, jar, locale, &user.username, &pending.secret, Some("second_factor_wrong")));
+        }
+        let codes = new_recovery_codes(&state, &user_id).await.map_err(internal)?;
+        let event =
+            AuditEvent::new(now, AuditKind::UserChanged, "an authenticator app was set up").user(Some(&user_id), None);
+        audit::record(state.store.as_ref(), event).await;
+        Ok(codes_page(&state, jar, locale, &codes))
+    }
+    .await;
+    result.unwrap_or_else(|e| reply::error_page_in(&state, &e, locale))
+}
+
+/// `POST /account/recovery-codes`: new recovery codes (the old ones stop working), shown once.
+pub async fn regenerate(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+    jar: CookieJar,
+    RequestParams(params): RequestParams,
+) -> Response {
+    let locale = locale(&state, &headers);
+    let result: Result<Response, crate::protocol::OAuthError> = async {
+        let Some((user_id, _)) = signed_in_user(&state, &jar, params).await? else {
+            return Ok(reply::see_other_within(&state, "/account"));
+        };
+        if !state.store.totp(&user_id).await.map_err(reply::internal)?.is_some_and(|t| t.confirmed) {
+            return Ok(reply::see_other_within(&state, "/account"));
+        }
+        let codes = new_recovery_codes(&state, &user_id).await.map_err(reply::internal)?;
+        Ok(codes_page(&state, jar, locale, &codes))
+    }
+    .await;
+    result.unwrap_or_else(|e| reply::error_page_in(&state, &e, locale))
+}
+
+/// `POST /account/totp/remove`: the authenticator and the recovery codes go.
+pub async fn remove(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+    jar: CookieJar,
+    RequestParams(params): RequestParams,
+) -> Response {
+    let locale = locale(&state, &headers);
+    let result: Result<Response, crate::protocol::OAuthError> = async {
+        if let Some((user_id, _)) = signed_in_user(&state, &jar, params).await? {
+            if state.store.remove_second_factors(&user_id).await.map_err(reply::internal)? {
+                let event = AuditEvent::new(state.now(), AuditKind::UserChanged, "the authenticator app was removed")
+                    .user(Some(&user_id), None);
+                audit::record(state.store.as_ref(), event).await;
+            }
+        }
+        Ok(reply::see_other_within(&state, "/account"))
+    }
+    .await;
+    result.unwrap_or_else(|e| reply::error_page_in(&state, &e, locale))
+}
