@@ -146,6 +146,7 @@ pub enum RegistrationTokenCommand {
     /// Revoke a token by its id.
     Revoke {
         /// The id `create` printed.
+        #[arg(allow_hyphen_values = true)]
         id: String,
     },
 }
@@ -164,8 +165,8 @@ pub enum SessionCommand {
     /// End a session (or every session of a user); the clients signed in through it are told
     /// (Back-Channel Logout), and its grants end except offline_access ones.
     End {
-        /// The session's id (`sid`, as listed).
-        #[arg(required_unless_present = "user", conflicts_with = "user")]
+        /// The session's id (`sid`, as listed; it may begin with '-').
+        #[arg(required_unless_present = "user", conflicts_with = "user", allow_hyphen_values = true)]
         sid: Option<String>,
         /// End every session of this user.
         #[arg(long, value_name = "USERNAME")]
@@ -295,17 +296,20 @@ pub enum ClientCommand {
     List,
     /// Show one client.
     Show {
-        /// The client_id.
+        /// The client_id (generated ones may begin with '-').
+        #[arg(allow_hyphen_values = true)]
         id: String,
     },
     /// Delete a client and every token issued to it.
     Delete {
-        /// The client_id.
+        /// The client_id (generated ones may begin with '-').
+        #[arg(allow_hyphen_values = true)]
         id: String,
     },
     /// Replace a client's secret; prints the new one (once).
     RotateSecret {
-        /// The client_id.
+        /// The client_id (generated ones may begin with '-').
+        #[arg(allow_hyphen_values = true)]
         id: String,
     },
 }

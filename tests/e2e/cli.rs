@@ -557,6 +557,9 @@ async fn sessions_are_listed_and_ended_from_the_cli() {
     let b = Browser::new(&op);
     let tokens = sign_in_for_tokens(&op, &secret.unwrap(), &b).await;
     let sid = common::jwt_payload(tokens["id_token"].as_str().unwrap())["sid"].as_str().unwrap().to_owned();
+    // Ids are base64url and may begin with '-': taken as the id, not as an option.
+    refused(oxid(&db, &["session", "end", "-sid-that-starts-with-a-dash"], None), "no such session");
+    refused(oxid(&db, &["client", "show", "-client-id-with-a-dash"], None), "no client");
     let cli = |args: Vec<String>| {
         let db = db.clone();
         tokio::task::spawn_blocking(move || oxid(&db, &args.iter().map(String::as_str).collect::<Vec<_>>(), None))
