@@ -9,11 +9,12 @@ use axum_extra::extract::cookie::CookieJar;
 use serde::Deserialize;
 
 use super::authorization_response::{self, Completing};
+use super::interaction::AfterLogin;
 use super::params::RequestParams;
-use super::{SharedState, cookies, issuance, par, reply, request_object};
+use super::{SharedState, cookies, issuance, mfa, par, reply, request_object};
 use crate::crypto;
 use crate::model::{BrowserSession, Client, PendingAuthorization};
-use crate::protocol::authorize::{self, AuthorizationRequest, NextStep, Rejection, SignedIn};
+use crate::protocol::authorize::{self, AuthorizationRequest, NextStep, Rejection, SecondFactor, SignedIn};
 use crate::protocol::{ErrorCode, OAuthError};
 use crate::store::StoreError;
 
@@ -191,7 +192,13 @@ pub(super) async fn proceed(
             None => false,
         };
         let subject = session.as_ref().map(|s| state.subject(client, &s.user_id));
-        let signed_in = session.as_ref().zip(subject.as_deref()).map(|(s, sub)| signed_in(s, sub, pending));
+        let mut signed_in = session.as_ref().zip(subject.as_deref()).map(|(s, sub)| signed_in(s, sub, pending));
+        // Whether there is a second factor to step up with is looked up only when the request wants one.
+        if let (Some(s), Some(session)) = (signed_in.as_mut(), &session) {
+            if request.second_factor != SecondFactor::NotAsked && !s.with_second_factor {
+                s.has_second_factor = state.store.totp(&session.user_id).await?.is_some_and(|t| t.confirmed);
+            }
+        }
         let step = authorize::next_step(&request, signed_in, consented, now);
         Ok(match step {
             Err(e) => {
@@ -219,6 +226,10 @@ pub(super) async fn proceed(
                         }
                     },
                 };
+                if step == NextStep::SecondFactor {
+                    let user_id = &session.as_ref().expect("a step-up has a session").user_id;
+                    return Ok(mfa::ask_second_factor(state, jar.clone(), user_id, &AfterLogin::Flow(&id)));
+                }
                 let page = match step {
                     NextStep::Login => "/login",
                     NextStep::SelectAccount => "/select_account",
@@ -244,6 +255,9 @@ pub(super) fn signed_in<'a>(
         auth_time: session.auth_time,
         logged_in_during_flow: pending.and_then(|p| p.login_sid.as_deref()) == Some(session.sid.as_str()),
         chosen_during_flow: pending.and_then(|p| p.chosen_sid.as_deref()) == Some(session.sid.as_str()),
+        // RFC 8176: a one-time code was part of the login.
+        with_second_factor: session.amr.iter().any(|m| m == "otp"),
+        has_second_factor: false,
     }
 }
 

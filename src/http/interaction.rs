@@ -271,7 +271,9 @@ impl<'a> AfterLogin<'a> {
 pub(super) async fn continue_signed_in(state: &SharedState, jar: CookieJar, login: SignedInUser<'_>) -> Response {
     if !login.second_factor {
         match state.store.totp(&login.user_id).await {
-            Ok(Some(totp)) if totp.confirmed => return super::mfa::ask_second_factor(state, jar, &login),
+            Ok(Some(totp)) if totp.confirmed => {
+                return super::mfa::ask_second_factor(state, jar, &login.user_id, &login.then);
+            }
             Ok(_) => {}
             Err(e) => return reply::error_page(state, &reply::internal(e)),
         }

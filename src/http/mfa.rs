@@ -61,9 +61,10 @@ fn cookie(state: &SharedState, value: String, max_age: i64) -> Cookie<'static> {
     cookie
 }
 
-/// After the password of a user with an authenticator: remember that, and ask for the code.
-pub(super) fn ask_second_factor(state: &SharedState, jar: CookieJar, login: &SignedInUser<'_>) -> Response {
-    let payload = format!("{} {} {}", login.user_id, state.now() + LIFETIME, login.then.encode());
+/// After the password of a user with an authenticator (or for a step-up of their session): remember
+/// who and where to, and ask for the code.
+pub(super) fn ask_second_factor(state: &SharedState, jar: CookieJar, user_id: &str, then: &AfterLogin<'_>) -> Response {
+    let payload = format!("{} {} {}", user_id, state.now() + LIFETIME, then.encode());
     let value = format!("{payload}~{}", mac(&state.csrf_key, &payload));
     let jar = jar.add(cookie(state, value, LIFETIME));
     (jar, reply::see_other_within(state, "/login/second-factor")).into_response()

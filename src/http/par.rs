@@ -35,6 +35,7 @@ pub(super) fn policy(state: &SharedState) -> Policy<'_> {
         scopes: &state.scope_claims,
         self_registration: state.config.self_registration,
         acr: &state.config.password_acr,
+        mfa_acr: &state.config.mfa_acr,
     }
 }
 

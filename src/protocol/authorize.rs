@@ -45,6 +45,22 @@ pub struct AuthorizationRequest {
     /// RFC 8707: the resources the tokens are for (checked against the registered ones by the caller).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resources: Vec<String>,
+    /// Whether the request asks for a second factor (`acr_values`, an essential `acr`, the client's
+    /// `default_acr_values`).
+    #[serde(default)]
+    pub second_factor: SecondFactor,
+}
+
+/// How much a request wants the second factor's `acr` (Core 3.1.2.1, 5.5.1.1).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SecondFactor {
+    #[default]
+    NotAsked,
+    /// Voluntary (`acr_values`, `default_acr_values`): asked for when the user has one.
+    Wanted,
+    /// An essential `acr` only it meets: without one, `unmet_authentication_requirements`.
+    Required,
 }
 
 impl AuthorizationRequest {
@@ -123,8 +139,10 @@ pub struct Policy<'a> {
     pub scopes: &'a ScopeClaims,
     /// Self-service sign-up is offered (`prompt=create`).
     pub self_registration: bool,
-    /// The `acr` a login here achieves (Core 2).
+    /// The `acr` a password login achieves (Core 2).
     pub acr: &'a str,
+    /// The `acr` of a login with a second factor.
+    pub mfa_acr: &'a str,
 }
 
 /// The longest values kept with a pending request: room for every real use (JWT-shaped `state`,
@@ -370,13 +388,22 @@ pub fn validate(
             locales.split(' ').filter(|t| !t.is_empty()).map(str::to_lowercase).take(8).collect();
         claims.get_or_insert_with(ClaimsRequest::default).locales = locales;
     }
+    // The first `acr_values` (or the client's `default_acr_values`) is the preferred level.
+    let preferred = params.get("acr_values").and_then(|v| v.split(' ').next()).map(str::to_owned);
+    let preferred = preferred.or_else(|| client.metadata.default_acr_values.first().cloned());
+    let mut second_factor =
+        if preferred.as_deref() == Some(policy.mfa_acr) { SecondFactor::Wanted } else { SecondFactor::NotAsked };
     if let Some(acr) = claims.as_ref().and_then(|c| c.id_token.get("acr")) {
-        // Core 5.5.1.1: an essential acr the OP cannot satisfy fails the authentication.
+        // Core 5.5.1.1: an essential acr the OP cannot satisfy fails the authentication; one only the
+        // second factor satisfies requires it.
         if acr.essential && !acr.accepts(&serde_json::Value::from(policy.acr)) {
-            return Err(fail(
-                ErrorCode::UnmetAuthenticationRequirements,
-                "none of the essential acr values can be satisfied",
-            ));
+            if !acr.accepts(&serde_json::Value::from(policy.mfa_acr)) {
+                return Err(fail(
+                    ErrorCode::UnmetAuthenticationRequirements,
+                    "none of the essential acr values can be satisfied",
+                ));
+            }
+            second_factor = SecondFactor::Required;
         }
     }
     let required_subject = claims.as_ref().and_then(|c| c.required_subject()).map(str::to_owned);
@@ -401,12 +428,13 @@ pub fn validate(
         login_hint: params.get("login_hint").map(str::to_owned),
         ui_locales: params.get("ui_locales").map(str::to_owned),
         display,
-        // `acr_values` is a voluntary request (Core 3.1.2.1, 5.5.1.1): the OP answers with the best level
-        // it reaches. With one level (password) that is always `policy.acr`, so it is not kept.
+        // `acr_values` is a voluntary request (Core 3.1.2.1, 5.5.1.1): the OP answers with the level it
+        // reaches; the second factor's is asked for when preferred (`second_factor`).
         hinted_subject,
         claims,
         dpop_jkt,
         resources,
+        second_factor,
     })
 }
 
@@ -425,6 +453,10 @@ pub struct SignedIn<'a> {
     pub logged_in_during_flow: bool,
     /// The user chose this session's account on the account chooser during this very flow.
     pub chosen_during_flow: bool,
+    /// The session's login included a second factor.
+    pub with_second_factor: bool,
+    /// The user has a second factor to ask for (looked up only when the request wants one).
+    pub has_second_factor: bool,
 }
 
 /// What must happen before a code can be issued.
@@ -433,6 +465,8 @@ pub enum NextStep {
     Login,
     /// The account chooser (`prompt=select_account`).
     SelectAccount,
+    /// The second factor, within the session (step-up to the second factor's `acr`).
+    SecondFactor,
     /// Account creation (Initiating User Registration via OpenID Connect 1.0).
     SignUp,
     Consent,
@@ -476,6 +510,22 @@ pub fn next_step(
             Ok(NextStep::Login)
         };
     }
+    // Step-up (Core 3.1.2.1 acr_values, 5.5.1.1 essential acr): the second factor within the session.
+    if let Some(s) = session.filter(|s| !s.with_second_factor && req.second_factor != SecondFactor::NotAsked) {
+        match (s.has_second_factor, req.second_factor, no_ui) {
+            (true, _, true) => {
+                return Err(OAuthError::new(ErrorCode::InteractionRequired, "the second factor is needed"));
+            }
+            (true, _, false) => return Ok(NextStep::SecondFactor),
+            (false, SecondFactor::Required, _) => {
+                return Err(OAuthError::new(
+                    ErrorCode::UnmetAuthenticationRequirements,
+                    "the user has no second factor for the essential acr",
+                ));
+            }
+            (false, _, _) => {}
+        }
+    }
     if !consent_given || req.has_prompt(Prompt::Consent) {
         return if no_ui {
             Err(OAuthError::new(ErrorCode::ConsentRequired, "the user must consent"))
@@ -516,7 +566,13 @@ mod tests {
         validate(
             &params,
             Some(&client(public)),
-            Policy { require_pkce_for_all_clients: false, scopes: &scopes, self_registration: true, acr: "urn:x" },
+            Policy {
+                require_pkce_for_all_clients: false,
+                scopes: &scopes,
+                self_registration: true,
+                acr: "urn:x",
+                mfa_acr: "urn:x:mfa",
+            },
             |_| None,
         )
     }
@@ -557,7 +613,13 @@ mod tests {
         let r = validate(
             &params,
             None,
-            Policy { require_pkce_for_all_clients: false, scopes: &scopes, self_registration: true, acr: "urn:x" },
+            Policy {
+                require_pkce_for_all_clients: false,
+                scopes: &scopes,
+                self_registration: true,
+                acr: "urn:x",
+                mfa_acr: "urn:x:mfa",
+            },
             |_| None,
         );
         assert!(matches!(r, Err(Rejection::UnknownClient)));
@@ -607,10 +669,16 @@ mod tests {
 
     #[test]
     fn next_step_follows_prompt_and_max_age() {
-        let me =
-            Some(SignedIn { subject: "u1", auth_time: 1000, logged_in_during_flow: false, chosen_during_flow: false });
-        let fresh =
-            Some(SignedIn { subject: "u1", auth_time: 1000, logged_in_during_flow: true, chosen_during_flow: false });
+        let me = SignedIn {
+            subject: "u1",
+            auth_time: 1000,
+            logged_in_during_flow: false,
+            chosen_during_flow: false,
+            with_second_factor: false,
+            has_second_factor: false,
+        };
+        let fresh = Some(SignedIn { logged_in_during_flow: true, ..me });
+        let me = Some(me);
         let r = request(vec![], None);
         assert_eq!(next_step(&r, None, false, 1000), Ok(NextStep::Login));
         assert_eq!(next_step(&r, me, false, 1000), Ok(NextStep::Consent));
@@ -643,6 +711,40 @@ mod tests {
     }
 
     #[test]
+    fn a_wanted_or_required_second_factor_steps_up_the_session() {
+        let password_only = SignedIn {
+            subject: "u1",
+            auth_time: 1000,
+            logged_in_during_flow: false,
+            chosen_during_flow: false,
+            with_second_factor: false,
+            has_second_factor: true,
+        };
+        let mut wanted = request(vec![], None);
+        wanted.second_factor = SecondFactor::Wanted;
+        assert_eq!(next_step(&wanted, Some(password_only), true, 1000), Ok(NextStep::SecondFactor));
+        let stepped_up = SignedIn { with_second_factor: true, ..password_only };
+        assert_eq!(next_step(&wanted, Some(stepped_up), true, 1000), Ok(NextStep::IssueCode));
+        // Without a factor to ask for: a voluntary wish is answered with the level reached; an essential
+        // one is unmet (Core 5.5.1.1).
+        let without = SignedIn { has_second_factor: false, ..password_only };
+        assert_eq!(next_step(&wanted, Some(without), true, 1000), Ok(NextStep::IssueCode));
+        let mut required = wanted.clone();
+        required.second_factor = SecondFactor::Required;
+        let e = next_step(&required, Some(without), true, 1000).unwrap_err();
+        assert_eq!(e.code, ErrorCode::UnmetAuthenticationRequirements);
+        // prompt=none cannot ask.
+        let mut silent = wanted.clone();
+        silent.prompt = vec![Prompt::None];
+        assert_eq!(
+            next_step(&silent, Some(password_only), true, 1000).unwrap_err().code,
+            ErrorCode::InteractionRequired
+        );
+        // No session: the login asks for the factor itself.
+        assert_eq!(next_step(&required, None, true, 1000), Ok(NextStep::Login));
+    }
+
+    #[test]
     fn native_loopback_redirect_uris_match_any_port() {
         let mut native = client(true);
         native.redirect_uris = vec!["http://127.0.0.1/cb".parse().unwrap(), "com.example.app:/cb".parse().unwrap()];
@@ -661,7 +763,14 @@ mod tests {
 
     #[test]
     fn select_account_shows_the_chooser_once_per_flow() {
-        let me = SignedIn { subject: "u1", auth_time: 1000, logged_in_during_flow: false, chosen_during_flow: false };
+        let me = SignedIn {
+            subject: "u1",
+            auth_time: 1000,
+            logged_in_during_flow: false,
+            chosen_during_flow: false,
+            with_second_factor: false,
+            has_second_factor: false,
+        };
         let chosen = SignedIn { chosen_during_flow: true, ..me };
         let fresh = SignedIn { logged_in_during_flow: true, ..me };
         let select = request(vec![Prompt::SelectAccount], None);

@@ -112,3 +112,56 @@ async fn an_authenticator_app_is_asked_for_after_the_password() {
     let stranger = Browser::new(&op);
     assert_eq!(stranger.get("/login/second-factor").await.status, 400);
 }
+
+/// Step-up (Core 3.1.2.1 `acr_values`, 5.5.1.1 essential `acr`): a session signed in with the password
+/// alone is asked for the second factor, within the same session, when a client asks for its `acr`.
+#[tokio::test]
+async fn a_client_asking_for_the_second_factor_steps_the_session_up() {
+    let op = TestOp::start().await;
+    op.add_user("alice").await;
+    op.add_user("bob").await;
+    let (_, secret) = op.add_client("webapp", ClientAuthMethod::ClientSecretBasic, |c| c.skip_consent = true).await;
+    let secret = secret.unwrap();
+    let redeem = |location: String| {
+        let (op, secret) = (&op, secret.clone());
+        async move {
+            let (status, tokens) =
+                json(exchange_code(op, "webapp", &secret, &query(&location)["code"], Some(VERIFIER)).await).await;
+            assert_eq!(status, 200, "{tokens}");
+            jwt_payload(tokens["id_token"].as_str().unwrap())
+        }
+    };
+    // Signed in with the password; the authenticator is set up afterwards, in the same session.
+    let b = Browser::new(&op);
+    let first = redeem(b.sign_in(&op.authorize_url("webapp", ""), "alice").await).await;
+    assert_eq!(first["acr"], "urn:oxid:acr:password");
+    let account = b.get("/account").await;
+    let setup = b.post("/account/totp/begin", &[("csrf_token", &account.hidden("csrf_token"))]).await;
+    let key = between(&setup.body, "<code id=\"totp-secret\">", "</code>").to_owned();
+    b.post("/account/totp/confirm", &[("csrf_token", &setup.hidden("csrf_token")), ("code", &code(&key, 0))]).await;
+
+    // The client prefers the second factor's acr: the same session is asked for a code, not a login.
+    let asked = b.follow(b.get(&op.authorize_url("webapp", "&acr_values=urn:oxid:acr:mfa")).await).await;
+    assert!(asked.body.contains("action=\"/login/second-factor\""), "{}", asked.body);
+    assert!(!asked.body.contains("name=\"password\""));
+    op.advance_clock(30);
+    let location = b.follow(second_step(&b, &asked, &code(&key, 30)).await).await.location.unwrap();
+    let stepped = redeem(location).await;
+    assert_eq!(stepped["acr"], "urn:oxid:acr:mfa");
+    assert_eq!(stepped["amr"], serde_json::json!(["pwd", "otp", "mfa"]));
+    assert_eq!(stepped["sid"], first["sid"], "the same session, stepped up");
+    // prompt=none now gets the stepped-up session.
+    let silent =
+        redeem(b.get(&op.authorize_url("webapp", "&acr_values=urn:oxid:acr:mfa&prompt=none")).await.location.unwrap())
+            .await;
+    assert_eq!(silent["acr"], "urn:oxid:acr:mfa");
+
+    // Bob has no second factor: a voluntary wish gets the password's level; an essential one is unmet.
+    let bobs = Browser::new(&op);
+    let voluntary =
+        redeem(bobs.sign_in(&op.authorize_url("webapp", "&acr_values=urn:oxid:acr:mfa"), "bob").await).await;
+    assert_eq!(voluntary["acr"], "urn:oxid:acr:password");
+    let essential = common::urlencode(r#"{"id_token":{"acr":{"essential":true,"value":"urn:oxid:acr:mfa"}}}"#);
+    let page = bobs.get(&op.authorize_url("webapp", &format!("&claims={essential}"))).await;
+    assert_eq!(query(&page.location.unwrap())["error"], "unmet_authentication_requirements");
+}
