@@ -11,6 +11,7 @@ use axum_extra::extract::cookie::CookieJar;
 use minijinja::context;
 
 use super::accounts::BrowserAccounts;
+use super::authorize::current_session;
 use super::interaction::{AfterLogin, LoginError, SignedInUser, authenticate, continue_signed_in, scope_descriptions};
 use super::params::RequestParams;
 use super::{SharedState, cookies, reply};
@@ -121,7 +122,7 @@ pub(super) struct OwnPage<'a> {
     pub user_code: Option<&'a str>,
 }
 
-const ACCOUNT_PAGE: OwnPage<'static> =
+pub(super) const ACCOUNT_PAGE: OwnPage<'static> =
     OwnPage { action: "account", csrf_flow: CSRF_FLOW, name_key: "your_account", user_code: None };
 
 /// The login form of one of the OP's own pages. `error` is a catalogue key.
@@ -321,4 +322,60 @@ pub async fn decide_request(
         Ok(())
     })
     .await
+}
+
+/// `POST /account/password`: a new password, the current one required (checked and throttled as at
+/// login). Every session of the user ends with it (its RPs are told), this one too: they sign in again.
+pub async fn change_password(
+    State(state): State<SharedState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    jar: CookieJar,
+    RequestParams(params): RequestParams,
+) -> Response {
+    let locale = locale(&state, &headers);
+    let params = match checked_form(&state, &jar, params, CSRF_FLOW) {
+        Ok(params) => params,
+        Err(e) => return reply::error_page_in(&state, &e, locale),
+    };
+    let problem = |key: &str| {
+        let e = OAuthError::invalid_request(locale.text(key).to_owned());
+        reply::error_page_in(&state, &e, locale)
+    };
+    let result: Result<Response, StoreError> = async {
+        let Some(session) = current_session(&state, &jar).await? else {
+            return Ok(reply::see_other_within(&state, "/account"));
+        };
+        let Some(user) = state.store.user(&session.user_id).await? else {
+            return Ok(reply::see_other_within(&state, "/account"));
+        };
+        let (new, repeated) = (params.get("new_password").unwrap_or_default(), params.get("new_password_repeat"));
+        if Some(new) != repeated {
+            return Ok(problem("signup_password_mismatch"));
+        }
+        if crate::password::check_length(new).is_err() {
+            return Ok(problem("signup_password_length"));
+        }
+        let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+        let client_ip = state.config.client_ip(peer.ip(), forwarded);
+        let current = params.get("current_password").unwrap_or_default();
+        match authenticate(&state, client_ip, &user.username, current).await {
+            Ok(Some(_)) => {}
+            Ok(None) => return Ok(problem("bad_credentials")),
+            Err(LoginError::Throttled) => return Ok(problem("throttled")),
+            Err(LoginError::Store(e)) => return Err(e),
+        }
+        let Ok(hash) = crate::password::hash(new.to_owned()).await else {
+            return Ok(reply::error_page_in(&state, &OAuthError::server_error(), locale));
+        };
+        let now = state.now();
+        state.store.set_password_hash(&user.username, &hash, false, state.config.logout(now)).await?;
+        state.logout_delivery.notify_one();
+        let event = AuditEvent::new(now, AuditKind::UserChanged, "password changed on the account page")
+            .user(Some(&user.id), Some(&user.username));
+        audit::record(state.store.as_ref(), event).await;
+        Ok(reply::see_other_within(&state, "/account"))
+    }
+    .await;
+    result.unwrap_or_else(|e| reply::error_page_in(&state, &reply::internal(e), locale))
 }

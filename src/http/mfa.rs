@@ -181,15 +181,40 @@ async fn new_recovery_codes(state: &SharedState, user_id: &str) -> Result<Vec<St
     Ok(codes)
 }
 
-/// The account page's setup steps, for the signed-in user (CSRF-checked forms of the account page).
+/// Seconds since the login within which second factors may be changed; later, the password again.
+const RECENT_LOGIN: i64 = 600;
+
+/// Where a setup step cannot go on: signed out (to the account page), or a login too long ago (the
+/// account page's login form, which leads back to it).
+enum NotNow {
+    SignedOut,
+    LoginAgain,
+}
+
+/// The account page's setup steps, for the signed-in user who signed in recently (CSRF-checked forms
+/// of the account page).
 async fn signed_in_user(
     state: &SharedState,
     jar: &CookieJar,
     params: Result<crate::protocol::Params, crate::protocol::OAuthError>,
-) -> Result<Option<(String, crate::protocol::Params)>, crate::protocol::OAuthError> {
+) -> Result<Result<(String, crate::protocol::Params), NotNow>, crate::protocol::OAuthError> {
     let params = checked_form(state, jar, params, SETUP_FLOW)?;
     let session = current_session(state, jar).await.map_err(reply::internal)?;
-    Ok(session.map(|s| (s.user_id, params)))
+    Ok(match session {
+        None => Err(NotNow::SignedOut),
+        Some(s) if state.now() - s.auth_time > RECENT_LOGIN => Err(NotNow::LoginAgain),
+        Some(s) => Ok((s.user_id, params)),
+    })
+}
+
+fn not_now(state: &SharedState, jar: CookieJar, locale: &Locale, why: NotNow) -> Response {
+    match why {
+        NotNow::SignedOut => reply::see_other_within(state, "/account"),
+        NotNow::LoginAgain => {
+            let page = super::account::ACCOUNT_PAGE;
+            super::account::own_login_form(state, jar, StatusCode::OK, locale, &page, Some("recent_login_needed"))
+        }
+    }
 }
 
 fn setup_page(
@@ -232,8 +257,9 @@ pub async fn begin(
 ) -> Response {
     let locale = locale(&state, &headers);
     let result: Result<Response, crate::protocol::OAuthError> = async {
-        let Some((user_id, _)) = signed_in_user(&state, &jar, params).await? else {
-            return Ok(reply::see_other_within(&state, "/account"));
+        let (user_id, _) = match signed_in_user(&state, &jar, params).await? {
+            Ok(signed_in) => signed_in,
+            Err(why) => return Ok(not_now(&state, jar, locale, why)),
         };
         let user = state.store.user(&user_id).await.map_err(reply::internal)?.ok_or_else(expired)?;
         let secret = totp::new_secret();
@@ -255,8 +281,9 @@ pub async fn confirm(
 ) -> Response {
     let locale = locale(&state, &headers);
     let result: Result<Response, crate::protocol::OAuthError> = async {
-        let Some((user_id, params)) = signed_in_user(&state, &jar, params).await? else {
-            return Ok(reply::see_other_within(&state, "/account"));
+        let (user_id, params) = match signed_in_user(&state, &jar, params).await? {
+            Ok(signed_in) => signed_in,
+            Err(why) => return Ok(not_now(&state, jar, locale, why)),
         };
         let internal = reply::internal;
         let Some(pending) = state.store.totp(&user_id).await.map_err(internal)?.filter(|t| !t.confirmed) else {
@@ -291,8 +318,9 @@ pub async fn regenerate(
 ) -> Response {
     let locale = locale(&state, &headers);
     let result: Result<Response, crate::protocol::OAuthError> = async {
-        let Some((user_id, _)) = signed_in_user(&state, &jar, params).await? else {
-            return Ok(reply::see_other_within(&state, "/account"));
+        let (user_id, _) = match signed_in_user(&state, &jar, params).await? {
+            Ok(signed_in) => signed_in,
+            Err(why) => return Ok(not_now(&state, jar, locale, why)),
         };
         if !state.store.totp(&user_id).await.map_err(reply::internal)?.is_some_and(|t| t.confirmed) {
             return Ok(reply::see_other_within(&state, "/account"));
@@ -313,7 +341,11 @@ pub async fn remove(
 ) -> Response {
     let locale = locale(&state, &headers);
     let result: Result<Response, crate::protocol::OAuthError> = async {
-        if let Some((user_id, _)) = signed_in_user(&state, &jar, params).await? {
+        let (user_id, _) = match signed_in_user(&state, &jar, params).await? {
+            Ok(signed_in) => signed_in,
+            Err(why) => return Ok(not_now(&state, jar, locale, why)),
+        };
+        {
             if state.store.remove_second_factors(&user_id).await.map_err(reply::internal)? {
                 let event = AuditEvent::new(state.now(), AuditKind::UserChanged, "the authenticator app was removed")
                     .user(Some(&user_id), None);

@@ -171,6 +171,7 @@ pub fn router(state: SharedState) -> Router {
         .route("/account/sessions/end", post(account::end_session))
         .route("/account/apps/revoke", post(account::revoke_app))
         .route("/account/requests/decide", post(account::decide_request))
+        .route("/account/password", post(account::change_password))
         .route("/login/second-factor", get(mfa::second_factor_page).post(mfa::second_factor_submit))
         .route("/account/totp/begin", post(mfa::begin))
         .route("/account/totp/confirm", post(mfa::confirm))

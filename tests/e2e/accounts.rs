@@ -278,3 +278,43 @@ async fn is_signed_in(op: &TestOp, b: &Browser) -> bool {
     let page = b.get(&op.authorize_url("webapp", "&prompt=none")).await;
     query(&page.location.unwrap()).contains_key("code")
 }
+
+/// The account page changes the password: the current one is required (and throttled as at login); the
+/// new one is checked; every session ends with it, this one too.
+#[tokio::test]
+async fn the_password_is_changed_on_the_account_page() {
+    let op = TestOp::start().await;
+    op.add_user("alice").await;
+    let me = Browser::new(&op);
+    let page = me.get("/account").await;
+    let csrf = page.hidden("csrf_token");
+    me.post("/account/login", &[("csrf_token", &csrf), ("username", "alice"), ("password", PASSWORD)]).await;
+    let change = |current: &'static str, new: &'static str, repeat: &'static str| {
+        let (me, csrf) = (&me, csrf.clone());
+        async move {
+            let form = [
+                ("csrf_token", csrf.as_str()),
+                ("current_password", current),
+                ("new_password", new),
+                ("new_password_repeat", repeat),
+            ];
+            me.post("/account/password", &form).await
+        }
+    };
+    let new = "a brand new passphrase 2026";
+    assert_eq!(change("wrong password", new, new).await.status, 400, "the current password is required");
+    assert_eq!(change(PASSWORD, new, "something else").await.status, 400);
+    assert_eq!(change(PASSWORD, "short", "short").await.status, 400);
+    assert!(me.get("/account").await.body.contains("<strong>alice</strong>"), "still signed in");
+    let done = change(PASSWORD, new, new).await;
+    assert_eq!(done.location.as_deref(), Some("/account"));
+    assert!(me.get("/account").await.body.contains("action=\"/account/login\""), "signed out everywhere");
+    let other = Browser::new(&op);
+    let page = other.get("/account").await;
+    let csrf = page.hidden("csrf_token");
+    let old =
+        other.post("/account/login", &[("csrf_token", &csrf), ("username", "alice"), ("password", PASSWORD)]).await;
+    assert_eq!(old.status, 401);
+    let ok = other.post("/account/login", &[("csrf_token", &csrf), ("username", "alice"), ("password", new)]).await;
+    assert_eq!(ok.location.as_deref(), Some("/account"));
+}

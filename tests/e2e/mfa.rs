@@ -165,3 +165,22 @@ async fn a_client_asking_for_the_second_factor_steps_the_session_up() {
     let page = bobs.get(&op.authorize_url("webapp", &format!("&claims={essential}"))).await;
     assert_eq!(query(&page.location.unwrap())["error"], "unmet_authentication_requirements");
 }
+
+/// Second factors are changed only soon after a login: later, the account page asks for the password
+/// again first.
+#[tokio::test]
+async fn changing_second_factors_needs_a_recent_login() {
+    let op = TestOp::start().await;
+    op.add_user("alice").await;
+    let me = Browser::new(&op);
+    account_login(&me).await;
+    op.advance_clock(601);
+    let account = me.get("/account").await;
+    let later = me.post("/account/totp/begin", &[("csrf_token", &account.hidden("csrf_token"))]).await;
+    assert!(later.body.contains("enter your password again") && later.body.contains("action=\"/account/login\""));
+    assert!(!later.body.contains("<svg"));
+    account_login(&me).await;
+    let account = me.get("/account").await;
+    let setup = me.post("/account/totp/begin", &[("csrf_token", &account.hidden("csrf_token"))]).await;
+    assert!(setup.body.contains("<svg"), "{}", setup.body);
+}
