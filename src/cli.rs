@@ -412,6 +412,9 @@ pub struct ClientAdd {
     /// Its access tokens must be bound to a key with DPoP (RFC 9449).
     #[arg(long)]
     require_dpop: bool,
+    /// The `acr` every sign-in to it must reach (`mfa_acr`: a second factor, set up at sign-in if missing).
+    #[arg(long, value_name = "ACR")]
+    require_acr: Option<String>,
     /// CIBA token delivery (with --grant-type urn:openid:params:grant-type:ciba): poll or ping.
     #[arg(long, value_name = "MODE")]
     ciba_mode: Option<String>,
@@ -1044,6 +1047,7 @@ fn build_client(a: &ClientAdd) -> anyhow::Result<Client> {
     let serde_json::Value::Object(doc) = doc else { unreachable!("built as an object") };
     let mut client = registration::client_from_metadata(&doc, id, now()).map_err(|e| anyhow::anyhow!(e.description))?;
     client.skip_consent = a.skip_consent;
+    client.metadata.required_acr = a.require_acr.clone();
     Ok(client)
 }
 

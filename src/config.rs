@@ -172,6 +172,11 @@ pub struct Config {
     pub password_acr: String,
     /// The `acr` of a login with a password and a second factor (an authenticator's one-time code).
     pub mfa_acr: String,
+    /// Every sign-in needs a second factor (per client: `client add --require-acr` with `mfa_acr`).
+    pub require_second_factor: bool,
+    /// A user without a second factor, signing in where one is required, sets one up then and there;
+    /// `false`: `unmet_authentication_requirements`.
+    pub second_factor_enrolment: bool,
     /// Logout also ends the grants given `offline_access` through the session (Back-Channel Logout 2.7
     /// leaves them by default: offline access is meant to outlive the session).
     pub logout_revokes_offline_access: bool,
@@ -225,6 +230,8 @@ impl Default for Config {
             pending_requests_per_ip: 1000,
             password_acr: "urn:oxid:acr:password".into(),
             mfa_acr: "urn:oxid:acr:mfa".into(),
+            require_second_factor: false,
+            second_factor_enrolment: true,
             signing_key_publish_ahead: 3600,
             audit_retention: 90 * 24 * 3600,
             expired_rows_kept: 3600,

@@ -232,6 +232,7 @@ pub(super) async fn proceed(
                 }
                 let page = match step {
                     NextStep::Login => "/login",
+                    NextStep::EnrolSecondFactor => "/login/enrol",
                     NextStep::SelectAccount => "/select_account",
                     NextStep::SignUp => "/signup",
                     _ => "/consent",

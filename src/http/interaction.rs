@@ -294,7 +294,11 @@ pub(super) async fn continue_signed_in(state: &SharedState, jar: CookieJar, logi
 /// account chooser, up to `MAX_OTHER_ACCOUNTS` (the least recent beyond that ends, as a logout would).
 /// Records the login on the flow it happened in, and sets the OP browser state that
 /// `check_session_iframe` reads.
-async fn start_session(state: &SharedState, jar: CookieJar, login: SignedInUser<'_>) -> Result<CookieJar, StoreError> {
+pub(super) async fn start_session(
+    state: &SharedState,
+    jar: CookieJar,
+    login: SignedInUser<'_>,
+) -> Result<CookieJar, StoreError> {
     let mut browser = BrowserAccounts::load(state, &jar).await?;
     let previous = browser.take_user(&login.user_id);
     let raw_id = crypto::random_token();

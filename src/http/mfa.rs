@@ -12,7 +12,7 @@ use minijinja::context;
 
 use super::account::{checked_form, locale};
 use super::authorize::current_session;
-use super::interaction::{AfterLogin, SignedInUser, continue_signed_in};
+use super::interaction::{AfterLogin, SignedInUser, continue_signed_in, start_session};
 use super::params::RequestParams;
 use super::{SharedState, cookies, reply};
 use crate::audit;
@@ -221,8 +221,7 @@ fn setup_page(
     state: &SharedState,
     jar: CookieJar,
     locale: &Locale,
-    user: &str,
-    secret: &str,
+    (user, secret, request): (&str, &str, Option<&str>),
     error: Option<&str>,
 ) -> Response {
     let uri = totp::provisioning_uri(secret, &state.config.issuer, user).unwrap_or_default();
@@ -234,6 +233,7 @@ fn setup_page(
     let ctx = context! {
         qr => minijinja::Value::from_safe_string(qr),
         secret,
+        request_id => request,
         csrf_token,
         error => error.map(|key| locale.text(key)),
         t => locale.messages(),
@@ -243,8 +243,14 @@ fn setup_page(
     (jar, reply::page(state, status, "totp_setup.html", ctx)).into_response()
 }
 
-fn codes_page(state: &SharedState, jar: CookieJar, locale: &Locale, codes: &[String]) -> Response {
-    let ctx = context! { codes => codes.to_vec(), t => locale.messages(), lang => &locale.tag };
+fn codes_page(
+    state: &SharedState,
+    jar: CookieJar,
+    locale: &Locale,
+    codes: &[String],
+    resume: Option<&str>,
+) -> Response {
+    let ctx = context! { codes => codes.to_vec(), resume, t => locale.messages(), lang => &locale.tag };
     (jar, reply::page(state, StatusCode::OK, "recovery_codes.html", ctx)).into_response()
 }
 
@@ -266,7 +272,7 @@ pub async fn begin(
         if !state.store.begin_totp(&user_id, &secret).await.map_err(reply::internal)? {
             return Ok(reply::see_other_within(&state, "/account"));
         }
-        Ok(setup_page(&state, jar, locale, &user.username, &secret, None))
+        Ok(setup_page(&state, jar, locale, (&user.username, &secret, None), None))
     }
     .await;
     result.unwrap_or_else(|e| reply::error_page_in(&state, &e, locale))
@@ -275,6 +281,7 @@ pub async fn begin(
 /// `POST /account/totp/confirm`: the first code sets the authenticator up; recovery codes are shown once.
 pub async fn confirm(
     State(state): State<SharedState>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
     jar: CookieJar,
     RequestParams(params): RequestParams,
@@ -297,16 +304,63 @@ pub async fn confirm(
         };
         if !confirmed {
             let user = state.store.user(&user_id).await.map_err(internal)?.ok_or_else(expired)?;
-            return Ok(setup_page(&state, jar, locale, &user.username, &pending.secret, Some("second_factor_wrong")));
+            let shown = (user.username.as_str(), pending.secret.as_str(), params.get("request"));
+            return Ok(setup_page(&state, jar, locale, shown, Some("second_factor_wrong")));
         }
         let codes = new_recovery_codes(&state, &user_id).await.map_err(internal)?;
         let event =
             AuditEvent::new(now, AuditKind::UserChanged, "an authenticator app was set up").user(Some(&user_id), None);
         audit::record(state.store.as_ref(), event).await;
-        Ok(codes_page(&state, jar, locale, &codes))
+        // Set up during a sign-in that needs it: the confirmed code is the session's second factor, and
+        // the sign-in goes on after the codes are noted.
+        let flow = params.get("request").filter(|id| crypto::is_token_shaped(id));
+        let jar = match flow {
+            Some(id) => {
+                let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+                let client_ip = state.config.client_ip(peer.ip(), forwarded);
+                let login = SignedInUser {
+                    user_id,
+                    client_ip,
+                    headers: &headers,
+                    then: AfterLogin::Flow(id),
+                    second_factor: true,
+                };
+                start_session(&state, jar, login).await.map_err(internal)?
+            }
+            None => jar,
+        };
+        let resume = flow.map(|id| format!("/authorize/resume?request={id}"));
+        Ok(codes_page(&state, jar, locale, &codes, resume.as_deref()))
     }
     .await;
     result.unwrap_or_else(|e| reply::error_page_in(&state, &e, locale))
+}
+
+/// `GET /login/enrol?request=…`: a sign-in needs a second factor the user does not have yet: set one
+/// up now (the flow goes on once it is confirmed).
+pub async fn enrol(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+    jar: CookieJar,
+    axum::extract::Query(q): axum::extract::Query<super::interaction::PageQuery>,
+) -> Response {
+    let locale = locale(&state, &headers);
+    let result: Result<Response, StoreError> = async {
+        let Some(session) = current_session(&state, &jar).await? else {
+            return Ok(reply::error_page_in(&state, &expired(), locale));
+        };
+        let Some(user) = state.store.user(&session.user_id).await? else {
+            return Ok(reply::error_page_in(&state, &expired(), locale));
+        };
+        let secret = totp::new_secret();
+        if !state.store.begin_totp(&user.id, &secret).await? {
+            // Set up meanwhile (another tab): on with the flow, which asks for a code.
+            return Ok(reply::see_other_within(&state, &format!("/authorize/resume?request={}", q.request)));
+        }
+        Ok(setup_page(&state, jar, locale, (&user.username, &secret, Some(&q.request)), None))
+    }
+    .await;
+    result.unwrap_or_else(|e| reply::error_page_in(&state, &reply::internal(e), locale))
 }
 
 /// `POST /account/recovery-codes`: new recovery codes (the old ones stop working), shown once.
@@ -326,7 +380,7 @@ pub async fn regenerate(
             return Ok(reply::see_other_within(&state, "/account"));
         }
         let codes = new_recovery_codes(&state, &user_id).await.map_err(reply::internal)?;
-        Ok(codes_page(&state, jar, locale, &codes))
+        Ok(codes_page(&state, jar, locale, &codes, None))
     }
     .await;
     result.unwrap_or_else(|e| reply::error_page_in(&state, &e, locale))

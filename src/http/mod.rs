@@ -173,6 +173,7 @@ pub fn router(state: SharedState) -> Router {
         .route("/account/requests/decide", post(account::decide_request))
         .route("/account/password", post(account::change_password))
         .route("/login/second-factor", get(mfa::second_factor_page).post(mfa::second_factor_submit))
+        .route("/login/enrol", get(mfa::enrol))
         .route("/account/totp/begin", post(mfa::begin))
         .route("/account/totp/confirm", post(mfa::confirm))
         .route("/account/totp/remove", post(mfa::remove))

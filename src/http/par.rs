@@ -36,6 +36,8 @@ pub(super) fn policy(state: &SharedState) -> Policy<'_> {
         self_registration: state.config.self_registration,
         acr: &state.config.password_acr,
         mfa_acr: &state.config.mfa_acr,
+        second_factor_required: state.config.require_second_factor,
+        second_factor_enrolment: state.config.second_factor_enrolment,
     }
 }
 

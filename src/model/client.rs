@@ -113,6 +113,9 @@ pub struct ClientMetadata {
     pub require_pushed_authorization_requests: bool,
     /// RFC 9449 5.2 `dpop_bound_access_tokens`: its access tokens must be DPoP-bound.
     pub dpop_bound_access_tokens: bool,
+    /// The `acr` every sign-in to this client must reach (the operator's `--require-acr`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub required_acr: Option<String>,
     /// CIBA 4 `backchannel_token_delivery_mode` and `backchannel_client_notification_endpoint` (ping).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ciba: Option<CibaDelivery>,
@@ -212,6 +215,7 @@ impl Default for ClientMetadata {
             require_pushed_authorization_requests: false,
             dpop_bound_access_tokens: false,
             ciba: None,
+            required_acr: None,
         }
     }
 }

@@ -59,8 +59,9 @@ pub enum SecondFactor {
     NotAsked,
     /// Voluntary (`acr_values`, `default_acr_values`): asked for when the user has one.
     Wanted,
-    /// An essential `acr` only it meets: without one, `unmet_authentication_requirements`.
-    Required,
+    /// An essential `acr` only it meets, the client's required `acr`, or the OP's policy: a user without
+    /// one sets one up at this sign-in when `enrol`, else `unmet_authentication_requirements`.
+    Required { enrol: bool },
 }
 
 impl AuthorizationRequest {
@@ -143,6 +144,10 @@ pub struct Policy<'a> {
     pub acr: &'a str,
     /// The `acr` of a login with a second factor.
     pub mfa_acr: &'a str,
+    /// Every sign-in needs a second factor.
+    pub second_factor_required: bool,
+    /// Users without a second factor may set one up when a sign-in needs it.
+    pub second_factor_enrolment: bool,
 }
 
 /// The longest values kept with a pending request: room for every real use (JWT-shaped `state`,
@@ -391,8 +396,15 @@ pub fn validate(
     // The first `acr_values` (or the client's `default_acr_values`) is the preferred level.
     let preferred = params.get("acr_values").and_then(|v| v.split(' ').next()).map(str::to_owned);
     let preferred = preferred.or_else(|| client.metadata.default_acr_values.first().cloned());
+    let required = SecondFactor::Required { enrol: policy.second_factor_enrolment };
     let mut second_factor =
-        if preferred.as_deref() == Some(policy.mfa_acr) { SecondFactor::Wanted } else { SecondFactor::NotAsked };
+        if policy.second_factor_required || client.metadata.required_acr.as_deref() == Some(policy.mfa_acr) {
+            required
+        } else if preferred.as_deref() == Some(policy.mfa_acr) {
+            SecondFactor::Wanted
+        } else {
+            SecondFactor::NotAsked
+        };
     if let Some(acr) = claims.as_ref().and_then(|c| c.id_token.get("acr")) {
         // Core 5.5.1.1: an essential acr the OP cannot satisfy fails the authentication; one only the
         // second factor satisfies requires it.
@@ -403,7 +415,8 @@ pub fn validate(
                     "none of the essential acr values can be satisfied",
                 ));
             }
-            second_factor = SecondFactor::Required;
+            // An essential request cannot be met by enrolling now: the user has no factor yet.
+            second_factor = SecondFactor::Required { enrol: false };
         }
     }
     let required_subject = claims.as_ref().and_then(|c| c.required_subject()).map(str::to_owned);
@@ -467,6 +480,8 @@ pub enum NextStep {
     SelectAccount,
     /// The second factor, within the session (step-up to the second factor's `acr`).
     SecondFactor,
+    /// Setting up a second factor, which the sign-in needs and the user does not have yet.
+    EnrolSecondFactor,
     /// Account creation (Initiating User Registration via OpenID Connect 1.0).
     SignUp,
     Consent,
@@ -517,10 +532,11 @@ pub fn next_step(
                 return Err(OAuthError::new(ErrorCode::InteractionRequired, "the second factor is needed"));
             }
             (true, _, false) => return Ok(NextStep::SecondFactor),
-            (false, SecondFactor::Required, _) => {
+            (false, SecondFactor::Required { enrol: true }, false) => return Ok(NextStep::EnrolSecondFactor),
+            (false, SecondFactor::Required { .. }, _) => {
                 return Err(OAuthError::new(
                     ErrorCode::UnmetAuthenticationRequirements,
-                    "the user has no second factor for the essential acr",
+                    "the user has no second factor for the required acr",
                 ));
             }
             (false, _, _) => {}
@@ -572,6 +588,8 @@ mod tests {
                 self_registration: true,
                 acr: "urn:x",
                 mfa_acr: "urn:x:mfa",
+                second_factor_required: false,
+                second_factor_enrolment: true,
             },
             |_| None,
         )
@@ -619,6 +637,8 @@ mod tests {
                 self_registration: true,
                 acr: "urn:x",
                 mfa_acr: "urn:x:mfa",
+                second_factor_required: false,
+                second_factor_enrolment: true,
             },
             |_| None,
         );
@@ -730,9 +750,13 @@ mod tests {
         let without = SignedIn { has_second_factor: false, ..password_only };
         assert_eq!(next_step(&wanted, Some(without), true, 1000), Ok(NextStep::IssueCode));
         let mut required = wanted.clone();
-        required.second_factor = SecondFactor::Required;
+        required.second_factor = SecondFactor::Required { enrol: false };
         let e = next_step(&required, Some(without), true, 1000).unwrap_err();
         assert_eq!(e.code, ErrorCode::UnmetAuthenticationRequirements);
+        // Where enrolment is allowed, the user sets a factor up instead.
+        let mut enrol = wanted.clone();
+        enrol.second_factor = SecondFactor::Required { enrol: true };
+        assert_eq!(next_step(&enrol, Some(without), true, 1000), Ok(NextStep::EnrolSecondFactor));
         // prompt=none cannot ask.
         let mut silent = wanted.clone();
         silent.prompt = vec![Prompt::None];

@@ -400,6 +400,7 @@ pub fn client_from_metadata(doc: &Map<String, Value>, id: ClientId, now: Timesta
         require_pushed_authorization_requests: doc.bool("require_pushed_authorization_requests")?,
         dpop_bound_access_tokens: doc.bool("dpop_bound_access_tokens")?,
         ciba: ciba_delivery(&doc, &grant_types, auth_method)?,
+        required_acr: None,
     };
     Ok(Client {
         id,

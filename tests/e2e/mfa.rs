@@ -184,3 +184,42 @@ async fn changing_second_factors_needs_a_recent_login() {
     let setup = me.post("/account/totp/begin", &[("csrf_token", &account.hidden("csrf_token"))]).await;
     assert!(setup.body.contains("<svg"), "{}", setup.body);
 }
+
+/// A client that requires the second factor's acr (`client add --require-acr`): a user without one sets
+/// it up during the sign-in, which then goes on with the second factor's acr.
+#[tokio::test]
+async fn a_required_second_factor_is_set_up_during_the_sign_in() {
+    let op = TestOp::start().await;
+    op.add_user("alice").await;
+    let (_, secret) = op
+        .add_client("webapp", ClientAuthMethod::ClientSecretBasic, |c| {
+            c.skip_consent = true;
+            c.metadata.required_acr = Some("urn:oxid:acr:mfa".into());
+        })
+        .await;
+    let b = Browser::new(&op);
+    let setup = password_step(&op, &b).await;
+    assert!(
+        setup.body.contains("<svg") && setup.body.contains("name=\"request\""),
+        "{} {:?} {}",
+        setup.status,
+        setup.location,
+        setup.body
+    );
+    let key = between(&setup.body, "<code id=\"totp-secret\">", "</code>").to_owned();
+    let form =
+        [("csrf_token", setup.hidden("csrf_token")), ("request", setup.hidden("request")), ("code", code(&key, 0))];
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let codes = b.post("/account/totp/confirm", &form).await;
+    assert!(codes.body.contains("recovery") || codes.body.contains("Recovery"), "{}", codes.body);
+    let resume = common::unescape(between(&codes.body, "<a href=\"", "\" id=\"continue\""));
+    let location = b.follow(b.get(&resume).await).await.location.unwrap();
+    let (status, tokens) =
+        json(exchange_code(&op, "webapp", &secret.unwrap(), &query(&location)["code"], Some(VERIFIER)).await).await;
+    assert_eq!(status, 200, "{tokens}");
+    let claims = jwt_payload(tokens["id_token"].as_str().unwrap());
+    assert_eq!(
+        (&claims["acr"], &claims["amr"]),
+        (&serde_json::json!("urn:oxid:acr:mfa"), &serde_json::json!(["pwd", "otp", "mfa"]))
+    );
+}
