@@ -18,7 +18,7 @@ use super::{SharedState, cookies, reply};
 use crate::audit;
 use crate::crypto::{self, HmacHash};
 use crate::model::{AuditEvent, AuditKind, Timestamp};
-use crate::protocol::totp;
+use crate::protocol::{OAuthError, Params, totp};
 use crate::store::StoreError;
 use crate::ui::Locale;
 
@@ -96,8 +96,8 @@ pub async fn second_factor_page(State(state): State<SharedState>, headers: Heade
     }
 }
 
-fn expired() -> crate::protocol::OAuthError {
-    crate::protocol::OAuthError::invalid_request("the sign-in has expired; go back to the application and start again")
+fn expired() -> OAuthError {
+    OAuthError::invalid_request("the sign-in has expired; go back to the application and start again")
 }
 
 /// `POST /login/second-factor`: the authenticator's code or a recovery code, throttled like passwords
@@ -196,8 +196,8 @@ enum NotNow {
 async fn signed_in_user(
     state: &SharedState,
     jar: &CookieJar,
-    params: Result<crate::protocol::Params, crate::protocol::OAuthError>,
-) -> Result<Result<(String, crate::protocol::Params), NotNow>, crate::protocol::OAuthError> {
+    params: Result<Params, OAuthError>,
+) -> Result<Result<(String, Params), NotNow>, OAuthError> {
     let params = checked_form(state, jar, params, SETUP_FLOW)?;
     let session = current_session(state, jar).await.map_err(reply::internal)?;
     Ok(match session {
@@ -215,6 +215,26 @@ fn not_now(state: &SharedState, jar: CookieJar, locale: &Locale, why: NotNow) ->
             super::account::own_login_form(state, jar, StatusCode::OK, locale, &page, Some("recent_login_needed"))
         }
     }
+}
+
+/// Runs a setup step of the account page (a CSRF-checked form) for the signed-in user who signed in
+/// recently; otherwise the account page, or its login form.
+async fn setup_step(
+    state: &SharedState,
+    headers: &HeaderMap,
+    jar: CookieJar,
+    params: Result<Params, OAuthError>,
+    step: impl AsyncFnOnce(CookieJar, &Locale, String, Params) -> Result<Response, OAuthError>,
+) -> Response {
+    let locale = locale(state, headers);
+    let result = async {
+        match signed_in_user(state, &jar, params).await? {
+            Ok((user_id, params)) => step(jar, locale, user_id, params).await,
+            Err(why) => Ok(not_now(state, jar, locale, why)),
+        }
+    }
+    .await;
+    result.unwrap_or_else(|e| reply::error_page_in(state, &e, locale))
 }
 
 fn setup_page(
@@ -261,21 +281,15 @@ pub async fn begin(
     jar: CookieJar,
     RequestParams(params): RequestParams,
 ) -> Response {
-    let locale = locale(&state, &headers);
-    let result: Result<Response, crate::protocol::OAuthError> = async {
-        let (user_id, _) = match signed_in_user(&state, &jar, params).await? {
-            Ok(signed_in) => signed_in,
-            Err(why) => return Ok(not_now(&state, jar, locale, why)),
-        };
+    setup_step(&state, &headers, jar, params, async |jar, locale, user_id, _| {
         let user = state.store.user(&user_id).await.map_err(reply::internal)?.ok_or_else(expired)?;
         let secret = totp::new_secret();
         if !state.store.begin_totp(&user_id, &secret).await.map_err(reply::internal)? {
             return Ok(reply::see_other_within(&state, "/account"));
         }
         Ok(setup_page(&state, jar, locale, (&user.username, &secret, None), None))
-    }
-    .await;
-    result.unwrap_or_else(|e| reply::error_page_in(&state, &e, locale))
+    })
+    .await
 }
 
 /// `POST /account/totp/confirm`: the first code sets the authenticator up; recovery codes are shown once.
@@ -286,12 +300,7 @@ pub async fn confirm(
     jar: CookieJar,
     RequestParams(params): RequestParams,
 ) -> Response {
-    let locale = locale(&state, &headers);
-    let result: Result<Response, crate::protocol::OAuthError> = async {
-        let (user_id, params) = match signed_in_user(&state, &jar, params).await? {
-            Ok(signed_in) => signed_in,
-            Err(why) => return Ok(not_now(&state, jar, locale, why)),
-        };
+    setup_step(&state, &headers, jar, params, async |jar, locale, user_id, params| {
         let internal = reply::internal;
         let Some(pending) = state.store.totp(&user_id).await.map_err(internal)?.filter(|t| !t.confirmed) else {
             return Ok(reply::see_other_within(&state, "/account"));
@@ -331,9 +340,8 @@ pub async fn confirm(
         };
         let resume = flow.map(|id| format!("/authorize/resume?request={id}"));
         Ok(codes_page(&state, jar, locale, &codes, resume.as_deref()))
-    }
-    .await;
-    result.unwrap_or_else(|e| reply::error_page_in(&state, &e, locale))
+    })
+    .await
 }
 
 /// `GET /login/enrol?request=…`: a sign-in needs a second factor the user does not have yet: set one
@@ -370,20 +378,14 @@ pub async fn regenerate(
     jar: CookieJar,
     RequestParams(params): RequestParams,
 ) -> Response {
-    let locale = locale(&state, &headers);
-    let result: Result<Response, crate::protocol::OAuthError> = async {
-        let (user_id, _) = match signed_in_user(&state, &jar, params).await? {
-            Ok(signed_in) => signed_in,
-            Err(why) => return Ok(not_now(&state, jar, locale, why)),
-        };
+    setup_step(&state, &headers, jar, params, async |jar, locale, user_id, _| {
         if !state.store.totp(&user_id).await.map_err(reply::internal)?.is_some_and(|t| t.confirmed) {
             return Ok(reply::see_other_within(&state, "/account"));
         }
         let codes = new_recovery_codes(&state, &user_id).await.map_err(reply::internal)?;
         Ok(codes_page(&state, jar, locale, &codes, None))
-    }
-    .await;
-    result.unwrap_or_else(|e| reply::error_page_in(&state, &e, locale))
+    })
+    .await
 }
 
 /// `POST /account/totp/remove`: the authenticator and the recovery codes go.
@@ -393,21 +395,13 @@ pub async fn remove(
     jar: CookieJar,
     RequestParams(params): RequestParams,
 ) -> Response {
-    let locale = locale(&state, &headers);
-    let result: Result<Response, crate::protocol::OAuthError> = async {
-        let (user_id, _) = match signed_in_user(&state, &jar, params).await? {
-            Ok(signed_in) => signed_in,
-            Err(why) => return Ok(not_now(&state, jar, locale, why)),
-        };
-        {
-            if state.store.remove_second_factors(&user_id).await.map_err(reply::internal)? {
-                let event = AuditEvent::new(state.now(), AuditKind::UserChanged, "the authenticator app was removed")
-                    .user(Some(&user_id), None);
-                audit::record(state.store.as_ref(), event).await;
-            }
+    setup_step(&state, &headers, jar, params, async |_, _, user_id, _| {
+        if state.store.remove_second_factors(&user_id).await.map_err(reply::internal)? {
+            let event = AuditEvent::new(state.now(), AuditKind::UserChanged, "the authenticator app was removed")
+                .user(Some(&user_id), None);
+            audit::record(state.store.as_ref(), event).await;
         }
         Ok(reply::see_other_within(&state, "/account"))
-    }
-    .await;
-    result.unwrap_or_else(|e| reply::error_page_in(&state, &e, locale))
+    })
+    .await
 }
