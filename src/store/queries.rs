@@ -223,3 +223,48 @@ pub const COUNTED_TABLES: [&str; 20] = [
     "decoupled_authorizations",
     "resource_servers",
 ];
+
+#[cfg(test)]
+mod tests {
+    /// The string literals of a Rust source text (escaped quotes kept in).
+    fn literals(source: &str) -> Vec<String> {
+        let (mut out, mut current, mut inside, mut escaped) = (Vec::new(), String::new(), false, false);
+        for c in source.chars() {
+            match (inside, escaped, c) {
+                (true, false, '\\') => escaped = true,
+                (true, false, '"') => {
+                    inside = false;
+                    out.push(std::mem::take(&mut current));
+                }
+                (true, _, c) => {
+                    escaped = false;
+                    current.push(c);
+                }
+                (false, _, '"') => inside = true,
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// SQLite numbers `$N` parameters by their first appearance, not by N: both backends bind the same
+    /// arguments only if every statement uses `$1`, `$2`, … first in that order.
+    #[test]
+    fn placeholders_are_first_used_in_order() {
+        for sql in literals(include_str!("queries.rs")) {
+            let mut first_uses: Vec<u32> = Vec::new();
+            let mut rest = sql.as_str();
+            while let Some(at) = rest.find('$') {
+                let digits: String = rest[at + 1..].chars().take_while(char::is_ascii_digit).collect();
+                if let Ok(n) = digits.parse::<u32>() {
+                    if !first_uses.contains(&n) {
+                        first_uses.push(n);
+                    }
+                }
+                rest = &rest[at + 1..];
+            }
+            let expected: Vec<u32> = (1..=first_uses.len() as u32).collect();
+            assert_eq!(first_uses, expected, "placeholders out of order in: {sql}");
+        }
+    }
+}
