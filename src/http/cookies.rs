@@ -14,6 +14,8 @@ const SESSION: (&str, &str) = ("oxid_session", "__Host-oxid_session");
 const CSRF: (&str, &str) = ("oxid_csrf", "__Host-oxid_csrf");
 /// The session ids of the browser's other accounts (for the account chooser), dot-separated.
 const ACCOUNTS: (&str, &str) = ("oxid_accounts", "__Host-oxid_accounts");
+/// Between a login's password and its second factor: who passed the password, where to, until when.
+const SECOND_FACTOR: (&str, &str) = ("oxid_second_factor", "__Host-oxid_second_factor");
 /// Accounts a browser keeps besides the active one; signing in to one more ends the least recent.
 pub const MAX_OTHER_ACCOUNTS: usize = 4;
 /// The OP browser state (Session Management 1.0 3): read by script in `check_session_iframe`.
@@ -98,6 +100,17 @@ pub fn other_session_ids<'a>(config: &Config, jar: &'a CookieJar) -> Vec<&'a str
 pub fn accounts_cookie(config: &Config, ids: &[&str]) -> Cookie<'static> {
     let max_age = if ids.is_empty() { 0 } else { config.session_lifetime };
     build(config, ACCOUNTS, ids.join("."), Some(max_age))
+}
+
+/// The pending second factor's cookie (a MACed value of `http::mfa`) for `max_age` seconds; a removal
+/// with 0.
+pub fn second_factor_cookie(config: &Config, value: String, max_age: u64) -> Cookie<'static> {
+    build(config, SECOND_FACTOR, value, Some(max_age))
+}
+
+/// The pending second factor's value, if the browser sent one.
+pub fn second_factor<'a>(config: &Config, jar: &'a CookieJar) -> Option<&'a str> {
+    jar.get(name(config, SECOND_FACTOR)).map(|c| c.value())
 }
 
 /// The browser's CSRF binding: a random value of ours (43 base64url characters), or nothing usable.

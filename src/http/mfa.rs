@@ -7,7 +7,7 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
+use axum_extra::extract::cookie::CookieJar;
 use minijinja::context;
 
 use super::account::{checked_form, locale};
@@ -22,7 +22,6 @@ use crate::protocol::{OAuthError, Params, totp};
 use crate::store::StoreError;
 use crate::ui::Locale;
 
-const COOKIE: &str = "oxid_second_factor";
 const CSRF_FLOW: &str = "second-factor";
 const SETUP_FLOW: &str = "account";
 /// Seconds the user has to type the code after the password.
@@ -40,7 +39,7 @@ struct Pending {
 }
 
 fn pending(state: &SharedState, jar: &CookieJar) -> Option<Pending> {
-    let value = jar.get(COOKIE)?.value();
+    let value = cookies::second_factor(&state.config, jar)?;
     let (payload, tag) = value.rsplit_once('~')?;
     if !crypto::constant_time_eq(mac(&state.csrf_key, payload).as_bytes(), tag.as_bytes()) {
         return None;
@@ -50,23 +49,12 @@ fn pending(state: &SharedState, jar: &CookieJar) -> Option<Pending> {
     (expires_at > state.now()).then(|| Pending { user_id: user_id.to_owned(), then: then.to_owned() })
 }
 
-fn cookie(state: &SharedState, value: String, max_age: i64) -> Cookie<'static> {
-    let mut cookie = Cookie::build((COOKIE, value))
-        .path("/")
-        .http_only(true)
-        .same_site(SameSite::Lax)
-        .secure(state.config.secure_cookies())
-        .build();
-    cookie.set_max_age(time::Duration::seconds(max_age));
-    cookie
-}
-
 /// After the password of a user with an authenticator (or for a step-up of their session): remember
 /// who and where to, and ask for the code.
 pub(super) fn ask_second_factor(state: &SharedState, jar: CookieJar, user_id: &str, then: &AfterLogin<'_>) -> Response {
     let payload = format!("{} {} {}", user_id, state.now() + LIFETIME, then.encode());
     let value = format!("{payload}~{}", mac(&state.csrf_key, &payload));
-    let jar = jar.add(cookie(state, value, LIFETIME));
+    let jar = jar.add(cookies::second_factor_cookie(&state.config, value, LIFETIME as u64));
     (jar, reply::see_other_within(state, "/login/second-factor")).into_response()
 }
 
@@ -148,7 +136,7 @@ pub async fn second_factor_submit(
         Ok(None) => {
             let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
             let client_ip = state.config.client_ip(connect.0.ip(), forwarded);
-            let jar = jar.add(cookie(&state, String::new(), 0));
+            let jar = jar.add(cookies::second_factor_cookie(&state.config, String::new(), 0));
             let login =
                 SignedInUser { user_id: pending.user_id, client_ip, headers: &headers, then, second_factor: true };
             continue_signed_in(&state, jar, login).await
