@@ -3,6 +3,8 @@
 //! unknown and other parties' tokens all answer `{"active": false}`, alike, so the endpoint cannot be
 //! used to tell them apart. Answered as JSON, or as a signed JWT when asked for one (RFC 9701).
 
+use std::borrow::Cow;
+
 use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
@@ -192,9 +194,10 @@ async fn handle(
             Caller::Client(client) => access.client_id == client.id,
             Caller::Resource(resource) => access.audience.contains(&resource.identifier),
         };
+        // A client caller is the token's client: borrow it rather than clone or load it again.
         let token_client = match &caller {
-            Caller::Client(client) if visible => Some(client.as_ref().clone()),
-            _ if visible => store.client(&access.client_id).await.map_err(reply::internal)?,
+            Caller::Client(client) if visible => Some(Cow::Borrowed(client.as_ref())),
+            _ if visible => store.client(&access.client_id).await.map_err(reply::internal)?.map(Cow::Owned),
             _ => None,
         };
         let Some(token_client) = token_client else { return Ok((caller, Introspection::default())) };
