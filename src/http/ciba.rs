@@ -29,10 +29,6 @@ const INTERVAL: i64 = 5;
 /// CIBA 7.1 `binding_message`: short, to be shown on both devices.
 const MAX_BINDING_MESSAGE: usize = 100;
 
-fn error(code: ErrorCode, description: &'static str) -> OAuthError {
-    OAuthError::new(code, description)
-}
-
 /// `POST /bc-authorize` (CIBA 7).
 pub async fn backchannel_authentication(
     State(state): State<SharedState>,
@@ -50,16 +46,16 @@ async fn authenticate_request(
     let params = params?;
     let client = client_auth::authenticate(state, headers, &params).await?;
     let Some(delivery) = client.metadata.ciba.clone().filter(|_| client.allows_grant(GrantType::Ciba)) else {
-        return Err(error(ErrorCode::UnauthorizedClient, "the client is not registered for CIBA"));
+        return Err(OAuthError::new(ErrorCode::UnauthorizedClient, "the client is not registered for CIBA"));
     };
     // CIBA 7.1: an OpenID request, for one user named by exactly one hint.
     let scope: ScopeSet = params
         .get("scope")
-        .ok_or(error(ErrorCode::InvalidRequest, "scope is missing"))?
+        .ok_or(OAuthError::new(ErrorCode::InvalidRequest, "scope is missing"))?
         .parse()
-        .map_err(|_| error(ErrorCode::InvalidScope, "scope is malformed"))?;
+        .map_err(|_| OAuthError::new(ErrorCode::InvalidScope, "scope is malformed"))?;
     if !scope.contains("openid") {
-        return Err(error(ErrorCode::InvalidScope, "scope must include openid"));
+        return Err(OAuthError::new(ErrorCode::InvalidScope, "scope must include openid"));
     }
     let user_id = hinted_user(state, &client, &params).await?;
     let binding_message = params.get("binding_message").map(str::to_owned);
@@ -67,23 +63,24 @@ async fn authenticate_request(
         .as_ref()
         .is_some_and(|m| m.chars().count() > MAX_BINDING_MESSAGE || m.chars().any(char::is_control))
     {
-        return Err(error(ErrorCode::InvalidBindingMessage, "binding_message must be short, printable text"));
+        return Err(OAuthError::new(ErrorCode::InvalidBindingMessage, "binding_message must be short, printable text"));
     }
     let expires_in = match params.get("requested_expiry") {
         Some(raw) => raw
             .parse::<i64>()
             .ok()
             .filter(|secs| (1..=MAX_EXPIRY).contains(secs))
-            .ok_or(error(ErrorCode::InvalidRequest, "requested_expiry must be 1 to 600 seconds"))?,
+            .ok_or(OAuthError::new(ErrorCode::InvalidRequest, "requested_expiry must be 1 to 600 seconds"))?,
         None => DEFAULT_EXPIRY,
     };
     let auth_req_id = crypto::random_token();
     // CIBA 7.1: ping mode clients give the bearer token of their notification.
     let ping = match delivery {
         CibaDelivery::Ping { .. } => {
-            let token = params
-                .get("client_notification_token")
-                .ok_or(error(ErrorCode::InvalidRequest, "client_notification_token is required in ping mode"))?;
+            let token = params.get("client_notification_token").ok_or(OAuthError::new(
+                ErrorCode::InvalidRequest,
+                "client_notification_token is required in ping mode",
+            ))?;
             Some(Ping { client_notification_token: token.to_owned(), auth_req_id: auth_req_id.clone() })
         }
         CibaDelivery::Poll => None,
@@ -110,15 +107,15 @@ async fn authenticate_request(
 async fn hinted_user(state: &SharedState, client: &Client, params: &Params) -> Result<String, OAuthError> {
     let hints = ["login_hint", "id_token_hint", "login_hint_token"].iter().filter(|h| params.contains(h)).count();
     if hints != 1 {
-        return Err(error(
+        return Err(OAuthError::new(
             ErrorCode::InvalidRequest,
             "give exactly one of login_hint, id_token_hint, login_hint_token",
         ));
     }
     if params.contains("login_hint_token") {
-        return Err(error(ErrorCode::InvalidRequest, "login_hint_token is not supported"));
+        return Err(OAuthError::new(ErrorCode::InvalidRequest, "login_hint_token is not supported"));
     }
-    let unknown = || error(ErrorCode::UnknownUserId, "no such user");
+    let unknown = || OAuthError::new(ErrorCode::UnknownUserId, "no such user");
     let user = if let Some(hint) = params.get("login_hint") {
         let username = canonical_username(hint).map_err(|_| unknown())?;
         state.store.user_by_username(&username).await.map_err(reply::internal)?
