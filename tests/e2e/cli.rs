@@ -338,30 +338,12 @@ async fn a_newcomer_signs_in_to_a_served_op() {
     ));
     let secret = value_of(&out, "client_secret");
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = free_port();
     let issuer = format!("http://127.0.0.1:{port}");
     // Only the listen address is set, as a newcomer would: the issuer follows it (Hardening 16), and a
     // platform's own OXID_ variables (Kubernetes) do not stop the start (Hardening 15).
-    let mut server = Command::new(env!("CARGO_BIN_EXE_oxid"))
-        .args(["serve"])
-        .env("OXID_DATABASE_URL", d)
-        .env("OXID_LISTEN", format!("127.0.0.1:{port}"))
-        .env("OXID_PORT", "tcp://10.0.0.7:8080")
-        .env("OXID_SERVICE_HOST", "10.0.0.7")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut server = serve(d, port, &[("OXID_PORT", "tcp://10.0.0.7:8080"), ("OXID_SERVICE_HOST", "10.0.0.7")]).await;
     let http = reqwest::Client::new();
-    let mut up = false;
-    for _ in 0..100 {
-        if http.get(format!("{issuer}/healthz")).send().await.is_ok() {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert!(up, "oxid serve did not come up");
     let discovery = http.get(format!("{issuer}/.well-known/openid-configuration")).send().await.unwrap();
     assert_eq!(discovery.json::<serde_json::Value>().await.unwrap()["issuer"], issuer.as_str());
 
@@ -389,6 +371,111 @@ async fn a_newcomer_signs_in_to_a_served_op() {
     assert!(Command::new("kill").args(["-TERM", &server.id().to_string()]).status().unwrap().success());
     let status = server.wait().unwrap();
     assert!(status.success(), "{status:?}");
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Starts `oxid serve` on `port` against the database `d` (with extra environment `env`) and waits
+/// until it answers.
+async fn serve(d: &str, port: u16, env: &[(&str, &str)]) -> std::process::Child {
+    let mut server = Command::new(env!("CARGO_BIN_EXE_oxid"))
+        .args(["serve"])
+        .env("OXID_DATABASE_URL", d)
+        .env("OXID_LISTEN", format!("127.0.0.1:{port}"))
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let http = reqwest::Client::new();
+    for _ in 0..100 {
+        if http.get(format!("http://127.0.0.1:{port}/healthz")).send().await.is_ok() {
+            return server;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+    panic!("oxid serve did not come up");
+}
+
+/// Issue 12: nothing is acknowledged before it is committed. Under load (code flows with
+/// `offline_access` from several clients at once), the server is killed with SIGKILL; after a
+/// restart every refresh token a client received works, once.
+#[tokio::test]
+async fn a_killed_server_loses_no_token_it_gave_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = &common::test_database_url(dir.path()).await;
+    ok(oxid(d, &["migrate"], None));
+    let password = format!("{}\n", common::PASSWORD);
+    ok(oxid(d, &["user", "add", "alice", "--password-stdin"], Some(&password)));
+    let out = ok(oxid(
+        d,
+        &["client", "add", "--name", "App", "--redirect-uri", REDIRECT_URI, "--id", "app", "--skip-consent"],
+        None,
+    ));
+    let secret = value_of(&out, "client_secret");
+    let port = free_port();
+    let issuer = format!("http://127.0.0.1:{port}");
+    let mut server = serve(d, port, &[]).await;
+    let authorize = format!(
+        "{issuer}/authorize?response_type=code&client_id=app&redirect_uri={}&scope=openid%20offline_access\
+         &code_challenge={CHALLENGE}&code_challenge_method=S256",
+        urlencode(REDIRECT_URI)
+    );
+    let browser = std::sync::Arc::new(Browser::for_issuer(&issuer));
+    browser.sign_in(&authorize, "alice").await;
+
+    // Each worker runs code flows in the signed-in browser until the server is gone, keeping every
+    // refresh token it received.
+    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let (browser, received, authorize, secret) =
+            (browser.clone(), received.clone(), authorize.clone(), secret.clone());
+        let token_url = format!("{issuer}/token");
+        workers.spawn(async move {
+            let http = reqwest::Client::new();
+            while let Ok(page) = browser.try_get(&authorize).await {
+                let code = query(&page.location.expect("a signed-in browser is sent back with a code"))["code"].clone();
+                let form = [
+                    ("grant_type", "authorization_code"),
+                    ("code", &code),
+                    ("redirect_uri", REDIRECT_URI),
+                    ("code_verifier", VERIFIER),
+                ];
+                let Ok(response) = http.post(&token_url).basic_auth("app", Some(&secret)).form(&form).send().await
+                else {
+                    break;
+                };
+                let Ok(tokens) = response.json::<serde_json::Value>().await else { break };
+                received.lock().unwrap().push(tokens["refresh_token"].as_str().unwrap().to_owned());
+            }
+        });
+    }
+    while received.lock().unwrap().len() < 40 {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    server.kill().unwrap(); // SIGKILL: no shutdown, no flush
+    server.wait().unwrap();
+    while workers.join_next().await.is_some() {}
+
+    let mut server = serve(d, port, &[]).await;
+    let tokens = received.lock().unwrap().clone();
+    let http = reqwest::Client::new();
+    for token in &tokens {
+        let form = [("grant_type", "refresh_token"), ("refresh_token", token.as_str())];
+        let r = http.post(format!("{issuer}/token")).basic_auth("app", Some(&secret)).form(&form).send().await.unwrap();
+        assert_eq!(r.status(), 200, "a refresh token given out before the kill: {}", r.text().await.unwrap());
+    }
+    // Once: the first one again is a replay.
+    let form = [("grant_type", "refresh_token"), ("refresh_token", tokens[0].as_str())];
+    let r = http.post(format!("{issuer}/token")).basic_auth("app", Some(&secret)).form(&form).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    server.kill().unwrap();
+    server.wait().unwrap();
 }
 
 async fn sign_in_for_tokens(op: &common::TestOp, secret: &str, b: &Browser) -> serde_json::Value {

@@ -329,7 +329,12 @@ impl Browser {
     }
 
     pub async fn get(&self, url: &str) -> Page {
-        Self::page(self.http.get(self.absolute(url)).send().await.unwrap()).await
+        self.try_get(url).await.unwrap()
+    }
+
+    /// A GET that may fail to connect (a server being killed, for one).
+    pub async fn try_get(&self, url: &str) -> reqwest::Result<Page> {
+        Ok(Self::page(self.http.get(self.absolute(url)).send().await?).await)
     }
 
     pub async fn post(&self, url: &str, form: &[(&str, &str)]) -> Page {
