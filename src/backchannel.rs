@@ -100,7 +100,7 @@ async fn deliver(state: &SharedState, notification: LogoutNotification) {
 
 async fn attempt(state: &SharedState, notification: &LogoutNotification) -> Outcome {
     let failed = |error: String, retryable: bool| Outcome::Failed { error, retryable };
-    let client = match state.store.client(&notification.client_id).await {
+    let client = match state.client(&notification.client_id).await {
         Ok(Some(client)) => client,
         Ok(None) => return Outcome::NotWanted,
         Err(e) => return failed(format!("store: {e}"), true),

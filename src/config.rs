@@ -162,6 +162,9 @@ pub struct Config {
     pub expired_rows_kept: u64,
     /// Seconds between sweeps (one node sweeps per interval).
     pub sweep_interval: u64,
+    /// Seconds a node keeps clients and resource servers it read in memory: a change made on another
+    /// node or with the CLI takes effect here within this time (0: read them on every request).
+    pub record_cache_ttl: u64,
     /// Seconds a new signing key is published before it signs (`keys rotate`, scheduled rotation): relying
     /// parties that cache the JWK Set learn it first.
     pub signing_key_publish_ahead: u64,
@@ -236,6 +239,7 @@ impl Default for Config {
             audit_retention: 90 * 24 * 3600,
             expired_rows_kept: 3600,
             sweep_interval: 60,
+            record_cache_ttl: 5,
             signing_key_rotation_period: 0,
             fetch_allow_loopback: false,
             logout_revokes_offline_access: false,
@@ -345,6 +349,10 @@ impl Config {
             if value == 0 || value > 10 * 365 * 24 * 3600 {
                 return Err(ConfigError(format!("{name} must be between 1 second and 10 years")));
             }
+        }
+        if self.record_cache_ttl > 300 {
+            // Longer would let a deleted client or a replaced secret live on for minutes on other nodes.
+            return Err(ConfigError("record_cache_ttl must be at most 300 seconds".into()));
         }
         if self.code_lifetime > 600 {
             return Err(ConfigError("code_lifetime must be at most 600 seconds (RFC 6749 4.1.2)".into()));

@@ -53,7 +53,7 @@ pub async fn page(State(state): State<SharedState>, headers: HeaderMap, jar: Coo
         for s in state.store.sessions(Some(&user.id), state.now(), MAX_SESSIONS).await? {
             let mut apps = Vec::new();
             for client_id in state.store.session_clients(&s.sid).await? {
-                apps.push(state.store.client(&client_id).await?.map_or_else(|| client_id.to_string(), |c| c.name));
+                apps.push(state.client(&client_id).await?.map_or_else(|| client_id.to_string(), |c| c.name.clone()));
             }
             sessions.push(context! {
                 this_device => browser.find(&s.sid).is_some(),
@@ -81,7 +81,7 @@ pub async fn page(State(state): State<SharedState>, headers: HeaderMap, jar: Coo
         // CIBA: what clients asked this user to approve.
         let mut requests = Vec::new();
         for request in state.store.backchannel_requests_for(&user.id, state.now()).await? {
-            let client = state.store.client(&request.client_id).await?;
+            let client = state.client(&request.client_id).await?;
             requests.push(context! {
                 id => request.code_hash,
                 client_name => client.as_ref().map(|c| c.name_in(&[locale.tag.as_str()]).to_owned()),
@@ -316,7 +316,7 @@ pub async fn decide_request(
                     .client(request.client_id.as_str());
             audit::record(state.store.as_ref(), event).await;
         }
-        if let Some(client) = state.store.client(&request.client_id).await? {
+        if let Some(client) = state.client(&request.client_id).await? {
             super::ciba::ping(&state, &client, &request);
         }
         Ok(())

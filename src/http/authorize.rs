@@ -1,5 +1,7 @@
 //! The authorization endpoint (Core 3.1.2) and the resumption of a request after login or consent.
 
+use std::sync::Arc;
+
 use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, Query, State};
@@ -34,7 +36,7 @@ pub async fn authorize(
         Ok(id) => id,
         Err(rejection) => return reject(&state, &rejection),
     };
-    let client = match state.store.client(&client_id).await {
+    let client = match state.client(&client_id).await {
         Ok(c) => c,
         Err(e) => return reply::error_page(&state, &reply::internal(e)),
     };
@@ -45,7 +47,7 @@ pub async fn authorize(
     };
     let params = match pushed {
         Ok(Some(pushed)) => pushed,
-        Ok(None) => match request_object::with_request_object(&state, params, client.as_ref()).await {
+        Ok(None) => match request_object::with_request_object(&state, params, client.as_deref()).await {
             Ok(p) => p,
             Err(rejection) => return reject(&state, &rejection),
         },
@@ -53,7 +55,7 @@ pub async fn authorize(
     };
     let keys = state.keys.get();
     let verify_hint = |hint: &str| hinted_subject(&keys, &state.config.issuer, hint);
-    let mut request = match authorize::validate(&params, client.as_ref(), par::policy(&state), verify_hint) {
+    let mut request = match authorize::validate(&params, client.as_deref(), par::policy(&state), verify_hint) {
         Ok(r) => r,
         Err(rejection) => return reject(&state, &rejection),
     };
@@ -124,7 +126,7 @@ pub(super) fn hinted_subject(keys: &crate::jose::KeyRing, issuer: &str, hint: &s
 pub(super) async fn load_pending(
     state: &SharedState,
     id: &str,
-) -> Result<(PendingAuthorization, AuthorizationRequest, Client), Response> {
+) -> Result<(PendingAuthorization, AuthorizationRequest, Arc<Client>), Response> {
     let expired = || {
         reply::error_page(
             state,
@@ -144,7 +146,7 @@ pub(super) async fn load_pending(
     let Ok(request) = serde_json::from_str::<AuthorizationRequest>(&pending.request_json) else {
         return Err(expired());
     };
-    match state.store.client(&pending.client_id).await {
+    match state.client(&pending.client_id).await {
         Ok(Some(client)) => Ok((pending, request, client)),
         Ok(None) => Err(expired()),
         Err(e) => Err(reply::error_page(state, &reply::internal(e))),

@@ -1,5 +1,7 @@
 //! Client authentication at the token endpoint (RFC 6749 2.3, Core 9, RFC 7523).
 
+use std::sync::Arc;
+
 use axum::http::{HeaderMap, header};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -73,9 +75,9 @@ fn presented(headers: &HeaderMap, params: &Params) -> Result<Credentials, OAuthE
     })
 }
 
-async fn load(state: &SharedState, id: &str) -> Result<Client, OAuthError> {
+async fn load(state: &SharedState, id: &str) -> Result<Arc<Client>, OAuthError> {
     let id: ClientId = id.parse().map_err(|_| invalid_client("unknown client"))?;
-    match state.store.client(&id).await {
+    match state.client(&id).await {
         Ok(Some(client)) => Ok(client),
         Ok(None) => Err(invalid_client("unknown client")),
         Err(e) => Err(reply::internal(e)),
@@ -83,7 +85,11 @@ async fn load(state: &SharedState, id: &str) -> Result<Client, OAuthError> {
 }
 
 /// Authenticates the client with the method it registered; any other method is refused.
-pub async fn authenticate(state: &SharedState, headers: &HeaderMap, params: &Params) -> Result<Client, OAuthError> {
+pub async fn authenticate(
+    state: &SharedState,
+    headers: &HeaderMap,
+    params: &Params,
+) -> Result<Arc<Client>, OAuthError> {
     match presented(headers, params)? {
         Credentials::Secret { id, secret, method } => {
             let client = load(state, &id).await?;

@@ -191,7 +191,7 @@ pub async fn verification_page(
         match look_up(&state, client_ip(&state, peer.ip(), &headers), typed).await? {
             Ok(device) => {
                 let client_name =
-                    state.store.client(&device.client_id).await?.map(|c| c.name_in(&[locale.tag.as_str()]).to_owned());
+                    state.client(&device.client_id).await?.map(|c| c.name_in(&[locale.tag.as_str()]).to_owned());
                 let scopes = scope_descriptions(&state, locale, &device.scope);
                 Ok(page(&state, jar, StatusCode::OK, locale, Stage::Confirm(&device), client_name, scopes))
             }

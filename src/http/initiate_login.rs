@@ -34,7 +34,7 @@ pub async fn initiate_login(
         page
     };
     let Ok(client_id) = client_id.parse::<ClientId>() else { return not_found() };
-    let client = match state.store.client(&client_id).await {
+    let client = match state.client(&client_id).await {
         Ok(Some(client)) => client,
         Ok(None) => return not_found(),
         Err(e) => return reply::error_page(&state, &reply::internal(e)),

@@ -1,5 +1,7 @@
 //! The login and consent pages.
 
+use std::sync::Arc;
+
 use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, Query, State};
@@ -92,7 +94,7 @@ pub(super) struct Submitted {
     pub params: Params,
     pub pending: PendingAuthorization,
     pub request: AuthorizationRequest,
-    pub client: Client,
+    pub client: Arc<Client>,
 }
 
 impl Submitted {

@@ -3,7 +3,7 @@
 //! unknown and other parties' tokens all answer `{"active": false}`, alike, so the endpoint cannot be
 //! used to tell them apart. Answered as JSON, or as a signed JWT when asked for one (RFC 9701).
 
-use std::borrow::Cow;
+use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, header};
@@ -58,8 +58,8 @@ struct Introspection {
 
 /// Who asks: a confidential client, about its own tokens, or a resource server, about tokens for it.
 enum Caller {
-    Client(Box<Client>),
-    Resource(ResourceServer),
+    Client(Arc<Client>),
+    Resource(Arc<ResourceServer>),
 }
 
 impl Caller {
@@ -115,7 +115,10 @@ fn jwt_id(token: &str) -> Option<String> {
 
 /// A resource server's signed assertion (RFC 7523, as `private_key_jwt`): `iss` and `sub` its identifier,
 /// `aud` this endpoint or the issuer, unexpired, its `jti` used once.
-async fn resource_by_assertion(state: &SharedState, assertion: &str) -> Result<Option<ResourceServer>, OAuthError> {
+async fn resource_by_assertion(
+    state: &SharedState,
+    assertion: &str,
+) -> Result<Option<Arc<ResourceServer>>, OAuthError> {
     #[derive(serde::Deserialize)]
     struct Claims {
         iss: String,
@@ -129,7 +132,7 @@ async fn resource_by_assertion(state: &SharedState, assertion: &str) -> Result<O
     if !is_resource_indicator(&claimed) {
         return Ok(None);
     }
-    let resource = state.store.resource(&claimed).await.map_err(reply::internal)?.ok_or_else(invalid)?;
+    let resource = state.resource(&claimed).await.map_err(reply::internal)?.ok_or_else(invalid)?;
     let jwks = resource.jwks.as_deref().ok_or_else(invalid)?;
     let verifiers = client_keys::verifiers(jwks).map_err(|_| invalid())?;
     let payload = client_keys::verify(assertion, &verifiers).ok_or_else(invalid)?;
@@ -154,7 +157,7 @@ async fn caller(state: &SharedState, headers: &HeaderMap, params: &Params) -> Re
     let invalid = || OAuthError::new(ErrorCode::InvalidClient, "client authentication failed");
     if let Some((id, secret)) = client_auth::basic_credentials(headers)? {
         if is_resource_indicator(&id) {
-            let resource = state.store.resource(&id).await.map_err(reply::internal)?.ok_or_else(invalid)?;
+            let resource = state.resource(&id).await.map_err(reply::internal)?.ok_or_else(invalid)?;
             let stored = resource.secret_hash.as_deref().ok_or_else(invalid)?;
             let given = crypto::token_hash(&secret);
             if !crypto::constant_time_eq(given.as_bytes(), stored.as_bytes()) {
@@ -174,7 +177,7 @@ async fn caller(state: &SharedState, headers: &HeaderMap, params: &Params) -> Re
     if client.is_public() {
         return Err(OAuthError::new(ErrorCode::InvalidClient, "public clients cannot introspect tokens"));
     }
-    Ok(Caller::Client(Box::new(client)))
+    Ok(Caller::Client(client))
 }
 
 async fn handle(
@@ -194,10 +197,10 @@ async fn handle(
             Caller::Client(client) => access.client_id == client.id,
             Caller::Resource(resource) => access.audience.contains(&resource.identifier),
         };
-        // A client caller is the token's client: borrow it rather than clone or load it again.
+        // A client caller is the token's client: no need to load it again.
         let token_client = match &caller {
-            Caller::Client(client) if visible => Some(Cow::Borrowed(client.as_ref())),
-            _ if visible => store.client(&access.client_id).await.map_err(reply::internal)?.map(Cow::Owned),
+            Caller::Client(client) if visible => Some(Arc::clone(client)),
+            _ if visible => state.client(&access.client_id).await.map_err(reply::internal)?,
             _ => None,
         };
         let Some(token_client) = token_client else { return Ok((caller, Introspection::default())) };

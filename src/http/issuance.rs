@@ -1,6 +1,8 @@
 //! Minting what the authorization and token endpoints hand out: access tokens (random, stored hashed)
 //! and signed ID Tokens (Core 2). Both endpoints go through here so the two can never disagree.
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value};
 
 use super::{SharedState, client_auth};
@@ -44,7 +46,7 @@ pub async fn audience(
     state: &SharedState,
     authorized: Option<&[String]>,
     asked: Option<&str>,
-) -> Result<Vec<ResourceServer>, OAuthError> {
+) -> Result<Vec<Arc<ResourceServer>>, OAuthError> {
     let target = |why: &'static str| OAuthError::new(ErrorCode::InvalidTarget, why);
     let wanted: Vec<&str> = match (asked, authorized) {
         (Some(asked), Some(authorized)) if !authorized.iter().any(|r| r == asked) => {
@@ -57,7 +59,7 @@ pub async fn audience(
     };
     let mut resources = Vec::with_capacity(wanted.len());
     for identifier in wanted {
-        match state.store.resource(identifier).await.map_err(super::reply::internal)? {
+        match state.resource(identifier).await.map_err(super::reply::internal)? {
             Some(resource) => resources.push(resource),
             None => return Err(target("resource is not a registered resource server")),
         }
@@ -75,7 +77,7 @@ pub async fn resolve_resources(
 ) -> Result<(), OAuthError> {
     let asked = params.get("scope").and_then(|s| ScopeSet::parse(s).ok()).unwrap_or_default();
     for identifier in &request.resources {
-        let Some(resource) = state.store.resource(identifier).await.map_err(super::reply::internal)? else {
+        let Some(resource) = state.resource(identifier).await.map_err(super::reply::internal)? else {
             return Err(OAuthError::new(ErrorCode::InvalidTarget, "resource is not a registered resource server"));
         };
         let defined = asked.clone().retain(|s| resource.scopes.contains(s));
@@ -90,12 +92,12 @@ pub async fn scope_for_audience(
     state: &SharedState,
     scope: ScopeSet,
     authorized: Option<&[String]>,
-    audience: &[ResourceServer],
+    audience: &[Arc<ResourceServer>],
 ) -> Result<ScopeSet, OAuthError> {
     let mut scope = scope;
     for other in authorized.unwrap_or_default().iter().filter(|r| !audience.iter().any(|a| a.identifier == **r)) {
-        if let Some(resource) = state.store.resource(other).await.map_err(super::reply::internal)? {
-            let theirs_only = resource.scopes.retain(|s| !audience.iter().any(|a| a.scopes.contains(s)));
+        if let Some(resource) = state.resource(other).await.map_err(super::reply::internal)? {
+            let theirs_only = resource.scopes.clone().retain(|s| !audience.iter().any(|a| a.scopes.contains(s)));
             scope = scope.retain(|s| !theirs_only.contains(s));
         }
     }
@@ -136,7 +138,7 @@ pub fn for_audience(
     state: &SharedState,
     client: &Client,
     (token, mut record): (String, AccessToken),
-    audience: &[ResourceServer],
+    audience: &[Arc<ResourceServer>],
     user: Option<(&str, Option<&Authentication>)>,
     act: Option<serde_json::Value>,
 ) -> Result<(String, AccessToken), OAuthError> {

@@ -2,6 +2,8 @@
 //! cannot be tied to the browser's session, and the signed-out page that loads the clients'
 //! Front-Channel Logout iframes before going back to the client.
 
+use std::sync::Arc;
+
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -31,7 +33,7 @@ const CARRIED: [&str; 6] =
 /// A logout request checked against the client's registration.
 struct Checked {
     request: EndSessionRequest,
-    client: Option<Client>,
+    client: Option<Arc<Client>>,
     /// Where to send the browser afterwards: a registered `post_logout_redirect_uri`.
     redirect: Option<RedirectUri>,
 }
@@ -134,7 +136,7 @@ async fn check(state: &SharedState, params: &Params) -> Result<Result<Checked, O
         Err(e) => return Ok(Err(e)),
     };
     let client = match &request.client_id {
-        Some(id) => match state.store.client(id).await? {
+        Some(id) => match state.client(id).await? {
             Some(client) => Some(client),
             None => return Ok(Err(OAuthError::invalid_request("unknown client_id"))),
         },
@@ -210,7 +212,7 @@ async fn finish(
     let mut frames = Vec::new();
     for session in &ended {
         for client_id in &session.clients {
-            let Some(client) = state.store.client(client_id).await? else { continue };
+            let Some(client) = state.client(client_id).await? else { continue };
             if let Some(front) = &client.metadata.frontchannel_logout {
                 let url = logout::frontchannel_logout_url(
                     &front.uri,

@@ -47,9 +47,10 @@ use crate::config::Config;
 use crate::fetch::Fetcher;
 use crate::jose::decryption::DecryptionKeys;
 use crate::jose::{Shared, SharedKeyRing};
-use crate::model::{Clock, EndedSession, Timestamp};
+use crate::model::{Client, ClientId, Clock, EndedSession, ResourceServer, Timestamp};
 use crate::protocol::claims::ScopeClaims;
-use crate::store::Store;
+use crate::store::cache::TtlCache;
+use crate::store::{Store, StoreResult};
 use crate::ui::Pages;
 
 /// What every handler can reach.
@@ -79,6 +80,9 @@ pub struct AppState {
     /// Wakes this node's Back-Channel Logout delivery when a logout here queued notifications (other
     /// nodes' notifications are found by polling).
     pub logout_delivery: Arc<tokio::sync::Notify>,
+    /// Clients and resource servers read recently (see `store::cache` for how changes reach a node).
+    clients: TtlCache<ClientId, Client>,
+    resources: TtlCache<String, ResourceServer>,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -103,7 +107,10 @@ impl AppState {
         let base_path =
             url::Url::parse(&config.issuer).map(|u| u.path().trim_end_matches('/').to_owned()).unwrap_or_default();
         let fetcher = Fetcher::new(config.fetch_allow_loopback);
+        let record_cache_ttl = config.record_cache_ttl as i64;
         Self {
+            clients: TtlCache::new(record_cache_ttl),
+            resources: TtlCache::new(record_cache_ttl),
             config,
             store,
             keys,
@@ -138,6 +145,21 @@ impl AppState {
             format!("browser-state.{sid}").as_bytes(),
         );
         crate::crypto::b64url(&mac)
+    }
+
+    /// The client `id`, from this node's cache or the store.
+    pub async fn client(&self, id: &ClientId) -> StoreResult<Option<Arc<Client>>> {
+        self.clients.get_or_load(id, self.now(), self.store.client(id)).await
+    }
+
+    /// After a change to the client `id` made through this node: the next read sees it.
+    pub fn forget_client(&self, id: &ClientId) {
+        self.clients.forget(id);
+    }
+
+    /// The resource server `identifier`, from this node's cache or the store.
+    pub async fn resource(&self, identifier: &str) -> StoreResult<Option<Arc<ResourceServer>>> {
+        self.resources.get_or_load(identifier, self.now(), self.store.resource(identifier)).await
     }
 
     /// The current time, by the server's clock.

@@ -173,6 +173,8 @@ pub async fn register(
 async fn managed(state: &SharedState, headers: &HeaderMap, id: &str) -> Result<Client, Refusal> {
     let Some(token) = bearer(headers) else { return Err(Refusal::Unauthorized(None)) };
     let Ok(id) = id.parse::<ClientId>() else { return Err(invalid_token()) };
+    // From the store, not this node's cache: each update replaces the registration access token, and the
+    // replaced one must stop working on every node at once.
     let client = state.store.client(&id).await?.ok_or_else(invalid_token)?;
     match &client.metadata.origin {
         ClientOrigin::Registration { access_token_hash }
@@ -238,6 +240,7 @@ pub async fn replace(
         client.metadata.origin = ClientOrigin::Registration { access_token_hash: crypto::token_hash(&access_token) };
         client.skip_consent = old.skip_consent;
         state.store.replace_client(&client).await?;
+        state.forget_client(&client.id);
         audit_client(&state, &client.id, "registration replaced").await;
         Ok(answer(&state, StatusCode::OK, &client, secret.as_deref(), &access_token))
     }
@@ -250,6 +253,7 @@ pub async fn delete(State(state): State<SharedState>, headers: HeaderMap, Path(i
     let result: Result<Response, Refusal> = async {
         let client = managed(&state, &headers, &id).await?;
         state.store.delete_client(&client.id).await?;
+        state.forget_client(&client.id);
         audit_client(&state, &client.id, "registration deleted").await;
         Ok((StatusCode::NO_CONTENT, [reply::NO_STORE]).into_response())
     }

@@ -3,6 +3,7 @@
 //! Handlers see only these traits and the `model` types they carry; all SQL lives in the backend modules. Secrets
 //! (codes, tokens, session ids) are handed to the store already hashed.
 
+pub mod cache;
 mod postgres;
 mod queries;
 mod sqlite;

@@ -155,3 +155,28 @@ async fn on_sqlite_a_write_waits_for_another_processs_transaction() {
     assert_eq!(ended.len(), 1, "the session is ended once the other transaction is done");
     other.join().unwrap();
 }
+
+/// Issue 12: clients are read from a per-node cache. A change made elsewhere (here straight in the
+/// store, as the CLI or another node does) reaches a node within `record_cache_ttl`; until then the
+/// node answers from memory.
+#[tokio::test]
+async fn a_client_changed_elsewhere_takes_effect_within_the_cache_ttl() {
+    let op = TestOp::start_with(|c| c.record_cache_ttl = 5).await;
+    let (client, secret) = op.add_client("svc", ClientAuthMethod::ClientSecretBasic, |_| {}).await;
+    let old = secret.unwrap();
+    let status = |secret: String| {
+        let url = op.url("/token");
+        async move {
+            let form = [("grant_type", "client_credentials")];
+            let r = reqwest::Client::new().post(url).basic_auth("svc", Some(secret)).form(&form).send().await.unwrap();
+            r.status().as_u16()
+        }
+    };
+    assert_eq!(status(old.clone()).await, 200);
+    let new = oxid::crypto::random_token();
+    assert!(op.store.set_client_secret(&client.id, &oxid::crypto::token_hash(&new), None).await.unwrap());
+    assert_eq!(status(old.clone()).await, 200, "served from this node's cache until its entry expires");
+    op.advance_clock(5);
+    assert_eq!(status(old).await, 401, "the replaced secret no longer works");
+    assert_eq!(status(new).await, 200);
+}
