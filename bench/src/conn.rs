@@ -23,15 +23,6 @@ impl Reply {
         self.headers.get("location").and_then(|v| v.to_str().ok()).context("no Location header")
     }
 
-    /// The value of the cookie `name` this reply sets.
-    pub fn cookie(&self, name: &str) -> Option<String> {
-        self.headers.get_all("set-cookie").iter().find_map(|v| {
-            let v = v.to_str().ok()?;
-            let pair = v.split(';').next()?;
-            pair.strip_prefix(name)?.strip_prefix('=').map(str::to_owned)
-        })
-    }
-
     pub fn expect(self, status: StatusCode) -> anyhow::Result<Self> {
         if self.status != status {
             bail!("expected {status}, got {}: {}", self.status, String::from_utf8_lossy(&self.body));

@@ -3,8 +3,12 @@
 //!
 //! Run the generator on another core than the server, e.g.:
 //! `taskset -c 0 target/release/oxid-bench --server-cpu 1`
+//!
+//! With `--issuer URL` it measures an OP that is already running (any OP: `scripts/bench-compare` runs
+//! it against node-oidc-provider), signing in through whatever login and consent forms it shows.
 
 mod conn;
+mod form;
 mod scenarios;
 mod server;
 
@@ -47,6 +51,27 @@ struct Args {
     /// Also write the report as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Measure the OP running at this issuer instead of starting oxid (its client and user must exist:
+    /// see the client and user flags).
+    #[arg(long)]
+    issuer: Option<String>,
+    /// With `--issuer`: the process whose memory is reported.
+    #[arg(long, requires = "issuer")]
+    server_pid: Option<u32>,
+    /// The confidential client (client_secret_basic) allowed authorization_code, refresh_token and
+    /// client_credentials, with the redirect URI http://127.0.0.1:9/cb.
+    #[arg(long, default_value = server::CLIENT_ID)]
+    client_id: String,
+    #[arg(long, default_value = server::CLIENT_SECRET)]
+    client_secret: String,
+    /// The user who signs in; UserInfo must give `email` USERNAME@example.com.
+    #[arg(long, default_value = server::USERNAME)]
+    username: String,
+    #[arg(long, default_value = server::PASSWORD)]
+    password: String,
+    /// Scope asked for with client_credentials (empty: none).
+    #[arg(long, default_value = "api")]
+    client_credentials_scope: String,
 }
 
 #[derive(Serialize)]
@@ -68,7 +93,8 @@ struct ScenarioReport {
 
 #[derive(Serialize)]
 struct Report {
-    database: String,
+    /// What was measured: oxid on its database, or the issuer given.
+    subject: String,
     server_cpu: Option<usize>,
     duration_secs: u64,
     idle_rss_kib: u64,
@@ -91,7 +117,7 @@ async fn worker(scenario: Scenario, target: Arc<Target>, measure_from: Instant, 
         errors: 0,
         first_error: None,
     };
-    let mut conn = conn::Conn::new(target.addr);
+    let mut conn = target.connection();
     let mut state = match scenarios::prepare(scenario, &target, &mut conn).await {
         Ok(s) => s,
         Err(e) => {
@@ -124,7 +150,7 @@ async fn worker(scenario: Scenario, target: Arc<Target>, measure_from: Instant, 
     result
 }
 
-async fn measure(args: &Args, scenario: Scenario, target: &Arc<Target>, server: &server::Server) -> ScenarioReport {
+async fn measure(args: &Args, scenario: Scenario, target: &Arc<Target>, server: Option<u32>) -> ScenarioReport {
     let concurrency = if scenario == Scenario::Login { args.login_concurrency } else { args.concurrency };
     // Workers do their setup (logins) first; the clock for warm-up starts after a grace second.
     let start = Instant::now() + Duration::from_secs(1);
@@ -142,7 +168,7 @@ async fn measure(args: &Args, scenario: Scenario, target: &Arc<Target>, server: 
         first_error = first_error.or(r.first_error);
     }
     let ms = |q: f64| merged.value_at_quantile(q) as f64 / 1000.0;
-    let memory = server.memory_kib().ok();
+    let memory = server.and_then(|pid| server::memory_kib(pid).ok());
     ScenarioReport {
         scenario,
         concurrency,
@@ -160,8 +186,8 @@ async fn measure(args: &Args, scenario: Scenario, target: &Arc<Target>, server: 
 
 fn print_table(report: &Report) {
     println!(
-        "oxid on {} | server cpu {} | {}s per scenario",
-        report.database,
+        "{} | server cpu {} | {}s per scenario",
+        report.subject,
         report.server_cpu.map_or("unpinned".into(), |c| c.to_string()),
         report.duration_secs
     );
@@ -197,27 +223,43 @@ fn print_table(report: &Report) {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let server = server::start(&args.oxid, args.database_url.as_deref(), args.server_cpu).await?;
+    // The server oxid-bench starts (kept alive until the end), or none with --issuer.
+    let (started, issuer, pid) = match &args.issuer {
+        Some(issuer) => (None, issuer.trim_end_matches('/').to_owned(), args.server_pid),
+        None => {
+            let server = server::start(&args.oxid, args.database_url.as_deref(), args.server_cpu).await?;
+            let (issuer, pid) = (server.issuer.clone(), server.pid());
+            (Some(server), issuer, Some(pid))
+        }
+    };
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let idle = server.memory_kib()?;
-    let target = Arc::new(Target::discover(server.addr, server.issuer.clone()).await?);
+    let idle = pid.map(server::memory_kib).transpose()?;
+    let client = scenarios::Client {
+        id: args.client_id.clone(),
+        secret: args.client_secret.clone(),
+        username: args.username.clone(),
+        password: args.password.clone(),
+        client_credentials_scope: args.client_credentials_scope.clone(),
+    };
+    let target = Arc::new(Target::discover(&issuer, client).await?);
     let mut scenarios = Vec::new();
     for scenario in &args.scenarios {
-        let report = measure(&args, *scenario, &target, &server).await;
+        let report = measure(&args, *scenario, &target, pid).await;
         eprintln!("{:?}: {:.0} ops/s, {} errors", scenario, report.ops_per_sec, report.errors);
         scenarios.push(report);
     }
-    let peak_rss_kib = server.memory_kib()?.peak_rss;
-    let database = match &args.database_url {
-        Some(url) if url.starts_with("postgres") => "PostgreSQL".to_owned(),
-        _ => "SQLite".to_owned(),
+    let peak_rss_kib = pid.map(server::memory_kib).transpose()?.map_or(0, |m| m.peak_rss);
+    let subject = match (&args.issuer, &args.database_url) {
+        (Some(issuer), _) => issuer.clone(),
+        (None, Some(url)) if url.starts_with("postgres") => "oxid on PostgreSQL".to_owned(),
+        (None, _) => "oxid on SQLite".to_owned(),
     };
     let report = Report {
-        database,
+        subject,
         server_cpu: args.server_cpu,
         duration_secs: args.duration,
-        idle_rss_kib: idle.rss,
-        idle_anon_kib: idle.anon,
+        idle_rss_kib: idle.as_ref().map_or(0, |m| m.rss),
+        idle_anon_kib: idle.as_ref().map_or(0, |m| m.anon),
         peak_rss_kib,
         scenarios,
     };
@@ -228,6 +270,6 @@ async fn main() -> anyhow::Result<()> {
         std::fs::write(path, &json)?;
     }
     let failed = report.scenarios.iter().any(|s| s.errors > 0);
-    drop(server);
+    drop(started);
     std::process::exit(if failed { 1 } else { 0 })
 }

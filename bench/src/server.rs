@@ -17,7 +17,6 @@ pub const REDIRECT_URI: &str = "http://127.0.0.1:9/cb";
 
 pub struct Server {
     child: Child,
-    pub addr: SocketAddr,
     pub issuer: String,
     _dir: tempfile::TempDir,
 }
@@ -129,7 +128,7 @@ pub async fn start(binary: &Path, database_url: Option<&str>, cpu: Option<usize>
         .stderr(Stdio::inherit())
         .spawn()
         .context("starting oxid serve (is taskset installed? Debian: util-linux)")?;
-    let server = Server { child, addr, issuer, _dir: dir };
+    let server = Server { child, issuer, _dir: dir };
     for _ in 0..200 {
         if tokio::net::TcpStream::connect(addr).await.is_ok() {
             return Ok(server);
@@ -150,12 +149,17 @@ pub struct Memory {
 }
 
 impl Server {
-    pub fn memory_kib(&self) -> anyhow::Result<Memory> {
-        let status = std::fs::read_to_string(PathBuf::from(format!("/proc/{}/status", self.child.id())))?;
-        let field = |name: &str| -> anyhow::Result<u64> {
-            let line = status.lines().find(|l| l.starts_with(name)).with_context(|| format!("no {name}"))?;
-            Ok(line.split_whitespace().nth(1).context("malformed")?.parse()?)
-        };
-        Ok(Memory { rss: field("VmRSS:")?, peak_rss: field("VmHWM:")?, anon: field("RssAnon:")? })
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
+}
+
+/// The memory of the process `pid` (Linux /proc).
+pub fn memory_kib(pid: u32) -> anyhow::Result<Memory> {
+    let status = std::fs::read_to_string(PathBuf::from(format!("/proc/{pid}/status")))?;
+    let field = |name: &str| -> anyhow::Result<u64> {
+        let line = status.lines().find(|l| l.starts_with(name)).with_context(|| format!("no {name}"))?;
+        Ok(line.split_whitespace().nth(1).context("malformed")?.parse()?)
+    };
+    Ok(Memory { rss: field("VmRSS:")?, peak_rss: field("VmHWM:")?, anon: field("RssAnon:")? })
 }
