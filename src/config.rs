@@ -452,6 +452,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_record_cache_is_kept_short() {
+        let with = |record_cache_ttl| Config { record_cache_ttl, ..Config::default() };
+        assert!(with(0).validate().is_ok(), "0 turns the cache off");
+        assert!(with(300).validate().is_ok());
+        let err = with(301).validate().unwrap_err().to_string();
+        assert!(err.contains("record_cache_ttl"), "{err}");
+    }
+
+    #[test]
     fn scope_claims_are_checked() {
         let with = |scope: &str, claims: &[&str]| Config {
             scope_claims: BTreeMap::from([(scope.to_owned(), claims.iter().map(|c| c.to_string()).collect())]),

@@ -1,8 +1,7 @@
 //! The authorization endpoint (Core 3.1.2) and the resumption of a request after login or consent.
 
-use std::sync::Arc;
-
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::HeaderMap;

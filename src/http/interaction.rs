@@ -1,8 +1,7 @@
 //! The login and consent pages.
 
-use std::sync::Arc;
-
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};

@@ -455,12 +455,16 @@ async fn a_killed_server_loses_no_token_it_gave_out() {
             }
         });
     }
-    while received.lock().unwrap().len() < 40 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while received.lock().unwrap().len() < 40 && std::time::Instant::now() < deadline {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     server.kill().unwrap(); // SIGKILL: no shutdown, no flush
     server.wait().unwrap();
-    while workers.join_next().await.is_some() {}
+    while let Some(worker) = workers.join_next().await {
+        worker.expect("a worker stops only when the server is gone");
+    }
+    assert!(received.lock().unwrap().len() >= 40, "the load ran before the kill");
 
     let mut server = serve(d, port, &[]).await;
     let tokens = received.lock().unwrap().clone();

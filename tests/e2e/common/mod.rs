@@ -321,11 +321,11 @@ impl Browser {
         }
     }
 
-    async fn page(response: reqwest::Response) -> Page {
+    async fn page(response: reqwest::Response) -> reqwest::Result<Page> {
         let status = response.status();
         let headers = response.headers().clone();
         let location = headers.get("location").map(|v| v.to_str().unwrap().to_owned());
-        Page { status, location, body: response.text().await.unwrap(), headers }
+        Ok(Page { status, location, body: response.text().await?, headers })
     }
 
     pub async fn get(&self, url: &str) -> Page {
@@ -334,11 +334,11 @@ impl Browser {
 
     /// A GET that may fail to connect (a server being killed, for one).
     pub async fn try_get(&self, url: &str) -> reqwest::Result<Page> {
-        Ok(Self::page(self.http.get(self.absolute(url)).send().await?).await)
+        Self::page(self.http.get(self.absolute(url)).send().await?).await
     }
 
     pub async fn post(&self, url: &str, form: &[(&str, &str)]) -> Page {
-        Self::page(self.http.post(self.absolute(url)).form(form).send().await.unwrap()).await
+        Self::page(self.http.post(self.absolute(url)).form(form).send().await.unwrap()).await.unwrap()
     }
 
     /// Follows redirects within the OP until one leaves it (to the client) or a page is shown.
