@@ -253,8 +253,8 @@ async fn browser_sign_in(target: &Target, conn: &mut Conn, path: &str) -> anyhow
             reply = conn.get(&target.own_path(&location)?, &[("cookie", &jar.header())]).await?;
             continue;
         }
-        let reply_ok = reply.expect(StatusCode::OK)?;
-        let html = std::str::from_utf8(&reply_ok.body)?;
+        let page = reply.expect(StatusCode::OK)?;
+        let html = std::str::from_utf8(&page.body)?;
         let (action, fields) = form::fill(html, &target.client.username, &target.client.password)?;
         let action = target.own_path(&action)?;
         let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
