@@ -202,6 +202,20 @@ pub struct Config {
     /// Issuers of software statements (RFC 7591 2.3) the OP trusts, each with the URL of its JWK Set
     /// (TOML: `[registration_trusted_software_issuers]` then `"https://issuer.example" = "https://issuer.example/jwks.json"`).
     pub registration_trusted_software_issuers: BTreeMap<String, String>,
+    /// The SMTP server the OP's mail goes through (password-reset and email-verification links):
+    /// `smtp://HOST:PORT` (unencrypted, for a relay on this machine), `smtp://USER:PASSWORD@HOST:587?tls=required`
+    /// (STARTTLS) or `smtps://USER:PASSWORD@HOST` (TLS). Without it those pages are off.
+    pub smtp_url: Option<String>,
+    /// The sender of the OP's mail (`Example ID <no-reply@example.com>`); by default `no-reply@` the
+    /// issuer's host.
+    pub mail_from: Option<String>,
+    /// Seconds a password-reset link works.
+    pub password_reset_lifetime: u64,
+    /// Seconds an email-verification link works.
+    pub email_verification_lifetime: u64,
+    /// Mails one address is sent within `login_throttle_window`, and mails one client IP may ask for.
+    pub mail_max_per_address: u32,
+    pub mail_max_per_ip: u32,
 }
 
 impl Default for Config {
@@ -251,6 +265,12 @@ impl Default for Config {
             registration: RegistrationPolicy::Token,
             registration_max_per_ip: 10,
             registration_trusted_software_issuers: BTreeMap::new(),
+            smtp_url: None,
+            mail_from: None,
+            password_reset_lifetime: 30 * 60,
+            email_verification_lifetime: 24 * 3600,
+            mail_max_per_address: 3,
+            mail_max_per_ip: 20,
         }
     }
 }
@@ -345,6 +365,8 @@ impl Config {
             ("audit_retention", self.audit_retention),
             ("sweep_interval", self.sweep_interval),
             ("backchannel_logout_retry_period", self.backchannel_logout_retry_period),
+            ("password_reset_lifetime", self.password_reset_lifetime),
+            ("email_verification_lifetime", self.email_verification_lifetime),
         ] {
             if value == 0 || value > 10 * 365 * 24 * 3600 {
                 return Err(ConfigError(format!("{name} must be between 1 second and 10 years")));
@@ -391,6 +413,7 @@ impl Config {
                 )));
             }
         }
+        crate::mail::Mailer::from_config(self)?;
         if self.max_body_bytes < 1024 {
             return Err(ConfigError("max_body_bytes must be at least 1024".into()));
         }

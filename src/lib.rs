@@ -13,6 +13,7 @@ pub mod fetch;
 pub mod http;
 pub mod jose;
 pub mod key_management;
+pub mod mail;
 pub mod model;
 pub mod password;
 pub mod protocol;

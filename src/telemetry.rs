@@ -67,6 +67,11 @@ pub fn token_issued(grant: &'static str) {
     metrics::counter!("oxid_tokens_issued_total", "grant" => grant).increment(1);
 }
 
+/// A mail the OP tried to send; `outcome` is `sent` or `failed`.
+pub fn mail(kind: &'static str, outcome: &'static str) {
+    metrics::counter!("oxid_mails_total", "kind" => kind, "outcome" => outcome).increment(1);
+}
+
 pub fn failed_login() {
     metrics::counter!("oxid_failed_logins_total").increment(1);
 }

@@ -21,6 +21,12 @@ const BUILT_IN: &[(&str, &str)] = &[
     ("second_factor.html", include_str!("../templates/second_factor.html")),
     ("totp_setup.html", include_str!("../templates/totp_setup.html")),
     ("recovery_codes.html", include_str!("../templates/recovery_codes.html")),
+    ("password_forgot.html", include_str!("../templates/password_forgot.html")),
+    ("password_reset.html", include_str!("../templates/password_reset.html")),
+    ("email_verify.html", include_str!("../templates/email_verify.html")),
+    // Mail: plain text (no HTML escaping, by the file name).
+    ("mail_password_reset.txt", include_str!("../templates/mail_password_reset.txt")),
+    ("mail_email_verification.txt", include_str!("../templates/mail_email_verification.txt")),
 ];
 
 /// The built-in catalogues; English is the default and the reference every other must match.

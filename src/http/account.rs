@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::CookieJar;
@@ -22,7 +22,7 @@ use crate::store::{SessionsToEnd, StoreError};
 use crate::ui::Locale;
 
 /// The flow id the page's CSRF tokens are bound to.
-const CSRF_FLOW: &str = "account";
+pub(super) const CSRF_FLOW: &str = "account";
 /// Sessions listed at most (the newest).
 const MAX_SESSIONS: u32 = 50;
 
@@ -40,8 +40,19 @@ fn moment(at: Timestamp) -> String {
     }
 }
 
+/// `?verification=sent|not-sent`: what became of the last request for a verification link.
+#[derive(serde::Deserialize)]
+pub struct PageQuery {
+    verification: Option<String>,
+}
+
 /// `GET /account`.
-pub async fn page(State(state): State<SharedState>, headers: HeaderMap, jar: CookieJar) -> Response {
+pub async fn page(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+    jar: CookieJar,
+    Query(q): Query<PageQuery>,
+) -> Response {
     let locale = locale(&state, &headers);
     let result: Result<Response, StoreError> = async {
         let browser = BrowserAccounts::load(&state, &jar).await?;
@@ -97,6 +108,9 @@ pub async fn page(State(state): State<SharedState>, headers: HeaderMap, jar: Coo
             second_factor,
             recovery_codes_left,
             username => user.username,
+            email => user.email,
+            email_verified => user.email_verified,
+            verification => q.verification.as_deref().filter(|v| ["sent", "not-sent"].contains(v)),
             requests,
             sessions,
             apps,

@@ -12,6 +12,7 @@ mod cookies;
 mod device;
 mod discovery;
 mod dpop;
+mod email_verification;
 mod initiate_login;
 mod interaction;
 mod introspection;
@@ -20,6 +21,7 @@ mod logout;
 mod mfa;
 mod par;
 mod params;
+mod password_reset;
 mod registration;
 mod reply;
 mod request_object;
@@ -47,6 +49,7 @@ use crate::config::Config;
 use crate::fetch::Fetcher;
 use crate::jose::decryption::DecryptionKeys;
 use crate::jose::{Shared, SharedKeyRing};
+use crate::mail::Mailer;
 use crate::model::{Client, ClientId, Clock, EndedSession, ResourceServer, Timestamp};
 use crate::protocol::claims::ScopeClaims;
 use crate::store::cache::TtlCache;
@@ -80,6 +83,8 @@ pub struct AppState {
     /// Wakes this node's Back-Channel Logout delivery when a logout here queued notifications (other
     /// nodes' notifications are found by polling).
     pub logout_delivery: Arc<tokio::sync::Notify>,
+    /// Sends password-reset and email-verification mail; none without `smtp_url` (those pages are off).
+    pub mailer: Option<Arc<Mailer>>,
     /// Clients and resource servers read recently (see `store::cache` for how changes reach a node).
     clients: TtlCache<ClientId, Client>,
     resources: TtlCache<String, ResourceServer>,
@@ -108,7 +113,10 @@ impl AppState {
             url::Url::parse(&config.issuer).map(|u| u.path().trim_end_matches('/').to_owned()).unwrap_or_default();
         let fetcher = Fetcher::new(config.fetch_allow_loopback);
         let record_cache_ttl = config.record_cache_ttl as i64;
+        // The configuration was validated when it was loaded: a mailer that cannot be made is none.
+        let mailer = Mailer::from_config(&config).ok().flatten().map(Arc::new);
         Self {
+            mailer,
             clients: TtlCache::new(record_cache_ttl),
             resources: TtlCache::new(record_cache_ttl),
             config,
@@ -194,6 +202,10 @@ pub fn router(state: SharedState) -> Router {
         .route("/account/apps/revoke", post(account::revoke_app))
         .route("/account/requests/decide", post(account::decide_request))
         .route("/account/password", post(account::change_password))
+        .route("/account/email/verify", post(email_verification::request))
+        .route("/email/verify", get(email_verification::confirm_page).post(email_verification::verify))
+        .route("/password/forgot", get(password_reset::forgot_page).post(password_reset::forgot_submit))
+        .route("/password/reset", get(password_reset::reset_page).post(password_reset::reset_submit))
         .route("/login/second-factor", get(mfa::second_factor_page).post(mfa::second_factor_submit))
         .route("/login/enrol", get(mfa::enrol))
         .route("/account/totp/begin", post(mfa::begin))

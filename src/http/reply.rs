@@ -30,7 +30,8 @@ pub fn page(state: &AppState, status: StatusCode, template: &str, ctx: minijinja
     // Every page links under the issuer's path: a parsed URL path (percent-encoded, no quotes or angle
     // brackets), so it needs no HTML escaping, which would spell its slashes as `&#x2f;`.
     let base = minijinja::Value::from_safe_string(state.base_path.clone());
-    let ctx = minijinja::context! { base => base, ..ctx };
+    // `mail`: whether the pages reached by mailed links (password reset) are on.
+    let ctx = minijinja::context! { base => base, mail => state.mailer.is_some(), ..ctx };
     match state.pages.render(template, ctx) {
         Ok(html) => (
             status,

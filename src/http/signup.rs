@@ -10,6 +10,7 @@ use axum_extra::extract::cookie::CookieJar;
 use minijinja::context;
 
 use super::authorize::load_pending;
+use super::email_verification::send_verification;
 use super::interaction::{AfterLogin, PageQuery, SignedInUser, Submitted, continue_signed_in, page_locale, submitted};
 use super::params::RequestParams;
 use super::{SharedState, cookies, reply};
@@ -131,6 +132,16 @@ pub async fn signup_submit(
     let client_ip = state.config.client_ip(peer.ip(), forwarded);
     match create_account(&state, &username, &entered, password, client_ip).await {
         Ok(Ok(user_id)) => {
+            // The new address gets its verification link (when mail is set up).
+            match state.store.user(&user_id).await {
+                Ok(Some(user)) => {
+                    if let Err(e) = send_verification(&state, &user, locale).await {
+                        tracing::error!(error = %e, "no verification link for a new account");
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => tracing::error!(error = %e, "no verification link for a new account"),
+            }
             let login = SignedInUser {
                 user_id,
                 client_ip,

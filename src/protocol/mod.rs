@@ -3,6 +3,7 @@
 pub mod authorize;
 pub mod claims;
 pub mod device;
+pub mod email_link;
 pub mod error;
 pub mod id_token;
 pub mod logout;

@@ -219,6 +219,10 @@ pub trait UserStore: Send + Sync {
     async fn user(&self, id: &str) -> StoreResult<Option<User>>;
     async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>>;
     async fn users(&self) -> StoreResult<Vec<User>>;
+    /// The users whose email address is `email`, compared without regard to case (a few at most).
+    async fn users_by_email(&self, email: &str) -> StoreResult<Vec<User>>;
+    /// Marks the user's email address verified, if it is still `email`.
+    async fn verify_email(&self, id: &str, email: &str, now: Timestamp) -> StoreResult<bool>;
     /// Sets a new password and ends the user's sessions (and, with `revoke_tokens`, their access and
     /// refresh tokens), in one transaction.
     async fn set_password_hash(

@@ -631,6 +631,22 @@ impl UserStore for PgStore {
         .await
     }
 
+    async fn users_by_email(&self, email: &str) -> StoreResult<Vec<User>> {
+        crate::telemetry::timed("users_by_email", async move {
+            let rows = sqlx::query(q::USERS_BY_EMAIL).bind(email).fetch_all(&self.pool).await?;
+            rows.iter().map(user_from_row).collect()
+        })
+        .await
+    }
+
+    async fn verify_email(&self, id: &str, email: &str, now: Timestamp) -> StoreResult<bool> {
+        crate::telemetry::timed("verify_email", async move {
+            let done = sqlx::query(q::VERIFY_EMAIL).bind(now).bind(id).bind(email).execute(&self.pool).await?;
+            Ok(done.rows_affected() == 1)
+        })
+        .await
+    }
+
     async fn set_password_hash(
         &self,
         username: &str,

@@ -5,6 +5,9 @@ pub const CLIENT: &str = "SELECT id, name, secret_hash, secret_for_jwt, redirect
 pub const CLIENTS: &str = "SELECT id, name, secret_hash, secret_for_jwt, redirect_uris, grant_types, auth_method, id_token_signed_response_alg, jwks, skip_consent, created_at, metadata FROM clients ORDER BY id";
 pub const USER: &str = "SELECT id, username, password_hash, email, email_verified, name, given_name, family_name, phone_number, phone_number_verified, address, disabled, created_at, updated_at, claims FROM users WHERE id = $1";
 pub const USER_BY_USERNAME: &str = "SELECT id, username, password_hash, email, email_verified, name, given_name, family_name, phone_number, phone_number_verified, address, disabled, created_at, updated_at, claims FROM users WHERE username = $1";
+/// Accounts sharing an address are few; more than ten is not a reset anyone asked for.
+pub const USERS_BY_EMAIL: &str = "SELECT id, username, password_hash, email, email_verified, name, given_name, family_name, phone_number, phone_number_verified, address, disabled, created_at, updated_at, claims FROM users WHERE lower(email) = lower($1) ORDER BY username LIMIT 10";
+pub const VERIFY_EMAIL: &str = "UPDATE users SET email_verified = TRUE, updated_at = $1 WHERE id = $2 AND email = $3";
 pub const USERS: &str = "SELECT id, username, password_hash, email, email_verified, name, given_name, family_name, phone_number, phone_number_verified, address, disabled, created_at, updated_at, claims FROM users ORDER BY username";
 pub const INSERT_CLIENT: &str = "INSERT INTO clients (id, name, secret_hash, secret_for_jwt, redirect_uris, grant_types, auth_method, id_token_signed_response_alg, jwks, skip_consent, created_at, metadata) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)";
 /// A registration's full replacement (RFC 7592 2.2); the client's creation time stays.

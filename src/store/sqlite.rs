@@ -697,6 +697,16 @@ impl UserStore for SqliteStore {
         self.read("users", |c| c.prepare_cached(q::USERS)?.query_map([], user_from_row)?.collect())
     }
 
+    async fn users_by_email(&self, email: &str) -> StoreResult<Vec<User>> {
+        self.read("users_by_email", |c| {
+            c.prepare_cached(q::USERS_BY_EMAIL)?.query_map([email], user_from_row)?.collect()
+        })
+    }
+
+    async fn verify_email(&self, id: &str, email: &str, now: Timestamp) -> StoreResult<bool> {
+        self.write("verify_email", |conn| Ok(exec(conn, q::VERIFY_EMAIL, params![now, id, email])? == 1))
+    }
+
     async fn set_password_hash(
         &self,
         username: &str,

@@ -19,6 +19,7 @@ mod implicit_hybrid;
 mod locales;
 mod login_pages;
 mod logout;
+mod mail;
 mod mfa;
 mod nodes;
 mod operations;
