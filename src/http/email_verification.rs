@@ -10,13 +10,13 @@ use minijinja::context;
 
 use super::account::{self, checked_form, locale};
 use super::authorize::current_session;
+use super::mailed_link::{LinkQuery, compose, mail_allowed, open_link};
 use super::params::RequestParams;
-use super::password_reset::{LinkQuery, compose, mail_allowed, turned_off};
 use super::{SharedState, cookies, reply};
 use crate::audit;
 use crate::mail::MailKind;
 use crate::model::{AuditEvent, AuditKind, Timestamp, User};
-use crate::protocol::email_link::{EmailLink, LinkError, LinkPurpose, fingerprint};
+use crate::protocol::email_link::{EmailLink, LinkPurpose, fingerprint};
 use crate::store::StoreError;
 use crate::ui::Locale;
 
@@ -53,9 +53,6 @@ pub async fn request(
     RequestParams(params): RequestParams,
 ) -> Response {
     let locale = locale(&state, &headers);
-    if state.mailer.is_none() {
-        return turned_off(&state, locale);
-    }
     if let Err(e) = checked_form(&state, &jar, params, account::CSRF_FLOW) {
         return reply::error_page_in(&state, &e, locale);
     }
@@ -97,15 +94,11 @@ fn verify_page(
 /// What a verification link names, if it still works: the account and the address it verifies (the
 /// one the account has now; a link for an earlier address does nothing).
 async fn link_account(state: &SharedState, token: &str) -> Result<Result<(EmailLink, User), &'static str>, StoreError> {
-    let link = match EmailLink::open(token, &state.csrf_key, LinkPurpose::EmailVerification, state.now()) {
-        Ok(link) => link,
-        Err(LinkError::Expired) => return Ok(Err("link_expired")),
-        Err(LinkError::Invalid) => return Ok(Err("link_invalid")),
-    };
-    match state.store.user(&link.user_id).await? {
-        Some(user) if user.email.as_deref().is_some_and(|address| link.is_for(address)) => Ok(Ok((link, user))),
-        _ => Ok(Err("link_invalid")),
-    }
+    Ok(match open_link(state, token, LinkPurpose::EmailVerification).await? {
+        Ok((link, user)) if user.email.as_deref().is_some_and(|address| link.is_for(address)) => Ok((link, user)),
+        Ok(_) => Err("link_invalid"),
+        Err(problem) => Err(problem),
+    })
 }
 
 /// `GET /email/verify?token=`: one button that verifies the address.
@@ -116,9 +109,6 @@ pub async fn confirm_page(
     Query(q): Query<LinkQuery>,
 ) -> Response {
     let locale = locale(&state, &headers);
-    if state.mailer.is_none() {
-        return turned_off(&state, locale);
-    }
     match link_account(&state, &q.token).await {
         Ok(Ok((_, user))) if user.email_verified => verify_page(&state, jar, StatusCode::OK, locale, None, None),
         Ok(Ok(_)) => verify_page(&state, jar, StatusCode::OK, locale, Some(&q.token), None),
@@ -135,9 +125,6 @@ pub async fn verify(
     RequestParams(params): RequestParams,
 ) -> Response {
     let locale = locale(&state, &headers);
-    if state.mailer.is_none() {
-        return turned_off(&state, locale);
-    }
     let params = match checked_form(&state, &jar, params, VERIFY_FLOW) {
         Ok(params) => params,
         Err(e) => return reply::error_page_in(&state, &e, locale),

@@ -18,6 +18,7 @@ mod interaction;
 mod introspection;
 pub mod issuance;
 mod logout;
+mod mailed_link;
 mod mfa;
 mod par;
 mod params;
@@ -187,7 +188,15 @@ pub fn router(state: SharedState) -> Router {
     let max_body = state.config.max_body_bytes;
     let body_read_timeout = Duration::from_secs(state.config.body_read_timeout);
     let base_path = state.base_path.clone();
+    // The pages reached by mailed links; without a mailer each says it is off (one check, here).
+    let mail_pages = Router::new()
+        .route("/account/email/verify", post(email_verification::request))
+        .route("/email/verify", get(email_verification::confirm_page).post(email_verification::verify))
+        .route("/password/forgot", get(password_reset::forgot_page).post(password_reset::forgot_submit))
+        .route("/password/reset", get(password_reset::reset_page).post(password_reset::reset_submit))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), mailed_link::only_with_mail));
     let routes = Router::new()
+        .merge(mail_pages)
         .route("/.well-known/openid-configuration", get(discovery::configuration))
         .route("/jwks.json", get(discovery::jwks))
         .route("/.well-known/webfinger", get(webfinger::webfinger))
@@ -202,10 +211,6 @@ pub fn router(state: SharedState) -> Router {
         .route("/account/apps/revoke", post(account::revoke_app))
         .route("/account/requests/decide", post(account::decide_request))
         .route("/account/password", post(account::change_password))
-        .route("/account/email/verify", post(email_verification::request))
-        .route("/email/verify", get(email_verification::confirm_page).post(email_verification::verify))
-        .route("/password/forgot", get(password_reset::forgot_page).post(password_reset::forgot_submit))
-        .route("/password/reset", get(password_reset::reset_page).post(password_reset::reset_submit))
         .route("/login/second-factor", get(mfa::second_factor_page).post(mfa::second_factor_submit))
         .route("/login/enrol", get(mfa::enrol))
         .route("/account/totp/begin", post(mfa::begin))

@@ -2,86 +2,28 @@
 //! was typed gets the same answer (no one learns which accounts or addresses exist), and the link's
 //! page sets a new password. Bounded per client IP and per address; off without `smtp_url`.
 
-use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::CookieJar;
 use minijinja::context;
-use serde::Deserialize;
 
 use super::account::{checked_form, locale};
+use super::mailed_link::{LinkQuery, compose, mail_allowed, mail_request_allowed, open_link};
 use super::params::RequestParams;
 use super::{SharedState, cookies, reply};
 use crate::audit;
-use crate::mail::{Mail, MailKind, Mailer};
+use crate::mail::{MailKind, Mailer};
 use crate::model::{AuditEvent, AuditKind, Timestamp, User, canonical_username};
-use crate::protocol::email_link::{EmailLink, LinkError, LinkPurpose, fingerprint};
+use crate::protocol::email_link::{EmailLink, LinkPurpose, fingerprint};
 use crate::protocol::{OAuthError, Params};
 use crate::store::StoreError;
 use crate::ui::Locale;
 
 const FORGOT_FLOW: &str = "password-forgot";
 const RESET_FLOW: &str = "password-reset";
-
-/// The `?token=` of a mailed link.
-#[derive(Deserialize)]
-pub struct LinkQuery {
-    #[serde(default)]
-    pub token: String,
-}
-
-/// The pages of a mailed-link flow when `smtp_url` is not set.
-pub(super) fn turned_off(state: &SharedState, locale: &Locale) -> Response {
-    let e = OAuthError::invalid_request(locale.text("mail_off").to_owned());
-    reply::error_page_in(state, &e, locale)
-}
-
-/// Whether one more mail may go to `address` now (`mail_max_per_address` per `login_throttle_window`).
-pub(super) async fn mail_allowed(state: &SharedState, address: &str) -> Result<bool, StoreError> {
-    let key = format!("mail-to:{}", fingerprint(&address.to_lowercase()));
-    let window = state.config.login_throttle_window as i64;
-    state.store.reserve_attempt(&key, state.now(), window, state.config.mail_max_per_address).await
-}
-
-/// Whether the client IP may ask for one more mail (`mail_max_per_ip` per `login_throttle_window`).
-pub(super) async fn mail_request_allowed(state: &SharedState, client_ip: IpAddr) -> Result<bool, StoreError> {
-    let window = state.config.login_throttle_window as i64;
-    let key = format!("mail-ip:{client_ip}");
-    state.store.reserve_attempt(&key, state.now(), window, state.config.mail_max_per_ip).await
-}
-
-/// A mail of `template`, in `locale`, with the link `url` for `user`.
-pub(super) fn compose(
-    state: &SharedState,
-    locale: &Locale,
-    kind: MailKind,
-    to: &str,
-    user: &User,
-    url: &str,
-    lifetime: u64,
-) -> Option<Mail> {
-    let (template, subject) = match kind {
-        MailKind::PasswordReset => ("mail_password_reset.txt", "mail_password_reset_subject"),
-        MailKind::EmailVerification => ("mail_email_verification.txt", "mail_email_verification_subject"),
-    };
-    let ctx = context! {
-        username => &user.username,
-        link => url,
-        minutes => lifetime.div_ceil(60),
-        issuer => &state.config.issuer,
-        t => locale.messages(),
-    };
-    match state.pages.render(template, ctx) {
-        Ok(body) => Some(Mail { kind, to: to.to_owned(), subject: locale.text(subject).to_owned(), body }),
-        Err(e) => {
-            tracing::error!(error = %e, template, "mail rendering failed");
-            None
-        }
-    }
-}
 
 /// The page of this flow in one of its states; `error` and `problem` are catalogue keys.
 struct ResetPage<'a> {
@@ -118,16 +60,9 @@ impl<'a> ResetPage<'a> {
     }
 }
 
-fn mailer(state: &SharedState) -> Option<Arc<Mailer>> {
-    state.mailer.clone()
-}
-
 /// `GET /password/forgot`.
 pub async fn forgot_page(State(state): State<SharedState>, headers: HeaderMap, jar: CookieJar) -> Response {
     let locale = locale(&state, &headers);
-    if mailer(&state).is_none() {
-        return turned_off(&state, locale);
-    }
     ResetPage::new("password_forgot.html", FORGOT_FLOW, locale).render(&state, jar, StatusCode::OK)
 }
 
@@ -150,7 +85,10 @@ pub async fn forgot_submit(
     RequestParams(params): RequestParams,
 ) -> Response {
     let locale = locale(&state, &headers);
-    let Some(mailer) = mailer(&state) else { return turned_off(&state, locale) };
+    // Always there: `mailed_link::only_with_mail` serves this page only with a mailer.
+    let Some(mailer) = state.mailer.clone() else {
+        return reply::error_page_in(&state, &OAuthError::server_error(), locale);
+    };
     let params = match checked_form(&state, &jar, params, FORGOT_FLOW) {
         Ok(params) => params,
         Err(e) => return reply::error_page_in(&state, &e, locale),
@@ -213,16 +151,11 @@ async fn mail_reset_links(state: &SharedState, mailer: &Mailer, typed: &str, tag
 /// The account a reset link is for, if the link still works: made by us, not expired, and made for
 /// the password the account has now (a changed password, by this link or otherwise, ends it).
 async fn link_account(state: &SharedState, token: &str) -> Result<Result<(EmailLink, User), &'static str>, StoreError> {
-    let link = match EmailLink::open(token, &state.csrf_key, LinkPurpose::PasswordReset, state.now()) {
-        Ok(link) => link,
-        Err(LinkError::Expired) => return Ok(Err("link_expired")),
-        Err(LinkError::Invalid) => return Ok(Err("link_invalid")),
-    };
-    match state.store.user(&link.user_id).await? {
-        Some(user) if !user.disabled && link.is_for(&user.password_hash) => Ok(Ok((link, user))),
-        Some(_) => Ok(Err("link_used")),
-        None => Ok(Err("link_invalid")),
-    }
+    Ok(match open_link(state, token, LinkPurpose::PasswordReset).await? {
+        Ok((link, user)) if !user.disabled && link.is_for(&user.password_hash) => Ok((link, user)),
+        Ok(_) => Err("link_used"),
+        Err(problem) => Err(problem),
+    })
 }
 
 /// `GET /password/reset?token=`: the new-password form, or why the link no longer works.
@@ -233,9 +166,6 @@ pub async fn reset_page(
     Query(q): Query<LinkQuery>,
 ) -> Response {
     let locale = locale(&state, &headers);
-    if mailer(&state).is_none() {
-        return turned_off(&state, locale);
-    }
     let page = ResetPage::new("password_reset.html", RESET_FLOW, locale);
     match link_account(&state, &q.token).await {
         Ok(Ok(_)) => ResetPage { token: Some(&q.token), ..page }.render(&state, jar, StatusCode::OK),
@@ -253,9 +183,6 @@ pub async fn reset_submit(
     RequestParams(params): RequestParams,
 ) -> Response {
     let locale = locale(&state, &headers);
-    if mailer(&state).is_none() {
-        return turned_off(&state, locale);
-    }
     let params: Params = match checked_form(&state, &jar, params, RESET_FLOW) {
         Ok(params) => params,
         Err(e) => return reply::error_page_in(&state, &e, locale),
