@@ -927,9 +927,12 @@ async fn user(cmd: UserCommand, config: &Config, store: &dyn Store) -> anyhow::R
                     let totp = store.totp(&user.id).await?.is_some_and(|t| t.confirmed);
                     println!("authenticator_app: {}", if totp { "on" } else { "off" });
                     println!("recovery_codes_left: {}", store.recovery_codes_left(&user.id).await?);
+                    for passkey in store.passkeys(&user.id).await? {
+                        println!("passkey: {} ({})", passkey.name, passkey.credential_id);
+                    }
                 }
                 UserMfaCommand::Reset { .. } => {
-                    store.remove_second_factors(&user.id).await?;
+                    store.remove_second_factors(&user.id, crate::store::FactorsToRemove::All).await?;
                     let ended = store.end_sessions(SessionsToEnd::User(&user.id), config.logout(now())).await?;
                     println!("reset {username}'s second factors; {} session(s) ended", ended.len());
                     audit_user(store, &username, "second factors reset").await;

@@ -175,6 +175,12 @@ pub struct Config {
     pub password_acr: String,
     /// The `acr` of a login with a password and a second factor (an authenticator's one-time code).
     pub mfa_acr: String,
+    /// The `acr` of a login in which a passkey took part (phishing-resistant: the authenticator signs
+    /// for this site's origin only).
+    pub phishing_resistant_acr: String,
+    /// The WebAuthn relying party id passkeys are made for: the issuer's host by default (a domain
+    /// name; an issuer on an IP address has no passkeys unless this names one, e.g. `localhost`).
+    pub webauthn_rp_id: Option<String>,
     /// Every sign-in needs a second factor (per client: `client add --require-acr` with `mfa_acr`).
     pub require_second_factor: bool,
     /// A user without a second factor, signing in where one is required, sets one up then and there;
@@ -247,6 +253,8 @@ impl Default for Config {
             pending_requests_per_ip: 1000,
             password_acr: "urn:oxid:acr:password".into(),
             mfa_acr: "urn:oxid:acr:mfa".into(),
+            phishing_resistant_acr: "urn:oxid:acr:phishing-resistant".into(),
+            webauthn_rp_id: None,
             require_second_factor: false,
             second_factor_enrolment: true,
             signing_key_publish_ahead: 3600,
@@ -396,6 +404,16 @@ impl Config {
         if self.mfa_acr.is_empty() || self.mfa_acr.len() > 256 || self.mfa_acr == self.password_acr {
             return Err(ConfigError("mfa_acr must be 1 to 256 characters, and not password_acr".into()));
         }
+        let phishing_resistant = &self.phishing_resistant_acr;
+        if phishing_resistant.is_empty()
+            || phishing_resistant.len() > 256
+            || [&self.password_acr, &self.mfa_acr].contains(&phishing_resistant)
+        {
+            return Err(ConfigError(
+                "phishing_resistant_acr must be 1 to 256 characters, and not password_acr or mfa_acr".into(),
+            ));
+        }
+        crate::passkeys::Passkeys::from_config(self)?;
         if !(1..=60).contains(&self.backchannel_logout_timeout) {
             return Err(ConfigError("backchannel_logout_timeout must be between 1 and 60 seconds".into()));
         }
@@ -418,6 +436,17 @@ impl Config {
             return Err(ConfigError("max_body_bytes must be at least 1024".into()));
         }
         Ok(())
+    }
+
+    /// The `acr` a login by `method` reaches.
+    pub fn acr_of(&self, method: crate::model::LoginMethod) -> &str {
+        if method.is_phishing_resistant() {
+            &self.phishing_resistant_acr
+        } else if method.is_multi_factor() {
+            &self.mfa_acr
+        } else {
+            &self.password_acr
+        }
     }
 
     /// The database `database_url` names.

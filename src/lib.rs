@@ -15,6 +15,7 @@ pub mod jose;
 pub mod key_management;
 pub mod mail;
 pub mod model;
+pub mod passkeys;
 pub mod password;
 pub mod protocol;
 pub mod registration;

@@ -24,6 +24,7 @@ const BUILT_IN: &[(&str, &str)] = &[
     ("password_forgot.html", include_str!("../templates/password_forgot.html")),
     ("password_reset.html", include_str!("../templates/password_reset.html")),
     ("email_verify.html", include_str!("../templates/email_verify.html")),
+    ("passkey_setup.html", include_str!("../templates/passkey_setup.html")),
     // Mail: plain text (no HTML escaping, by the file name).
     ("mail_password_reset.txt", include_str!("../templates/mail_password_reset.txt")),
     ("mail_email_verification.txt", include_str!("../templates/mail_email_verification.txt")),
@@ -34,6 +35,8 @@ const BUILT_IN_LOCALES: &[(&str, &str)] =
     &[("en", include_str!("../locales/en.toml")), ("de", include_str!("../locales/de.toml"))];
 
 pub const STYLESHEET: &str = include_str!("../assets/oxid.css");
+/// The one script of the OP's pages: WebAuthn ceremonies (passkeys).
+pub const PASSKEY_SCRIPT: &str = include_str!("../assets/passkeys.js");
 
 /// One language's texts, as templates see them (`t.sign_in`) and as handlers look them up.
 pub struct Locale {

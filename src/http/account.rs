@@ -12,10 +12,13 @@ use minijinja::context;
 
 use super::accounts::BrowserAccounts;
 use super::authorize::current_session;
-use super::interaction::{AfterLogin, LoginError, SignedInUser, authenticate, continue_signed_in, scope_descriptions};
+use super::interaction::{
+    AfterLogin, LoginError, SignedInUser, authenticate, continue_signed_in, passkey_login, scope_descriptions,
+};
 use super::params::RequestParams;
 use super::{SharedState, cookies, reply};
 use crate::audit;
+use crate::model::LoginMethod;
 use crate::model::{AuditEvent, AuditKind, BrowserSession, ClientId, Timestamp, UserDecision};
 use crate::protocol::{OAuthError, Params};
 use crate::store::{SessionsToEnd, StoreError};
@@ -33,7 +36,7 @@ pub(super) fn locale<'a>(state: &'a SharedState, headers: &HeaderMap) -> &'a Loc
 }
 
 /// A moment as the page shows it (UTC, to the minute).
-fn moment(at: Timestamp) -> String {
+pub(super) fn moment(at: Timestamp) -> String {
     match time::OffsetDateTime::from_unix_timestamp(at) {
         Ok(t) => format!("{} {:02}:{:02} UTC", t.date(), t.hour(), t.minute()),
         Err(_) => String::new(),
@@ -102,9 +105,12 @@ pub async fn page(
             });
         }
         let second_factor = state.store.totp(&user.id).await?.is_some_and(|t| t.confirmed);
+        let passkeys = super::passkeys::listed(&state, &user.id).await?;
         let recovery_codes_left = if second_factor { state.store.recovery_codes_left(&user.id).await? } else { 0 };
         let (jar, csrf_token) = cookies::csrf_form_token(&state.config, &state.csrf_key, jar, CSRF_FLOW);
         let ctx = context! {
+            passkeys_on => state.passkeys.is_some(),
+            passkeys,
             second_factor,
             recovery_codes_left,
             username => user.username,
@@ -149,7 +155,9 @@ pub(super) fn own_login_form(
     error: Option<&str>,
 ) -> Response {
     let (jar, csrf_token) = cookies::csrf_form_token(&state.config, &state.csrf_key, jar, page.csrf_flow);
+    let (jar, passkey_options) = super::passkeys::sign_in_options(state, jar);
     let ctx = context! {
+        passkey_options,
         login_action => page.action,
         client_name => locale.text(page.name_key),
         user_code => page.user_code,
@@ -202,17 +210,16 @@ pub(super) async fn own_login(
     let client_ip = state.config.client_ip(peer.ip(), forwarded);
     let page = OwnPage { user_code: params.get("user_code"), ..page };
     let form = |jar, status, error| own_login_form(state, jar, status, locale, &page, Some(error));
-    match authenticate(state, client_ip, username, password).await {
+    let (checked, method) = match params.get("credential") {
+        Some(answer) => (passkey_login(state, &jar, client_ip, answer).await, LoginMethod::Passkey),
+        None => (authenticate(state, client_ip, username, password).await, LoginMethod::Password),
+    };
+    match checked {
         Ok(Some(user_id)) => {
-            let login = SignedInUser {
-                user_id,
-                client_ip,
-                headers,
-                then: AfterLogin::Page(then(&params)),
-                second_factor: false,
-            };
-            continue_signed_in(state, jar, login).await
+            let login = SignedInUser { user_id, client_ip, headers, then: AfterLogin::Page(then(&params)), method };
+            continue_signed_in(state, super::passkeys::end_ceremony(state, jar), login).await
         }
+        Ok(None) if method == LoginMethod::Passkey => form(jar, StatusCode::UNAUTHORIZED, "passkey_failed"),
         Ok(None) => form(jar, StatusCode::UNAUTHORIZED, "bad_credentials"),
         Err(LoginError::Throttled) => form(jar, StatusCode::TOO_MANY_REQUESTS, "throttled"),
         Err(LoginError::Store(e)) => reply::error_page_in(state, &reply::internal(e), locale),

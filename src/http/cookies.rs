@@ -16,6 +16,8 @@ const CSRF: (&str, &str) = ("oxid_csrf", "__Host-oxid_csrf");
 const ACCOUNTS: (&str, &str) = ("oxid_accounts", "__Host-oxid_accounts");
 /// Between a login's password and its second factor: who passed the password, where to, until when.
 const SECOND_FACTOR: (&str, &str) = ("oxid_second_factor", "__Host-oxid_second_factor");
+/// A WebAuthn ceremony in progress: its state, MACed (see `http::passkeys`).
+const PASSKEY_CEREMONY: (&str, &str) = ("oxid_passkey", "__Host-oxid_passkey");
 /// Accounts a browser keeps besides the active one; signing in to one more ends the least recent.
 pub const MAX_OTHER_ACCOUNTS: usize = 4;
 /// The OP browser state (Session Management 1.0 3): read by script in `check_session_iframe`.
@@ -106,6 +108,14 @@ pub fn accounts_cookie(config: &Config, ids: &[&str]) -> Cookie<'static> {
 /// with 0.
 pub fn second_factor_cookie(config: &Config, value: String, max_age: u64) -> Cookie<'static> {
     build(config, SECOND_FACTOR, value, Some(max_age))
+}
+
+pub fn passkey_ceremony_cookie(config: &Config, value: String, max_age: u64) -> Cookie<'static> {
+    build(config, PASSKEY_CEREMONY, value, Some(max_age))
+}
+
+pub fn passkey_ceremony<'a>(config: &Config, jar: &'a CookieJar) -> Option<&'a str> {
+    jar.get(name(config, PASSKEY_CEREMONY)).map(|c| c.value())
 }
 
 /// The pending second factor's value, if the browser sent one.

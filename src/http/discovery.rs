@@ -52,7 +52,7 @@ pub fn document(config: &Config, scopes: &ScopeClaims, ui_locales: &[String]) ->
         "display_values_supported": Display::ALL.iter().map(|d| d.as_str()).collect::<Vec<_>>(),
         "claims_supported": claims,
         "claim_types_supported": ["normal"],
-        "acr_values_supported": [&config.password_acr, &config.mfa_acr],
+        "acr_values_supported": acr_values_supported(config),
         "claims_parameter_supported": true,
         "request_parameter_supported": true,
         "request_uri_parameter_supported": true,
@@ -114,4 +114,13 @@ pub async fn jwks(State(state): State<SharedState>) -> impl IntoResponse {
         [(header::CONTENT_TYPE, "application/jwk-set+json"), (header::CACHE_CONTROL, "public, max-age=300")],
         state.keys.get().jwks_json(),
     )
+}
+
+/// The `acr` levels sign-ins here reach: the phishing-resistant one only where passkeys work.
+fn acr_values_supported(config: &Config) -> Vec<&str> {
+    let mut levels = vec![config.password_acr.as_str(), config.mfa_acr.as_str()];
+    if crate::passkeys::Passkeys::from_config(config).is_ok_and(|p| p.is_some()) {
+        levels.push(&config.phishing_resistant_acr);
+    }
+    levels
 }

@@ -16,8 +16,8 @@ use super::authorize::{Stage, current_session, load_pending, proceed, signed_in}
 use super::params::RequestParams;
 use super::{SharedState, cookies, reply};
 use crate::model::{
-    AuditEvent, AuditKind, BrowserSession, Client, ClientOrigin, Device, Display, PendingAuthorization, Prompt,
-    ScopeSet, canonical_username, localized,
+    AuditEvent, AuditKind, BrowserSession, Client, ClientOrigin, Device, Display, LoginMethod, PendingAuthorization,
+    Prompt, ScopeSet, canonical_username, localized,
 };
 use crate::protocol::authorize::{AuthorizationRequest, NextStep, next_step};
 use crate::protocol::{ErrorCode, OAuthError, Params};
@@ -58,7 +58,9 @@ fn login_form(
     error: Option<&str>,
 ) -> Response {
     let (jar, csrf_token) = cookies::csrf_form_token(&state.config, &state.csrf_key, jar, flow.id);
+    let (jar, passkey_options) = super::passkeys::sign_in_options(state, jar);
     let ctx = context! {
+        passkey_options,
         client_name => flow.client.name_in(&[locale.tag.as_str()]),
         request_id => flow.id,
         csrf_token => csrf_token,
@@ -139,21 +141,31 @@ pub async fn login_submit(
 
     let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
     let client_ip = state.config.client_ip(peer.ip(), forwarded);
-    match authenticate(&state, client_ip, username, password).await {
+    let (checked, method) = match params.get("credential") {
+        Some(answer) => (passkey_login(&state, &jar, client_ip, answer).await, LoginMethod::Passkey),
+        None => (authenticate(&state, client_ip, username, password).await, LoginMethod::Password),
+    };
+    match checked {
         Ok(Some(user_id)) => {
-            let login = SignedInUser {
-                user_id,
-                client_ip,
-                headers: &headers,
-                then: AfterLogin::Flow(request_id),
-                second_factor: false,
-            };
-            continue_signed_in(&state, jar, login).await
+            let login =
+                SignedInUser { user_id, client_ip, headers: &headers, then: AfterLogin::Flow(request_id), method };
+            continue_signed_in(&state, super::passkeys::end_ceremony(&state, jar), login).await
         }
+        Ok(None) if method == LoginMethod::Passkey => form(jar, StatusCode::UNAUTHORIZED, "passkey_failed"),
         Ok(None) => form(jar, StatusCode::UNAUTHORIZED, "bad_credentials"),
         Err(LoginError::Throttled) => form(jar, StatusCode::TOO_MANY_REQUESTS, "throttled"),
         Err(LoginError::Store(e)) => reply::error_page(&state, &reply::internal(e)),
     }
+}
+
+/// A login with a passkey (the form's `credential`), as `authenticate` answers for a password.
+pub(super) async fn passkey_login(
+    state: &SharedState,
+    jar: &CookieJar,
+    client_ip: IpAddr,
+    answer: &str,
+) -> Result<Option<String>, LoginError> {
+    super::passkeys::sign_in(state, jar, client_ip, answer).await.map_err(LoginError::Store)
 }
 
 pub(super) enum LoginError {
@@ -235,8 +247,8 @@ pub(super) struct SignedInUser<'a> {
     pub client_ip: IpAddr,
     pub headers: &'a HeaderMap,
     pub then: AfterLogin<'a>,
-    /// The login included a second factor (a TOTP or recovery code) besides the password.
-    pub second_factor: bool,
+    /// How: a password alone is followed by the user's second factor, if they have one.
+    pub method: LoginMethod,
 }
 
 /// Where a login leads.
@@ -270,12 +282,10 @@ impl<'a> AfterLogin<'a> {
 /// After a login or sign-up: the new session, and back to the flow it happened in. A password login of
 /// a user with an authenticator first asks for its code (`mfa`).
 pub(super) async fn continue_signed_in(state: &SharedState, jar: CookieJar, login: SignedInUser<'_>) -> Response {
-    if !login.second_factor {
-        match state.store.totp(&login.user_id).await {
-            Ok(Some(totp)) if totp.confirmed => {
-                return super::mfa::ask_second_factor(state, jar, &login.user_id, &login.then);
-            }
-            Ok(_) => {}
+    if login.method == LoginMethod::Password {
+        match super::mfa::has_second_factor(state, &login.user_id).await {
+            Ok(true) => return super::mfa::ask_second_factor(state, jar, &login.user_id, &login.then),
+            Ok(false) => {}
             Err(e) => return reply::error_page(state, &reply::internal(e)),
         }
     }
@@ -311,13 +321,8 @@ pub(super) async fn start_session(
         sid,
         user_id: login.user_id,
         auth_time: now,
-        // RFC 8176: a password, and a one-time code from the authenticator when asked for one.
-        amr: if login.second_factor {
-            ["pwd", "otp", "mfa"].map(str::to_owned).to_vec()
-        } else {
-            vec!["pwd".to_owned()]
-        },
-        acr: if login.second_factor { state.config.mfa_acr.clone() } else { state.config.password_acr.clone() },
+        amr: login.method.amr(),
+        acr: state.config.acr_of(login.method).to_owned(),
         expires_at: now + state.config.session_lifetime as i64,
         device: Device {
             ip: Some(login.client_ip.to_string()),

@@ -14,12 +14,12 @@ use super::account::{checked_form, locale};
 use super::authorize::current_session;
 use super::interaction::{AfterLogin, SignedInUser, continue_signed_in, start_session};
 use super::params::RequestParams;
-use super::{SharedState, cookies, reply};
+use super::{SharedState, cookies, passkeys, reply};
 use crate::audit;
 use crate::crypto::{self, HmacHash};
-use crate::model::{AuditEvent, AuditKind, Timestamp};
+use crate::model::{AuditEvent, AuditKind, LoginMethod, Timestamp};
 use crate::protocol::{OAuthError, Params, totp};
-use crate::store::StoreError;
+use crate::store::{FactorsToRemove, StoreError};
 use crate::ui::Locale;
 
 const CSRF_FLOW: &str = "second-factor";
@@ -58,15 +58,34 @@ pub(super) fn ask_second_factor(state: &SharedState, jar: CookieJar, user_id: &s
     (jar, reply::see_other_within(state, "/login/second-factor")).into_response()
 }
 
-fn code_form(
+/// Whether the user has a second factor to be asked for: an authenticator app, or a passkey.
+pub(super) async fn has_second_factor(state: &SharedState, user_id: &str) -> Result<bool, StoreError> {
+    Ok(state.store.totp(user_id).await?.is_some_and(|t| t.confirmed) || passkeys::has_passkey(state, user_id).await?)
+}
+
+/// The second step's page: the authenticator's code if the user has an app, a passkey button if they
+/// have passkeys.
+async fn code_form(
     state: &SharedState,
     jar: CookieJar,
     status: StatusCode,
     locale: &Locale,
+    user_id: &str,
     error: Option<&str>,
 ) -> Response {
+    let found = async {
+        let code = state.store.totp(user_id).await?.is_some_and(|t| t.confirmed);
+        let (jar, passkey_options) = passkeys::second_factor_options(state, jar, user_id).await?;
+        Ok::<_, StoreError>((jar, code, passkey_options))
+    };
+    let (jar, code, passkey_options) = match found.await {
+        Ok(found) => found,
+        Err(e) => return reply::error_page_in(state, &reply::internal(e), locale),
+    };
     let (jar, csrf_token) = cookies::csrf_form_token(&state.config, &state.csrf_key, jar, CSRF_FLOW);
     let ctx = context! {
+        code,
+        passkey_options,
         csrf_token,
         error => error.map(|key| locale.text(key)),
         t => locale.messages(),
@@ -79,7 +98,7 @@ fn code_form(
 pub async fn second_factor_page(State(state): State<SharedState>, headers: HeaderMap, jar: CookieJar) -> Response {
     let locale = locale(&state, &headers);
     match pending(&state, &jar) {
-        Some(_) => code_form(&state, jar, StatusCode::OK, locale, None),
+        Some(pending) => code_form(&state, jar, StatusCode::OK, locale, &pending.user_id, None).await,
         None => reply::error_page_in(&state, &expired(), locale),
     }
 }
@@ -89,7 +108,8 @@ fn expired() -> OAuthError {
 }
 
 /// `POST /login/second-factor`: the authenticator's code or a recovery code, throttled like passwords
-/// (per account); each TOTP time step and each recovery code works once.
+/// (per account); each TOTP time step and each recovery code works once. Or a passkey's answer (the
+/// form's `credential`).
 pub async fn second_factor_submit(
     State(state): State<SharedState>,
     connect: axum::extract::ConnectInfo<std::net::SocketAddr>,
@@ -105,12 +125,21 @@ pub async fn second_factor_submit(
     let Some(pending) = pending(&state, &jar) else { return reply::error_page_in(&state, &expired(), locale) };
     let Some(then) = AfterLogin::decode(&pending.then) else { return reply::error_page_in(&state, &expired(), locale) };
     let code = params.get("code").unwrap_or_default().trim();
+    let mut method = LoginMethod::PasswordAndCode;
     let result: Result<Option<&'static str>, StoreError> = async {
         let now = state.now();
         let key = format!("second-factor:{}", pending.user_id);
         let window = state.config.login_throttle_window as i64;
         if !state.store.reserve_attempt(&key, now, window, state.config.login_max_failures_per_account).await? {
             return Ok(Some("throttled"));
+        }
+        if let Some(answer) = params.get("credential") {
+            if !passkeys::second_factor(&state, &jar, &pending.user_id, answer).await? {
+                return Ok(Some("passkey_failed"));
+            }
+            state.store.clear_attempts(&key).await?;
+            method = LoginMethod::PasswordAndPasskey;
+            return Ok(None);
         }
         let Some(totp) = state.store.totp(&pending.user_id).await?.filter(|t| t.confirmed) else {
             return Ok(Some("second_factor_wrong"));
@@ -137,13 +166,13 @@ pub async fn second_factor_submit(
             let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
             let client_ip = state.config.client_ip(connect.0.ip(), forwarded);
             let jar = jar.add(cookies::second_factor_cookie(&state.config, String::new(), 0));
-            let login =
-                SignedInUser { user_id: pending.user_id, client_ip, headers: &headers, then, second_factor: true };
+            let jar = passkeys::end_ceremony(&state, jar);
+            let login = SignedInUser { user_id: pending.user_id, client_ip, headers: &headers, then, method };
             continue_signed_in(&state, jar, login).await
         }
         Ok(Some(problem)) => {
             let status = if problem == "throttled" { StatusCode::TOO_MANY_REQUESTS } else { StatusCode::UNAUTHORIZED };
-            code_form(&state, jar, status, locale, Some(problem))
+            code_form(&state, jar, status, locale, &pending.user_id, Some(problem)).await
         }
         Err(e) => reply::error_page_in(&state, &reply::internal(e), locale),
     }
@@ -207,7 +236,7 @@ fn not_now(state: &SharedState, jar: CookieJar, locale: &Locale, why: NotNow) ->
 
 /// Runs a setup step of the account page (a CSRF-checked form) for the signed-in user who signed in
 /// recently; otherwise the account page, or its login form.
-async fn setup_step(
+pub(super) async fn setup_step(
     state: &SharedState,
     headers: &HeaderMap,
     jar: CookieJar,
@@ -320,7 +349,7 @@ pub async fn confirm(
                     client_ip,
                     headers: &headers,
                     then: AfterLogin::Flow(id),
-                    second_factor: true,
+                    method: LoginMethod::PasswordAndCode,
                 };
                 start_session(&state, jar, login).await.map_err(internal)?
             }
@@ -384,7 +413,12 @@ pub async fn remove(
     RequestParams(params): RequestParams,
 ) -> Response {
     setup_step(&state, &headers, jar, params, async |_, _, user_id, _| {
-        if state.store.remove_second_factors(&user_id).await.map_err(reply::internal)? {
+        if state
+            .store
+            .remove_second_factors(&user_id, FactorsToRemove::AuthenticatorApp)
+            .await
+            .map_err(reply::internal)?
+        {
             let event = AuditEvent::new(state.now(), AuditKind::UserChanged, "the authenticator app was removed")
                 .user(Some(&user_id), None);
             audit::record(state.store.as_ref(), event).await;

@@ -22,6 +22,7 @@ mod mailed_link;
 mod mfa;
 mod par;
 mod params;
+mod passkeys;
 mod password_reset;
 mod registration;
 mod reply;
@@ -52,6 +53,7 @@ use crate::jose::decryption::DecryptionKeys;
 use crate::jose::{Shared, SharedKeyRing};
 use crate::mail::Mailer;
 use crate::model::{Client, ClientId, Clock, EndedSession, ResourceServer, Timestamp};
+use crate::passkeys::Passkeys;
 use crate::protocol::claims::ScopeClaims;
 use crate::store::cache::TtlCache;
 use crate::store::{Store, StoreResult};
@@ -86,6 +88,9 @@ pub struct AppState {
     pub logout_delivery: Arc<tokio::sync::Notify>,
     /// Sends password-reset and email-verification mail; none without `smtp_url` (those pages are off).
     pub mailer: Option<Arc<Mailer>>,
+    /// The WebAuthn relying party; none when the issuer's host is an IP address and `webauthn_rp_id`
+    /// is not set (passkeys are then off).
+    pub passkeys: Option<Arc<Passkeys>>,
     /// Clients and resource servers read recently (see `store::cache` for how changes reach a node).
     clients: TtlCache<ClientId, Client>,
     resources: TtlCache<String, ResourceServer>,
@@ -116,8 +121,10 @@ impl AppState {
         let record_cache_ttl = config.record_cache_ttl as i64;
         // The configuration was validated when it was loaded: a mailer that cannot be made is none.
         let mailer = Mailer::from_config(&config).ok().flatten().map(Arc::new);
+        let passkeys = Passkeys::from_config(&config).ok().flatten().map(Arc::new);
         Self {
             mailer,
+            passkeys,
             clients: TtlCache::new(record_cache_ttl),
             resources: TtlCache::new(record_cache_ttl),
             config,
@@ -217,6 +224,9 @@ pub fn router(state: SharedState) -> Router {
         .route("/account/totp/confirm", post(mfa::confirm))
         .route("/account/totp/remove", post(mfa::remove))
         .route("/account/recovery-codes", post(mfa::regenerate))
+        .route("/account/passkeys/new", post(passkeys::begin))
+        .route("/account/passkeys/add", post(passkeys::add))
+        .route("/account/passkeys/remove", post(passkeys::remove))
         .route("/signup", get(signup::signup_page).post(signup::signup_submit))
         .route("/initiate-login/{client_id}", get(initiate_login::initiate_login))
         .route("/token", post(token::token))
@@ -234,6 +244,7 @@ pub fn router(state: SharedState) -> Router {
         .route("/logout", get(logout::end_session).post(logout::end_session))
         .route("/logout/confirm", post(logout::confirm))
         .route("/assets/oxid.css", get(stylesheet))
+        .route("/assets/passkeys.js", get(passkey_script))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readiness))
         .route("/metrics", get(|| async { crate::telemetry::render() }))
@@ -291,6 +302,13 @@ async fn readiness(axum::extract::State(state): axum::extract::State<SharedState
             (StatusCode::SERVICE_UNAVAILABLE, "store does not answer")
         }
     }
+}
+
+async fn passkey_script() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")],
+        crate::ui::PASSKEY_SCRIPT,
+    )
 }
 
 async fn stylesheet() -> impl IntoResponse {

@@ -17,10 +17,12 @@ use base64::engine::general_purpose::STANDARD;
 /// For everything but pages: nothing may be loaded, framed or submitted.
 pub const DEFAULT_CSP: &str = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
-/// For oxid's own pages: its stylesheet, forms posting to itself, never framed (clickjacking).
+/// For oxid's own pages: its stylesheet and its one script (passkeys), forms posting to itself, never
+/// framed (clickjacking).
 /// `form-action` is left open because Chromium applies it to the redirect back to the client after
 /// the consent form is submitted.
-const PAGE_CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'";
+const PAGE_CSP: &str =
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// The `Cache-Control` for anything carrying tokens or personal data (RFC 6749 5.1).
 pub const NO_STORE: (header::HeaderName, &str) = (header::CACHE_CONTROL, "no-store");

@@ -15,6 +15,7 @@ use super::interaction::{AfterLogin, PageQuery, SignedInUser, Submitted, continu
 use super::params::RequestParams;
 use super::{SharedState, cookies, reply};
 use crate::audit;
+use crate::model::LoginMethod;
 use crate::model::{AuditEvent, AuditKind, User, new_username};
 use crate::password::{self, PasswordError};
 use crate::protocol::OAuthError;
@@ -147,7 +148,7 @@ pub async fn signup_submit(
                 client_ip,
                 headers: &headers,
                 then: AfterLogin::Flow(request_id),
-                second_factor: false,
+                method: LoginMethod::Password,
             };
             continue_signed_in(&state, jar, login).await
         }

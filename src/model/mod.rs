@@ -26,8 +26,10 @@ pub use grant::{
     RefreshToken, ResourceServer, TokenFormat, UserDecision,
 };
 pub use key::{KeySuccession, SigningKey};
-pub use session::{Authentication, BrowserSession, Device, EndedSession, LogoutNotification, PendingAuthorization};
+pub use session::{
+    Authentication, BrowserSession, Device, EndedSession, LoginMethod, LogoutNotification, PendingAuthorization,
+};
 pub use time::{Clock, Timestamp, now};
-pub use user::{Totp, User};
+pub use user::{StoredPasskey, Totp, User};
 pub use username::{canonical_username, new_username};
 pub use vocabulary::*;

@@ -19,6 +19,43 @@ pub struct BrowserSession {
     pub device: Device,
 }
 
+/// How the user signed in; what `amr` (RFC 8176) says and which `acr` level it reaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginMethod {
+    Password,
+    /// A password, then an authenticator's one-time code (or a recovery code).
+    PasswordAndCode,
+    /// A password, then a passkey.
+    PasswordAndPasskey,
+    /// A passkey alone, with user verification (a PIN or biometric on the authenticator).
+    Passkey,
+}
+
+impl LoginMethod {
+    /// RFC 8176 values: `pwd` a password, `otp` a one-time code, `hwk` proof of possession of a key
+    /// held by an authenticator, `user` the user-presence test, `mfa` more than one factor (a passkey
+    /// with user verification is the key plus a PIN or biometric).
+    pub fn amr(self) -> Vec<String> {
+        let values: &[&str] = match self {
+            LoginMethod::Password => &["pwd"],
+            LoginMethod::PasswordAndCode => &["pwd", "otp", "mfa"],
+            LoginMethod::PasswordAndPasskey => &["pwd", "hwk", "user", "mfa"],
+            LoginMethod::Passkey => &["hwk", "user", "mfa"],
+        };
+        values.iter().map(|v| (*v).to_owned()).collect()
+    }
+
+    /// More than one factor.
+    pub fn is_multi_factor(self) -> bool {
+        self != LoginMethod::Password
+    }
+
+    /// A passkey took part: phishing-resistant (the authenticator signs for this origin only).
+    pub fn is_phishing_resistant(self) -> bool {
+        matches!(self, LoginMethod::PasswordAndPasskey | LoginMethod::Passkey)
+    }
+}
+
 /// The address and browser a session was started from (shown to the user, never used to decide).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Device {

@@ -44,3 +44,17 @@ pub struct Totp {
     /// The last time step whose code was accepted.
     pub last_step: i64,
 }
+
+/// A passkey (WebAuthn public key credential) of a user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredPasskey {
+    /// The credential id, base64url: how an authenticator names it.
+    pub credential_id: String,
+    pub user_id: String,
+    /// What the user called it ("Laptop").
+    pub name: String,
+    /// The public key, its algorithm and signature counter, as the WebAuthn library serializes them.
+    pub credential: String,
+    pub created_at: Timestamp,
+    pub last_used_at: Option<Timestamp>,
+}

@@ -15,8 +15,8 @@ use serde_json::{Map, Value};
 use crate::model::{
     AccessToken, AuditEvent, BrowserSession, Client, ClientId, CodeGrant, Consent, ConsentedApp,
     DecoupledAuthorization, DecoupledPoll, EndedSession, InitialAccessToken, Issuance, KeySuccession,
-    LogoutNotification, Lookup, PendingAuthorization, Ping, RefreshToken, ResourceServer, SigningKey, Timestamp, Totp,
-    User, UserDecision,
+    LogoutNotification, Lookup, PendingAuthorization, Ping, RefreshToken, ResourceServer, SigningKey, StoredPasskey,
+    Timestamp, Totp, User, UserDecision,
 };
 
 pub use postgres::PgStore;
@@ -98,7 +98,16 @@ pub trait ClientStore: Send + Sync {
     ) -> StoreResult<bool>;
 }
 
-/// Second factors: TOTP and recovery codes.
+/// Which second factors `remove_second_factors` removes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FactorsToRemove {
+    /// The authenticator app and its recovery codes (the user turns it off).
+    AuthenticatorApp,
+    /// Those and every passkey (an operator's reset).
+    All,
+}
+
+/// Second factors: TOTP, recovery codes and passkeys.
 #[async_trait]
 pub trait MfaStore: Send + Sync {
     async fn totp(&self, user_id: &str) -> StoreResult<Option<Totp>>;
@@ -113,7 +122,16 @@ pub trait MfaStore: Send + Sync {
     async fn use_recovery_code(&self, user_id: &str, hash: &str) -> StoreResult<bool>;
     async fn recovery_codes_left(&self, user_id: &str) -> StoreResult<u32>;
     /// Removes the user's second factors, in one transaction; false if there were none.
-    async fn remove_second_factors(&self, user_id: &str) -> StoreResult<bool>;
+    async fn remove_second_factors(&self, user_id: &str, which: FactorsToRemove) -> StoreResult<bool>;
+    /// The user's passkeys, oldest first.
+    async fn passkeys(&self, user_id: &str) -> StoreResult<Vec<StoredPasskey>>;
+    async fn passkey(&self, credential_id: &str) -> StoreResult<Option<StoredPasskey>>;
+    /// `Conflict` if the credential is registered already.
+    async fn insert_passkey(&self, passkey: &StoredPasskey) -> StoreResult<()>;
+    /// Records a use: the credential as it is after it (its signature counter) and when.
+    async fn passkey_used(&self, credential_id: &str, credential: &str, now: Timestamp) -> StoreResult<()>;
+    /// Removes one of the user's passkeys; false if the user has no such passkey.
+    async fn delete_passkey(&self, user_id: &str, credential_id: &str) -> StoreResult<bool>;
 }
 
 /// Resource servers (RFC 8707).

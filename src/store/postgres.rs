@@ -13,7 +13,7 @@ use super::to_json;
 use super::*;
 use crate::model::{
     AuditKind, Authentication, ClientId, DecoupledAuthorization, DecoupledPoll, Device, InitialAccessToken,
-    UserDecision, now,
+    StoredPasskey, UserDecision, now,
 };
 
 #[derive(Clone)]
@@ -288,16 +288,81 @@ impl MfaStore for PgStore {
         .await
     }
 
-    async fn remove_second_factors(&self, user_id: &str) -> StoreResult<bool> {
+    async fn remove_second_factors(&self, user_id: &str, which: FactorsToRemove) -> StoreResult<bool> {
         crate::telemetry::timed("remove_second_factors", async move {
             let mut tx = self.pool.begin().await?;
             let totp = sqlx::query(q::DELETE_TOTP).bind(user_id).execute(&mut *tx).await?.rows_affected();
             let codes = sqlx::query(q::DELETE_RECOVERY_CODES).bind(user_id).execute(&mut *tx).await?.rows_affected();
+            let keys = match which {
+                FactorsToRemove::All => {
+                    sqlx::query(q::DELETE_PASSKEYS).bind(user_id).execute(&mut *tx).await?.rows_affected()
+                }
+                FactorsToRemove::AuthenticatorApp => 0,
+            };
             tx.commit().await?;
-            Ok(totp + codes > 0)
+            Ok(totp + codes + keys > 0)
         })
         .await
     }
+
+    async fn passkeys(&self, user_id: &str) -> StoreResult<Vec<StoredPasskey>> {
+        crate::telemetry::timed("passkeys", async move {
+            let rows = sqlx::query(q::PASSKEYS).bind(user_id).fetch_all(&self.pool).await?;
+            rows.iter().map(passkey_from_row).collect()
+        })
+        .await
+    }
+
+    async fn passkey(&self, credential_id: &str) -> StoreResult<Option<StoredPasskey>> {
+        crate::telemetry::timed("passkey", async move {
+            let row = sqlx::query(q::PASSKEY).bind(credential_id).fetch_optional(&self.pool).await?;
+            row.as_ref().map(passkey_from_row).transpose()
+        })
+        .await
+    }
+
+    async fn insert_passkey(&self, p: &StoredPasskey) -> StoreResult<()> {
+        crate::telemetry::timed("insert_passkey", async move {
+            sqlx::query(q::INSERT_PASSKEY)
+                .bind(&p.credential_id)
+                .bind(&p.user_id)
+                .bind(&p.name)
+                .bind(&p.credential)
+                .bind(p.created_at)
+                .execute(&self.pool)
+                .await
+                .map_err(conflict_or)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn passkey_used(&self, credential_id: &str, credential: &str, now: Timestamp) -> StoreResult<()> {
+        crate::telemetry::timed("passkey_used", async move {
+            sqlx::query(q::PASSKEY_USED).bind(credential).bind(now).bind(credential_id).execute(&self.pool).await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete_passkey(&self, user_id: &str, credential_id: &str) -> StoreResult<bool> {
+        crate::telemetry::timed("delete_passkey", async move {
+            let done = sqlx::query(q::DELETE_PASSKEY).bind(user_id).bind(credential_id).execute(&self.pool).await?;
+            Ok(done.rows_affected() == 1)
+        })
+        .await
+    }
+}
+
+fn passkey_from_row(r: &PgRow) -> StoreResult<StoredPasskey> {
+    Ok(StoredPasskey {
+        credential_id: r.try_get("credential_id")?,
+        user_id: r.try_get("user_id")?,
+        name: r.try_get("name")?,
+        credential: r.try_get("credential")?,
+        created_at: r.try_get("created_at")?,
+        last_used_at: r.try_get("last_used_at")?,
+    })
 }
 
 fn resource_row(r: &PgRow) -> StoreResult<ResourceRow> {

@@ -35,6 +35,14 @@ pub const DELETE_RECOVERY_CODES: &str = "DELETE FROM recovery_codes WHERE user_i
 pub const INSERT_RECOVERY_CODE: &str = "INSERT INTO recovery_codes (user_id, code_hash) VALUES ($1, $2)";
 pub const USE_RECOVERY_CODE: &str = "DELETE FROM recovery_codes WHERE user_id = $1 AND code_hash = $2";
 pub const RECOVERY_CODES_LEFT: &str = "SELECT COUNT(*) FROM recovery_codes WHERE user_id = $1";
+pub const PASSKEYS: &str = "SELECT credential_id, user_id, name, credential, created_at, last_used_at FROM passkeys WHERE user_id = $1 ORDER BY created_at, credential_id";
+pub const PASSKEY: &str =
+    "SELECT credential_id, user_id, name, credential, created_at, last_used_at FROM passkeys WHERE credential_id = $1";
+pub const INSERT_PASSKEY: &str =
+    "INSERT INTO passkeys (credential_id, user_id, name, credential, created_at) VALUES ($1,$2,$3,$4,$5)";
+pub const PASSKEY_USED: &str = "UPDATE passkeys SET credential = $1, last_used_at = $2 WHERE credential_id = $3";
+pub const DELETE_PASSKEY: &str = "DELETE FROM passkeys WHERE user_id = $1 AND credential_id = $2";
+pub const DELETE_PASSKEYS: &str = "DELETE FROM passkeys WHERE user_id = $1";
 pub const DELETE_CLIENT_1: &str = "DELETE FROM refresh_tokens WHERE client_id = $1";
 pub const DELETE_CLIENT_2: &str = "DELETE FROM access_tokens WHERE client_id = $1";
 pub const DELETE_CLIENT_3: &str = "DELETE FROM consents WHERE client_id = $1";

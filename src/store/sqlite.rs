@@ -27,7 +27,7 @@ use super::to_json;
 use super::*;
 use crate::model::{
     AuditKind, Authentication, ClientId, DecoupledAuthorization, DecoupledPoll, Device, InitialAccessToken,
-    UserDecision, now,
+    StoredPasskey, UserDecision, now,
 };
 use crate::telemetry::timed_sync;
 
@@ -429,14 +429,55 @@ impl MfaStore for SqliteStore {
         })
     }
 
-    async fn remove_second_factors(&self, user_id: &str) -> StoreResult<bool> {
+    async fn remove_second_factors(&self, user_id: &str, which: FactorsToRemove) -> StoreResult<bool> {
         self.write("remove_second_factors", |conn| {
             let tx = conn.transaction()?;
-            let removed = exec(&tx, q::DELETE_TOTP, [user_id])? + exec(&tx, q::DELETE_RECOVERY_CODES, [user_id])?;
+            let mut removed = exec(&tx, q::DELETE_TOTP, [user_id])? + exec(&tx, q::DELETE_RECOVERY_CODES, [user_id])?;
+            if which == FactorsToRemove::All {
+                removed += exec(&tx, q::DELETE_PASSKEYS, [user_id])?;
+            }
             tx.commit()?;
             Ok(removed > 0)
         })
     }
+
+    async fn passkeys(&self, user_id: &str) -> StoreResult<Vec<StoredPasskey>> {
+        self.read("passkeys", |c| c.prepare_cached(q::PASSKEYS)?.query_map([user_id], passkey_from_row)?.collect())
+    }
+
+    async fn passkey(&self, credential_id: &str) -> StoreResult<Option<StoredPasskey>> {
+        self.read("passkey", |c| c.prepare_cached(q::PASSKEY)?.query_row([credential_id], passkey_from_row).optional())
+    }
+
+    async fn insert_passkey(&self, p: &StoredPasskey) -> StoreResult<()> {
+        self.write("insert_passkey", |conn| {
+            exec(conn, q::INSERT_PASSKEY, params![p.credential_id, p.user_id, p.name, p.credential, p.created_at])
+                .map_err(conflict_or)?;
+            Ok(())
+        })
+    }
+
+    async fn passkey_used(&self, credential_id: &str, credential: &str, now: Timestamp) -> StoreResult<()> {
+        self.write("passkey_used", |conn| {
+            exec(conn, q::PASSKEY_USED, params![credential, now, credential_id])?;
+            Ok(())
+        })
+    }
+
+    async fn delete_passkey(&self, user_id: &str, credential_id: &str) -> StoreResult<bool> {
+        self.write("delete_passkey", |conn| Ok(exec(conn, q::DELETE_PASSKEY, [user_id, credential_id])? == 1))
+    }
+}
+
+fn passkey_from_row(r: &Row<'_>) -> rusqlite::Result<StoredPasskey> {
+    Ok(StoredPasskey {
+        credential_id: r.get(0)?,
+        user_id: r.get(1)?,
+        name: r.get(2)?,
+        credential: r.get(3)?,
+        created_at: r.get(4)?,
+        last_used_at: r.get(5)?,
+    })
 }
 
 fn resource_row(r: &Row<'_>) -> rusqlite::Result<ResourceRow> {
