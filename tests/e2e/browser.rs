@@ -10,7 +10,7 @@ use common::{PASSWORD, TestOp, VERIFIER, query};
 use fantoccini::{ClientBuilder, Locator};
 use oxid::model::ClientAuthMethod;
 
-struct Driver(Child);
+pub(crate) struct Driver(Child);
 
 impl Drop for Driver {
     fn drop(&mut self) {
@@ -45,7 +45,7 @@ async fn start_chromedriver() -> (Driver, String) {
 }
 
 /// A stand-in RP callback page, so the browser's last navigation lands somewhere real.
-async fn start_callback_server() -> String {
+pub(crate) async fn start_callback_server() -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     // GET for query responses; POST echoes a form_post response's body.
@@ -72,7 +72,7 @@ async fn op_with_live_client(extra: &str) -> (TestOp, String, String, String) {
 }
 
 /// Waits (up to 10 s) until the browser's URL starts with `prefix`; returns the URL it ended at.
-async fn wait_until_at(browser: &fantoccini::Client, prefix: &str) -> String {
+pub(crate) async fn wait_until_at(browser: &fantoccini::Client, prefix: &str) -> String {
     let mut landed = String::new();
     for _ in 0..100 {
         landed = browser.current_url().await.unwrap().to_string();
@@ -85,7 +85,7 @@ async fn wait_until_at(browser: &fantoccini::Client, prefix: &str) -> String {
 }
 
 /// A headless Chromium session; keep the driver and profile alive as long as the client.
-async fn start_browser() -> (Driver, fantoccini::Client, tempfile::TempDir) {
+pub(crate) async fn start_browser() -> (Driver, fantoccini::Client, tempfile::TempDir) {
     start_browser_with(&[], serde_json::json!({})).await
 }
 

@@ -24,6 +24,7 @@ mod mfa;
 mod nodes;
 mod operations;
 mod par;
+mod passkeys;
 mod registration;
 mod request_objects;
 mod resources;

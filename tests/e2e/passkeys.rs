@@ -1,0 +1,196 @@
+//! Issue 13: passkeys in a real browser. Headless Chromium with a WebDriver virtual authenticator (a
+//! CTAP2 platform authenticator that holds discoverable credentials and verifies the user) adds a
+//! passkey on the account page, signs in with it alone, is asked for it after a password, and
+//! removes it. The OP's issuer is on `localhost`: WebAuthn has no relying party ids that are IP
+//! addresses.
+
+use crate::browser::{start_browser, start_callback_server, wait_until_at};
+use crate::common;
+
+use common::{Browser, PASSWORD, TestOp, VERIFIER, jwt_payload, query};
+use fantoccini::Locator;
+use oxid::model::ClientAuthMethod;
+
+/// WebDriver's "Add Virtual Authenticator" (WebAuthn Level 2, 11.3), which fantoccini has no method for.
+#[derive(Debug)]
+struct AddVirtualAuthenticator;
+
+impl fantoccini::wd::WebDriverCompatibleCommand for AddVirtualAuthenticator {
+    fn endpoint(&self, base: &url::Url, session: Option<&str>) -> Result<url::Url, url::ParseError> {
+        base.join(&format!("session/{}/webauthn/authenticator", session.unwrap_or_default()))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (axum::http::Method, Option<String>) {
+        let options = serde_json::json!({
+            "protocol": "ctap2",
+            "transport": "internal",
+            "hasResidentKey": true,
+            "hasUserVerification": true,
+            "isUserConsenting": true,
+            "isUserVerified": true,
+        });
+        (axum::http::Method::POST, Some(options.to_string()))
+    }
+}
+
+/// WebDriver's "Set User Verified" (WebAuthn Level 2, 11.7): whether the authenticator's user
+/// verification (its PIN or biometric) succeeds from now on.
+#[derive(Debug)]
+struct SetUserVerified(String, bool);
+
+impl fantoccini::wd::WebDriverCompatibleCommand for SetUserVerified {
+    fn endpoint(&self, base: &url::Url, session: Option<&str>) -> Result<url::Url, url::ParseError> {
+        base.join(&format!("session/{}/webauthn/authenticator/{}/uv", session.unwrap_or_default(), self.0))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (axum::http::Method, Option<String>) {
+        (axum::http::Method::POST, Some(serde_json::json!({ "isUserVerified": self.1 }).to_string()))
+    }
+}
+
+async fn click(browser: &fantoccini::Client, id: &str) {
+    let Ok(element) = browser.wait().for_element(Locator::Id(id)).await else {
+        let url = browser.current_url().await.unwrap();
+        panic!("no #{id} at {url}:\n{}", browser.source().await.unwrap());
+    };
+    element.click().await.unwrap();
+}
+
+async fn text(browser: &fantoccini::Client) -> String {
+    browser.find(Locator::Css("main")).await.unwrap().text().await.unwrap()
+}
+
+/// The ID Token's claims for a code sent to `callback`.
+async fn id_token_claims(op: &TestOp, secret: &str, code: &str, callback: &str) -> serde_json::Value {
+    let form =
+        [("grant_type", "authorization_code"), ("code", code), ("redirect_uri", callback), ("code_verifier", VERIFIER)];
+    let request = reqwest::Client::new().post(op.url("/token")).basic_auth("webapp", Some(secret)).form(&form);
+    let (status, tokens) = common::json(request.send().await.unwrap()).await;
+    assert_eq!(status, 200, "{tokens}");
+    jwt_payload(tokens["id_token"].as_str().unwrap())
+}
+
+async fn password_login(browser: &fantoccini::Client) {
+    let Ok(username) = browser.wait().for_element(Locator::Id("username")).await else {
+        let url = browser.current_url().await.unwrap();
+        panic!("no login form at {url}:\n{}", browser.source().await.unwrap());
+    };
+    username.send_keys("alice").await.unwrap();
+    browser.find(Locator::Id("password")).await.unwrap().send_keys(PASSWORD).await.unwrap();
+    browser.find(Locator::Css("form:not(#passkey-form) button[type=submit]")).await.unwrap().click().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_passkey_is_added_signs_in_alone_and_after_a_password_and_is_removed() {
+    let op = TestOp::start_with(|c| c.issuer = c.issuer.replace("127.0.0.1", "localhost")).await;
+    op.add_user("alice").await;
+    let callback = start_callback_server().await;
+    let cb = callback.clone();
+    let (_, secret) = op
+        .add_client("webapp", ClientAuthMethod::ClientSecretBasic, move |c| {
+            c.redirect_uris = vec![cb.parse().unwrap()];
+            c.skip_consent = true;
+        })
+        .await;
+    let secret = secret.unwrap();
+    let authorize = op
+        .authorize_url("webapp", "")
+        .replace(&op.nodes[0], &op.issuer)
+        .replace(&common::urlencode(common::REDIRECT_URI), &common::urlencode(&callback));
+    let (_, doc) = common::json(reqwest::get(op.url("/.well-known/openid-configuration")).await.unwrap()).await;
+    assert!(doc["acr_values_supported"].as_array().unwrap().contains(&"urn:oxid:acr:phishing-resistant".into()));
+
+    let (_driver, browser, _profile) = start_browser().await;
+    let authenticator =
+        browser.issue_cmd(AddVirtualAuthenticator).await.expect("chromedriver adds a virtual authenticator");
+    let authenticator = authenticator.as_str().unwrap().to_owned();
+
+    // Added on the account page, after signing in with the password, under a name.
+    browser.goto(&format!("{}/account", op.issuer)).await.unwrap();
+    password_login(&browser).await;
+    browser
+        .wait()
+        .for_element(Locator::Css("form[action$='/account/passkeys/new'] button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser.wait().for_element(Locator::Id("passkey-name")).await.unwrap().send_keys("Laptop").await.unwrap();
+    click(&browser, "passkey-create").await;
+    browser.wait().for_element(Locator::Css("ul.passkeys")).await.unwrap();
+    let account = text(&browser).await;
+    assert!(account.contains("Laptop") && account.contains("Last used: never"), "{account}");
+    let stored = op.store.passkeys("sub-alice").await.unwrap();
+    assert_eq!(stored.len(), 1);
+
+    // Signed out, the login page signs in without a username or password: it offers the browser's
+    // passkeys in the username field's autofill (conditional mediation), which this authenticator,
+    // always consenting, answers at once.
+    browser.delete_all_cookies().await.unwrap();
+    browser.goto(&authorize).await.unwrap();
+    let landed = wait_until_at(&browser, &callback).await;
+    let code = query(&landed).get("code").cloned().unwrap_or_else(|| panic!("signed in by passkey: {landed}"));
+    let claims = id_token_claims(&op, &secret, &code, &callback).await;
+    assert_eq!(
+        claims["amr"],
+        serde_json::json!(["hwk", "user", "mfa"]),
+        "RFC 8176: key, presence, more than one factor"
+    );
+    assert_eq!(claims["acr"], "urn:oxid:acr:phishing-resistant");
+    assert!(op.store.passkeys("sub-alice").await.unwrap()[0].last_used_at.is_some());
+
+    // With a passkey, a password sign-in asks for it next (a second factor). While the authenticator
+    // cannot verify the user, the autofill offer fails (user verification is required) and the
+    // password form is used; then the passkey, verified again, is the second step.
+    browser.issue_cmd(SetUserVerified(authenticator.clone(), false)).await.unwrap();
+    // (Cookies are deleted for the page's site: the OP's, not the client's.)
+    browser.goto(&format!("{}/healthz", op.issuer)).await.unwrap();
+    browser.delete_all_cookies().await.unwrap();
+    browser.goto(&authorize).await.unwrap();
+    password_login(&browser).await;
+    browser.wait().for_element(Locator::Id("passkey-second-factor")).await.unwrap();
+    browser.issue_cmd(SetUserVerified(authenticator, true)).await.unwrap();
+    click(&browser, "passkey-second-factor").await;
+    let landed = wait_until_at(&browser, &callback).await;
+    let code = query(&landed)["code"].clone();
+    let claims = id_token_claims(&op, &secret, &code, &callback).await;
+    assert_eq!(claims["amr"], serde_json::json!(["pwd", "hwk", "user", "mfa"]));
+
+    // Removed on the account page (the sign-in just now is recent enough).
+    browser.goto(&format!("{}/account", op.issuer)).await.unwrap();
+    browser
+        .wait()
+        .for_element(Locator::Css("form[action$='/account/passkeys/remove'] button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser.wait().for_element(Locator::Css("form[action$='/account/passkeys/new']")).await.unwrap();
+    assert!(op.store.passkeys("sub-alice").await.unwrap().is_empty());
+    assert!(text(&browser).await.contains("You have no passkeys."));
+    browser.close().await.unwrap();
+}
+
+/// What a passkey form posts without a ceremony of ours, or with an answer that is not one, is
+/// refused with the login page's message (never a 500); an issuer on an IP address has no passkeys.
+#[tokio::test]
+async fn bad_passkey_answers_are_refused() {
+    let op = TestOp::start_with(|c| c.issuer = c.issuer.replace("127.0.0.1", "localhost")).await;
+    op.add_user("alice").await;
+    let b = Browser::new(&op);
+    let login = b.get("/account").await;
+    assert!(login.body.contains("id=\"passkey-options\"") && login.body.contains("autocomplete=\"username webauthn\""));
+    let csrf = login.hidden("csrf_token");
+    for answer in ["", "{}", "not json", r#"{"id":"x","rawId":"eA","type":"public-key","response":{}}"#] {
+        let page = b.post("/account/login", &[("csrf_token", &csrf), ("credential", answer)]).await;
+        assert_eq!(page.status, 401, "{answer}");
+        assert!(page.body.contains("The passkey could not be used."), "{}", page.body);
+    }
+    let plain = TestOp::start().await;
+    let page = Browser::new(&plain).get("/account").await;
+    assert!(!page.body.contains("passkey"), "no passkeys on 127.0.0.1");
+    let (_, doc) = common::json(reqwest::get(plain.url("/.well-known/openid-configuration")).await.unwrap()).await;
+    assert_eq!(doc["acr_values_supported"], serde_json::json!(["urn:oxid:acr:password", "urn:oxid:acr:mfa"]));
+}
