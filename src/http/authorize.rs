@@ -197,7 +197,11 @@ pub(super) async fn proceed(
         // Whether there is a second factor to step up with is looked up only when the request wants one.
         if let (Some(s), Some(session)) = (signed_in.as_mut(), &session) {
             if request.second_factor != SecondFactor::NotAsked && !s.with_second_factor {
-                s.has_second_factor = super::mfa::has_second_factor(state, &session.user_id).await?;
+                s.has_second_factor = if request.phishing_resistant {
+                    super::passkeys::has_passkey(state, &session.user_id).await?
+                } else {
+                    super::mfa::has_second_factor(state, &session.user_id).await?
+                };
             }
         }
         let step = authorize::next_step(&request, signed_in, consented, now);
@@ -257,8 +261,9 @@ pub(super) fn signed_in<'a>(
         auth_time: session.auth_time,
         logged_in_during_flow: pending.and_then(|p| p.login_sid.as_deref()) == Some(session.sid.as_str()),
         chosen_during_flow: pending.and_then(|p| p.chosen_sid.as_deref()) == Some(session.sid.as_str()),
-        // RFC 8176: more than one factor was part of the login.
+        // RFC 8176: more than one factor was part of the login; a key held by an authenticator was.
         with_second_factor: session.amr.iter().any(|m| m == "mfa"),
+        with_passkey: session.amr.iter().any(|m| m == "hwk"),
         has_second_factor: false,
     }
 }

@@ -36,6 +36,7 @@ pub(super) fn policy(state: &SharedState) -> Policy<'_> {
         self_registration: state.config.self_registration,
         acr: &state.config.password_acr,
         mfa_acr: &state.config.mfa_acr,
+        phishing_resistant_acr: state.passkeys.as_ref().map(|_| state.config.phishing_resistant_acr.as_str()),
         second_factor_required: state.config.require_second_factor,
         second_factor_enrolment: state.config.second_factor_enrolment,
     }

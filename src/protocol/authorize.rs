@@ -49,6 +49,9 @@ pub struct AuthorizationRequest {
     /// `default_acr_values`).
     #[serde(default)]
     pub second_factor: SecondFactor,
+    /// The second factor asked for must be a passkey (the phishing-resistant `acr`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub phishing_resistant: bool,
 }
 
 /// How much a request wants the second factor's `acr` (Core 3.1.2.1, 5.5.1.1).
@@ -144,6 +147,8 @@ pub struct Policy<'a> {
     pub acr: &'a str,
     /// The `acr` of a login with a second factor.
     pub mfa_acr: &'a str,
+    /// The `acr` of a login with a passkey; none where passkeys are off.
+    pub phishing_resistant_acr: Option<&'a str>,
     /// Every sign-in needs a second factor.
     pub second_factor_required: bool,
     /// Users without a second factor may set one up when a sign-in needs it.
@@ -397,26 +402,41 @@ pub fn validate(
     let preferred = params.get("acr_values").and_then(|v| v.split(' ').next()).map(str::to_owned);
     let preferred = preferred.or_else(|| client.metadata.default_acr_values.first().cloned());
     let required = SecondFactor::Required { enrol: policy.second_factor_enrolment };
-    let mut second_factor =
-        if policy.second_factor_required || client.metadata.required_acr.as_deref() == Some(policy.mfa_acr) {
-            required
-        } else if preferred.as_deref() == Some(policy.mfa_acr) {
-            SecondFactor::Wanted
-        } else {
-            SecondFactor::NotAsked
-        };
+    let phishing_resistant_acr = policy.phishing_resistant_acr;
+    let is_phishing_resistant = |acr: Option<&str>| acr.is_some() && acr == phishing_resistant_acr;
+    let required_acr = client.metadata.required_acr.as_deref();
+    // A passkey cannot be set up in the middle of a sign-in: a passkey requirement never enrols.
+    let mut phishing_resistant = false;
+    let mut second_factor = if is_phishing_resistant(required_acr) {
+        phishing_resistant = true;
+        SecondFactor::Required { enrol: false }
+    } else if policy.second_factor_required || required_acr == Some(policy.mfa_acr) {
+        required
+    } else if preferred.as_deref() == Some(policy.mfa_acr) {
+        SecondFactor::Wanted
+    } else if is_phishing_resistant(preferred.as_deref()) {
+        phishing_resistant = true;
+        SecondFactor::Wanted
+    } else {
+        SecondFactor::NotAsked
+    };
     if let Some(acr) = claims.as_ref().and_then(|c| c.id_token.get("acr")) {
-        // Core 5.5.1.1: an essential acr the OP cannot satisfy fails the authentication; one only the
-        // second factor satisfies requires it.
+        // Core 5.5.1.1: an essential acr the OP cannot satisfy fails the authentication; one only a
+        // second factor (or only a passkey) satisfies requires it.
         if acr.essential && !acr.accepts(&serde_json::Value::from(policy.acr)) {
-            if !acr.accepts(&serde_json::Value::from(policy.mfa_acr)) {
+            let accepts = |level: &str| acr.accepts(&serde_json::Value::from(level));
+            if accepts(policy.mfa_acr) {
+                // An essential request cannot be met by enrolling now: the user has no factor yet.
+                second_factor = SecondFactor::Required { enrol: false };
+            } else if phishing_resistant_acr.is_some_and(accepts) {
+                second_factor = SecondFactor::Required { enrol: false };
+                phishing_resistant = true;
+            } else {
                 return Err(fail(
                     ErrorCode::UnmetAuthenticationRequirements,
                     "none of the essential acr values can be satisfied",
                 ));
             }
-            // An essential request cannot be met by enrolling now: the user has no factor yet.
-            second_factor = SecondFactor::Required { enrol: false };
         }
     }
     let required_subject = claims.as_ref().and_then(|c| c.required_subject()).map(str::to_owned);
@@ -448,6 +468,7 @@ pub fn validate(
         dpop_jkt,
         resources,
         second_factor,
+        phishing_resistant,
     })
 }
 
@@ -468,7 +489,10 @@ pub struct SignedIn<'a> {
     pub chosen_during_flow: bool,
     /// The session's login included a second factor.
     pub with_second_factor: bool,
-    /// The user has a second factor to ask for (looked up only when the request wants one).
+    /// The session's login included a passkey.
+    pub with_passkey: bool,
+    /// The user has a second factor to ask for (looked up only when the request wants one): any, or
+    /// a passkey when the request asks for the phishing-resistant level.
     pub has_second_factor: bool,
 }
 
@@ -526,7 +550,9 @@ pub fn next_step(
         };
     }
     // Step-up (Core 3.1.2.1 acr_values, 5.5.1.1 essential acr): the second factor within the session.
-    if let Some(s) = session.filter(|s| !s.with_second_factor && req.second_factor != SecondFactor::NotAsked) {
+    // With `phishing_resistant`, only a passkey meets the request (and `has_second_factor` is about passkeys).
+    let reached = |s: &SignedIn<'_>| if req.phishing_resistant { s.with_passkey } else { s.with_second_factor };
+    if let Some(s) = session.filter(|s| !reached(s) && req.second_factor != SecondFactor::NotAsked) {
         match (s.has_second_factor, req.second_factor, no_ui) {
             (true, _, true) => {
                 return Err(OAuthError::new(ErrorCode::InteractionRequired, "the second factor is needed"));
@@ -588,6 +614,7 @@ mod tests {
                 self_registration: true,
                 acr: "urn:x",
                 mfa_acr: "urn:x:mfa",
+                phishing_resistant_acr: Some("urn:x:passkey"),
                 second_factor_required: false,
                 second_factor_enrolment: true,
             },
@@ -637,6 +664,7 @@ mod tests {
                 self_registration: true,
                 acr: "urn:x",
                 mfa_acr: "urn:x:mfa",
+                phishing_resistant_acr: Some("urn:x:passkey"),
                 second_factor_required: false,
                 second_factor_enrolment: true,
             },
@@ -695,6 +723,7 @@ mod tests {
             logged_in_during_flow: false,
             chosen_during_flow: false,
             with_second_factor: false,
+            with_passkey: false,
             has_second_factor: false,
         };
         let fresh = Some(SignedIn { logged_in_during_flow: true, ..me });
@@ -731,6 +760,43 @@ mod tests {
     }
 
     #[test]
+    fn the_phishing_resistant_acr_asks_for_a_passkey() {
+        let base = format!("{BASE}&scope=openid&code_challenge={CHALLENGE}&code_challenge_method=S256");
+        let wanted = run(&format!("{base}&acr_values=urn%3Ax%3Apasskey"), true).unwrap();
+        assert_eq!((wanted.second_factor, wanted.phishing_resistant), (SecondFactor::Wanted, true));
+        let essential = r#"{"id_token":{"acr":{"essential":true,"values":["urn:x:passkey"]}}}"#;
+        let claims =
+            format!("{base}&claims={}", url::form_urlencoded::byte_serialize(essential.as_bytes()).collect::<String>());
+        let required = run(&claims, true).unwrap();
+        assert_eq!(
+            (required.second_factor, required.phishing_resistant),
+            (SecondFactor::Required { enrol: false }, true),
+            "a passkey cannot be set up during a sign-in"
+        );
+        let mfa = run(&format!("{base}&acr_values=urn%3Ax%3Amfa"), true).unwrap();
+        assert!(!mfa.phishing_resistant);
+
+        // A session with a password and a code is not enough; one with a passkey is.
+        let coded = SignedIn {
+            subject: "u1",
+            auth_time: 1000,
+            logged_in_during_flow: false,
+            chosen_during_flow: false,
+            with_second_factor: true,
+            with_passkey: false,
+            has_second_factor: true,
+        };
+        assert_eq!(next_step(&wanted, Some(coded), true, 1000), Ok(NextStep::SecondFactor));
+        let with_passkey = SignedIn { with_passkey: true, ..coded };
+        assert_eq!(next_step(&wanted, Some(with_passkey), true, 1000), Ok(NextStep::IssueCode));
+        // A user without a passkey: the wish is answered with the level reached; the requirement is unmet.
+        let no_passkey = SignedIn { has_second_factor: false, ..coded };
+        assert_eq!(next_step(&wanted, Some(no_passkey), true, 1000), Ok(NextStep::IssueCode));
+        let e = next_step(&required, Some(no_passkey), true, 1000).unwrap_err();
+        assert_eq!(e.code, ErrorCode::UnmetAuthenticationRequirements);
+    }
+
+    #[test]
     fn a_wanted_or_required_second_factor_steps_up_the_session() {
         let password_only = SignedIn {
             subject: "u1",
@@ -738,6 +804,7 @@ mod tests {
             logged_in_during_flow: false,
             chosen_during_flow: false,
             with_second_factor: false,
+            with_passkey: false,
             has_second_factor: true,
         };
         let mut wanted = request(vec![], None);
@@ -793,6 +860,7 @@ mod tests {
             logged_in_during_flow: false,
             chosen_during_flow: false,
             with_second_factor: false,
+            with_passkey: false,
             has_second_factor: false,
         };
         let chosen = SignedIn { chosen_during_flow: true, ..me };

@@ -58,7 +58,7 @@ async fn forms_without_a_valid_csrf_token_are_refused() {
             )
             .await;
         assert_eq!(r.status, 400, "{}", r.body);
-        assert!(r.headers.get("set-cookie").is_none_or(|c| !c.to_str().unwrap().contains("oxid_session")));
+        assert!(r.headers.get_all("set-cookie").iter().all(|c| !c.to_str().unwrap().contains("oxid_session")));
     }
     // A token from one browser does not work in another (bound to the browser's cookie).
     let other = Browser::new(&op);
@@ -171,13 +171,15 @@ async fn secure_cookies_for_https_issuers() {
     op.add_client("webapp", ClientAuthMethod::ClientSecretBasic, |_| {}).await;
     let b = Browser::new(&op);
     let page = b.follow(b.get(&op.authorize_url("webapp", "")).await).await;
-    let cookie = page.headers["set-cookie"].to_str().unwrap();
-    // RFC 6265bis 4.1.3.2: `__Host-` cookies cannot be planted by a sibling subdomain.
-    assert!(
-        cookie.starts_with("__Host-oxid_csrf=") && cookie.contains("Secure") && cookie.contains("HttpOnly"),
-        "{cookie}"
-    );
-    assert!(cookie.contains("Path=/") && !cookie.contains("Domain"), "{cookie}");
+    let cookies: Vec<&str> = page.headers.get_all("set-cookie").iter().map(|v| v.to_str().unwrap()).collect();
+    assert!(cookies.iter().any(|c| c.starts_with("__Host-oxid_csrf=")), "{cookies:?}");
+    // The CSRF binding and the passkey ceremony (the issuer's host is a domain: passkeys are on).
+    assert!(cookies.iter().any(|c| c.starts_with("__Host-oxid_passkey=")), "{cookies:?}");
+    for cookie in cookies {
+        // RFC 6265bis 4.1.3.2: `__Host-` cookies cannot be planted by a sibling subdomain.
+        assert!(cookie.starts_with("__Host-") && cookie.contains("Secure") && cookie.contains("HttpOnly"), "{cookie}");
+        assert!(cookie.contains("Path=/") && !cookie.contains("Domain"), "{cookie}");
+    }
 }
 
 #[tokio::test]
