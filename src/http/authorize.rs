@@ -196,7 +196,8 @@ pub(super) async fn proceed(
         let mut signed_in = session.as_ref().zip(subject.as_deref()).map(|(s, sub)| signed_in(s, sub, pending));
         // Whether there is a second factor to step up with is looked up only when the request wants one.
         if let (Some(s), Some(session)) = (signed_in.as_mut(), &session) {
-            if request.second_factor != SecondFactor::NotAsked && !s.with_second_factor {
+            let reached = if request.phishing_resistant { s.with_passkey } else { s.with_second_factor };
+            if request.second_factor != SecondFactor::NotAsked && !reached {
                 s.has_second_factor = if request.phishing_resistant {
                     super::passkeys::has_passkey(state, &session.user_id).await?
                 } else {

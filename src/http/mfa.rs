@@ -11,7 +11,7 @@ use axum_extra::extract::cookie::CookieJar;
 use minijinja::context;
 
 use super::account::{checked_form, locale};
-use super::authorize::current_session;
+use super::authorize::{current_session, load_pending};
 use super::interaction::{AfterLogin, SignedInUser, continue_signed_in, start_session};
 use super::params::RequestParams;
 use super::{SharedState, cookies, passkeys, reply};
@@ -63,18 +63,30 @@ pub(super) async fn has_second_factor(state: &SharedState, user_id: &str) -> Res
     Ok(state.store.totp(user_id).await?.is_some_and(|t| t.confirmed) || passkeys::has_passkey(state, user_id).await?)
 }
 
-/// The second step's page: the authenticator's code if the user has an app, a passkey button if they
-/// have passkeys.
+/// Whether only a passkey will do: the sign-in's request asks for the phishing-resistant `acr`.
+async fn passkey_only(state: &SharedState, pending: &Pending) -> bool {
+    match AfterLogin::decode(&pending.then) {
+        Some(AfterLogin::Flow(id)) => {
+            load_pending(state, id).await.is_ok_and(|(_, request, _)| request.phishing_resistant)
+        }
+        _ => false,
+    }
+}
+
+/// The second step's page: the authenticator's code if the user has an app (and the sign-in does not
+/// need a passkey), a passkey button if they have passkeys.
 async fn code_form(
     state: &SharedState,
     jar: CookieJar,
     status: StatusCode,
     locale: &Locale,
-    user_id: &str,
+    pending: &Pending,
     error: Option<&str>,
 ) -> Response {
+    let user_id = pending.user_id.as_str();
+    let passkey_only = passkey_only(state, pending).await;
     let found = async {
-        let code = state.store.totp(user_id).await?.is_some_and(|t| t.confirmed);
+        let code = !passkey_only && state.store.totp(user_id).await?.is_some_and(|t| t.confirmed);
         let (jar, passkey_options) = passkeys::second_factor_options(state, jar, user_id).await?;
         Ok::<_, StoreError>((jar, code, passkey_options))
     };
@@ -98,7 +110,7 @@ async fn code_form(
 pub async fn second_factor_page(State(state): State<SharedState>, headers: HeaderMap, jar: CookieJar) -> Response {
     let locale = locale(&state, &headers);
     match pending(&state, &jar) {
-        Some(pending) => code_form(&state, jar, StatusCode::OK, locale, &pending.user_id, None).await,
+        Some(pending) => code_form(&state, jar, StatusCode::OK, locale, &pending, None).await,
         None => reply::error_page_in(&state, &expired(), locale),
     }
 }
@@ -141,6 +153,9 @@ pub async fn second_factor_submit(
             method = LoginMethod::PasswordAndPasskey;
             return Ok(None);
         }
+        if passkey_only(&state, &pending).await {
+            return Ok(Some("passkey_needed"));
+        }
         let Some(totp) = state.store.totp(&pending.user_id).await?.filter(|t| t.confirmed) else {
             return Ok(Some("second_factor_wrong"));
         };
@@ -172,7 +187,7 @@ pub async fn second_factor_submit(
         }
         Ok(Some(problem)) => {
             let status = if problem == "throttled" { StatusCode::TOO_MANY_REQUESTS } else { StatusCode::UNAUTHORIZED };
-            code_form(&state, jar, status, locale, &pending.user_id, Some(problem)).await
+            code_form(&state, jar, status, locale, &pending, Some(problem)).await
         }
         Err(e) => reply::error_page_in(&state, &reply::internal(e), locale),
     }

@@ -48,16 +48,23 @@ impl fantoccini::wd::WebDriverCompatibleCommand for SetUserVerified {
     }
 }
 
+/// Clicks the button `id` once its form is shown (passkey forms are hidden until the page's script
+/// has found WebAuthn).
 async fn click(browser: &fantoccini::Client, id: &str) {
-    let Ok(element) = browser.wait().for_element(Locator::Id(id)).await else {
+    let shown = format!("form:not([hidden]) #{id}");
+    let Ok(element) = browser.wait().for_element(Locator::Css(&shown)).await else {
         let url = browser.current_url().await.unwrap();
         panic!("no #{id} at {url}:\n{}", browser.source().await.unwrap());
     };
     element.click().await.unwrap();
 }
 
+/// The page's text (empty while a navigation is under way).
 async fn text(browser: &fantoccini::Client) -> String {
-    browser.find(Locator::Css("main")).await.unwrap().text().await.unwrap()
+    match browser.find(Locator::Css("main")).await {
+        Ok(main) => main.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    }
 }
 
 /// The ID Token's claims for a code sent to `callback`.
@@ -116,7 +123,14 @@ async fn a_passkey_is_added_signs_in_alone_and_after_a_password_and_is_removed()
         .click()
         .await
         .unwrap();
-    browser.wait().for_element(Locator::Id("passkey-name")).await.unwrap().send_keys("Laptop").await.unwrap();
+    browser
+        .wait()
+        .for_element(Locator::Css("form:not([hidden]) #passkey-name"))
+        .await
+        .unwrap()
+        .send_keys("Laptop")
+        .await
+        .unwrap();
     click(&browser, "passkey-create").await;
     browser.wait().for_element(Locator::Css("ul.passkeys")).await.unwrap();
     let account = text(&browser).await;
@@ -149,7 +163,7 @@ async fn a_passkey_is_added_signs_in_alone_and_after_a_password_and_is_removed()
     browser.delete_all_cookies().await.unwrap();
     browser.goto(&authorize).await.unwrap();
     password_login(&browser).await;
-    browser.wait().for_element(Locator::Id("passkey-second-factor")).await.unwrap();
+    browser.wait().for_element(Locator::Css("form:not([hidden]) #passkey-second-factor")).await.unwrap();
     browser.issue_cmd(SetUserVerified(authenticator, true)).await.unwrap();
     click(&browser, "passkey-second-factor").await;
     let landed = wait_until_at(&browser, &callback).await;
@@ -167,9 +181,17 @@ async fn a_passkey_is_added_signs_in_alone_and_after_a_password_and_is_removed()
         .click()
         .await
         .unwrap();
-    browser.wait().for_element(Locator::Css("form[action$='/account/passkeys/new']")).await.unwrap();
+    // (The click returns before the page after it has loaded: wait for that page.)
+    let mut page = String::new();
+    for _ in 0..100 {
+        page = text(&browser).await;
+        if page.contains("You have no passkeys.") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(page.contains("You have no passkeys."), "{page}");
     assert!(op.store.passkeys("sub-alice").await.unwrap().is_empty());
-    assert!(text(&browser).await.contains("You have no passkeys."));
     browser.close().await.unwrap();
 }
 
@@ -193,4 +215,59 @@ async fn bad_passkey_answers_are_refused() {
     assert!(!page.body.contains("passkey"), "no passkeys on 127.0.0.1");
     let (_, doc) = common::json(reqwest::get(plain.url("/.well-known/openid-configuration")).await.unwrap()).await;
     assert_eq!(doc["acr_values_supported"], serde_json::json!(["urn:oxid:acr:password", "urn:oxid:acr:mfa"]));
+}
+
+/// The code an authenticator app shows for `secret` now.
+fn totp_code(secret: &str) -> String {
+    let key = totp_rs::Secret::Encoded(secret.into()).to_bytes().unwrap();
+    let totp = totp_rs::TOTP::new_unchecked(totp_rs::Algorithm::SHA1, 6, 1, 30, key, None, String::new());
+    totp.generate(oxid::model::now() as u64)
+}
+
+/// Core 3.1.2.1 / 5.5.1.1 with the phishing-resistant level: a user with an authenticator app and a
+/// passkey, asked for that level, is not let through with the app's code (the second step offers no
+/// code field and refuses one); the same user's password-and-code session is stepped up, not let
+/// through, when a client asks for the level later.
+#[tokio::test]
+async fn the_phishing_resistant_level_takes_a_passkey_not_a_code() {
+    const SECRET: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
+    let op = TestOp::start_with(|c| c.issuer = c.issuer.replace("127.0.0.1", "localhost")).await;
+    op.add_user("alice").await;
+    op.add_client("webapp", ClientAuthMethod::ClientSecretBasic, |c| c.skip_consent = true).await;
+    let now = oxid::model::now();
+    assert!(op.store.begin_totp("sub-alice", SECRET).await.unwrap());
+    assert!(op.store.use_totp_step("sub-alice", 1, now).await.unwrap(), "confirmed with an old step");
+    let passkey = oxid::model::StoredPasskey {
+        credential_id: "a2V5".into(),
+        user_id: "sub-alice".into(),
+        name: "Laptop".into(),
+        credential: "{}".into(),
+        created_at: now,
+        last_used_at: None,
+    };
+    op.store.insert_passkey(&passkey).await.unwrap();
+    let level = format!("&acr_values={}", common::urlencode("urn:oxid:acr:phishing-resistant"));
+
+    let b = Browser::new(&op);
+    let login = b.follow(b.get(&op.authorize_url("webapp", &level)).await).await;
+    let second = b.follow(b.submit_login(&login, "alice", PASSWORD).await).await;
+    assert!(second.body.contains("second-factor") && !second.body.contains("name=\"code\""), "{}", second.body);
+    let csrf = second.hidden("csrf_token");
+    let refused = b.post("/login/second-factor", &[("csrf_token", &csrf), ("code", &totp_code(SECRET))]).await;
+    assert_eq!(refused.status, 401);
+    assert!(refused.body.contains("This application asks for a passkey"), "{}", refused.body);
+
+    // Without the level, the code is the second step; asked for the level later, the session steps up.
+    let c = Browser::new(&op);
+    let login = c.follow(c.get(&op.authorize_url("webapp", "")).await).await;
+    let second = c.follow(c.submit_login(&login, "alice", PASSWORD).await).await;
+    assert!(second.body.contains("name=\"code\""), "{}", second.body);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let csrf = second.hidden("csrf_token");
+    let done =
+        c.follow(c.post("/login/second-factor", &[("csrf_token", &csrf), ("code", &totp_code(SECRET))]).await).await;
+    assert!(done.location.as_deref().is_some_and(|l| l.contains("code=")), "{}", done.body);
+    let stepped = c.follow(c.get(&op.authorize_url("webapp", &level)).await).await;
+    assert!(stepped.location.is_none(), "not let through with a code: {:?}", stepped.location);
+    assert!(stepped.body.contains("second-factor") && !stepped.body.contains("name=\"code\""), "{}", stepped.body);
 }
