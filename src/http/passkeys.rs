@@ -19,7 +19,7 @@ use super::{SharedState, cookies, reply};
 use crate::audit;
 use crate::crypto::{self, HmacHash};
 use crate::model::{AuditEvent, AuditKind, Timestamp};
-use crate::passkeys::{Ceremony, PasskeyError};
+use crate::passkeys::Ceremony;
 use crate::protocol::OAuthError;
 use crate::store::StoreError;
 
@@ -153,24 +153,29 @@ pub(super) async fn sign_in(
         audit::record(state.store.as_ref(), event(AuditKind::LoginFailed, None, "unknown passkey")).await;
         return Ok(None);
     };
-    let user = state.store.user(&stored.user_id).await?.filter(|u| !u.disabled);
-    let checked = match user {
-        None => Err(PasskeyError::Unknown),
-        Some(_) => passkeys.finish_sign_in(&answer, &carried.state, &stored),
+    let Some(user) = state.store.user(&stored.user_id).await?.filter(|u| !u.disabled) else {
+        audit::record(state.store.as_ref(), event(AuditKind::LoginFailed, Some(&stored.user_id), "disabled account"))
+            .await;
+        return Ok(None);
     };
-    let updated = match checked {
-        Ok(updated) => updated,
-        Err(e) => {
-            tracing::info!(error = %e, "a passkey sign-in was refused");
-            let failed = event(AuditKind::LoginFailed, Some(&stored.user_id), "passkey refused");
-            audit::record(state.store.as_ref(), failed).await;
-            return Ok(None);
-        }
-    };
+    let checked = passkeys.finish_sign_in(&answer, &carried.state, &stored);
     // The same answer twice (a replayed form) signs in once.
-    if !spend(state, &carried).await? {
+    let refused = match &checked {
+        Ok(_) if !spend(state, &carried).await? => Some("passkey answer replayed".to_owned()),
+        Ok(_) => None,
+        Err(e) => Some(e.to_string()),
+    };
+    if let Some(reason) = refused {
+        tracing::info!(%reason, "a passkey sign-in was refused");
+        // Counted against the account's throttle, as a wrong password is (the limit is the login's).
+        let window = state.config.login_throttle_window as i64;
+        let limit = state.config.login_max_failures_per_account;
+        state.store.reserve_attempt(&format!("account:{}", user.username), now, window, limit).await?;
+        crate::telemetry::failed_login();
+        audit::record(state.store.as_ref(), event(AuditKind::LoginFailed, Some(&user.id), "passkey refused")).await;
         return Ok(None);
     }
+    let Ok(updated) = checked else { return Ok(None) };
     state.store.passkey_used(&credential_id, &updated, now).await?;
     let succeeded = event(AuditKind::LoginSucceeded, Some(&stored.user_id), "passkey");
     audit::record(state.store.as_ref(), succeeded).await;

@@ -77,6 +77,18 @@ async fn id_token_claims(op: &TestOp, secret: &str, code: &str, callback: &str) 
     jwt_payload(tokens["id_token"].as_str().unwrap())
 }
 
+/// Adds a passkey named "Laptop" on the account page, signing in with the password first.
+async fn add_passkey(browser: &fantoccini::Client, op: &TestOp) {
+    browser.goto(&format!("{}/account", op.issuer)).await.unwrap();
+    password_login(browser).await;
+    let new = Locator::Css("form[action$='/account/passkeys/new'] button");
+    browser.wait().for_element(new).await.unwrap().click().await.unwrap();
+    let name = browser.wait().for_element(Locator::Css("form:not([hidden]) #passkey-name")).await.unwrap();
+    name.send_keys("Laptop").await.unwrap();
+    click(browser, "passkey-create").await;
+    browser.wait().for_element(Locator::Css("ul.passkeys")).await.unwrap();
+}
+
 async fn password_login(browser: &fantoccini::Client) {
     let Ok(username) = browser.wait().for_element(Locator::Id("username")).await else {
         let url = browser.current_url().await.unwrap();
@@ -113,26 +125,7 @@ async fn a_passkey_is_added_signs_in_alone_and_after_a_password_and_is_removed()
     let authenticator = authenticator.as_str().unwrap().to_owned();
 
     // Added on the account page, after signing in with the password, under a name.
-    browser.goto(&format!("{}/account", op.issuer)).await.unwrap();
-    password_login(&browser).await;
-    browser
-        .wait()
-        .for_element(Locator::Css("form[action$='/account/passkeys/new'] button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    browser
-        .wait()
-        .for_element(Locator::Css("form:not([hidden]) #passkey-name"))
-        .await
-        .unwrap()
-        .send_keys("Laptop")
-        .await
-        .unwrap();
-    click(&browser, "passkey-create").await;
-    browser.wait().for_element(Locator::Css("ul.passkeys")).await.unwrap();
+    add_passkey(&browser, &op).await;
     let account = text(&browser).await;
     assert!(account.contains("Laptop") && account.contains("Last used: never"), "{account}");
     let stored = op.store.passkeys("sub-alice").await.unwrap();
@@ -270,4 +263,71 @@ async fn the_phishing_resistant_level_takes_a_passkey_not_a_code() {
     let stepped = c.follow(c.get(&op.authorize_url("webapp", &level)).await).await;
     assert!(stepped.location.is_none(), "not let through with a code: {:?}", stepped.location);
     assert!(stepped.body.contains("second-factor") && !stepped.body.contains("name=\"code\""), "{}", stepped.body);
+}
+
+/// A passkey's answer, caught in the page before it is posted, then sent by hand: with the origin in
+/// its client data changed (refused: WebAuthn binds the answer to this site), as it is (signs in),
+/// and again (refused: each ceremony is spent once). Refusals count against the account's throttle.
+#[tokio::test]
+async fn altered_and_replayed_passkey_answers_are_refused_and_counted() {
+    let op = TestOp::start_with(|c| {
+        c.issuer = c.issuer.replace("127.0.0.1", "localhost");
+        c.login_max_failures_per_account = 2;
+    })
+    .await;
+    op.add_user("alice").await;
+    let (_driver, browser, _profile) = start_browser().await;
+    let authenticator = browser.issue_cmd(AddVirtualAuthenticator).await.unwrap().as_str().unwrap().to_owned();
+    add_passkey(&browser, &op).await;
+
+    // Signed out, on the account page's login form, with the autofill offer failing meanwhile.
+    browser.issue_cmd(SetUserVerified(authenticator.clone(), false)).await.unwrap();
+    browser.delete_all_cookies().await.unwrap();
+    browser.goto(&format!("{}/account", op.issuer)).await.unwrap();
+    browser.wait().for_element(Locator::Css("form:not([hidden]) #passkey-sign-in")).await.unwrap();
+    browser.issue_cmd(SetUserVerified(authenticator, true)).await.unwrap();
+    let keep = "HTMLFormElement.prototype.submit = function () { \
+                window.caught = this.querySelector('input[name=credential]').value; };";
+    browser.execute(keep, vec![]).await.unwrap();
+    click(&browser, "passkey-sign-in").await;
+    let mut answer = String::new();
+    for _ in 0..100 {
+        if let Some(caught) = browser.execute("return window.caught || null;", vec![]).await.unwrap().as_str() {
+            answer = caught.to_owned();
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(!answer.is_empty(), "the page produced an answer");
+    let csrf = browser.find(Locator::Css("#passkey-form input[name=csrf_token]")).await.unwrap();
+    let csrf = csrf.attr("value").await.unwrap().unwrap();
+    let cookies: Vec<String> =
+        browser.get_all_cookies().await.unwrap().iter().map(|c| format!("{}={}", c.name(), c.value())).collect();
+    browser.close().await.unwrap();
+
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let post = |credential: String| {
+        let request = http.post(format!("{}/account/login", op.nodes[0])).header("cookie", cookies.join("; "));
+        request.form(&[("csrf_token", csrf.as_str()), ("credential", credential.as_str())]).send()
+    };
+    let mut altered: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    let client_data = altered["response"]["clientDataJSON"].as_str().unwrap();
+    let mut client_data: serde_json::Value =
+        serde_json::from_slice(&oxid::crypto::b64url_decode(client_data).unwrap()).unwrap();
+    client_data["origin"] = "https://evil.example".into();
+    altered["response"]["clientDataJSON"] = oxid::crypto::b64url(client_data.to_string().as_bytes()).into();
+    let refused = post(altered.to_string()).await.unwrap();
+    assert_eq!(refused.status(), 401);
+    assert!(refused.text().await.unwrap().contains("The passkey could not be used."));
+    let signed_in = post(answer.clone()).await.unwrap();
+    assert_eq!(signed_in.status(), 303, "the answer as the authenticator gave it");
+    let replayed = post(answer).await.unwrap();
+    assert_eq!(replayed.status(), 401, "a ceremony is spent once");
+
+    // Two refusals: the account's allowance (2) is used up, for passwords too.
+    let b = Browser::new(&op);
+    let page = b.get("/account").await;
+    let form = [("csrf_token", page.hidden("csrf_token")), ("username", "alice".into()), ("password", PASSWORD.into())];
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    assert_eq!(b.post("/account/login", &form).await.status, 429);
 }
