@@ -181,6 +181,9 @@ pub struct Config {
     /// The WebAuthn relying party id passkeys are made for: the issuer's host by default (a domain
     /// name; an issuer on an IP address has no passkeys unless this names one, e.g. `localhost`).
     pub webauthn_rp_id: Option<String>,
+    /// Every sign-in needs a passkey (the phishing-resistant level); users without one add one then
+    /// and there when `second_factor_enrolment` allows. Needs passkeys (a domain issuer or `webauthn_rp_id`).
+    pub require_passkey: bool,
     /// Every sign-in needs a second factor (per client: `client add --require-acr` with `mfa_acr`).
     pub require_second_factor: bool,
     /// A user without a second factor, signing in where one is required, sets one up then and there;
@@ -256,6 +259,7 @@ impl Default for Config {
             phishing_resistant_acr: "urn:oxid:acr:phishing-resistant".into(),
             webauthn_rp_id: None,
             require_second_factor: false,
+            require_passkey: false,
             second_factor_enrolment: true,
             signing_key_publish_ahead: 3600,
             audit_retention: 90 * 24 * 3600,
@@ -413,7 +417,12 @@ impl Config {
                 "phishing_resistant_acr must be 1 to 256 characters, and not password_acr or mfa_acr".into(),
             ));
         }
-        crate::passkeys::Passkeys::from_config(self)?;
+        if crate::passkeys::Passkeys::from_config(self)?.is_none() && self.require_passkey {
+            return Err(ConfigError(
+                "require_passkey needs passkeys: an issuer on a domain name (not an IP address) or webauthn_rp_id"
+                    .into(),
+            ));
+        }
         if !(1..=60).contains(&self.backchannel_logout_timeout) {
             return Err(ConfigError("backchannel_logout_timeout must be between 1 and 60 seconds".into()));
         }
@@ -510,6 +519,31 @@ mod tests {
         assert!(with(300).validate().is_ok());
         let err = with(301).validate().unwrap_err().to_string();
         assert!(err.contains("record_cache_ttl"), "{err}");
+    }
+
+    #[test]
+    fn mail_and_passkey_settings_are_checked() {
+        let bad_smtp = Config { smtp_url: Some("ftp://mail.example".into()), ..Config::default() };
+        let err = bad_smtp.validate().unwrap_err().to_string();
+        assert!(err.contains("smtp_url") && !err.contains("ftp://"), "names the setting, not its value: {err}");
+        let bad_from = Config {
+            smtp_url: Some("smtp://127.0.0.1:25".into()),
+            mail_from: Some("no address".into()),
+            ..Config::default()
+        };
+        assert!(bad_from.validate().unwrap_err().to_string().contains("mail_from"));
+        // The default issuer is on 127.0.0.1: WebAuthn has no relying party there.
+        let passkey_on_ip = Config { require_passkey: true, ..Config::default() };
+        assert!(passkey_on_ip.validate().unwrap_err().to_string().contains("require_passkey"));
+        let on_localhost = Config {
+            require_passkey: true,
+            issuer: "http://localhost:8080".into(),
+            listen: "127.0.0.1:8080".parse().unwrap(),
+            ..Config::default()
+        };
+        assert!(on_localhost.validate().is_ok());
+        let same_acr = Config { phishing_resistant_acr: "urn:oxid:acr:mfa".into(), ..Config::default() };
+        assert!(same_acr.validate().is_err());
     }
 
     #[test]

@@ -392,6 +392,11 @@ pub async fn enrol(
         let Some(user) = state.store.user(&session.user_id).await? else {
             return Ok(reply::error_page_in(&state, &expired(), locale));
         };
+        // The phishing-resistant level: a passkey, made now.
+        if load_pending(&state, &q.request).await.is_ok_and(|(_, request, _)| request.phishing_resistant) {
+            let page = passkeys::registration_page(&state, jar, locale, &user.id, Some(&q.request), None).await;
+            return Ok(page.unwrap_or_else(|e| reply::error_page_in(&state, &e, locale)));
+        }
         let secret = totp::new_secret();
         if !state.store.begin_totp(&user.id, &secret).await? {
             // Set up meanwhile (another tab): on with the flow, which asks for a code.

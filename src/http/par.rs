@@ -38,6 +38,7 @@ pub(super) fn policy(state: &SharedState) -> Policy<'_> {
         mfa_acr: &state.config.mfa_acr,
         phishing_resistant_acr: state.passkeys.as_ref().map(|_| state.config.phishing_resistant_acr.as_str()),
         second_factor_required: state.config.require_second_factor,
+        passkey_required: state.config.require_passkey,
         second_factor_enrolment: state.config.second_factor_enrolment,
     }
 }

@@ -7,18 +7,19 @@
 //! finishes it); the answer comes back as the `credential` field of an ordinary form, and each
 //! ceremony is spent once.
 
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::CookieJar;
 use minijinja::context;
 
+use super::interaction::{AfterLogin, SignedInUser, start_session};
 use super::mfa::setup_step;
 use super::params::RequestParams;
 use super::{SharedState, cookies, reply};
 use crate::audit;
 use crate::crypto::{self, HmacHash};
-use crate::model::{AuditEvent, AuditKind, Timestamp};
+use crate::model::{AuditEvent, AuditKind, LoginMethod, Timestamp};
 use crate::passkeys::Ceremony;
 use crate::protocol::OAuthError;
 use crate::store::StoreError;
@@ -260,11 +261,13 @@ fn setup_page(
     jar: CookieJar,
     locale: &crate::ui::Locale,
     options: &minijinja::Value,
+    flow: Option<&str>,
     error: Option<&str>,
 ) -> Response {
     let (jar, csrf_token) = cookies::csrf_form_token(&state.config, &state.csrf_key, jar, SETUP_FLOW);
     let ctx = context! {
         passkey_options => options,
+        request_id => flow,
         csrf_token,
         error => error.map(|key| locale.text(key)),
         t => locale.messages(),
@@ -274,12 +277,14 @@ fn setup_page(
     (jar, reply::page(state, status, "passkey_setup.html", ctx)).into_response()
 }
 
-/// Starts registering a passkey for `user_id`: the setup page, with the ceremony.
-async fn registration_page(
+/// Starts registering a passkey for `user_id`: the setup page, with the ceremony. Within the sign-in
+/// `flow` that needs it, the flow goes on once the passkey is made.
+pub(super) async fn registration_page(
     state: &SharedState,
     jar: CookieJar,
     locale: &crate::ui::Locale,
     user_id: &str,
+    flow: Option<&str>,
     error: Option<&str>,
 ) -> Result<Response, OAuthError> {
     let Some(passkeys) = &state.passkeys else { return Ok(reply::see_other_within(state, "/account")) };
@@ -293,7 +298,7 @@ async fn registration_page(
         OAuthError::server_error()
     })?;
     let (jar, options) = carry(state, jar, CeremonyKind::Register, user_id, ceremony);
-    Ok(setup_page(state, jar, locale, &options, error))
+    Ok(setup_page(state, jar, locale, &options, flow, error))
 }
 
 /// `POST /account/passkeys/new`: the page that makes a passkey (after a recent login).
@@ -304,25 +309,29 @@ pub async fn begin(
     RequestParams(params): RequestParams,
 ) -> Response {
     setup_step(&state, &headers, jar, params, async |jar, locale, user_id, _| {
-        registration_page(&state, jar, locale, &user_id, None).await
+        registration_page(&state, jar, locale, &user_id, None, None).await
     })
     .await
 }
 
 /// `POST /account/passkeys/add`: the authenticator's answer; the passkey is kept under the name given.
+/// Made during a sign-in that needs one (`request`), it is the session's second factor and the sign-in
+/// goes on.
 pub async fn add(
     State(state): State<SharedState>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
     jar: CookieJar,
     RequestParams(params): RequestParams,
 ) -> Response {
     setup_step(&state, &headers, jar, params, async |jar, locale, user_id, params| {
         let Some(passkeys) = &state.passkeys else { return Ok(reply::see_other_within(&state, "/account")) };
+        let flow = params.get("request").filter(|id| crypto::is_token_shaped(id));
         let name: String = params.get("name").unwrap_or_default().trim().chars().take(64).collect();
         let name = if name.is_empty() { locale.text("passkey_default_name").to_owned() } else { name };
         let carried = carried(&state, &jar, CeremonyKind::Register).filter(|c| c.user_id == user_id);
         let Some(carried) = carried else {
-            return registration_page(&state, jar, locale, &user_id, Some("passkey_failed")).await;
+            return registration_page(&state, jar, locale, &user_id, flow, Some("passkey_failed")).await;
         };
         let now = state.now();
         let answer = params.get("credential").unwrap_or_default();
@@ -330,7 +339,7 @@ pub async fn add(
             Ok(passkey) => passkey,
             Err(e) => {
                 tracing::info!(error = %e, "a passkey registration was refused");
-                return registration_page(&state, jar, locale, &user_id, Some("passkey_failed")).await;
+                return registration_page(&state, jar, locale, &user_id, flow, Some("passkey_failed")).await;
             }
         };
         if !spend(&state, &carried).await.map_err(reply::internal)? {
@@ -345,7 +354,19 @@ pub async fn add(
         let event = AuditEvent::new(now, AuditKind::UserChanged, format!("a passkey was added: {}", passkey.name))
             .user(Some(&user_id), None);
         audit::record(state.store.as_ref(), event).await;
-        Ok((end_ceremony(&state, jar), reply::see_other_within(&state, "/account")).into_response())
+        let jar = end_ceremony(&state, jar);
+        let Some(id) = flow else { return Ok((jar, reply::see_other_within(&state, "/account")).into_response()) };
+        let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+        let client_ip = state.config.client_ip(peer.ip(), forwarded);
+        let login = SignedInUser {
+            user_id,
+            client_ip,
+            headers: &headers,
+            then: AfterLogin::Flow(id),
+            method: LoginMethod::PasswordAndPasskey,
+        };
+        let jar = start_session(&state, jar, login).await.map_err(reply::internal)?;
+        Ok((jar, reply::see_other_within(&state, &format!("/authorize/resume?request={id}"))).into_response())
     })
     .await
 }

@@ -151,6 +151,8 @@ pub struct Policy<'a> {
     pub phishing_resistant_acr: Option<&'a str>,
     /// Every sign-in needs a second factor.
     pub second_factor_required: bool,
+    /// Every sign-in needs a passkey (the phishing-resistant level).
+    pub passkey_required: bool,
     /// Users without a second factor may set one up when a sign-in needs it.
     pub second_factor_enrolment: bool,
 }
@@ -405,21 +407,21 @@ pub fn validate(
     let phishing_resistant_acr = policy.phishing_resistant_acr;
     let is_phishing_resistant = |acr: Option<&str>| acr.is_some() && acr == phishing_resistant_acr;
     let required_acr = client.metadata.required_acr.as_deref();
-    // A passkey cannot be set up in the middle of a sign-in: a passkey requirement never enrols.
     let mut phishing_resistant = false;
-    let mut second_factor = if is_phishing_resistant(required_acr) {
-        phishing_resistant = true;
-        SecondFactor::Required { enrol: false }
-    } else if policy.second_factor_required || required_acr == Some(policy.mfa_acr) {
-        required
-    } else if preferred.as_deref() == Some(policy.mfa_acr) {
-        SecondFactor::Wanted
-    } else if is_phishing_resistant(preferred.as_deref()) {
-        phishing_resistant = true;
-        SecondFactor::Wanted
-    } else {
-        SecondFactor::NotAsked
-    };
+    let mut second_factor =
+        if (policy.passkey_required && phishing_resistant_acr.is_some()) || is_phishing_resistant(required_acr) {
+            phishing_resistant = true;
+            required
+        } else if policy.second_factor_required || required_acr == Some(policy.mfa_acr) {
+            required
+        } else if preferred.as_deref() == Some(policy.mfa_acr) {
+            SecondFactor::Wanted
+        } else if is_phishing_resistant(preferred.as_deref()) {
+            phishing_resistant = true;
+            SecondFactor::Wanted
+        } else {
+            SecondFactor::NotAsked
+        };
     if let Some(acr) = claims.as_ref().and_then(|c| c.id_token.get("acr")) {
         // Core 5.5.1.1: an essential acr the OP cannot satisfy fails the authentication; one only a
         // second factor (or only a passkey) satisfies requires it.
@@ -616,6 +618,7 @@ mod tests {
                 mfa_acr: "urn:x:mfa",
                 phishing_resistant_acr: Some("urn:x:passkey"),
                 second_factor_required: false,
+                passkey_required: false,
                 second_factor_enrolment: true,
             },
             |_| None,
@@ -666,6 +669,7 @@ mod tests {
                 mfa_acr: "urn:x:mfa",
                 phishing_resistant_acr: Some("urn:x:passkey"),
                 second_factor_required: false,
+                passkey_required: false,
                 second_factor_enrolment: true,
             },
             |_| None,

@@ -331,3 +331,39 @@ async fn altered_and_replayed_passkey_answers_are_refused_and_counted() {
     let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
     assert_eq!(b.post("/account/login", &form).await.status, 429);
 }
+
+/// `require_passkey`: a user without a passkey who signs in with a password adds one then and there
+/// (it is the session's second factor), and the sign-in goes on to the client at the passkey's level.
+#[tokio::test]
+async fn a_required_passkey_is_added_during_the_sign_in() {
+    let op = TestOp::start_with(|c| {
+        c.issuer = c.issuer.replace("127.0.0.1", "localhost");
+        c.require_passkey = true;
+    })
+    .await;
+    op.add_user("alice").await;
+    let callback = start_callback_server().await;
+    let cb = callback.clone();
+    let (_, secret) = op
+        .add_client("webapp", ClientAuthMethod::ClientSecretBasic, move |c| {
+            c.redirect_uris = vec![cb.parse().unwrap()];
+            c.skip_consent = true;
+        })
+        .await;
+    let authorize = op
+        .authorize_url("webapp", "")
+        .replace(&op.nodes[0], &op.issuer)
+        .replace(&common::urlencode(common::REDIRECT_URI), &common::urlencode(&callback));
+    let (_driver, browser, _profile) = start_browser().await;
+    browser.issue_cmd(AddVirtualAuthenticator).await.unwrap();
+    browser.goto(&authorize).await.unwrap();
+    password_login(&browser).await;
+    click(&browser, "passkey-create").await;
+    let landed = wait_until_at(&browser, &callback).await;
+    let code = query(&landed).get("code").cloned().unwrap_or_else(|| panic!("back at the client: {landed}"));
+    let claims = id_token_claims(&op, &secret.unwrap(), &code, &callback).await;
+    assert_eq!(claims["amr"], serde_json::json!(["pwd", "hwk", "user", "mfa"]));
+    assert_eq!(claims["acr"], "urn:oxid:acr:phishing-resistant");
+    assert_eq!(op.store.passkeys("sub-alice").await.unwrap().len(), 1);
+    browser.close().await.unwrap();
+}
