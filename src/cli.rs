@@ -68,12 +68,13 @@ pub enum Command {
 
 #[derive(Subcommand)]
 pub enum UserMfaCommand {
-    /// Show whether a user has an authenticator app and how many recovery codes are left.
+    /// List a user's second factors: the authenticator app, recovery codes left, passkeys.
+    #[command(alias = "list")]
     Show {
         /// The user.
         username: String,
     },
-    /// Remove a user's authenticator app and recovery codes (a lost phone) and end their sessions.
+    /// Remove a user's authenticator app, recovery codes and passkeys (a lost phone) and end their sessions.
     Reset {
         /// The user.
         username: String,

@@ -366,4 +366,10 @@ async fn a_required_passkey_is_added_during_the_sign_in() {
     assert_eq!(claims["acr"], "urn:oxid:acr:phishing-resistant");
     assert_eq!(op.store.passkeys("sub-alice").await.unwrap().len(), 1);
     browser.close().await.unwrap();
+
+    // The operator lists it, and a reset (a lost device) removes it with the other factors.
+    let cli = |args: &[&str]| String::from_utf8(crate::cli::oxid(&op.database_url, args, None).stdout).unwrap();
+    assert!(cli(&["user", "mfa", "list", "alice"]).contains("passkey: Passkey ("), "named by default");
+    assert!(cli(&["user", "mfa", "reset", "alice"]).contains("session(s) ended"));
+    assert!(op.store.passkeys("sub-alice").await.unwrap().is_empty());
 }
