@@ -77,6 +77,30 @@ async fn id_token_claims(op: &TestOp, secret: &str, code: &str, callback: &str) 
     jwt_payload(tokens["id_token"].as_str().unwrap())
 }
 
+/// An OP on `localhost` (adjusted by `adjust`) with `alice` and a trusted client `webapp` whose
+/// redirect URI is a live page: the OP, the client's secret, that page's URL and an authorization URL.
+async fn op_on_localhost(adjust: impl FnOnce(&mut oxid::config::Config)) -> (TestOp, String, String, String) {
+    let op = TestOp::start_with(|c| {
+        c.issuer = c.issuer.replace("127.0.0.1", "localhost");
+        adjust(c);
+    })
+    .await;
+    op.add_user("alice").await;
+    let callback = start_callback_server().await;
+    let cb = callback.clone();
+    let (_, secret) = op
+        .add_client("webapp", ClientAuthMethod::ClientSecretBasic, move |c| {
+            c.redirect_uris = vec![cb.parse().unwrap()];
+            c.skip_consent = true;
+        })
+        .await;
+    let authorize = op
+        .authorize_url("webapp", "")
+        .replace(&op.nodes[0], &op.issuer)
+        .replace(&common::urlencode(common::REDIRECT_URI), &common::urlencode(&callback));
+    (op, secret.unwrap(), callback, authorize)
+}
+
 /// Adds a passkey named "Laptop" on the account page, signing in with the password first.
 async fn add_passkey(browser: &fantoccini::Client, op: &TestOp) {
     browser.goto(&format!("{}/account", op.issuer)).await.unwrap();
@@ -101,21 +125,7 @@ async fn password_login(browser: &fantoccini::Client) {
 
 #[tokio::test]
 async fn a_passkey_is_added_signs_in_alone_and_after_a_password_and_is_removed() {
-    let op = TestOp::start_with(|c| c.issuer = c.issuer.replace("127.0.0.1", "localhost")).await;
-    op.add_user("alice").await;
-    let callback = start_callback_server().await;
-    let cb = callback.clone();
-    let (_, secret) = op
-        .add_client("webapp", ClientAuthMethod::ClientSecretBasic, move |c| {
-            c.redirect_uris = vec![cb.parse().unwrap()];
-            c.skip_consent = true;
-        })
-        .await;
-    let secret = secret.unwrap();
-    let authorize = op
-        .authorize_url("webapp", "")
-        .replace(&op.nodes[0], &op.issuer)
-        .replace(&common::urlencode(common::REDIRECT_URI), &common::urlencode(&callback));
+    let (op, secret, callback, authorize) = op_on_localhost(|_| {}).await;
     let (_, doc) = common::json(reqwest::get(op.url("/.well-known/openid-configuration")).await.unwrap()).await;
     assert!(doc["acr_values_supported"].as_array().unwrap().contains(&"urn:oxid:acr:phishing-resistant".into()));
 
@@ -336,24 +346,7 @@ async fn altered_and_replayed_passkey_answers_are_refused_and_counted() {
 /// (it is the session's second factor), and the sign-in goes on to the client at the passkey's level.
 #[tokio::test]
 async fn a_required_passkey_is_added_during_the_sign_in() {
-    let op = TestOp::start_with(|c| {
-        c.issuer = c.issuer.replace("127.0.0.1", "localhost");
-        c.require_passkey = true;
-    })
-    .await;
-    op.add_user("alice").await;
-    let callback = start_callback_server().await;
-    let cb = callback.clone();
-    let (_, secret) = op
-        .add_client("webapp", ClientAuthMethod::ClientSecretBasic, move |c| {
-            c.redirect_uris = vec![cb.parse().unwrap()];
-            c.skip_consent = true;
-        })
-        .await;
-    let authorize = op
-        .authorize_url("webapp", "")
-        .replace(&op.nodes[0], &op.issuer)
-        .replace(&common::urlencode(common::REDIRECT_URI), &common::urlencode(&callback));
+    let (op, secret, callback, authorize) = op_on_localhost(|c| c.require_passkey = true).await;
     let (_driver, browser, _profile) = start_browser().await;
     browser.issue_cmd(AddVirtualAuthenticator).await.unwrap();
     browser.goto(&authorize).await.unwrap();
@@ -361,7 +354,7 @@ async fn a_required_passkey_is_added_during_the_sign_in() {
     click(&browser, "passkey-create").await;
     let landed = wait_until_at(&browser, &callback).await;
     let code = query(&landed).get("code").cloned().unwrap_or_else(|| panic!("back at the client: {landed}"));
-    let claims = id_token_claims(&op, &secret.unwrap(), &code, &callback).await;
+    let claims = id_token_claims(&op, &secret, &code, &callback).await;
     assert_eq!(claims["amr"], serde_json::json!(["pwd", "hwk", "user", "mfa"]));
     assert_eq!(claims["acr"], "urn:oxid:acr:phishing-resistant");
     assert_eq!(op.store.passkeys("sub-alice").await.unwrap().len(), 1);
