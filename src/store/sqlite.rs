@@ -89,12 +89,15 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// How long a statement waits for a lock another connection (or process) holds.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
 fn connect(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
-    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
@@ -1395,17 +1398,29 @@ impl SweepStore for SqliteStore {
         let mut deleted = Vec::new();
         for (table, sql) in q::sweep_statements() {
             let cutoff = cutoffs.of(table);
-            // One short write each, so that the single writer is never held for long.
+            // One short write each, so that the single writer is never held for long; and the requests
+            // waiting meanwhile run before the next (these writes run in place, on this thread: without
+            // the yield a sweep of many batches held up a one-core server for 5 s, seen in a soak).
             let n = self.write("sweep", |conn| Ok(exec(conn, &sql, params![cutoff, batch])?))?;
             deleted.push((table, n as u64));
+            tokio::task::yield_now().await;
         }
         Ok(deleted)
     }
 
     async fn compact(&self) -> StoreResult<()> {
         self.write("compact", |conn| {
-            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
-            Ok(())
+            // TRUNCATE waits for every reader to leave the WAL while this connection holds the write
+            // lock: with the busy timeout, one long reader (a backup, `oxid store stats` on a large
+            // table) would stall every write for up to 5 s. Without waiting, a checkpoint that readers
+            // hold up ends at once and is tried again at the next sweep.
+            conn.busy_timeout(Duration::ZERO)?;
+            let checkpoint = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+            conn.busy_timeout(BUSY_TIMEOUT)?;
+            match checkpoint {
+                Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::DatabaseBusy => Ok(()),
+                other => Ok(other?),
+            }
         })
     }
 
