@@ -206,8 +206,7 @@ pub(super) async fn own_login(
     };
     let username = params.get("username").unwrap_or_default().trim();
     let password = params.get("password").unwrap_or_default();
-    let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
-    let client_ip = state.config.client_ip(peer.ip(), forwarded);
+    let client_ip = state.client_ip(peer.ip(), headers);
     let page = OwnPage { user_code: params.get("user_code"), ..page };
     let form = |jar, status, error| own_login_form(state, jar, status, locale, &page, Some(error));
     let (checked, method) = match params.get("credential") {
@@ -345,6 +344,17 @@ pub async fn decide_request(
     .await
 }
 
+/// Why a new password typed twice (`repeated`) is not accepted, as a catalogue key; none if it is.
+pub(super) fn new_password_problem(new: &str, repeated: Option<&str>) -> Option<&'static str> {
+    if Some(new) != repeated {
+        Some("signup_password_mismatch")
+    } else if crate::password::check_length(new).is_err() {
+        Some("signup_password_length")
+    } else {
+        None
+    }
+}
+
 /// `POST /account/password`: a new password, the current one required (checked and throttled as at
 /// login). Every session of the user ends with it (its RPs are told), this one too: they sign in again.
 pub async fn change_password(
@@ -371,14 +381,10 @@ pub async fn change_password(
             return Ok(reply::see_other_within(&state, "/account"));
         };
         let (new, repeated) = (params.get("new_password").unwrap_or_default(), params.get("new_password_repeat"));
-        if Some(new) != repeated {
-            return Ok(problem("signup_password_mismatch"));
+        if let Some(key) = new_password_problem(new, repeated) {
+            return Ok(problem(key));
         }
-        if crate::password::check_length(new).is_err() {
-            return Ok(problem("signup_password_length"));
-        }
-        let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
-        let client_ip = state.config.client_ip(peer.ip(), forwarded);
+        let client_ip = state.client_ip(peer.ip(), &headers);
         let current = params.get("current_password").unwrap_or_default();
         match authenticate(&state, client_ip, &user.username, current).await {
             Ok(Some(_)) => {}

@@ -62,8 +62,7 @@ pub async fn authorize(
         return reply::error_redirect(&state, &request.error(e));
     }
     let client = client.expect("validate succeeds only for a known client");
-    let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
-    let client_ip = state.config.client_ip(peer.ip(), forwarded);
+    let client_ip = state.client_ip(peer.ip(), &headers);
     proceed(&state, &jar, &client, request, Stage::New { client_ip }).await
 }
 

@@ -140,11 +140,6 @@ fn page(
     (jar, reply::page(state, status, "device.html", ctx)).into_response()
 }
 
-fn client_ip(state: &SharedState, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
-    let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
-    state.config.client_ip(peer, forwarded)
-}
-
 /// The pending authorization a typed code names, within the address's allowance of misses.
 async fn look_up(
     state: &SharedState,
@@ -188,7 +183,7 @@ pub async fn verification_page(
         let Some(typed) = typed else {
             return Ok(page(&state, jar, StatusCode::OK, locale, Stage::Enter(None), None, vec![]));
         };
-        match look_up(&state, client_ip(&state, peer.ip(), &headers), typed).await? {
+        match look_up(&state, state.client_ip(peer.ip(), &headers), typed).await? {
             Ok(device) => {
                 let client_name =
                     state.client(&device.client_id).await?.map(|c| c.name_in(&[locale.tag.as_str()]).to_owned());

@@ -139,8 +139,7 @@ pub async fn login_submit(
     let locale = page_locale(&state, request, &headers);
     let form = |jar, status, error| login_form(&state, jar, status, &flow, locale, Some(username), Some(error));
 
-    let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
-    let client_ip = state.config.client_ip(peer.ip(), forwarded);
+    let client_ip = state.client_ip(peer.ip(), &headers);
     let (checked, method) = match params.get("credential") {
         Some(answer) => (passkey_login(&state, &jar, client_ip, answer).await, LoginMethod::Passkey),
         None => (authenticate(&state, client_ip, username, password).await, LoginMethod::Password),
@@ -156,6 +155,12 @@ pub async fn login_submit(
         Err(LoginError::Throttled) => form(jar, StatusCode::TOO_MANY_REQUESTS, "throttled"),
         Err(LoginError::Store(e)) => reply::error_page(&state, &reply::internal(e)),
     }
+}
+
+/// The key of an account's failed-login count (`username` in its canonical form): passwords, refused
+/// passkeys and password resets all count against, or clear, the same one.
+pub(super) fn account_throttle_key(username: &str) -> String {
+    format!("account:{username}")
 }
 
 /// A login with a passkey (the form's `credential`), as `authenticate` answers for a password.
@@ -197,7 +202,7 @@ pub(super) async fn authenticate(
     // The canonical form (RFC 8265) is the account, for the lookup and the throttle alike; a name that
     // has none is no account, checked like an unknown one.
     let username = canonical_username(username).ok();
-    let account_key = format!("account:{}", username.as_deref().unwrap_or_default());
+    let account_key = account_throttle_key(username.as_deref().unwrap_or_default());
     let ip_key = format!("ip:{client_ip}");
     let event = |kind, user_id: Option<&str>, detail: &str| {
         AuditEvent::new(now, kind, detail).user(user_id, username.as_deref()).ip(client_ip)

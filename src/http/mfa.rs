@@ -178,8 +178,7 @@ pub async fn second_factor_submit(
     .await;
     match result {
         Ok(None) => {
-            let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
-            let client_ip = state.config.client_ip(connect.0.ip(), forwarded);
+            let client_ip = state.client_ip(connect.0.ip(), &headers);
             let jar = jar.add(cookies::second_factor_cookie(&state.config, String::new(), 0));
             let jar = passkeys::end_ceremony(&state, jar);
             let login = SignedInUser { user_id: pending.user_id, client_ip, headers: &headers, then, method };
@@ -357,8 +356,7 @@ pub async fn confirm(
         let flow = params.get("request").filter(|id| crypto::is_token_shaped(id));
         let jar = match flow {
             Some(id) => {
-                let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
-                let client_ip = state.config.client_ip(peer.ip(), forwarded);
+                let client_ip = state.client_ip(peer.ip(), &headers);
                 let login = SignedInUser {
                     user_id,
                     client_ip,

@@ -178,6 +178,13 @@ impl AppState {
         self.resources.get_or_load(identifier, self.now(), self.store.resource(identifier)).await
     }
 
+    /// The client's address: the peer's, or behind a trusted proxy the one `X-Forwarded-For` names
+    /// (see `Config::client_ip`).
+    pub fn client_ip(&self, peer: std::net::IpAddr, headers: &axum::http::HeaderMap) -> std::net::IpAddr {
+        let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+        self.config.client_ip(peer, forwarded)
+    }
+
     /// The current time, by the server's clock.
     pub fn now(&self) -> Timestamp {
         self.clock.now()

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::CookieJar;
 use minijinja::context;
 
-use super::interaction::{AfterLogin, SignedInUser, start_session};
+use super::interaction::{AfterLogin, SignedInUser, account_throttle_key, start_session};
 use super::mfa::setup_step;
 use super::params::RequestParams;
 use super::{SharedState, cookies, reply};
@@ -26,8 +26,9 @@ use crate::store::StoreError;
 
 /// Seconds a ceremony may take (the authenticator's own timeout is five minutes).
 const CEREMONY_LIFETIME: i64 = 300;
-/// Passkeys one account may have.
-const MAX_PASSKEYS: usize = 10;
+/// Passkeys one account may have: the second step's ceremony carries all of them (about 0.6 KB each in
+/// its cookie, 1 KB with one), and a cookie holds 4 KB.
+const MAX_PASSKEYS: usize = 5;
 const SETUP_FLOW: &str = "account";
 
 /// What a ceremony is for; part of what its MAC covers.
@@ -171,7 +172,7 @@ pub(super) async fn sign_in(
         // Counted against the account's throttle, as a wrong password is (the limit is the login's).
         let window = state.config.login_throttle_window as i64;
         let limit = state.config.login_max_failures_per_account;
-        state.store.reserve_attempt(&format!("account:{}", user.username), now, window, limit).await?;
+        state.store.reserve_attempt(&account_throttle_key(&user.username), now, window, limit).await?;
         crate::telemetry::failed_login();
         audit::record(state.store.as_ref(), event(AuditKind::LoginFailed, Some(&user.id), "passkey refused")).await;
         return Ok(None);
@@ -356,8 +357,7 @@ pub async fn add(
         audit::record(state.store.as_ref(), event).await;
         let jar = end_ceremony(&state, jar);
         let Some(id) = flow else { return Ok((jar, reply::see_other_within(&state, "/account")).into_response()) };
-        let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
-        let client_ip = state.config.client_ip(peer.ip(), forwarded);
+        let client_ip = state.client_ip(peer.ip(), &headers);
         let login = SignedInUser {
             user_id,
             client_ip,

@@ -10,7 +10,8 @@ use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::CookieJar;
 use minijinja::context;
 
-use super::account::{checked_form, locale};
+use super::account::{checked_form, locale, new_password_problem};
+use super::interaction::account_throttle_key;
 use super::mailed_link::{LinkQuery, compose, mail_allowed, mail_request_allowed, open_link};
 use super::params::RequestParams;
 use super::{SharedState, cookies, reply};
@@ -102,8 +103,7 @@ pub async fn forgot_submit(
             StatusCode::BAD_REQUEST,
         );
     }
-    let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
-    let client_ip = state.config.client_ip(peer.ip(), forwarded);
+    let client_ip = state.client_ip(peer.ip(), &headers);
     let result: Result<Response, StoreError> = async {
         if !mail_request_allowed(&state, client_ip).await? {
             let page = ResetPage { error: Some("mail_throttled"), ..page };
@@ -197,14 +197,7 @@ pub async fn reset_submit(
             }
         };
         let (new, repeated) = (params.get("new_password").unwrap_or_default(), params.get("new_password_repeat"));
-        let problem = if Some(new) != repeated {
-            Some("signup_password_mismatch")
-        } else if crate::password::check_length(new).is_err() {
-            Some("signup_password_length")
-        } else {
-            None
-        };
-        if let Some(error) = problem {
+        if let Some(error) = new_password_problem(new, repeated) {
             return Ok(ResetPage { token: Some(token), error: Some(error), ..page }.render(
                 &state,
                 jar,
@@ -221,7 +214,7 @@ pub async fn reset_submit(
         };
         state.store.set_password_hash(&user.username, &hash, false, state.config.logout(now)).await?;
         state.logout_delivery.notify_one();
-        state.store.clear_attempts(&format!("account:{}", user.username)).await?;
+        state.store.clear_attempts(&account_throttle_key(&user.username)).await?;
         let event = AuditEvent::new(now, AuditKind::UserChanged, "password reset with a mailed link")
             .user(Some(&user.id), Some(&user.username));
         audit::record(state.store.as_ref(), event).await;

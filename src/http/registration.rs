@@ -141,8 +141,7 @@ pub async fn register(
                 Some(hash)
             }
             RegistrationPolicy::Open => {
-                let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
-                let ip = state.config.client_ip(peer.ip(), forwarded);
+                let ip = state.client_ip(peer.ip(), &headers);
                 let window = state.config.login_throttle_window as i64;
                 let allowed = state.config.registration_max_per_ip;
                 if !state.store.reserve_attempt(&format!("register:{ip}"), now, window, allowed).await? {

@@ -91,11 +91,10 @@ fn check(username: &str, email: &str, password: &str, confirm: &str) -> Result<S
     if !email.is_empty() && (email.len() > 254 || !email.contains('@') || email.chars().any(char::is_whitespace)) {
         return Err("signup_email_invalid");
     }
-    if password != confirm {
-        return Err("signup_password_mismatch");
+    match super::account::new_password_problem(password, Some(confirm)) {
+        Some(problem) => Err(problem),
+        None => Ok(username),
     }
-    password::check_length(password).map_err(|_| "signup_password_length")?;
-    Ok(username)
 }
 
 pub async fn signup_submit(
@@ -129,8 +128,7 @@ pub async fn signup_submit(
             Err(problem) => return retry(jar, StatusCode::BAD_REQUEST, problem),
         };
 
-    let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
-    let client_ip = state.config.client_ip(peer.ip(), forwarded);
+    let client_ip = state.client_ip(peer.ip(), &headers);
     match create_account(&state, &username, &entered, password, client_ip).await {
         Ok(Ok(user_id)) => {
             // The new address gets its verification link (when mail is set up).
