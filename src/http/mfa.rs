@@ -356,15 +356,8 @@ pub async fn confirm(
         let flow = params.get("request").filter(|id| crypto::is_token_shaped(id));
         let jar = match flow {
             Some(id) => {
-                let client_ip = state.client_ip(peer.ip(), &headers);
-                let login = SignedInUser {
-                    user_id,
-                    client_ip,
-                    headers: &headers,
-                    then: AfterLogin::Flow(id),
-                    method: LoginMethod::PasswordAndCode,
-                };
-                start_session(&state, jar, login).await.map_err(internal)?
+                let method = LoginMethod::PasswordAndCode;
+                enrolled_during_sign_in(&state, jar, (peer, &headers), user_id, id, method).await?
             }
             None => jar,
         };
@@ -372,6 +365,21 @@ pub async fn confirm(
         Ok(codes_page(&state, jar, locale, &codes, resume.as_deref()))
     })
     .await
+}
+
+/// A second factor set up during the sign-in `flow` that needs it is that sign-in's second factor:
+/// the session goes on with `method` (from the browser at `peer` with `headers`).
+pub(super) async fn enrolled_during_sign_in(
+    state: &SharedState,
+    jar: CookieJar,
+    (peer, headers): (std::net::SocketAddr, &HeaderMap),
+    user_id: String,
+    flow: &str,
+    method: LoginMethod,
+) -> Result<CookieJar, OAuthError> {
+    let client_ip = state.client_ip(peer.ip(), headers);
+    let login = SignedInUser { user_id, client_ip, headers, then: AfterLogin::Flow(flow), method };
+    start_session(state, jar, login).await.map_err(reply::internal)
 }
 
 /// `GET /login/enrol?request=…`: a sign-in needs a second factor the user does not have yet: set one

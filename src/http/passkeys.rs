@@ -13,8 +13,8 @@ use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::CookieJar;
 use minijinja::context;
 
-use super::interaction::{AfterLogin, SignedInUser, account_throttle_key, start_session};
-use super::mfa::setup_step;
+use super::interaction::account_throttle_key;
+use super::mfa::{enrolled_during_sign_in, setup_step};
 use super::params::RequestParams;
 use super::{SharedState, cookies, reply};
 use crate::audit;
@@ -357,15 +357,8 @@ pub async fn add(
         audit::record(state.store.as_ref(), event).await;
         let jar = end_ceremony(&state, jar);
         let Some(id) = flow else { return Ok((jar, reply::see_other_within(&state, "/account")).into_response()) };
-        let client_ip = state.client_ip(peer.ip(), &headers);
-        let login = SignedInUser {
-            user_id,
-            client_ip,
-            headers: &headers,
-            then: AfterLogin::Flow(id),
-            method: LoginMethod::PasswordAndPasskey,
-        };
-        let jar = start_session(&state, jar, login).await.map_err(reply::internal)?;
+        let method = LoginMethod::PasswordAndPasskey;
+        let jar = enrolled_during_sign_in(&state, jar, (peer, &headers), user_id, id, method).await?;
         Ok((jar, reply::see_other_within(&state, &format!("/authorize/resume?request={id}"))).into_response())
     })
     .await
