@@ -66,12 +66,12 @@ async fn authorization_response_params(
     completing: Completing<'_>,
 ) -> Result<Vec<(&'static str, String)>, IssueError> {
     let response_type = request.response_type;
-    let grant_id = crypto::random_token();
+    let grant_id = crypto::ordered_token();
     let auth = session.authentication();
     let mut params = Vec::new();
 
     let code = response_type.has_code().then(|| {
-        let code = crypto::random_token();
+        let code = crypto::ordered_token();
         let grant = CodeGrant {
             client_id: request.client_id.clone(),
             user_id: session.user_id.clone(),

@@ -91,7 +91,7 @@ async fn authenticate_request(
         for_user: Some(user_id),
         client_id: client.id.clone(),
         scope,
-        grant_id: crypto::random_token(),
+        grant_id: crypto::ordered_token(),
         expires_at: state.now() + expires_in,
         interval: INTERVAL,
         decision: UserDecision::Pending,

@@ -69,7 +69,7 @@ async fn start(
             for_user: None,
             client_id: client.id.clone(),
             scope: scope.clone(),
-            grant_id: crypto::random_token(),
+            grant_id: crypto::ordered_token(),
             expires_at: now + LIFETIME,
             interval: INTERVAL,
             decision: UserDecision::Pending,

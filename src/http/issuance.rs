@@ -36,7 +36,7 @@ pub fn access_token(
         audience: Vec::new(),
         issued_at: Some(state.now()),
     };
-    (crypto::random_token(), record)
+    (crypto::ordered_token(), record)
 }
 
 /// RFC 8707: the resource servers an access token is for. `asked` (the token request's `resource`) must

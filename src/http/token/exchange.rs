@@ -137,7 +137,7 @@ pub(super) async fn exchange(
         Some(JWT) if resource.token_format == crate::model::TokenFormat::Jwt => JWT,
         Some(_) => return Err(invalid("requested_token_type cannot be issued for this resource")),
     };
-    let grant_id = subject.grant_id.unwrap_or_else(crypto::random_token);
+    let grant_id = subject.grant_id.unwrap_or_else(crypto::ordered_token);
     let (token, mut record) = issuance::access_token(state, client, Some(&subject.user_id), scope, &grant_id, None);
     record.jkt = proof.map(|p| p.jkt.clone());
     let user = Some((subject.user_id.as_str(), None));

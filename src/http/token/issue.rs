@@ -96,7 +96,7 @@ pub(super) async fn issue(
         None,
     )?;
     let refresh_token = (grant.scope.contains("offline_access") && client.allows_grant(GrantType::RefreshToken))
-        .then(crypto::random_token);
+        .then(crypto::ordered_token);
     let refresh = refresh_token.as_ref().map(|t| {
         let record = RefreshToken {
             client_id: client.id.clone(),
