@@ -95,7 +95,7 @@ async fn authorization_response_params(
             client,
             Some(&session.user_id),
             request.scope.clone(),
-            &grant_id,
+            Some(&grant_id),
             request.claims.as_ref(),
         );
         (crypto::token_hash(&token), record, token)

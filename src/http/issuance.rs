@@ -22,14 +22,14 @@ pub fn access_token(
     client: &Client,
     user_id: Option<&str>,
     scope: ScopeSet,
-    grant_id: &str,
+    grant_id: Option<&str>,
     claims: Option<&ClaimsRequest>,
 ) -> (String, AccessToken) {
     let record = AccessToken {
         client_id: client.id.clone(),
         user_id: user_id.map(str::to_owned),
         scope,
-        grant_id: grant_id.to_owned(),
+        grant_id: grant_id.map(str::to_owned),
         expires_at: state.now() + state.config.access_token_lifetime as i64,
         claims: claims.filter(|c| !c.userinfo.is_empty() || !c.locales.is_empty()).cloned(),
         jkt: None,

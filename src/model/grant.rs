@@ -64,7 +64,9 @@ pub struct AccessToken {
     /// None for `client_credentials` tokens, which act for the client itself.
     pub user_id: Option<String>,
     pub scope: ScopeSet,
-    pub grant_id: String,
+    /// The grant it belongs to: None for `client_credentials` tokens, which no grant revocation can
+    /// reach (the client revokes them one by one), so they need no indexed grant key.
+    pub grant_id: Option<String>,
     pub expires_at: Timestamp,
     /// The grant's claims request: the UserInfo claims asked for one by one and their languages.
     pub claims: Option<ClaimsRequest>,

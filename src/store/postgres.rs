@@ -1331,7 +1331,9 @@ impl GrantStore for PgStore {
             let mut tx = self.pool.begin().await?;
             // The grant's lock first, then what is spent: the same order as revocation, so the two
             // never wait on each other in a cycle.
-            sqlx::query(q::LOCK_GRANT).bind(&access.grant_id).execute(&mut *tx).await?;
+            if let Some(grant_id) = &access.grant_id {
+                sqlx::query(q::LOCK_GRANT).bind(grant_id).execute(&mut *tx).await?;
+            }
             if let Some(spent) = spent {
                 match spend(&mut tx, spent).await? {
                     Ok(()) => {}

@@ -1,7 +1,6 @@
 //! The `client_credentials` grant (RFC 6749 4.4): a token for the client itself; confidential clients only.
 
 use super::TokenResponse;
-use crate::crypto;
 use crate::http::{SharedState, issuance};
 use crate::jose::dpop::Proof;
 use crate::model::{Client, ScopeSet};
@@ -34,7 +33,7 @@ pub(super) async fn exchange(
     if !scope.is_subset(registered) {
         return Err(OAuthError::new(ErrorCode::InvalidScope, "scope is not registered for this client"));
     }
-    let (access_token, mut record) = issuance::access_token(state, client, None, scope, &crypto::ordered_token(), None);
+    let (access_token, mut record) = issuance::access_token(state, client, None, scope, None, None);
     record.jkt = proof.map(|p| p.jkt.clone());
     // RFC 8707: a token for a registered resource server, if the client names one.
     let audience = issuance::audience(state, None, params.get("resource")).await?;

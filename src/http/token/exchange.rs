@@ -59,7 +59,7 @@ async fn presented(
             let found = state.store.access_token(&crypto::token_hash(token), now).await.map_err(reply::internal)?;
             let access = found.ok_or(invalid("the token is not active"))?;
             let user_id = access.user_id.ok_or(invalid("the token stands for no user"))?;
-            let (scope, grant_id) = (Some(access.scope), Some(access.grant_id));
+            let (scope, grant_id) = (Some(access.scope), access.grant_id);
             Ok(Presented { user_id, audience: access.audience, scope, grant_id, act: None })
         }
         ID_TOKEN | JWT => {
@@ -138,7 +138,8 @@ pub(super) async fn exchange(
         Some(_) => return Err(invalid("requested_token_type cannot be issued for this resource")),
     };
     let grant_id = subject.grant_id.unwrap_or_else(crypto::ordered_token);
-    let (token, mut record) = issuance::access_token(state, client, Some(&subject.user_id), scope, &grant_id, None);
+    let (token, mut record) =
+        issuance::access_token(state, client, Some(&subject.user_id), scope, Some(&grant_id), None);
     record.jkt = proof.map(|p| p.jkt.clone());
     let user = Some((subject.user_id.as_str(), None));
     let (token, record) = issuance::for_audience(state, client, (token, record), &audience, user, Some(act))?;

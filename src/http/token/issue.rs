@@ -84,7 +84,7 @@ pub(super) async fn issue(
     let user = grant.user;
     let audience = issuance::audience(state, grant.resources, asked_resource).await?;
     let access_scope = issuance::scope_for_audience(state, access_scope, grant.resources, &audience).await?;
-    let minted = issuance::access_token(state, client, Some(&user.id), access_scope, grant.id, grant.claims);
+    let minted = issuance::access_token(state, client, Some(&user.id), access_scope, Some(grant.id), grant.claims);
     let (access_token, mut access) = minted;
     access.jkt = proof.map(|p| p.jkt.clone());
     let (access_token, access) = issuance::for_audience(
