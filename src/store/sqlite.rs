@@ -1147,21 +1147,24 @@ fn insert_refresh_token(tx: &Connection, hash: &str, r: &RefreshToken) -> rusqli
 
 /// Spends a code or refresh token; on failure, the grant of one that was spent before (a replay).
 fn spend(tx: &Connection, spent: Spent<'_>) -> rusqlite::Result<Result<(), Option<String>>> {
-    let (done, grant) = match spent {
-        Spent::Decoupled(hash) => {
-            return Ok(if exec(tx, q::SPEND_DECOUPLED, [hash])? == 1 { Ok(()) } else { Err(None) });
+    let done = match spent {
+        Spent::Decoupled(hash) => exec(tx, q::SPEND_DECOUPLED, [hash])?,
+        Spent::Code(hash) => exec(tx, q::SPEND_CODE, [hash])?,
+        Spent::RefreshToken { hash, client_id, now } => {
+            exec(tx, q::SPEND_REFRESH_TOKEN, params![hash, client_id.as_str(), now])?
         }
-        Spent::Code(hash) => {
-            (exec(tx, q::SPEND_CODE, [hash])?, tx.prepare_cached(q::CODE_GRANT)?.query_row([hash], |r| r.get(0)))
-        }
-        Spent::RefreshToken { hash, client_id, now } => (
-            exec(tx, q::SPEND_REFRESH_TOKEN, params![hash, client_id.as_str(), now])?,
-            tx.prepare_cached(q::SPENT_REFRESH_TOKEN_GRANT)?.query_row([hash, client_id.as_str()], |r| r.get(0)),
-        ),
     };
     if done == 1 {
         return Ok(Ok(()));
     }
+    // Not spent now: a value used before names the grant its reuse revokes; an unknown one nothing.
+    let grant = match spent {
+        Spent::Decoupled(_) => return Ok(Err(None)),
+        Spent::Code(hash) => tx.prepare_cached(q::CODE_GRANT)?.query_row([hash], |r| r.get(0)),
+        Spent::RefreshToken { hash, client_id, .. } => {
+            tx.prepare_cached(q::SPENT_REFRESH_TOKEN_GRANT)?.query_row([hash, client_id.as_str()], |r| r.get(0))
+        }
+    };
     Ok(Err(grant.optional()?))
 }
 
