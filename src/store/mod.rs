@@ -5,6 +5,7 @@
 
 pub mod cache;
 mod postgres;
+mod postgres_batch;
 mod queries;
 mod sqlite;
 

@@ -8,6 +8,7 @@ use serde::de::DeserializeOwned;
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::{FromRow, Row};
 
+use super::postgres_batch::AccessTokenBatcher;
 use super::queries as q;
 use super::to_json;
 use super::*;
@@ -19,6 +20,7 @@ use crate::model::{
 #[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
+    lone_access_tokens: AccessTokenBatcher,
 }
 
 fn from_json<T: DeserializeOwned>(column: &str, text: &str) -> StoreResult<T> {
@@ -64,7 +66,7 @@ impl PgStore {
             .connect_with(options)
             .await?;
         sqlx::migrate!("migrations/postgres").run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self { lone_access_tokens: AccessTokenBatcher::start(pool.clone()), pool })
     }
 }
 
@@ -1324,9 +1326,9 @@ impl GrantStore for PgStore {
         crate::telemetry::timed("issue_tokens", async move {
             let (access_hash, access) = tokens.access;
             if spent.is_none() && tokens.refresh.is_none() {
-                // A new grant's single token (client_credentials): one statement, one round trip.
-                insert_access_token(access_hash, access).execute(&self.pool).await?;
-                return Ok(Issuance::Issued);
+                // A lone token (client_credentials, token exchange): inserted with the others in flight.
+                let inserted = self.lone_access_tokens.insert(access_hash, access).await?;
+                return Ok(if inserted { Issuance::Issued } else { Issuance::Revoked });
             }
             let mut tx = self.pool.begin().await?;
             // The grant's lock first, then what is spent: the same order as revocation, so the two
