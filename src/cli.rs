@@ -557,7 +557,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     println!("database size: {:.1} MiB", size as f64 / (1024.0 * 1024.0));
                 }
                 StoreCommand::Sweep => {
-                    let swept = server::sweep(store.as_ref(), &config, now()).await?;
+                    let swept = server::sweep(store.as_ref(), &config, now(), None).await?;
                     println!("deleted {swept} expired rows");
                 }
             }

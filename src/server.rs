@@ -2,7 +2,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
 
@@ -117,9 +117,8 @@ pub async fn serve(
     Ok(())
 }
 
-/// Rows per table deleted in one statement, and statements per table in one sweep at most.
+/// Rows per table deleted in one statement.
 const SWEEP_BATCH: u32 = 1000;
-const SWEEP_ROUNDS: usize = 100;
 
 /// Deletes what has expired, in small batches, so that storage stays bounded. Every node runs this; a
 /// lease in the store (one holder per interval) has one of them do the work each time.
@@ -137,14 +136,23 @@ async fn sweep_periodically(state: SharedState) {
                 continue;
             }
         }
-        if let Err(e) = sweep(state.store.as_ref(), &state.config, now).await {
+        // At most until the lease runs out (the next holder goes on), so a backlog never makes two
+        // nodes sweep at once; a sweep keeps up with any rate at which tokens are made (a fixed number
+        // of batches per sweep did not: at 27,000 tokens/s the table grew without bound in a soak).
+        let until = Instant::now() + Duration::from_secs(interval);
+        if let Err(e) = sweep(state.store.as_ref(), &state.config, now, Some(until)).await {
             tracing::warn!(error = %e, "sweeping expired rows failed");
         }
     }
 }
 
-/// One sweep: batches until nothing expired is left (or the round limit), then compaction.
-pub async fn sweep(store: &dyn Store, config: &Config, now: crate::model::Timestamp) -> anyhow::Result<u64> {
+/// One sweep: batches until nothing expired is left (or `until`), then compaction.
+pub async fn sweep(
+    store: &dyn Store,
+    config: &Config,
+    now: crate::model::Timestamp,
+    until: Option<Instant>,
+) -> anyhow::Result<u64> {
     let before = now - config.expired_rows_kept as i64;
     let cutoffs = SweepCutoffs {
         expired_before: before,
@@ -153,11 +161,11 @@ pub async fn sweep(store: &dyn Store, config: &Config, now: crate::model::Timest
         failed_before: now - config.audit_retention as i64,
     };
     let mut total = 0;
-    for _ in 0..SWEEP_ROUNDS {
+    loop {
         let deleted = store.sweep(cutoffs, SWEEP_BATCH).await?;
-        let round: u64 = deleted.iter().map(|(_, n)| n).sum();
-        total += round;
-        if deleted.iter().all(|(_, n)| *n < u64::from(SWEEP_BATCH)) {
+        total += deleted.iter().map(|(_, n)| n).sum::<u64>();
+        let done = deleted.iter().all(|(_, n)| *n < u64::from(SWEEP_BATCH));
+        if done || until.is_some_and(|until| Instant::now() >= until) {
             break;
         }
     }

@@ -525,8 +525,8 @@ async fn an_expired_session_is_swept_with_its_grants() {
     assert_eq!((count("sessions").await, count("session_grants").await), (1, 2));
     let config = oxid::config::Config::default(); // sessions last 12 hours, expired rows are kept an hour
     let now = oxid::model::now();
-    oxid::server::sweep(op.store.as_ref(), &config, now + 12 * 3600).await.unwrap();
+    oxid::server::sweep(op.store.as_ref(), &config, now + 12 * 3600, None).await.unwrap();
     assert_eq!((count("sessions").await, count("session_grants").await), (1, 2), "still live");
-    oxid::server::sweep(op.store.as_ref(), &config, now + 13 * 3600 + 60).await.unwrap();
+    oxid::server::sweep(op.store.as_ref(), &config, now + 13 * 3600 + 60, None).await.unwrap();
     assert_eq!((count("sessions").await, count("session_grants").await), (0, 0));
 }

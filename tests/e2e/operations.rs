@@ -95,9 +95,9 @@ async fn expired_rows_are_swept_and_counted() {
     assert_eq!(count("access_tokens").await, 1);
     let config = oxid::config::Config::default(); // access tokens live an hour, expired rows are kept an hour
     let now = oxid::model::now();
-    oxid::server::sweep(op.store.as_ref(), &config, now + 3600).await.unwrap();
+    oxid::server::sweep(op.store.as_ref(), &config, now + 3600, None).await.unwrap();
     assert_eq!(count("access_tokens").await, 1, "expired, but kept for forensics");
-    let swept = oxid::server::sweep(op.store.as_ref(), &config, now + 2 * 3600 + 60).await.unwrap();
+    let swept = oxid::server::sweep(op.store.as_ref(), &config, now + 2 * 3600 + 60, None).await.unwrap();
     assert!(swept >= 1);
     assert_eq!(count("access_tokens").await, 0);
 
