@@ -236,3 +236,34 @@ pub async fn shutdown_signal() {
     }
     tracing::info!("shutting down: finishing in-flight requests");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::SqliteStore;
+
+    /// A backlog far beyond what one batch deletes is swept in one sweep: the sweep goes on until
+    /// nothing expired is left (a fixed number of batches per sweep could not keep up with a fast
+    /// issuer), and what has not expired stays.
+    #[tokio::test]
+    async fn a_sweep_clears_a_backlog_of_any_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("oxid.db");
+        let store = SqliteStore::open(&path).await.unwrap();
+        let expired = 120 * u64::from(SWEEP_BATCH);
+        let mut conn = rusqlite::Connection::open(&path).unwrap();
+        let tx = conn.transaction().unwrap();
+        {
+            let mut insert = tx.prepare("INSERT INTO used_once (key, expires_at) VALUES (?1, ?2)").unwrap();
+            for i in 0..expired {
+                insert.execute(rusqlite::params![format!("expired-{i}"), 100]).unwrap();
+            }
+            insert.execute(rusqlite::params!["live", i64::MAX]).unwrap();
+        }
+        tx.commit().unwrap();
+        let config = Config { expired_rows_kept: 0, ..Config::default() };
+        assert_eq!(sweep(&store, &config, 1_000, None).await.unwrap(), expired);
+        let left: i64 = conn.query_row("SELECT count(*) FROM used_once", [], |r| r.get(0)).unwrap();
+        assert_eq!(left, 1, "the live value stays");
+    }
+}
