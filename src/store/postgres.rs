@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::{FromRow, Row};
 
-use super::postgres_batch::AccessTokenBatcher;
+use super::postgres_batch::{self as batch, AccessTokenLookups, LoneAccessTokens};
 use super::queries as q;
 use super::to_json;
 use super::*;
@@ -20,7 +20,8 @@ use crate::model::{
 #[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
-    lone_access_tokens: AccessTokenBatcher,
+    lone_access_tokens: LoneAccessTokens,
+    access_token_lookups: AccessTokenLookups,
 }
 
 fn from_json<T: DeserializeOwned>(column: &str, text: &str) -> StoreResult<T> {
@@ -66,7 +67,11 @@ impl PgStore {
             .connect_with(options)
             .await?;
         sqlx::migrate!("migrations/postgres").run(&pool).await?;
-        Ok(Self { lone_access_tokens: AccessTokenBatcher::start(pool.clone()), pool })
+        Ok(Self {
+            lone_access_tokens: batch::lone_access_tokens(pool.clone()),
+            access_token_lookups: batch::access_token_lookups(pool.clone()),
+            pool,
+        })
     }
 }
 
@@ -1159,6 +1164,21 @@ async fn revoke(tx: &mut Tx, grant_id: &str) -> StoreResult<()> {
     Ok(())
 }
 
+/// An `access_tokens` row (the columns of `ACCESS_TOKEN`, by name).
+pub(super) fn access_token_of(r: &sqlx::postgres::PgRow) -> StoreResult<AccessToken> {
+    Ok(AccessToken {
+        client_id: parse("access_tokens.client_id", r.try_get("client_id")?)?,
+        user_id: r.try_get("user_id")?,
+        scope: parse("access_tokens.scope", r.try_get("scope")?)?,
+        grant_id: r.try_get("grant_id")?,
+        expires_at: r.try_get("expires_at")?,
+        claims: optional_json("access_tokens.claims", r.try_get("claims")?)?,
+        jkt: r.try_get("jkt")?,
+        audience: optional_json("access_tokens.audience", r.try_get("audience")?)?.unwrap_or_default(),
+        issued_at: r.try_get("issued_at")?,
+    })
+}
+
 fn insert_access_token<'a>(
     hash: &'a str,
     a: &'a AccessToken,
@@ -1327,7 +1347,7 @@ impl GrantStore for PgStore {
             let (access_hash, access) = tokens.access;
             if spent.is_none() && tokens.refresh.is_none() {
                 // A lone token (client_credentials, token exchange): inserted with the others in flight.
-                let inserted = self.lone_access_tokens.insert(access_hash, access).await?;
+                let inserted = self.lone_access_tokens.call((access_hash.to_owned(), access.clone())).await?;
                 return Ok(if inserted { Issuance::Issued } else { Issuance::Revoked });
             }
             let mut tx = self.pool.begin().await?;
@@ -1362,24 +1382,8 @@ impl GrantStore for PgStore {
     }
 
     async fn access_token(&self, access_hash: &str, now: Timestamp) -> StoreResult<Option<AccessToken>> {
-        crate::telemetry::timed("access_token", async move {
-            let row = sqlx::query(q::ACCESS_TOKEN).bind(access_hash).bind(now).fetch_optional(&self.pool).await?;
-            row.map(|r| {
-                Ok(AccessToken {
-                    client_id: parse("access_tokens.client_id", r.try_get("client_id")?)?,
-                    user_id: r.try_get("user_id")?,
-                    scope: parse("access_tokens.scope", r.try_get("scope")?)?,
-                    grant_id: r.try_get("grant_id")?,
-                    expires_at: r.try_get("expires_at")?,
-                    claims: optional_json("access_tokens.claims", r.try_get("claims")?)?,
-                    jkt: r.try_get("jkt")?,
-                    audience: optional_json("access_tokens.audience", r.try_get("audience")?)?.unwrap_or_default(),
-                    issued_at: r.try_get("issued_at")?,
-                })
-            })
-            .transpose()
-        })
-        .await
+        let lookup = self.access_token_lookups.call((access_hash.to_owned(), now));
+        crate::telemetry::timed("access_token", lookup).await
     }
 
     async fn delete_access_token(&self, access_hash: &str) -> StoreResult<()> {

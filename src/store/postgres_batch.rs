@@ -1,92 +1,137 @@
-//! PostgreSQL: lone access tokens (`client_credentials`, token exchange) are inserted in batches.
+//! PostgreSQL: the hottest single-row statements are served in batches.
 //!
-//! Each such request used to be its own statement and commit, and the database server's per-statement
-//! and per-commit work was what limited `client_credentials`. Requests hand their token to one task,
-//! which inserts everything that has queued up with a single statement (one round trip, one commit)
-//! and tells each request whether its row went in. While a batch runs the next one fills, so the batch
-//! grows with the load and an idle server still inserts at once. Nothing is acknowledged before its
-//! batch has committed; a batch that fails is retried row by row, so one bad row fails alone.
+//! Each access-token lookup (introspection, UserInfo) and each lone access token (`client_credentials`,
+//! token exchange) used to be its own statement, and the database server's per-statement and
+//! per-commit work was what limited those requests. Now requests queue to one task per kind, which
+//! serves everything that queued up while its previous statement ran with a single statement (one
+//! round trip; for writes one commit) and answers each request. The batch grows with the load, and
+//! an idle server still runs each request at once. Nothing is acknowledged before its statement has
+//! committed; a failed batch of writes is retried row by row, so one bad row fails alone.
+
+use std::collections::HashMap;
+use std::future::Future;
 
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
 
 use super::queries as q;
 use super::{StoreError, StoreResult, to_json};
-use crate::model::AccessToken;
+use crate::model::{AccessToken, Timestamp};
 
-/// The most tokens one statement inserts.
+/// The most requests one statement serves.
 const MAX_BATCH: usize = 256;
 
-struct Queued {
-    hash: String,
-    token: AccessToken,
-    /// Whether the row went in (false: its grant has been revoked).
-    done: oneshot::Sender<StoreResult<bool>>,
+type Reply<R> = oneshot::Sender<StoreResult<R>>;
+
+/// Requests of one kind, queued to one task that serves them in batches.
+pub(super) struct Batcher<T, R> {
+    queue: mpsc::UnboundedSender<(T, Reply<R>)>,
 }
 
-#[derive(Clone)]
-pub(super) struct AccessTokenBatcher {
-    queue: mpsc::UnboundedSender<Queued>,
+impl<T, R> Clone for Batcher<T, R> {
+    fn clone(&self) -> Self {
+        Self { queue: self.queue.clone() }
+    }
 }
 
-impl AccessTokenBatcher {
-    /// Starts the inserting task; it ends when the batcher and its clones are dropped.
-    pub(super) fn start(pool: PgPool) -> Self {
-        let (queue, queued) = mpsc::unbounded_channel();
-        tokio::spawn(run(pool, queued));
+impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
+    /// Starts the task; `serve` answers a batch, one outcome per request in order. The task ends when
+    /// the batcher and its clones are dropped.
+    fn start<F, Fut>(serve: F) -> Self
+    where
+        F: Fn(Vec<T>) -> Fut + Send + 'static,
+        Fut: Future<Output = Vec<StoreResult<R>>> + Send,
+    {
+        let (queue, mut queued) = mpsc::unbounded_channel::<(T, Reply<R>)>();
+        tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(MAX_BATCH);
+            while queued.recv_many(&mut batch, MAX_BATCH).await > 0 {
+                let (requests, replies): (Vec<T>, Vec<Reply<R>>) = batch.drain(..).unzip();
+                for (reply, outcome) in replies.into_iter().zip(serve(requests).await) {
+                    let _ = reply.send(outcome);
+                }
+            }
+        });
         Self { queue }
     }
 
-    /// Inserts the token unless its grant has been revoked (false then), once its batch has committed.
-    pub(super) async fn insert(&self, hash: &str, token: &AccessToken) -> StoreResult<bool> {
-        let (done, outcome) = oneshot::channel();
-        let queued = Queued { hash: hash.to_owned(), token: token.clone(), done };
-        let closed = || StoreError::Io("database error: the token writer has stopped".into());
-        self.queue.send(queued).map_err(|_| closed())?;
-        outcome.await.map_err(|_| closed())?
+    /// Queues `request` and waits for its outcome.
+    pub(super) async fn call(&self, request: T) -> StoreResult<R> {
+        let (reply, outcome) = oneshot::channel();
+        let stopped = || StoreError::Io("database error: a batching task has stopped".into());
+        self.queue.send((request, reply)).map_err(|_| stopped())?;
+        outcome.await.map_err(|_| stopped())?
     }
 }
 
-async fn run(pool: PgPool, mut queued: mpsc::UnboundedReceiver<Queued>) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while queued.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        match insert(&pool, &batch).await {
-            Ok(inserted) => {
-                for row in batch.drain(..) {
-                    let went_in = inserted.contains(&row.hash);
-                    let _ = row.done.send(Ok(went_in));
-                }
-            }
-            Err(e) if batch.len() == 1 => {
-                let row = batch.pop().expect("one row");
-                let _ = row.done.send(Err(e));
-            }
-            Err(_) => {
-                for row in batch.drain(..) {
-                    let outcome = insert(&pool, std::slice::from_ref(&row)).await.map(|i| !i.is_empty());
-                    let _ = row.done.send(outcome);
+/// A lone access token to insert (by its hash), unless its grant has been revoked: answers whether it
+/// went in.
+pub(super) type LoneAccessTokens = Batcher<(String, AccessToken), bool>;
+
+pub(super) fn lone_access_tokens(pool: PgPool) -> LoneAccessTokens {
+    Batcher::start(move |rows: Vec<(String, AccessToken)>| {
+        let pool = pool.clone();
+        async move {
+            match insert(&pool, &rows).await {
+                Ok(inserted) => rows.iter().map(|(hash, _)| Ok(inserted.contains(hash))).collect(),
+                Err(e) if rows.len() == 1 => vec![Err(e)],
+                Err(_) => {
+                    let mut outcomes = Vec::with_capacity(rows.len());
+                    for row in &rows {
+                        outcomes.push(insert(&pool, std::slice::from_ref(row)).await.map(|i| !i.is_empty()));
+                    }
+                    outcomes
                 }
             }
         }
-    }
+    })
 }
 
 /// One statement for `rows`; returns the hashes of the rows inserted.
-async fn insert(pool: &PgPool, rows: &[Queued]) -> StoreResult<Vec<String>> {
-    let column = |f: fn(&Queued) -> Option<String>| rows.iter().map(f).collect::<Vec<_>>();
-    let number = |f: fn(&AccessToken) -> Option<i64>| rows.iter().map(|r| f(&r.token)).collect::<Vec<_>>();
+async fn insert(pool: &PgPool, rows: &[(String, AccessToken)]) -> StoreResult<Vec<String>> {
+    let text = |f: fn(&(String, AccessToken)) -> Option<String>| rows.iter().map(f).collect::<Vec<_>>();
+    let number = |f: fn(&AccessToken) -> Option<i64>| rows.iter().map(|(_, t)| f(t)).collect::<Vec<_>>();
     let inserted = sqlx::query_scalar(q::INSERT_ACCESS_TOKENS_PG)
-        .bind(column(|r| Some(r.hash.clone())))
-        .bind(column(|r| Some(r.token.client_id.as_str().to_owned())))
-        .bind(column(|r| r.token.user_id.clone()))
-        .bind(column(|r| Some(r.token.scope.to_string())))
-        .bind(column(|r| r.token.grant_id.clone()))
+        .bind(text(|(hash, _)| Some(hash.clone())))
+        .bind(text(|(_, t)| Some(t.client_id.as_str().to_owned())))
+        .bind(text(|(_, t)| t.user_id.clone()))
+        .bind(text(|(_, t)| Some(t.scope.to_string())))
+        .bind(text(|(_, t)| t.grant_id.clone()))
         .bind(number(|t| Some(t.expires_at)))
-        .bind(column(|r| r.token.claims.as_ref().map(to_json)))
-        .bind(column(|r| r.token.jkt.clone()))
-        .bind(column(|r| (!r.token.audience.is_empty()).then(|| to_json(&r.token.audience))))
+        .bind(text(|(_, t)| t.claims.as_ref().map(to_json)))
+        .bind(text(|(_, t)| t.jkt.clone()))
+        .bind(text(|(_, t)| (!t.audience.is_empty()).then(|| to_json(&t.audience))))
         .bind(number(|t| t.issued_at))
         .fetch_all(pool)
         .await?;
     Ok(inserted)
+}
+
+/// An access token looked up by its hash, live at the given time.
+pub(super) type AccessTokenLookups = Batcher<(String, Timestamp), Option<AccessToken>>;
+
+pub(super) fn access_token_lookups(pool: PgPool) -> AccessTokenLookups {
+    Batcher::start(move |asked: Vec<(String, Timestamp)>| {
+        let pool = pool.clone();
+        async move {
+            let hashes: Vec<&str> = asked.iter().map(|(hash, _)| hash.as_str()).collect();
+            let rows = sqlx::query(q::ACCESS_TOKENS_PG).bind(&hashes).fetch_all(&pool).await;
+            let found = rows.map_err(StoreError::from).and_then(|rows| {
+                let mut found = HashMap::with_capacity(rows.len());
+                for row in &rows {
+                    let hash: String = sqlx::Row::try_get(row, "token_hash")?;
+                    found.insert(hash, super::postgres::access_token_of(row)?);
+                }
+                Ok(found)
+            });
+            match found {
+                Ok(found) => {
+                    let live =
+                        |(hash, now): &(String, Timestamp)| found.get(hash).filter(|t| t.expires_at > *now).cloned();
+                    asked.iter().map(|asked| Ok(live(asked))).collect()
+                }
+                Err(e) => asked.iter().map(|_| Err(StoreError::Io(e.to_string()))).collect(),
+            }
+        }
+    })
 }

@@ -156,6 +156,9 @@ pub const INSERT_ACCESS_TOKEN: &str = "INSERT INTO access_tokens (token_hash, cl
 /// PostgreSQL only: lone access tokens in one statement (one array per column), each unless its grant
 /// has been revoked; returns the hashes inserted.
 pub const INSERT_ACCESS_TOKENS_PG: &str = "INSERT INTO access_tokens (token_hash, client_id, user_id, scope, grant_id, expires_at, claims, jkt, audience, issued_at) SELECT t.* FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[], $7::text[], $8::text[], $9::text[], $10::int8[]) AS t(token_hash, client_id, user_id, scope, grant_id, expires_at, claims, jkt, audience, issued_at) WHERE t.grant_id IS NULL OR NOT EXISTS (SELECT 1 FROM revoked_grants r WHERE r.grant_id = t.grant_id) RETURNING token_hash";
+/// PostgreSQL only: the access tokens among the hashes `$1` (an index lookup per hash, whatever the
+/// batch's size; whether each is live is checked by the caller against its own time).
+pub const ACCESS_TOKENS_PG: &str = "SELECT token_hash, client_id, user_id, scope, grant_id, expires_at, claims, jkt, audience, issued_at FROM access_tokens WHERE token_hash = ANY($1::text[])";
 pub const INSERT_REFRESH_TOKEN: &str = "INSERT INTO refresh_tokens (token_hash, client_id, user_id, scope, grant_id, auth_time, amr, acr, sid, expires_at, claims, jkt, resources) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)";
 pub const DELETE_ACCESS_TOKEN: &str = "DELETE FROM access_tokens WHERE token_hash = $1";
 pub const ACCESS_TOKEN: &str = "SELECT client_id, user_id, scope, grant_id, expires_at, claims, jkt, audience, issued_at FROM access_tokens WHERE token_hash = $1 AND expires_at > $2";
