@@ -6,7 +6,7 @@
 //! serves everything that queued up while its previous statement ran with a single statement (one
 //! round trip; for writes one commit) and answers each request. The batch grows with the load, and
 //! an idle server still runs each request at once. Nothing is acknowledged before its statement has
-//! committed; a failed batch of writes is retried row by row, so one bad row fails alone.
+//! committed; a batch of writes the database refuses is retried row by row, so one bad row fails alone.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -75,6 +75,12 @@ pub(super) fn lone_access_tokens(pool: PgPool) -> LoneAccessTokens {
             match insert(&pool, &rows).await {
                 Ok(inserted) => rows.iter().map(|(hash, _)| Ok(inserted.contains(hash))).collect(),
                 Err(e) if rows.len() == 1 => vec![Err(e)],
+                // The server is unreachable or the pool exhausted: every row would wait for it again.
+                Err(e) if !matches!(e, StoreError::Database(sqlx::Error::Database(_))) => {
+                    rows.iter().map(|_| Err(StoreError::Io(e.to_string()))).collect()
+                }
+                // The database refused the statement (say a client deleted meanwhile): one row at a time,
+                // so that only the offending one fails.
                 Err(_) => {
                     let mut outcomes = Vec::with_capacity(rows.len());
                     for row in &rows {
