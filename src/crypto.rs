@@ -80,9 +80,21 @@ pub fn b64url_decode(text: &str) -> Option<Vec<u8>> {
 /// SHA-256 digest. These values carry 256 bits of entropy, so a fast hash suffices and keeps the token
 /// endpoint fast; a database leak reveals no usable token. An `ordered_token` keeps its time prefix in
 /// front of the digest, so its stored form sorts by issuing time too.
+///
+/// A JWT whose `jti` is an `ordered_token` (a JWT access token, RFC 9068) takes that `jti`'s prefix, so
+/// it is stored in time order like an opaque token. The `jti` is read without verifying the signature:
+/// the digest after it covers the whole JWT, so a forged one still finds nothing.
 pub fn token_hash(token: &str) -> String {
     let digest = sha256(token.as_bytes());
-    match order_prefix(token) {
+    let jti;
+    let prefix = match order_prefix(token) {
+        Some(prefix) => Some(prefix),
+        None => {
+            jti = jwt_id(token);
+            jti.as_deref().and_then(order_prefix)
+        }
+    };
+    match prefix {
         Some(prefix) => {
             let mut stored = prefix.to_owned();
             URL_SAFE_NO_PAD.encode_string(digest, &mut stored);
@@ -90,6 +102,22 @@ pub fn token_hash(token: &str) -> String {
         }
         None => b64url(&digest),
     }
+}
+
+/// The `jti` claim of a JWS in compact form, read without verifying anything: for finding a JWT the OP
+/// issued itself (it is then looked up by its digest).
+pub fn jwt_id(token: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Claims {
+        jti: Option<String>,
+    }
+    let mut parts = token.split('.');
+    let (Some(_header), Some(payload), Some(_signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return None;
+    };
+    serde_json::from_slice::<Claims>(&b64url_decode(payload)?).ok()?.jti
 }
 
 /// Compares two secrets without leaking where they differ through timing.
@@ -163,6 +191,23 @@ mod tests {
         assert_eq!(token_hash(&plain), b64url(&sha256(plain.as_bytes())));
         for odd in ["", "0123456789ab", "0123456789AB", "g123456789ab", &a[..a.len() - 1]] {
             assert_eq!(token_hash(odd), b64url(&sha256(odd.as_bytes())), "{odd:?}");
+        }
+    }
+
+    #[test]
+    fn a_jwt_with_an_ordered_jti_is_stored_in_its_order() {
+        let jwt = |claims: &str| format!("eyJhbGciOiJSUzI1NiJ9.{}.c2ln", b64url(claims.as_bytes()));
+        let jti = ordered_token();
+        let ordered = jwt(&format!(r#"{{"iss":"x","jti":"{jti}","scope":"a b"}}"#));
+        assert_eq!(jwt_id(&ordered).as_deref(), Some(jti.as_str()));
+        let stored = token_hash(&ordered);
+        assert_eq!(stored[..ORDER_PREFIX_LEN], jti[..ORDER_PREFIX_LEN]);
+        assert_eq!(stored[ORDER_PREFIX_LEN..], b64url(&sha256(ordered.as_bytes())), "the digest covers the whole JWT");
+        // A plain `jti`, none, a JWE's five parts or a payload that is not JSON: the bare digest.
+        let plain = jwt(&format!(r#"{{"jti":"{}"}}"#, random_token()));
+        let jwe = format!("{ordered}.x.y");
+        for other in [plain, jwt("{}"), jwt("[1]"), jwe, "a.%%%.c".to_owned()] {
+            assert_eq!(token_hash(&other), b64url(&sha256(other.as_bytes())), "{other}");
         }
     }
 

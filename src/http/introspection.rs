@@ -107,12 +107,6 @@ fn signed(state: &SharedState, caller: &Caller, answer: Introspection) -> Respon
     }
 }
 
-/// The `jti` of a JWT access token (found by its hash, so it is one of ours: its payload is read as is).
-fn jwt_id(token: &str) -> Option<String> {
-    let payload = crypto::b64url_decode(token.split('.').nth(1)?)?;
-    serde_json::from_slice::<serde_json::Value>(&payload).ok()?.get("jti")?.as_str().map(str::to_owned)
-}
-
 /// A resource server's signed assertion (RFC 7523, as `private_key_jwt`): `iss` and `sub` its identifier,
 /// `aud` this endpoint or the issuer, unexpired, its `jti` used once.
 async fn resource_by_assertion(
@@ -214,7 +208,8 @@ async fn handle(
                 answer.aud = Some(serde_json::json!(access.audience));
             }
             (answer.iat, answer.nbf) = (access.issued_at, access.issued_at);
-            answer.jti = jwt_id(token);
+            // A JWT access token found by its digest is one of ours: its payload is read as is.
+            answer.jti = crypto::jwt_id(token);
         }
         return Ok((caller, answer));
     }

@@ -159,7 +159,8 @@ pub fn for_audience(
         sub: subject.as_deref().unwrap_or(client.id.as_str()),
         client_id: client.id.as_str(),
         iat: now,
-        jti: crypto::random_token(),
+        // Ordered, so the token is stored in time order (`crypto::token_hash`).
+        jti: crypto::ordered_token(),
         scope: record.scope.to_string(),
         auth_time: user.and_then(|(_, auth)| auth).map(|auth| auth.auth_time),
         acr: user.and_then(|(_, auth)| auth).map(|auth| auth.acr.as_str()),
