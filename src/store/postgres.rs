@@ -1196,52 +1196,59 @@ fn insert_access_token<'a>(
         .bind(a.issued_at)
 }
 
-async fn insert_refresh_token(tx: &mut Tx, hash: &str, r: &RefreshToken) -> StoreResult<()> {
-    sqlx::query(q::INSERT_REFRESH_TOKEN)
+type SpendAndIssue<'a> = sqlx::query::QueryAs<'a, sqlx::Postgres, (i64, i64), sqlx::postgres::PgArguments>;
+
+/// One statement that spends `spent` and stores `tokens` (`q::SPEND_AND_ISSUE_PG`), bound.
+fn spend_and_issue<'a>(spent: Option<Spent<'a>>, tokens: &'a NewTokens<'a>) -> SpendAndIssue<'a> {
+    let (kind, hash, client_id, now) = match spent {
+        Some(Spent::Code(hash)) => ("code", Some(hash), None, None),
+        Some(Spent::RefreshToken { hash, client_id, now }) => ("refresh_token", Some(hash), Some(client_id), Some(now)),
+        Some(Spent::Decoupled(hash)) => ("decoupled", Some(hash), None, None),
+        None => ("none", None, None, None),
+    };
+    let ((access_hash, a), refresh) = (tokens.access, tokens.refresh);
+    let r = refresh.map(|(_, r)| r);
+    sqlx::query_as(q::SPEND_AND_ISSUE_PG)
+        .bind(kind)
         .bind(hash)
-        .bind(r.client_id.as_str())
-        .bind(&r.user_id)
-        .bind(r.scope.to_string())
-        .bind(&r.grant_id)
-        .bind(r.auth.auth_time)
-        .bind(to_json(&r.auth.amr))
-        .bind(&r.auth.acr)
-        .bind(&r.auth.sid)
-        .bind(r.expires_at)
-        .bind(r.claims.as_ref().map(to_json))
-        .bind(&r.jkt)
-        .bind((!r.resources.is_empty()).then(|| to_json(&r.resources)))
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
+        .bind(client_id.map(ClientId::as_str))
+        .bind(now)
+        .bind(access_hash)
+        .bind(a.client_id.as_str())
+        .bind(&a.user_id)
+        .bind(a.scope.to_string())
+        .bind(&a.grant_id)
+        .bind(a.expires_at)
+        .bind(a.claims.as_ref().map(to_json))
+        .bind(&a.jkt)
+        .bind((!a.audience.is_empty()).then(|| to_json(&a.audience)))
+        .bind(a.issued_at)
+        .bind(refresh.map(|(hash, _)| hash))
+        .bind(r.map(|r| r.client_id.as_str()))
+        .bind(r.map(|r| r.user_id.as_str()))
+        .bind(r.map(|r| r.scope.to_string()))
+        .bind(r.map(|r| r.grant_id.as_str()))
+        .bind(r.map(|r| r.auth.auth_time))
+        .bind(r.map(|r| to_json(&r.auth.amr)))
+        .bind(r.map(|r| r.auth.acr.as_str()))
+        .bind(r.map(|r| r.auth.sid.as_str()))
+        .bind(r.map(|r| r.expires_at))
+        .bind(r.and_then(|r| r.claims.as_ref()).map(to_json))
+        .bind(r.and_then(|r| r.jkt.as_deref()))
+        .bind(r.filter(|r| !r.resources.is_empty()).map(|r| to_json(&r.resources)))
 }
 
-/// Spends a code or refresh token; on failure, the grant of one that was spent before (a replay).
-async fn spend(tx: &mut Tx, spent: Spent<'_>) -> StoreResult<Result<(), Option<String>>> {
-    let (done, grant) = match spent {
-        Spent::Decoupled(hash) => {
-            let done = sqlx::query(q::SPEND_DECOUPLED).bind(hash).execute(&mut **tx).await?.rows_affected();
-            return Ok(if done == 1 { Ok(()) } else { Err(None) });
-        }
-        Spent::Code(hash) => {
-            let done = sqlx::query(q::SPEND_CODE).bind(hash).execute(&mut **tx).await?.rows_affected();
-            if done == 1 {
-                return Ok(Ok(()));
-            }
-            (done, sqlx::query_scalar(q::CODE_GRANT).bind(hash).fetch_optional(&mut **tx).await?)
-        }
-        Spent::RefreshToken { hash, client_id, now } => {
-            let spend = sqlx::query(q::SPEND_REFRESH_TOKEN).bind(hash).bind(client_id.as_str()).bind(now);
-            let done = spend.execute(&mut **tx).await?.rows_affected();
-            if done == 1 {
-                return Ok(Ok(()));
-            }
+/// After nothing live was spent: the grant of a code or refresh token that was spent before (a replay,
+/// RFC 9700 4.14.2), or None (unknown, expired, or a decoupled authorization's lost race).
+async fn replayed_grant(tx: &mut Tx, spent: Option<Spent<'_>>) -> StoreResult<Option<String>> {
+    Ok(match spent {
+        Some(Spent::Code(hash)) => sqlx::query_scalar(q::CODE_GRANT).bind(hash).fetch_optional(&mut **tx).await?,
+        Some(Spent::RefreshToken { hash, client_id, .. }) => {
             let grant = sqlx::query_scalar(q::SPENT_REFRESH_TOKEN_GRANT).bind(hash).bind(client_id.as_str());
-            (done, grant.fetch_optional(&mut **tx).await?)
+            grant.fetch_optional(&mut **tx).await?
         }
-    };
-    debug_assert_eq!(done, 0);
-    Ok(Err(grant))
+        Some(Spent::Decoupled(_)) | None => None,
+    })
 }
 
 #[async_trait]
@@ -1352,28 +1359,25 @@ impl GrantStore for PgStore {
             }
             let mut tx = self.pool.begin().await?;
             // The grant's lock first, then what is spent: the same order as revocation, so the two
-            // never wait on each other in a cycle.
+            // never wait on each other in a cycle. The statement after it sees every revocation
+            // committed before the lock was granted (READ COMMITTED: a snapshot per statement).
             if let Some(grant_id) = &access.grant_id {
                 sqlx::query(q::LOCK_GRANT).bind(grant_id).execute(&mut *tx).await?;
             }
-            if let Some(spent) = spent {
-                match spend(&mut tx, spent).await? {
-                    Ok(()) => {}
-                    Err(Some(grant_id)) => {
+            let (spent_rows, issued) = spend_and_issue(spent, tokens).fetch_one(&mut *tx).await?;
+            if spent_rows == 0 {
+                return match replayed_grant(&mut tx, spent).await? {
+                    Some(grant_id) => {
                         revoke(&mut tx, &grant_id).await?;
                         tx.commit().await?;
-                        return Ok(Issuance::Replayed);
+                        Ok(Issuance::Replayed)
                     }
-                    Err(None) => return Ok(Issuance::Unknown),
-                }
+                    None => Ok(Issuance::Unknown),
+                };
             }
-            // Conditional on the grant not being revoked; the lock makes that check and a concurrent
-            // revocation take turns.
-            if insert_access_token(access_hash, access).execute(&mut *tx).await?.rows_affected() == 0 {
+            // The grant was revoked: nothing is committed (what was spent stays as it was).
+            if issued == 0 {
                 return Ok(Issuance::Revoked);
-            }
-            if let Some((hash, refresh)) = tokens.refresh {
-                insert_refresh_token(&mut tx, hash, refresh).await?;
             }
             tx.commit().await?;
             Ok(Issuance::Issued)
