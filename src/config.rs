@@ -112,6 +112,9 @@ pub struct Config {
     pub listen: SocketAddr,
     /// `sqlite://PATH` (created if missing) or `postgres://USER:PASSWORD@HOST/DB`.
     pub database_url: String,
+    /// PostgreSQL: connections this node keeps to the database at most. Every node's count together must
+    /// stay below the server's `max_connections` (100 by default).
+    pub database_pool_size: u32,
     /// Seconds an authorization code stays valid (RFC 6749 4.1.2 recommends at most 10 minutes).
     pub code_lifetime: u64,
     pub access_token_lifetime: u64,
@@ -233,6 +236,7 @@ impl Default for Config {
             issuer: "http://127.0.0.1:8080".into(),
             listen: "127.0.0.1:8080".parse().expect("valid literal"),
             database_url: "sqlite://oxid-data/oxid.db".into(),
+            database_pool_size: 32,
             code_lifetime: 60,
             access_token_lifetime: 3600,
             id_token_lifetime: 3600,
@@ -425,6 +429,9 @@ impl Config {
         }
         if !(1..=60).contains(&self.backchannel_logout_timeout) {
             return Err(ConfigError("backchannel_logout_timeout must be between 1 and 60 seconds".into()));
+        }
+        if self.database_pool_size == 0 {
+            return Err(ConfigError("database_pool_size must be at least 1".into()));
         }
         if self.max_connections == 0 {
             return Err(ConfigError("max_connections must be at least 1".into()));

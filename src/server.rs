@@ -67,7 +67,9 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
         ),
         // The URL may hold a password: it is not repeated in the error.
         Database::Postgres(url) => Arc::new(
-            PgStore::open(&url).await.map_err(|e| anyhow::anyhow!("cannot open the PostgreSQL database: {e}"))?,
+            PgStore::open(&url, config.database_pool_size)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot open the PostgreSQL database: {e}"))?,
         ),
     })
 }

@@ -227,7 +227,8 @@ async fn main() -> anyhow::Result<()> {
     let (started, issuer, pid) = match &args.issuer {
         Some(issuer) => (None, issuer.trim_end_matches('/').to_owned(), args.server_pid),
         None => {
-            let server = server::start(&args.oxid, args.database_url.as_deref(), args.server_cpu).await?;
+            let server =
+                server::start(&args.oxid, args.database_url.as_deref(), args.server_cpu, args.concurrency).await?;
             let (issuer, pid) = (server.issuer.clone(), server.pid());
             (Some(server), issuer, Some(pid))
         }

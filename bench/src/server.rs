@@ -54,7 +54,12 @@ fn oxid(binary: &Path, database_url: &str, args: &[&str], stdin: Option<&str>) -
 pub const JWT_RESOURCE: &str = "https://api.bench.example";
 
 /// Seeds a user and a trusted client, then starts `oxid serve` on a free port pinned to `cpu`.
-pub async fn start(binary: &Path, database_url: Option<&str>, cpu: Option<usize>) -> anyhow::Result<Server> {
+pub async fn start(
+    binary: &Path,
+    database_url: Option<&str>,
+    cpu: Option<usize>,
+    concurrency: usize,
+) -> anyhow::Result<Server> {
     let dir = tempfile::tempdir()?;
     let database_url = match database_url {
         Some(url) => url.to_owned(),
@@ -123,6 +128,9 @@ pub async fn start(binary: &Path, database_url: Option<&str>, cpu: Option<usize>
         // only a few password checks of one account run at a time (they count until they succeed).
         .env("OXID_LOGIN_MAX_FAILURES_PER_ACCOUNT", u32::MAX.to_string())
         .env("OXID_LOGIN_MAX_FAILURES_PER_IP", u32::MAX.to_string())
+        // PostgreSQL: a connection per simulated client, as an operator would size the pool for this
+        // concurrency (the default, 32, leaves room for several nodes on one database server).
+        .env("OXID_DATABASE_POOL_SIZE", concurrency.to_string())
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())

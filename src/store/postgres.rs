@@ -44,10 +44,13 @@ fn conflict_or(e: sqlx::Error) -> StoreError {
     if unique_violation(&e) { StoreError::Conflict } else { e.into() }
 }
 
+/// How long a pooled connection may sit idle and still be used without a check first.
+const CHECK_CONNECTIONS_IDLE_FOR: Duration = Duration::from_secs(10);
+
 impl PgStore {
-    /// Connects to `url` and applies the embedded migrations (sqlx takes an advisory lock, so nodes
-    /// starting together migrate once).
-    pub async fn open(url: &str) -> StoreResult<Self> {
+    /// Connects to `url` (at most `pool_size` connections) and applies the embedded migrations (sqlx
+    /// takes an advisory lock, so nodes starting together migrate once).
+    pub async fn open(url: &str, pool_size: u32) -> StoreResult<Self> {
         use sqlx::Connection as _;
         use sqlx::postgres::{PgConnectOptions, PgConnection};
         let options = PgConnectOptions::from_str(url)?;
@@ -62,8 +65,20 @@ impl PgStore {
             Err(_) => return Err(StoreError::Io(format!("PostgreSQL at {address} did not answer within 5 s"))),
         }
         let pool = PgPoolOptions::new()
-            .max_connections(16)
+            .max_connections(pool_size)
             .acquire_timeout(Duration::from_secs(5))
+            // A connection is checked (a round trip) before use only after it idled a while, when a
+            // database restart or a dropped idle connection may have ended it. Checking every time
+            // added a round trip to each statement and transaction of every request.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= CHECK_CONNECTIONS_IDLE_FOR {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect_with(options)
             .await?;
         sqlx::migrate!("migrations/postgres").run(&pool).await?;
@@ -72,6 +87,20 @@ impl PgStore {
             access_token_lookups: batch::access_token_lookups(pool.clone()),
             pool,
         })
+    }
+
+    /// A transaction holding the lock of one grant (`q::LOCK_GRANT`), begun in one round trip: `BEGIN`
+    /// and the lock go as one simple-query message. That message carries no parameters, so the id is
+    /// spelled into it, and only when it is made of the characters oxid's ids are (base64url; nothing
+    /// to quote); any other takes a second round trip with the id bound.
+    async fn begin_locked(&self, grant_id: &str) -> StoreResult<Tx> {
+        if !grant_id.is_empty() && grant_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            let begin = format!("BEGIN; SELECT pg_advisory_xact_lock(hashtextextended('{grant_id}', 0))");
+            return Ok(self.pool.begin_with(sqlx::AssertSqlSafe(begin)).await?);
+        }
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(q::LOCK_GRANT).bind(grant_id).execute(&mut *tx).await?;
+        Ok(tx)
     }
 }
 
@@ -1357,13 +1386,13 @@ impl GrantStore for PgStore {
                 let inserted = self.lone_access_tokens.call((access_hash.to_owned(), access.clone())).await?;
                 return Ok(if inserted { Issuance::Issued } else { Issuance::Revoked });
             }
-            let mut tx = self.pool.begin().await?;
             // The grant's lock first, then what is spent: the same order as revocation, so the two
             // never wait on each other in a cycle. The statement after it sees every revocation
             // committed before the lock was granted (READ COMMITTED: a snapshot per statement).
-            if let Some(grant_id) = &access.grant_id {
-                sqlx::query(q::LOCK_GRANT).bind(grant_id).execute(&mut *tx).await?;
-            }
+            let mut tx = match &access.grant_id {
+                Some(grant_id) => self.begin_locked(grant_id).await?,
+                None => self.pool.begin().await?,
+            };
             let (spent_rows, issued) = spend_and_issue(spent, tokens).fetch_one(&mut *tx).await?;
             if spent_rows == 0 {
                 return match replayed_grant(&mut tx, spent).await? {
@@ -1400,8 +1429,7 @@ impl GrantStore for PgStore {
 
     async fn revoke_grant(&self, grant_id: &str) -> StoreResult<()> {
         crate::telemetry::timed("revoke_grant", async move {
-            let mut tx = self.pool.begin().await?;
-            sqlx::query(q::LOCK_GRANT).bind(grant_id).execute(&mut *tx).await?;
+            let mut tx = self.begin_locked(grant_id).await?;
             revoke(&mut tx, grant_id).await?;
             tx.commit().await?;
             Ok(())
