@@ -1208,23 +1208,6 @@ pub(super) fn access_token_of(r: &sqlx::postgres::PgRow) -> StoreResult<AccessTo
     })
 }
 
-fn insert_access_token<'a>(
-    hash: &'a str,
-    a: &'a AccessToken,
-) -> sqlx::query::Query<'a, sqlx::Postgres, sqlx::postgres::PgArguments> {
-    sqlx::query(q::INSERT_ACCESS_TOKEN)
-        .bind(hash)
-        .bind(a.client_id.as_str())
-        .bind(&a.user_id)
-        .bind(a.scope.to_string())
-        .bind(&a.grant_id)
-        .bind(a.expires_at)
-        .bind(a.claims.as_ref().map(to_json))
-        .bind(&a.jkt)
-        .bind((!a.audience.is_empty()).then(|| to_json(&a.audience)))
-        .bind(a.issued_at)
-}
-
 type SpendAndIssue<'a> = sqlx::query::QueryAs<'a, sqlx::Postgres, (i64, i64), sqlx::postgres::PgArguments>;
 
 /// One statement that spends `spent` and stores `tokens` (`q::SPEND_AND_ISSUE_PG`), bound.
@@ -1329,8 +1312,8 @@ impl GrantStore for PgStore {
                     .execute(&mut *tx)
                     .await?;
             }
-            if let Some((hash, token)) = a.access_token {
-                insert_access_token(hash, token).execute(&mut *tx).await?;
+            if let Some(access) = a.access_token {
+                spend_and_issue(None, &NewTokens { access, refresh: None }).fetch_one(&mut *tx).await?;
             }
             tx.commit().await?;
             Ok(())
