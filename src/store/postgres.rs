@@ -1657,3 +1657,39 @@ impl SweepStore for PgStore {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlx::postgres::PgConnection;
+    use sqlx::{Connection, Executor};
+
+    /// A new database on the server `TEST_POSTGRES_URL` names, as `scripts/test`'s PostgreSQL pass
+    /// arranges; None without one (the SQLite pass).
+    async fn test_database() -> Option<String> {
+        let admin_url = std::env::var("TEST_POSTGRES_URL").ok()?;
+        let name = format!("oxid_store_test_{}", crate::crypto::ordered_token().to_lowercase().replace(['-', '_'], ""));
+        let mut admin = PgConnection::connect(&admin_url).await.expect("the test PostgreSQL server is reachable");
+        admin.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.unwrap();
+        let (server, _) = admin_url.rsplit_once('/').expect("a URL with a database");
+        Some(format!("{server}/{name}"))
+    }
+
+    /// `begin_locked` spells an id of oxid's alphabet into its statement and binds any other: both must
+    /// take the very lock `q::LOCK_GRANT` takes, which revocations hold, and a quote stays data.
+    #[tokio::test]
+    async fn a_grant_lock_is_one_lock_however_it_is_spelled() {
+        let Some(url) = test_database().await else { return };
+        let store = PgStore::open(&url, 2).await.unwrap();
+        let mut other = PgConnection::connect(&url).await.unwrap();
+        let try_lock = "SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))";
+        for grant_id in [crate::crypto::ordered_token(), "it's -- not; ours".to_owned()] {
+            let tx = store.begin_locked(&grant_id).await.unwrap();
+            let free: bool = sqlx::query_scalar(try_lock).bind(&grant_id).fetch_one(&mut other).await.unwrap();
+            assert!(!free, "{grant_id:?} is locked while its transaction is open");
+            tx.rollback().await.unwrap();
+            let free: bool = sqlx::query_scalar(try_lock).bind(&grant_id).fetch_one(&mut other).await.unwrap();
+            assert!(free, "{grant_id:?} is free once the transaction ended");
+        }
+    }
+}
