@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::{FromRow, Row};
 
-use super::postgres_batch::{self as batch, AccessTokenLookups, LoneAccessTokens};
+use super::postgres_batch::{self as batch, LoneAccessTokens, Lookups};
 use super::queries as q;
 use super::to_json;
 use super::*;
@@ -21,7 +21,11 @@ use crate::model::{
 pub struct PgStore {
     pool: PgPool,
     lone_access_tokens: LoneAccessTokens,
-    access_token_lookups: AccessTokenLookups,
+    access_tokens: Lookups<AccessToken>,
+    refresh_tokens: Lookups<(RefreshToken, bool)>,
+    codes: Lookups<(CodeGrant, bool)>,
+    sessions: Lookups<BrowserSession>,
+    users: Lookups<User>,
 }
 
 fn from_json<T: DeserializeOwned>(column: &str, text: &str) -> StoreResult<T> {
@@ -84,7 +88,15 @@ impl PgStore {
         sqlx::migrate!("migrations/postgres").run(&pool).await?;
         Ok(Self {
             lone_access_tokens: batch::lone_access_tokens(pool.clone()),
-            access_token_lookups: batch::access_token_lookups(pool.clone()),
+            access_tokens: batch::lookups(pool.clone(), q::ACCESS_TOKENS_PG, "token_hash", access_token_of),
+            refresh_tokens: batch::lookups(pool.clone(), q::REFRESH_TOKENS_PG, "token_hash", |r| {
+                Ok((refresh_from_row(r)?, r.try_get("used")?))
+            }),
+            codes: batch::lookups(pool.clone(), q::CODES_PG, "code_hash", |r| {
+                Ok((from_json("authorization_codes.grant_json", r.try_get("grant_json")?)?, r.try_get("used")?))
+            }),
+            sessions: batch::lookups(pool.clone(), q::SESSIONS_PG, "id_hash", session_from_row),
+            users: batch::lookups(pool.clone(), q::USERS_PG, "id", user_from_row),
             pool,
         })
     }
@@ -706,12 +718,7 @@ impl UserStore for PgStore {
     }
 
     async fn user(&self, id: &str) -> StoreResult<Option<User>> {
-        crate::telemetry::timed("user", async move {
-            let sql = q::USER;
-            let row = sqlx::query(sql).bind(id).fetch_optional(&self.pool).await?;
-            row.as_ref().map(user_from_row).transpose()
-        })
-        .await
+        crate::telemetry::timed("user", self.users.call(id.to_owned())).await
     }
 
     async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>> {
@@ -921,11 +928,8 @@ impl SessionStore for PgStore {
     }
 
     async fn session(&self, id_hash: &str, now: Timestamp) -> StoreResult<Option<BrowserSession>> {
-        crate::telemetry::timed("session", async move {
-            let row = sqlx::query(q::SESSION).bind(id_hash).bind(now).fetch_optional(&self.pool).await?;
-            row.as_ref().map(session_from_row).transpose()
-        })
-        .await
+        let found = crate::telemetry::timed("session", self.sessions.call(id_hash.to_owned())).await?;
+        Ok(found.filter(|s| s.expires_at > now))
     }
 
     async fn sessions(&self, user_id: Option<&str>, now: Timestamp, limit: u32) -> StoreResult<Vec<BrowserSession>> {
@@ -1322,18 +1326,11 @@ impl GrantStore for PgStore {
     }
 
     async fn code(&self, code_hash: &str) -> StoreResult<Lookup<CodeGrant>> {
-        crate::telemetry::timed("code", async move {
-            let found: Option<(String, bool)> =
-                sqlx::query_as(q::CODE).bind(code_hash).fetch_optional(&self.pool).await?;
-            Ok(match found {
-                Some((json, used)) => {
-                    let grant: CodeGrant = from_json("authorization_codes.grant_json", &json)?;
-                    if used { Lookup::Spent { grant_id: grant.grant_id } } else { Lookup::Live(Box::new(grant)) }
-                }
-                None => Lookup::Unknown,
-            })
+        Ok(match crate::telemetry::timed("code", self.codes.call(code_hash.to_owned())).await? {
+            Some((grant, true)) => Lookup::Spent { grant_id: grant.grant_id },
+            Some((grant, false)) => Lookup::Live(Box::new(grant)),
+            None => Lookup::Unknown,
         })
-        .await
     }
 
     async fn refresh_token(
@@ -1342,23 +1339,13 @@ impl GrantStore for PgStore {
         client_id: &ClientId,
         now: Timestamp,
     ) -> StoreResult<Lookup<RefreshToken>> {
-        crate::telemetry::timed("refresh_token", async move {
-            let row = sqlx::query(q::REFRESH_TOKEN)
-                .bind(refresh_hash)
-                .bind(client_id.as_str())
-                .fetch_optional(&self.pool)
-                .await?;
-            let Some(row) = row else { return Ok(Lookup::Unknown) };
-            let token = refresh_from_row(&row)?;
-            Ok(if row.try_get::<bool, _>("used")? {
-                Lookup::Spent { grant_id: token.grant_id }
-            } else if token.expires_at > now {
-                Lookup::Live(Box::new(token))
-            } else {
-                Lookup::Unknown
-            })
+        let found = crate::telemetry::timed("refresh_token", self.refresh_tokens.call(refresh_hash.to_owned())).await?;
+        // Another client's token is unknown to this one.
+        Ok(match found.filter(|(token, _)| token.client_id == *client_id) {
+            Some((token, true)) => Lookup::Spent { grant_id: token.grant_id },
+            Some((token, false)) if token.expires_at > now => Lookup::Live(Box::new(token)),
+            _ => Lookup::Unknown,
         })
-        .await
     }
 
     async fn issue_tokens(&self, spent: Option<Spent<'_>>, tokens: &NewTokens<'_>) -> StoreResult<Issuance> {
@@ -1398,8 +1385,8 @@ impl GrantStore for PgStore {
     }
 
     async fn access_token(&self, access_hash: &str, now: Timestamp) -> StoreResult<Option<AccessToken>> {
-        let lookup = self.access_token_lookups.call((access_hash.to_owned(), now));
-        crate::telemetry::timed("access_token", lookup).await
+        let found = crate::telemetry::timed("access_token", self.access_tokens.call(access_hash.to_owned())).await?;
+        Ok(found.filter(|t| t.expires_at > now))
     }
 
     async fn delete_access_token(&self, access_hash: &str) -> StoreResult<()> {

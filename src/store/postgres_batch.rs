@@ -11,12 +11,13 @@
 use std::collections::HashMap;
 use std::future::Future;
 
-use sqlx::PgPool;
+use sqlx::postgres::PgRow;
+use sqlx::{PgPool, Row};
 use tokio::sync::{mpsc, oneshot};
 
 use super::queries as q;
 use super::{StoreError, StoreResult, to_json};
-use crate::model::{AccessToken, Timestamp};
+use crate::model::AccessToken;
 
 /// The most requests one statement serves.
 const MAX_BATCH: usize = 256;
@@ -113,31 +114,38 @@ async fn insert(pool: &PgPool, rows: &[(String, AccessToken)]) -> StoreResult<Ve
     Ok(inserted)
 }
 
-/// An access token looked up by its hash, live at the given time.
-pub(super) type AccessTokenLookups = Batcher<(String, Timestamp), Option<AccessToken>>;
+/// Records looked up by a text key, many keys per statement: `sql` takes the keys as `$1::text[]`
+/// (`= ANY`, an index lookup per key whatever the batch's size) and returns each row's key in the
+/// column `key`. Whether a record is live (expiry, owner) is for the caller to check against its own
+/// request. A row that cannot be decoded fails only the requests that asked for it.
+pub(super) type Lookups<R> = Batcher<String, Option<R>>;
 
-pub(super) fn access_token_lookups(pool: PgPool) -> AccessTokenLookups {
-    Batcher::start(move |asked: Vec<(String, Timestamp)>| {
+pub(super) fn lookups<R: Clone + Send + 'static>(
+    pool: PgPool,
+    sql: &'static str,
+    key: &'static str,
+    decode: fn(&PgRow) -> StoreResult<R>,
+) -> Lookups<R> {
+    Batcher::start(move |keys: Vec<String>| {
         let pool = pool.clone();
         async move {
-            let hashes: Vec<&str> = asked.iter().map(|(hash, _)| hash.as_str()).collect();
-            let rows = sqlx::query(q::ACCESS_TOKENS_PG).bind(&hashes).fetch_all(&pool).await;
-            let found = rows.map_err(StoreError::from).and_then(|rows| {
-                let mut found = HashMap::with_capacity(rows.len());
-                for row in &rows {
-                    let hash: String = sqlx::Row::try_get(row, "token_hash")?;
-                    found.insert(hash, super::postgres::access_token_of(row)?);
-                }
-                Ok(found)
-            });
-            match found {
-                Ok(found) => {
-                    let live =
-                        |(hash, now): &(String, Timestamp)| found.get(hash).filter(|t| t.expires_at > *now).cloned();
-                    asked.iter().map(|asked| Ok(live(asked))).collect()
-                }
-                Err(e) => asked.iter().map(|_| Err(StoreError::Io(e.to_string()))).collect(),
+            let rows = match sqlx::query(sql).bind(&keys).fetch_all(&pool).await {
+                Ok(rows) => rows,
+                Err(e) => return keys.iter().map(|_| Err(StoreError::Io(format!("database error: {e}")))).collect(),
+            };
+            let mut found = HashMap::with_capacity(rows.len());
+            for row in &rows {
+                match row.try_get::<String, _>(key) {
+                    Ok(k) => found.insert(k, decode(row).map_err(|e| e.to_string())),
+                    Err(e) => return keys.iter().map(|_| Err(StoreError::Io(e.to_string()))).collect(),
+                };
             }
+            let answer = |k: &String| match found.get(k) {
+                Some(Ok(record)) => Ok(Some(record.clone())),
+                Some(Err(e)) => Err(StoreError::Io(e.clone())),
+                None => Ok(None),
+            };
+            keys.iter().map(answer).collect()
         }
     })
 }

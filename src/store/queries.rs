@@ -156,8 +156,13 @@ pub const INSERT_ACCESS_TOKEN: &str = "INSERT INTO access_tokens (token_hash, cl
 /// PostgreSQL only: lone access tokens in one statement (one array per column), each unless its grant
 /// has been revoked; returns the hashes inserted.
 pub const INSERT_ACCESS_TOKENS_PG: &str = "INSERT INTO access_tokens (token_hash, client_id, user_id, scope, grant_id, expires_at, claims, jkt, audience, issued_at) SELECT t.* FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[], $7::text[], $8::text[], $9::text[], $10::int8[]) AS t(token_hash, client_id, user_id, scope, grant_id, expires_at, claims, jkt, audience, issued_at) WHERE t.grant_id IS NULL OR NOT EXISTS (SELECT 1 FROM revoked_grants r WHERE r.grant_id = t.grant_id) RETURNING token_hash";
-/// PostgreSQL only: the access tokens among the hashes `$1` (an index lookup per hash, whatever the
-/// batch's size; whether each is live is checked by the caller against its own time).
+/// PostgreSQL only: the records among the keys `$1`, for the batched lookups (`postgres_batch::lookups`:
+/// an index lookup per key, whatever the batch's size; whether each is live is for the caller to check).
+pub const REFRESH_TOKENS_PG: &str = "SELECT token_hash, client_id, user_id, scope, grant_id, auth_time, amr, acr, sid, expires_at, claims, used, jkt, resources FROM refresh_tokens WHERE token_hash = ANY($1::text[])";
+pub const CODES_PG: &str =
+    "SELECT code_hash, grant_json, used FROM authorization_codes WHERE code_hash = ANY($1::text[])";
+pub const SESSIONS_PG: &str = "SELECT id_hash, sid, user_id, auth_time, amr, acr, expires_at, ip, user_agent FROM sessions WHERE id_hash = ANY($1::text[])";
+pub const USERS_PG: &str = "SELECT id, username, password_hash, email, email_verified, name, given_name, family_name, phone_number, phone_number_verified, address, disabled, created_at, updated_at, claims FROM users WHERE id = ANY($1::text[])";
 pub const ACCESS_TOKENS_PG: &str = "SELECT token_hash, client_id, user_id, scope, grant_id, expires_at, claims, jkt, audience, issued_at FROM access_tokens WHERE token_hash = ANY($1::text[])";
 /// PostgreSQL only: what a token request spends and the tokens it issues, in one statement (one round
 /// trip, after the grant's lock). `$1` says what is spent (`code`, `refresh_token`, `decoupled` or
