@@ -1,7 +1,7 @@
 //! PostgreSQL: the hottest single-row statements are served in batches.
 //!
-//! Each access-token lookup (introspection, UserInfo) and each lone access token (`client_credentials`,
-//! token exchange) used to be its own statement, and the database server's per-statement and
+//! Each lookup of a record read on every request (access and refresh tokens, codes, sessions, users) and
+//! each lone access token (`client_credentials`, token exchange) used to be its own statement, and the database server's per-statement and
 //! per-commit work was what limited those requests. Now requests queue to one task per kind, which
 //! serves everything that queued up while its previous statement ran with a single statement (one
 //! round trip; for writes one commit) and answers each request. The batch grows with the load, and
