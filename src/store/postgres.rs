@@ -1197,7 +1197,7 @@ async fn revoke(tx: &mut Tx, grant_id: &str) -> StoreResult<()> {
     Ok(())
 }
 
-/// An `access_tokens` row (the columns of `ACCESS_TOKEN`, by name).
+/// An `access_tokens` row (the columns of `ACCESS_TOKENS_PG`, by name).
 pub(super) fn access_token_of(r: &sqlx::postgres::PgRow) -> StoreResult<AccessToken> {
     Ok(AccessToken {
         client_id: parse("access_tokens.client_id", r.try_get("client_id")?)?,

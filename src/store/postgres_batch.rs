@@ -1,12 +1,13 @@
 //! PostgreSQL: the hottest single-row statements are served in batches.
 //!
 //! Each lookup of a record read on every request (access and refresh tokens, codes, sessions, users) and
-//! each lone access token (`client_credentials`, token exchange) used to be its own statement, and the database server's per-statement and
-//! per-commit work was what limited those requests. Now requests queue to one task per kind, which
-//! serves everything that queued up while its previous statement ran with a single statement (one
-//! round trip; for writes one commit) and answers each request. The batch grows with the load, and
-//! an idle server still runs each request at once. Nothing is acknowledged before its statement has
-//! committed; a batch of writes the database refuses is retried row by row, so one bad row fails alone.
+//! each lone access token (`client_credentials`, token exchange) used to be its own statement, and the
+//! database server's per-statement and per-commit work was what limited those requests. Now requests
+//! queue to one task per kind, which serves everything that queued up while its previous statement ran
+//! with a single statement (one round trip; for writes one commit) and answers each request. The batch
+//! grows with the load, and an idle server still runs each request at once. Nothing is acknowledged
+//! before its statement has committed; a batch of writes the database refuses is retried row by row,
+//! so one bad row fails alone.
 
 use std::collections::HashMap;
 use std::future::Future;
