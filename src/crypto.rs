@@ -16,11 +16,27 @@ const ORDER_PREFIX_LEN: usize = 12;
 
 /// A fresh random token of 256 bits after a prefix that orders it by issuing time: the millisecond in
 /// lowercase hex (which sorts the same under every collation). For the values written at request rate
-/// (codes, access and refresh tokens, grant ids): their keys in the store then sort by time, so a new
-/// row lands at the right edge of each index instead of on a random page, which halves what a commit
-/// writes and keeps index pages full. The prefix says only when the token was issued.
+/// (codes, refresh tokens, grant ids): their keys in the store then sort by time, so a new row lands at
+/// the right edge of each index instead of on a random page, which halves what a commit writes and
+/// keeps index pages full. The prefix says only when the token was issued.
 pub fn ordered_token() -> String {
-    let millis = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+    token_after(unix_millis())
+}
+
+/// An `ordered_token` whose prefix is the millisecond it expires instead (`expires_at`, in seconds, with
+/// the current millisecond within the second, so tokens issued in one second still sort by issuing time).
+/// For access tokens: stored in expiry order, the expired ones are a range at the start of the key, which
+/// the sweeper deletes without an expiry index (SQLite). The prefix says only what `expires_in` says.
+pub fn expiring_token(expires_at: i64) -> String {
+    let millis = expires_at.max(0) as u128 * 1000 + unix_millis() % 1000;
+    token_after(millis)
+}
+
+fn unix_millis() -> u128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis())
+}
+
+fn token_after(millis: u128) -> String {
     let mut token = format!("{millis:0width$x}", width = ORDER_PREFIX_LEN);
     token.truncate(ORDER_PREFIX_LEN);
     URL_SAFE_NO_PAD.encode_string(random_bytes::<32>(), &mut token);
@@ -192,6 +208,20 @@ mod tests {
         for odd in ["", "0123456789ab", "0123456789AB", "g123456789ab", &a[..a.len() - 1]] {
             assert_eq!(token_hash(odd), b64url(&sha256(odd.as_bytes())), "{odd:?}");
         }
+    }
+
+    #[test]
+    fn expiring_tokens_sort_by_expiry_below_the_sweepers_bound() {
+        let now = 1_790_000_000;
+        let (long, short) = (expiring_token(now + 3600), expiring_token(now + 60));
+        assert_eq!(long.len(), ORDER_PREFIX_LEN + 43);
+        assert!(token_hash(&short) < token_hash(&long), "the one that expires first sorts first");
+        let stored = token_hash(&short);
+        let millis = i64::from_str_radix(&stored[..ORDER_PREFIX_LEN], 16).unwrap();
+        assert!(((now + 60) * 1000..(now + 61) * 1000).contains(&millis), "the millisecond it expires");
+        // Its `jti` orders a JWT access token the same way.
+        let jwt = format!("eyJhbGciOiJSUzI1NiJ9.{}.c2ln", b64url(format!(r#"{{"jti":"{short}"}}"#).as_bytes()));
+        assert_eq!(token_hash(&jwt)[..ORDER_PREFIX_LEN], stored[..ORDER_PREFIX_LEN]);
     }
 
     #[test]

@@ -90,7 +90,7 @@ async fn authorization_response_params(
     });
 
     let access_token = response_type.has_token().then(|| {
-        let (token, record) = issuance::access_token(
+        let record = issuance::access_token(
             state,
             client,
             Some(&session.user_id),
@@ -98,6 +98,7 @@ async fn authorization_response_params(
             Some(&grant_id),
             request.claims.as_ref(),
         );
+        let token = issuance::opaque_token(&record);
         (crypto::token_hash(&token), record, token)
     });
     if access_token.is_some() {

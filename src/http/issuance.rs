@@ -16,7 +16,8 @@ use crate::protocol::id_token::{IdTokenClaims, half_hash};
 use crate::protocol::{ErrorCode, OAuthError, Params};
 use serde::Serialize;
 
-/// A new access token and its record, for `user_id` (None: the client itself).
+/// The record of a new access token for `user_id` (None: the client itself); `for_audience` or
+/// `opaque_token` makes the token once its lifetime is known.
 pub fn access_token(
     state: &SharedState,
     client: &Client,
@@ -24,8 +25,8 @@ pub fn access_token(
     scope: ScopeSet,
     grant_id: Option<&str>,
     claims: Option<&ClaimsRequest>,
-) -> (String, AccessToken) {
-    let record = AccessToken {
+) -> AccessToken {
+    AccessToken {
         client_id: client.id.clone(),
         user_id: user_id.map(str::to_owned),
         scope,
@@ -35,8 +36,12 @@ pub fn access_token(
         jkt: None,
         audience: Vec::new(),
         issued_at: Some(state.now()),
-    };
-    (crypto::ordered_token(), record)
+    }
+}
+
+/// A new opaque access token for `record`, in the order of its expiry (`crypto::expiring_token`).
+pub fn opaque_token(record: &AccessToken) -> String {
+    crypto::expiring_token(record.expires_at)
 }
 
 /// RFC 8707: the resource servers an access token is for. `asked` (the token request's `resource`) must
@@ -137,19 +142,19 @@ struct JwtAccessToken<'a> {
 pub fn for_audience(
     state: &SharedState,
     client: &Client,
-    (token, mut record): (String, AccessToken),
+    mut record: AccessToken,
     audience: &[Arc<ResourceServer>],
     user: Option<(&str, Option<&Authentication>)>,
     act: Option<serde_json::Value>,
 ) -> Result<(String, AccessToken), OAuthError> {
     record.audience = audience.iter().map(|r| r.identifier.clone()).collect();
-    let [resource] = audience else { return Ok((token, record)) };
+    let [resource] = audience else { return Ok((opaque_token(&record), record)) };
     let now = state.now();
     if let Some(lifetime) = resource.access_token_lifetime {
         record.expires_at = now + lifetime as i64;
     }
     if resource.token_format != TokenFormat::Jwt {
-        return Ok((token, record));
+        return Ok((opaque_token(&record), record));
     }
     let subject = user.map(|(user_id, _)| state.subject(client, user_id));
     let claims = JwtAccessToken {
@@ -159,8 +164,8 @@ pub fn for_audience(
         sub: subject.as_deref().unwrap_or(client.id.as_str()),
         client_id: client.id.as_str(),
         iat: now,
-        // Ordered, so the token is stored in time order (`crypto::token_hash`).
-        jti: crypto::ordered_token(),
+        // Ordered, so the token is stored in the order of its expiry (`crypto::token_hash`).
+        jti: crypto::expiring_token(record.expires_at),
         scope: record.scope.to_string(),
         auth_time: user.and_then(|(_, auth)| auth).map(|auth| auth.auth_time),
         acr: user.and_then(|(_, auth)| auth).map(|auth| auth.acr.as_str()),

@@ -228,6 +228,20 @@ pub fn sweep_statements() -> impl Iterator<Item = (&'static str, String)> {
     by_expiry.chain([("session_grants", SWEEP_SESSION_GRANTS.to_owned()), ("sessions", SWEEP_SESSIONS.to_owned())])
 }
 
+/// SQLite keeps access tokens in the order they expire (`crypto::expiring_token`; migration 0020), with
+/// no expiry index: the expired ones are the keys below the cutoff's millisecond in hex, a range at the
+/// start of the primary key. The check of `expires_at` keeps keys ordered by issuing time (older tokens)
+/// until they expire; keys of another shape are found through an index of their own.
+const SWEEP_ACCESS_TOKENS_SQLITE: &str = "DELETE FROM access_tokens WHERE token_hash IN (SELECT token_hash FROM access_tokens WHERE token_hash < printf('%012x', $1 * 1000) AND expires_at < $1 UNION ALL SELECT token_hash FROM access_tokens WHERE length(token_hash) <> 55 AND expires_at < $1 LIMIT $2)";
+
+/// `sweep_statements` as SQLite runs them.
+pub fn sweep_statements_sqlite() -> impl Iterator<Item = (&'static str, String)> {
+    sweep_statements().map(|(table, sql)| match table {
+        "access_tokens" => (table, SWEEP_ACCESS_TOKENS_SQLITE.to_owned()),
+        _ => (table, sql),
+    })
+}
+
 /// The tables `store stats` counts.
 pub const COUNTED_TABLES: [&str; 20] = [
     "clients",

@@ -1417,7 +1417,7 @@ impl AuditStore for SqliteStore {
 impl SweepStore for SqliteStore {
     async fn sweep(&self, cutoffs: SweepCutoffs, batch: u32) -> StoreResult<Vec<(&'static str, u64)>> {
         let mut deleted = Vec::new();
-        for (table, sql) in q::sweep_statements() {
+        for (table, sql) in q::sweep_statements_sqlite() {
             let cutoff = cutoffs.of(table);
             // One short write each, so that the single writer is never held for long; and the requests
             // waiting meanwhile run before the next (these writes run in place, on this thread: without
@@ -1508,6 +1508,53 @@ mod tests {
         let count = |sql: &str| other.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap();
         assert_eq!(count("SELECT count(*) FROM used_once"), 21);
         assert_eq!(count("SELECT count(*) FROM pending_authorizations"), 0);
+    }
+
+    /// Access tokens are swept as a range of their key (they are keyed in expiry order), with no scan of
+    /// the table; keys ordered by issuing time stay until they expire, and bare digests (older tokens)
+    /// are found through their own index.
+    #[tokio::test]
+    async fn expired_access_tokens_are_swept_by_key_range() {
+        use crate::crypto::{expiring_token, ordered_token, random_token, token_hash};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("oxid.db");
+        let store = SqliteStore::open(&path).await.unwrap();
+        let now = crate::model::now();
+        // Swept at `now + 20`: what expired by then goes (tokens issued now, as they would have been).
+        let (expired, live) = (now + 10, now + 30);
+        let rows = [
+            ("expired", token_hash(&expiring_token(expired)), expired),
+            ("live", token_hash(&expiring_token(live)), live),
+            ("issue-ordered live", token_hash(&ordered_token()), live),
+            ("issue-ordered expired", token_hash(&ordered_token()), expired),
+            ("bare expired", token_hash(&random_token()), expired),
+            ("bare live", token_hash(&random_token()), live),
+        ];
+        // Written directly, without the foreign keys' clients.
+        let other = Connection::open(&path).unwrap();
+        other.pragma_update(None, "foreign_keys", "OFF").unwrap();
+        for (_, hash, expires_at) in &rows {
+            other
+                .execute(
+                    "INSERT INTO access_tokens (token_hash, client_id, scope, expires_at) VALUES (?1, 'c', 'api', ?2)",
+                    params![hash, expires_at],
+                )
+                .unwrap();
+        }
+        let at = now + 20;
+        let cutoffs = SweepCutoffs { expired_before: at, revoked_before: at, failed_before: at };
+        let deleted = store.sweep(cutoffs, 1000).await.unwrap();
+        assert!(deleted.contains(&("access_tokens", 3)), "{deleted:?}");
+        for (name, hash, _) in &rows {
+            let left: i64 = other
+                .query_row("SELECT count(*) FROM access_tokens WHERE token_hash = ?1", [hash], |r| r.get(0))
+                .unwrap();
+            assert_eq!(left == 1, name.contains("live"), "{name}");
+        }
+        let sweep = q::sweep_statements_sqlite().find(|(table, _)| *table == "access_tokens").unwrap().1;
+        let mut plan = other.prepare(&format!("EXPLAIN QUERY PLAN {sweep}")).unwrap();
+        let plan: Vec<String> = plan.query_map(params![at, 1000], |r| r.get(3)).unwrap().map(Result::unwrap).collect();
+        assert!(!plan.iter().any(|step| step.starts_with("SCAN access_tokens")), "{plan:?}");
     }
 
     /// A write outside the group (administration) first commits the open group, then runs its own

@@ -33,11 +33,11 @@ pub(super) async fn exchange(
     if !scope.is_subset(registered) {
         return Err(OAuthError::new(ErrorCode::InvalidScope, "scope is not registered for this client"));
     }
-    let (access_token, mut record) = issuance::access_token(state, client, None, scope, None, None);
+    let mut record = issuance::access_token(state, client, None, scope, None, None);
     record.jkt = proof.map(|p| p.jkt.clone());
     // RFC 8707: a token for a registered resource server, if the client names one.
     let audience = issuance::audience(state, None, params.get("resource")).await?;
-    let (access_token, record) = issuance::for_audience(state, client, (access_token, record), &audience, None, None)?;
+    let (access_token, record) = issuance::for_audience(state, client, record, &audience, None, None)?;
     super::issue::store(state, client, None, (&access_token, &record), None).await?;
     Ok(TokenResponse {
         access_token,

@@ -138,11 +138,10 @@ pub(super) async fn exchange(
         Some(_) => return Err(invalid("requested_token_type cannot be issued for this resource")),
     };
     let grant_id = subject.grant_id.unwrap_or_else(crypto::ordered_token);
-    let (token, mut record) =
-        issuance::access_token(state, client, Some(&subject.user_id), scope, Some(&grant_id), None);
+    let mut record = issuance::access_token(state, client, Some(&subject.user_id), scope, Some(&grant_id), None);
     record.jkt = proof.map(|p| p.jkt.clone());
     let user = Some((subject.user_id.as_str(), None));
-    let (token, record) = issuance::for_audience(state, client, (token, record), &audience, user, Some(act))?;
+    let (token, record) = issuance::for_audience(state, client, record, &audience, user, Some(act))?;
     super::issue::store(state, client, None, (&token, &record), None).await?;
     Ok(TokenResponse {
         access_token: token,

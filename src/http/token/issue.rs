@@ -84,17 +84,10 @@ pub(super) async fn issue(
     let user = grant.user;
     let audience = issuance::audience(state, grant.resources, asked_resource).await?;
     let access_scope = issuance::scope_for_audience(state, access_scope, grant.resources, &audience).await?;
-    let minted = issuance::access_token(state, client, Some(&user.id), access_scope, Some(grant.id), grant.claims);
-    let (access_token, mut access) = minted;
+    let mut access = issuance::access_token(state, client, Some(&user.id), access_scope, Some(grant.id), grant.claims);
     access.jkt = proof.map(|p| p.jkt.clone());
-    let (access_token, access) = issuance::for_audience(
-        state,
-        client,
-        (access_token, access),
-        &audience,
-        Some((&user.id, Some(grant.auth))),
-        None,
-    )?;
+    let (access_token, access) =
+        issuance::for_audience(state, client, access, &audience, Some((&user.id, Some(grant.auth))), None)?;
     let refresh_token = (grant.scope.contains("offline_access") && client.allows_grant(GrantType::RefreshToken))
         .then(crypto::ordered_token);
     let refresh = refresh_token.as_ref().map(|t| {
