@@ -1356,30 +1356,31 @@ impl GrantStore for PgStore {
                 let inserted = self.lone_access_tokens.call((access_hash.to_owned(), access.clone())).await?;
                 return Ok(if inserted { Issuance::Issued } else { Issuance::Revoked });
             }
-            // The grant's lock first, then what is spent: the same order as revocation, so the two
-            // never wait on each other in a cycle. The statement after it sees every revocation
-            // committed before the lock was granted (READ COMMITTED: a snapshot per statement).
+            // The grant's lock first, then what is spent (the same order as revocation, so the two never
+            // wait on each other in a cycle), in one round trip. A grant revoked meanwhile commits
+            // nothing: what was spent stays as it was.
+            let (spent_rows, _issued) = match spend_and_issue(spent, tokens).fetch_one(&self.pool).await {
+                Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some(q::GRANT_REVOKED_PG) => {
+                    return Ok(Issuance::Revoked);
+                }
+                done => done?,
+            };
+            if spent_rows > 0 {
+                return Ok(Issuance::Issued);
+            }
+            // Nothing live was spent: a replay revokes its grant, under the grant's lock.
             let mut tx = match &access.grant_id {
                 Some(grant_id) => self.begin_locked(grant_id).await?,
                 None => self.pool.begin().await?,
             };
-            let (spent_rows, issued) = spend_and_issue(spent, tokens).fetch_one(&mut *tx).await?;
-            if spent_rows == 0 {
-                return match replayed_grant(&mut tx, spent).await? {
-                    Some(grant_id) => {
-                        revoke(&mut tx, &grant_id).await?;
-                        tx.commit().await?;
-                        Ok(Issuance::Replayed)
-                    }
-                    None => Ok(Issuance::Unknown),
-                };
+            match replayed_grant(&mut tx, spent).await? {
+                Some(grant_id) => {
+                    revoke(&mut tx, &grant_id).await?;
+                    tx.commit().await?;
+                    Ok(Issuance::Replayed)
+                }
+                None => Ok(Issuance::Unknown),
             }
-            // The grant was revoked: nothing is committed (what was spent stays as it was).
-            if issued == 0 {
-                return Ok(Issuance::Revoked);
-            }
-            tx.commit().await?;
-            Ok(Issuance::Issued)
         })
         .await
     }
@@ -1678,5 +1679,52 @@ mod tests {
             let free: bool = sqlx::query_scalar(try_lock).bind(&grant_id).fetch_one(&mut other).await.unwrap();
             assert!(free, "{grant_id:?} is free once the transaction ended");
         }
+    }
+
+    /// A code exchanged while its grant is revoked (its replay elsewhere, RFC 6749 4.1.2): the exchange,
+    /// one round trip (migration 0020), waits for the revocation's lock and then commits nothing: no
+    /// token is stored and the code stays as it was.
+    #[tokio::test]
+    async fn an_exchange_behind_a_revocation_commits_nothing() {
+        let Some(url) = test_database().await else { return };
+        let store = std::sync::Arc::new(PgStore::open(&url, 2).await.unwrap());
+        let mut other = PgConnection::connect(&url).await.unwrap();
+        other
+            .execute(
+                "INSERT INTO clients (id, name, redirect_uris, grant_types, auth_method, id_token_signed_response_alg, \
+                 skip_consent, created_at) VALUES ('c', 'C', '[]', '[]', 'none', 'RS256', FALSE, 0); \
+                 INSERT INTO users (id, username, password_hash, created_at, updated_at) VALUES ('u', 'u', '-', 0, 0); \
+                 INSERT INTO authorization_codes (code_hash, grant_id, grant_json, expires_at) VALUES ('k', 'g', '{}', 0)",
+            )
+            .await
+            .unwrap();
+        let mut revocation = store.begin_locked("g").await.unwrap();
+        revoke(&mut revocation, "g").await.unwrap();
+        let exchange = tokio::spawn({
+            let store = std::sync::Arc::clone(&store);
+            async move {
+                let client_id: ClientId = "c".parse().unwrap();
+                let access = AccessToken {
+                    client_id: client_id.clone(),
+                    user_id: Some("u".into()),
+                    scope: crate::model::ScopeSet::parse("openid").unwrap(),
+                    grant_id: Some("g".into()),
+                    expires_at: 9_999_999_999,
+                    claims: None,
+                    jkt: None,
+                    audience: Vec::new(),
+                    issued_at: Some(0),
+                };
+                store.issue_tokens(Some(Spent::Code("k")), &NewTokens { access: ("a", &access), refresh: None }).await
+            }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert!(!exchange.is_finished(), "the exchange waits for the revocation's lock");
+        revocation.commit().await.unwrap();
+        assert!(matches!(exchange.await.unwrap(), Ok(Issuance::Revoked)));
+        let count = |sql| sqlx::query_scalar::<_, i64>(sql);
+        assert_eq!(count("SELECT count(*) FROM access_tokens").fetch_one(&mut other).await.unwrap(), 0);
+        let used = "SELECT count(*) FROM authorization_codes WHERE used";
+        assert_eq!(count(used).fetch_one(&mut other).await.unwrap(), 0, "what was spent stays as it was");
     }
 }

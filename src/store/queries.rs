@@ -164,12 +164,14 @@ pub const CODES_PG: &str =
 pub const SESSIONS_PG: &str = "SELECT id_hash, sid, user_id, auth_time, amr, acr, expires_at, ip, user_agent FROM sessions WHERE id_hash = ANY($1::text[])";
 pub const USERS_PG: &str = "SELECT id, username, password_hash, email, email_verified, name, given_name, family_name, phone_number, phone_number_verified, address, disabled, created_at, updated_at, claims FROM users WHERE id = ANY($1::text[])";
 pub const ACCESS_TOKENS_PG: &str = "SELECT token_hash, client_id, user_id, scope, grant_id, expires_at, claims, jkt, audience, issued_at FROM access_tokens WHERE token_hash = ANY($1::text[])";
-/// PostgreSQL only: what a token request spends and the tokens it issues, in one statement (one round
-/// trip, after the grant's lock). `$1` says what is spent (`code`, `refresh_token`, `decoupled` or
-/// `none`), `$2`–`$4` which; then the access token (`$5`–`$14`), stored unless the grant was revoked,
-/// and the refresh token (`$15`–`$27`, all NULL for none) with it. Returns how many rows were spent
-/// and how many access tokens were issued.
-pub const SPEND_AND_ISSUE_PG: &str = "WITH spent_code AS (UPDATE authorization_codes SET used = TRUE WHERE $1::text = 'code' AND code_hash = $2 AND used = FALSE RETURNING 1), spent_refresh_token AS (UPDATE refresh_tokens SET used = TRUE WHERE $1 = 'refresh_token' AND token_hash = $2 AND client_id = $3 AND used = FALSE AND expires_at > $4 RETURNING 1), spent_decoupled AS (UPDATE decoupled_authorizations SET status = 'used' WHERE $1 = 'decoupled' AND code_hash = $2 AND status = 'approved' RETURNING 1), spent AS (SELECT 1 FROM spent_code UNION ALL SELECT 1 FROM spent_refresh_token UNION ALL SELECT 1 FROM spent_decoupled UNION ALL SELECT 1 WHERE $1 = 'none'), access AS (INSERT INTO access_tokens (token_hash, client_id, user_id, scope, grant_id, expires_at, claims, jkt, audience, issued_at) SELECT $5,$6,$7,$8,$9,$10,$11,$12,$13,$14 FROM spent WHERE NOT EXISTS (SELECT 1 FROM revoked_grants WHERE grant_id = $9) RETURNING 1), refresh AS (INSERT INTO refresh_tokens (token_hash, client_id, user_id, scope, grant_id, auth_time, amr, acr, sid, expires_at, claims, jkt, resources) SELECT $15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27 FROM access WHERE $15::text IS NOT NULL) SELECT (SELECT count(*) FROM spent) AS spent, (SELECT count(*) FROM access) AS issued";
+/// PostgreSQL only: the grant's lock, what a token request spends and the tokens it issues, in one round
+/// trip (the function of migration 0020, which holds the statement). `$1` says what is spent (`code`,
+/// `refresh_token`, `decoupled` or `none`), `$2`–`$4` which; then the access token (`$5`–`$14`) and the
+/// refresh token (`$15`–`$27`, all NULL for none). Returns how many rows were spent and how many access
+/// tokens were issued; a grant revoked meanwhile is the error `GRANT_REVOKED_PG`, and nothing is committed.
+pub const SPEND_AND_ISSUE_PG: &str = "SELECT spent_count, issued_count FROM oxid_spend_and_issue($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27)";
+/// The SQLSTATE of `SPEND_AND_ISSUE_PG` for a revoked grant.
+pub const GRANT_REVOKED_PG: &str = "OXRVK";
 pub const INSERT_REFRESH_TOKEN: &str = "INSERT INTO refresh_tokens (token_hash, client_id, user_id, scope, grant_id, auth_time, amr, acr, sid, expires_at, claims, jkt, resources) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)";
 pub const DELETE_ACCESS_TOKEN: &str = "DELETE FROM access_tokens WHERE token_hash = $1";
 pub const ACCESS_TOKEN: &str = "SELECT client_id, user_id, scope, grant_id, expires_at, claims, jkt, audience, issued_at FROM access_tokens WHERE token_hash = $1 AND expires_at > $2";
