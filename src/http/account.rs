@@ -397,6 +397,7 @@ pub async fn change_password(
         };
         let now = state.now();
         state.store.set_password_hash(&user.username, &hash, false, state.config.logout(now)).await?;
+        state.forget_user(&user.id);
         state.logout_delivery.notify_one();
         let event = AuditEvent::new(now, AuditKind::UserChanged, "password changed on the account page")
             .user(Some(&user.id), Some(&user.username));

@@ -141,6 +141,7 @@ pub async fn verify(
         }
         let address = user.email.as_deref().unwrap_or_default();
         if state.store.verify_email(&user.id, address, now).await? {
+            state.forget_user(&user.id);
             let event = AuditEvent::new(now, AuditKind::UserChanged, "email address verified with a mailed link")
                 .user(Some(&user.id), Some(&user.username));
             audit::record(state.store.as_ref(), event).await;

@@ -233,9 +233,9 @@ async fn active(
     exp: i64,
 ) -> Result<Introspection, OAuthError> {
     let (sub, username) = match user_id {
-        Some(id) => match state.store.user(id).await.map_err(reply::internal)? {
+        Some(id) => match state.user(id).await.map_err(reply::internal)? {
             // A token of a disabled or deleted user no longer stands for anyone.
-            Some(user) if !user.disabled => (Some(state.subject(client, id)), Some(user.username)),
+            Some(user) if !user.disabled => (Some(state.subject(client, id)), Some(user.username.clone())),
             _ => return Ok(Introspection::default()),
         },
         // client_credentials: the client acts for itself.

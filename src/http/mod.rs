@@ -52,7 +52,7 @@ use crate::fetch::Fetcher;
 use crate::jose::decryption::DecryptionKeys;
 use crate::jose::{Shared, SharedKeyRing};
 use crate::mail::Mailer;
-use crate::model::{Client, ClientId, Clock, EndedSession, ResourceServer, Timestamp};
+use crate::model::{Client, ClientId, Clock, EndedSession, ResourceServer, Timestamp, User};
 use crate::passkeys::Passkeys;
 use crate::protocol::claims::ScopeClaims;
 use crate::store::cache::TtlCache;
@@ -91,9 +91,11 @@ pub struct AppState {
     /// The WebAuthn relying party; none when the issuer's host is an IP address and `webauthn_rp_id`
     /// is not set (passkeys are then off).
     pub passkeys: Option<Arc<Passkeys>>,
-    /// Clients and resource servers read recently (see `store::cache` for how changes reach a node).
+    /// Clients, resource servers and users read recently (see `store::cache` for how changes reach a
+    /// node).
     clients: TtlCache<ClientId, Client>,
     resources: TtlCache<String, ResourceServer>,
+    users: TtlCache<String, User>,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -127,6 +129,7 @@ impl AppState {
             passkeys,
             clients: TtlCache::new(record_cache_ttl),
             resources: TtlCache::new(record_cache_ttl),
+            users: TtlCache::new(record_cache_ttl),
             config,
             store,
             keys,
@@ -176,6 +179,20 @@ impl AppState {
     /// The resource server `identifier`, from this node's cache or the store.
     pub async fn resource(&self, identifier: &str) -> StoreResult<Option<Arc<ResourceServer>>> {
         self.resources.get_or_load(identifier, self.now(), self.store.resource(identifier)).await
+    }
+
+    /// The user `id` for the token paths (ID Tokens, UserInfo, introspection), from this node's cache or
+    /// the store. A change made elsewhere shows within `record_cache_ttl`; that is safe for whether the
+    /// user is disabled because disabling deletes, in the same transaction, everything a token could be
+    /// issued or answered from (sessions, codes, tokens, approved device and CIBA requests). Pages that
+    /// show or change the account, and sign-ins, read the store.
+    pub async fn user(&self, id: &str) -> StoreResult<Option<Arc<User>>> {
+        self.users.get_or_load(id, self.now(), self.store.user(id)).await
+    }
+
+    /// After a change to the user `id` made through this node: the next read sees it.
+    pub fn forget_user(&self, id: &str) {
+        self.users.forget(id);
     }
 
     /// The client's address: the peer's, or behind a trusted proxy the one `X-Forwarded-For` names

@@ -213,6 +213,7 @@ pub async fn reset_submit(
             return Ok(reply::error_page_in(&state, &OAuthError::server_error(), locale));
         };
         state.store.set_password_hash(&user.username, &hash, false, state.config.logout(now)).await?;
+        state.forget_user(&user.id);
         state.logout_delivery.notify_one();
         state.store.clear_attempts(&account_throttle_key(&user.username)).await?;
         let event = AuditEvent::new(now, AuditKind::UserChanged, "password reset with a mailed link")

@@ -97,7 +97,7 @@ pub async fn userinfo(State(state): State<SharedState>, req: Request) -> Respons
         return reply::bearer_challenge(StatusCode::FORBIDDEN, Some(&e));
     };
     // The client decides how it sees the user (Core 8 subject type).
-    match tokio::try_join!(state.store.user(user_id), state.client(&access.client_id)) {
+    match tokio::try_join!(state.user(user_id), state.client(&access.client_id)) {
         Ok((Some(user), Some(client))) if !user.disabled => {
             let subject = state.subject(&client, &user.id);
             let claims = userinfo_claims(&subject, &user, &state.scope_claims, &access.scope, access.claims.as_ref());

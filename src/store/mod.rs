@@ -42,7 +42,11 @@ pub enum StoreError {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// What a user's tokens end with (each statement takes the username), besides their sessions.
-const USER_TOKEN_REVOCATIONS: [&str; 2] = [queries::DELETE_USER_ACCESS_TOKENS, queries::DELETE_USER_REFRESH_TOKENS];
+const USER_TOKEN_REVOCATIONS: [&str; 3] = [
+    queries::DELETE_USER_ACCESS_TOKENS,
+    queries::DELETE_USER_REFRESH_TOKENS,
+    queries::DELETE_USER_DECOUPLED_AUTHORIZATIONS,
+];
 
 /// Which sessions to end.
 #[derive(Debug, Clone, Copy)]

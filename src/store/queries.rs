@@ -56,6 +56,9 @@ pub const DELETE_USER_ACCESS_TOKENS: &str =
     "DELETE FROM access_tokens WHERE user_id = (SELECT id FROM users WHERE username = $1)";
 pub const DELETE_USER_REFRESH_TOKENS: &str =
     "DELETE FROM refresh_tokens WHERE user_id = (SELECT id FROM users WHERE username = $1)";
+/// The user's device and CIBA requests, approved or not: no token is issued from them any more.
+pub const DELETE_USER_DECOUPLED_AUTHORIZATIONS: &str =
+    "DELETE FROM decoupled_authorizations WHERE user_id = (SELECT id FROM users WHERE username = $1)";
 pub const RENAME_USER: &str = "UPDATE users SET username = $1, updated_at = $2 WHERE id = $3";
 pub const SET_USER_CLAIMS: &str = "UPDATE users SET claims = $1, updated_at = $2 WHERE username = $3";
 pub const DELETE_USER: &str = "DELETE FROM users WHERE username = $1";

@@ -129,3 +129,25 @@ async fn denied_expired_and_guessed_codes() {
     let (status, body) = ask(&op, "web", "openid").await;
     assert_eq!((status, body["error"].as_str()), (400, Some("unauthorized_client")));
 }
+
+/// Disabling the user ends the requests they approved: the device's next poll gets no tokens, even on a
+/// node that still has the user in its cache (`record_cache_ttl`) from an earlier exchange (disabling
+/// revokes the grants of the user's sessions and deletes their device and CIBA requests).
+#[tokio::test]
+async fn disabling_the_user_ends_what_they_approved() {
+    let op = op_with_tv().await;
+    for disabled in [false, true] {
+        let (_, asked) = ask(&op, "tv", "openid").await;
+        approve(&Browser::new(&op), asked["verification_uri_complete"].as_str().unwrap(), "allow").await;
+        if disabled {
+            let logout = oxid::config::Config::default().logout(oxid::model::now());
+            assert!(op.store.disable_user("alice", logout).await.unwrap());
+        }
+        op.advance_clock(6);
+        let (status, body) = poll(&op, "tv", asked["device_code"].as_str().unwrap()).await;
+        match disabled {
+            false => assert_eq!(status, 200, "{body}"),
+            true => assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "{body}"),
+        }
+    }
+}

@@ -180,3 +180,27 @@ async fn a_client_changed_elsewhere_takes_effect_within_the_cache_ttl() {
     assert_eq!(status(old).await, 401, "the replaced secret no longer works");
     assert_eq!(status(new).await, 200);
 }
+
+/// Users are served from a node's cache on the token paths (ID Tokens, UserInfo, introspection): a
+/// change made elsewhere (the CLI, another node) reaches this node within `record_cache_ttl`.
+#[tokio::test]
+async fn a_user_changed_elsewhere_shows_within_the_cache_ttl() {
+    let op = TestOp::start_with(|c| c.record_cache_ttl = 5).await;
+    let alice = op.add_user("alice").await;
+    let (_, secret) = op.add_client("webapp", ClientAuthMethod::ClientSecretBasic, |_| {}).await;
+    let secret = secret.unwrap();
+    let location = Browser::new(&op).sign_in(&op.authorize_url("webapp", ""), "alice").await;
+    let code = query(&location)["code"].clone();
+    let (_, tokens) = json(exchange_code_at(&op.nodes[0], "webapp", &secret, &code, Some(VERIFIER)).await).await;
+    let token = tokens["access_token"].as_str().unwrap().to_owned();
+    let username = || async {
+        let http = reqwest::Client::new().post(op.url("/introspect")).basic_auth("webapp", Some(&secret));
+        let (_, answer) = json(http.form(&[("token", token.as_str())]).send().await.unwrap()).await;
+        answer["username"].clone()
+    };
+    assert_eq!(username().await, "alice");
+    op.store.rename_user(&alice.id, "alicia").await.unwrap();
+    assert_eq!(username().await, "alice", "served from this node's cache until its entry expires");
+    op.advance_clock(5);
+    assert_eq!(username().await, "alicia");
+}

@@ -1,6 +1,8 @@
 //! What the user-facing grants (`authorization_code`, `refresh_token`) share: the tokens issued for one
 //! grant by a user to a client.
 
+use std::sync::Arc;
+
 use super::{TokenResponse, invalid_grant};
 use crate::crypto;
 use crate::http::issuance::{self, IdTokenContents};
@@ -15,8 +17,8 @@ use crate::protocol::claims;
 use crate::store::{NewTokens, Spent};
 
 /// The grant's user, unless the account has since been disabled or deleted.
-pub(super) async fn active_user(state: &SharedState, user_id: &str) -> Result<User, OAuthError> {
-    match state.store.user(user_id).await.map_err(reply::internal)? {
+pub(super) async fn active_user(state: &SharedState, user_id: &str) -> Result<Arc<User>, OAuthError> {
+    match state.user(user_id).await.map_err(reply::internal)? {
         Some(user) if !user.disabled => Ok(user),
         _ => Err(invalid_grant("the user is no longer active")),
     }
