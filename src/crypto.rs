@@ -211,7 +211,7 @@ mod tests {
     }
 
     #[test]
-    fn expiring_tokens_sort_by_expiry_below_the_sweepers_bound() {
+    fn expiring_tokens_sort_by_expiry_and_begin_with_its_millisecond() {
         let now = 1_790_000_000;
         let (long, short) = (expiring_token(now + 3600), expiring_token(now + 60));
         assert_eq!(long.len(), ORDER_PREFIX_LEN + 43);

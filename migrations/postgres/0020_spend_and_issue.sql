@@ -3,13 +3,16 @@
 -- statement takes a fresh snapshot (READ COMMITTED), so the statement after the lock sees every
 -- revocation committed before the lock was granted, as `BEGIN` with the lock, the statement and the
 -- commit did in three round trips. The lock key is the one `LOCK_GRANT` takes, so nodes of either version exclude each other.
--- Returns what was spent and what was issued; a grant revoked meanwhile raises OXRVK, so that nothing it
--- spent is committed. Called by `q::SPEND_AND_ISSUE_PG`; the parameters are
+-- Returns how many rows were spent (0: nothing live, so nothing issued either); a grant revoked meanwhile
+-- raises OXRVK, so that nothing it spent is committed. Called by `q::SPEND_AND_ISSUE_PG`; the parameters are
 -- 1 what is spent (code, refresh_token, decoupled, none), 2 its hash, 3 4 the refresh token's client and
 -- the time, 5-14 the access token, 15-27 the refresh token (all NULL for none).
 CREATE FUNCTION oxid_spend_and_issue(text, text, text, bigint, text, text, text, text, text, bigint, text, text,
     text, bigint, text, text, text, text, text, bigint, text, text, text, bigint, text, text, text)
-RETURNS TABLE (spent_count bigint, issued_count bigint) LANGUAGE plpgsql AS $fn$
+RETURNS bigint LANGUAGE plpgsql AS $fn$
+DECLARE
+    spent_count bigint;
+    issued_count bigint;
 BEGIN
     IF $9 IS NOT NULL THEN
         PERFORM pg_advisory_xact_lock(hashtextextended($9, 0));
@@ -24,6 +27,6 @@ BEGIN
     IF spent_count > 0 AND issued_count = 0 THEN
         RAISE EXCEPTION 'the grant has been revoked' USING ERRCODE = 'OXRVK';
     END IF;
-    RETURN NEXT;
+    RETURN spent_count;
 END
 $fn$;

@@ -1212,7 +1212,7 @@ pub(super) fn access_token_of(r: &sqlx::postgres::PgRow) -> StoreResult<AccessTo
     })
 }
 
-type SpendAndIssue<'a> = sqlx::query::QueryAs<'a, sqlx::Postgres, (i64, i64), sqlx::postgres::PgArguments>;
+type SpendAndIssue<'a> = sqlx::query::QueryScalar<'a, sqlx::Postgres, i64, sqlx::postgres::PgArguments>;
 
 /// One statement that spends `spent` and stores `tokens` (`q::SPEND_AND_ISSUE_PG`), bound.
 fn spend_and_issue<'a>(spent: Option<Spent<'a>>, tokens: &'a NewTokens<'a>) -> SpendAndIssue<'a> {
@@ -1224,7 +1224,7 @@ fn spend_and_issue<'a>(spent: Option<Spent<'a>>, tokens: &'a NewTokens<'a>) -> S
     };
     let ((access_hash, a), refresh) = (tokens.access, tokens.refresh);
     let r = refresh.map(|(_, r)| r);
-    sqlx::query_as(q::SPEND_AND_ISSUE_PG)
+    sqlx::query_scalar(q::SPEND_AND_ISSUE_PG)
         .bind(kind)
         .bind(hash)
         .bind(client_id.map(ClientId::as_str))
@@ -1359,7 +1359,7 @@ impl GrantStore for PgStore {
             // The grant's lock first, then what is spent (the same order as revocation, so the two never
             // wait on each other in a cycle), in one round trip. A grant revoked meanwhile commits
             // nothing: what was spent stays as it was.
-            let (spent_rows, _issued) = match spend_and_issue(spent, tokens).fetch_one(&self.pool).await {
+            let spent_rows = match spend_and_issue(spent, tokens).fetch_one(&self.pool).await {
                 Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some(q::GRANT_REVOKED_PG) => {
                     return Ok(Issuance::Revoked);
                 }

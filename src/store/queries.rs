@@ -170,9 +170,9 @@ pub const ACCESS_TOKENS_PG: &str = "SELECT token_hash, client_id, user_id, scope
 /// PostgreSQL only: the grant's lock, what a token request spends and the tokens it issues, in one round
 /// trip (the function of migration 0020, which holds the statement). `$1` says what is spent (`code`,
 /// `refresh_token`, `decoupled` or `none`), `$2`–`$4` which; then the access token (`$5`–`$14`) and the
-/// refresh token (`$15`–`$27`, all NULL for none). Returns how many rows were spent and how many access
-/// tokens were issued; a grant revoked meanwhile is the error `GRANT_REVOKED_PG`, and nothing is committed.
-pub const SPEND_AND_ISSUE_PG: &str = "SELECT spent_count, issued_count FROM oxid_spend_and_issue($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27)";
+/// refresh token (`$15`–`$27`, all NULL for none). Returns how many rows were spent (0: nothing live, and
+/// nothing issued); a grant revoked meanwhile is the error `GRANT_REVOKED_PG`, and nothing is committed.
+pub const SPEND_AND_ISSUE_PG: &str = "SELECT oxid_spend_and_issue($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27)";
 /// The SQLSTATE of `SPEND_AND_ISSUE_PG` for a revoked grant.
 pub const GRANT_REVOKED_PG: &str = "OXRVK";
 pub const INSERT_REFRESH_TOKEN: &str = "INSERT INTO refresh_tokens (token_hash, client_id, user_id, scope, grant_id, auth_time, amr, acr, sid, expires_at, claims, jkt, resources) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)";
@@ -236,7 +236,8 @@ pub fn sweep_statements() -> impl Iterator<Item = (&'static str, String)> {
 /// SQLite keeps access tokens in the order they expire (`crypto::expiring_token`; migration 0020), with
 /// no expiry index: the expired ones are the keys below the cutoff's millisecond in hex, a range at the
 /// start of the primary key. The check of `expires_at` keeps keys ordered by issuing time (older tokens)
-/// until they expire; keys of another shape are found through an index of their own.
+/// until they expire; keys of another shape (not the 55 characters of an ordered key) are found through
+/// an index of their own.
 const SWEEP_ACCESS_TOKENS_SQLITE: &str = "DELETE FROM access_tokens WHERE token_hash IN (SELECT token_hash FROM access_tokens WHERE token_hash < printf('%012x', $1 * 1000) AND expires_at < $1 UNION ALL SELECT token_hash FROM access_tokens WHERE length(token_hash) <> 55 AND expires_at < $1 LIMIT $2)";
 
 /// `sweep_statements` as SQLite runs them.
