@@ -38,8 +38,6 @@ pub(super) struct Grant<'a> {
     pub resources: Option<&'a [String]>,
 }
 
-/// Stores the tokens of an exchange, spending `spent` in the same transaction: nothing is answered
-/// before it is committed, and on failure nothing has changed.
 /// Records that a reused code or refresh token of `client` revoked its grant (RFC 9700 4.14.2).
 pub(super) async fn audit_reuse(state: &SharedState, client: &Client, what: &str) {
     let detail = format!("a used {what} was presented again; every token of its grant is revoked");
@@ -47,6 +45,8 @@ pub(super) async fn audit_reuse(state: &SharedState, client: &Client, what: &str
     crate::audit::record(state.store.as_ref(), event).await;
 }
 
+/// Stores the tokens of an exchange, spending `spent` in the same transaction: nothing is answered
+/// before it is committed, and on failure nothing has changed.
 pub(super) async fn store(
     state: &SharedState,
     client: &Client,
