@@ -120,6 +120,20 @@ pub fn token_hash(token: &str) -> String {
     }
 }
 
+/// The parts of a `token_hash` of an ordered token: its millisecond and its SHA-256 digest. None for a
+/// bare digest.
+pub fn ordered_hash_parts(stored: &str) -> Option<(u64, [u8; 32])> {
+    let (prefix, digest) = stored.split_at_checked(ORDER_PREFIX_LEN)?;
+    if !prefix.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) || digest.len() != 43 {
+        return None;
+    }
+    let millis = u64::from_str_radix(prefix, 16).ok()?;
+    // 43 characters decode to 32 bytes; the engine asks room for its estimate of 33.
+    let mut buf = [0u8; 33];
+    let len = URL_SAFE_NO_PAD.decode_slice(digest, &mut buf).ok()?;
+    (len == 32).then(|| (millis, buf[..32].try_into().expect("32 bytes")))
+}
+
 /// The `jti` claim of a JWS in compact form, read without verifying anything: for finding a JWT the OP
 /// issued itself (it is then looked up by its digest).
 pub fn jwt_id(token: &str) -> Option<String> {
@@ -222,6 +236,20 @@ mod tests {
         // Its `jti` orders a JWT access token the same way.
         let jwt = format!("eyJhbGciOiJSUzI1NiJ9.{}.c2ln", b64url(format!(r#"{{"jti":"{short}"}}"#).as_bytes()));
         assert_eq!(token_hash(&jwt)[..ORDER_PREFIX_LEN], stored[..ORDER_PREFIX_LEN]);
+    }
+
+    #[test]
+    fn an_ordered_hash_splits_into_its_millisecond_and_digest() {
+        let token = expiring_token(1_790_000_060);
+        let (millis, digest) = ordered_hash_parts(&token_hash(&token)).unwrap();
+        assert!((1_790_000_060_000..1_790_000_061_000).contains(&millis));
+        assert_eq!(digest, sha256(token.as_bytes()));
+        // A bare digest, a truncated or altered ordered one: no parts.
+        let stored = token_hash(&token);
+        for other in [token_hash(&random_token()), stored[..54].to_owned(), stored.to_uppercase(), format!("{stored}A")]
+        {
+            assert_eq!(ordered_hash_parts(&other), None, "{other}");
+        }
     }
 
     #[test]

@@ -233,12 +233,18 @@ pub fn sweep_statements() -> impl Iterator<Item = (&'static str, String)> {
     by_expiry.chain([("session_grants", SWEEP_SESSION_GRANTS.to_owned()), ("sessions", SWEEP_SESSIONS.to_owned())])
 }
 
-/// SQLite keeps access tokens in the order they expire (`crypto::expiring_token`; migration 0020), with
-/// no expiry index: the expired ones are the keys below the cutoff's millisecond in hex, a range at the
-/// start of the primary key. The check of `expires_at` keeps keys ordered by issuing time (older tokens)
-/// until they expire; keys of another shape (not the 55 characters of an ordered key) are found through
-/// an index of their own.
-const SWEEP_ACCESS_TOKENS_SQLITE: &str = "DELETE FROM access_tokens WHERE token_hash IN (SELECT token_hash FROM access_tokens WHERE token_hash < printf('%012x', $1 * 1000) AND expires_at < $1 UNION ALL SELECT token_hash FROM access_tokens WHERE length(token_hash) <> 55 AND expires_at < $1 LIMIT $2)";
+/// SQLite keeps access tokens in the order they expire (`crypto::expiring_token`; migrations 0020 and
+/// 0021), with no expiry index: the expired ones are the keys (22-byte blobs) below the cutoff's
+/// millisecond as 6 bytes, a range at the start of the primary key (every blob sorts after every text).
+/// The check of `expires_at` keeps keys ordered by issuing time (older tokens) until they expire; keys
+/// still in text form (bare digests) are found through an index of their own.
+const SWEEP_ACCESS_TOKENS_SQLITE: &str = "DELETE FROM access_tokens WHERE token_hash IN (SELECT token_hash FROM access_tokens WHERE token_hash >= x'' AND token_hash < unhex(printf('%012x', $1 * 1000)) AND expires_at < $1 UNION ALL SELECT token_hash FROM access_tokens WHERE typeof(token_hash) = 'text' AND expires_at < $1 LIMIT $2)";
+
+/// Access tokens stored under a 55-character text key before SQLite migration 0021, and what rewrites
+/// each to its compact key.
+pub const TEXT_KEYED_ACCESS_TOKENS_SQLITE: &str =
+    "SELECT token_hash FROM access_tokens WHERE typeof(token_hash) = 'text' AND length(token_hash) = 55";
+pub const REKEY_ACCESS_TOKEN_SQLITE: &str = "UPDATE access_tokens SET token_hash = $1 WHERE token_hash = $2";
 
 /// `sweep_statements` as SQLite runs them.
 pub fn sweep_statements_sqlite() -> impl Iterator<Item = (&'static str, String)> {
