@@ -156,10 +156,14 @@ pub async fn sweep(
     until: Option<Instant>,
 ) -> anyhow::Result<u64> {
     let before = now - config.expired_rows_kept as i64;
+    // A revoked grant must be remembered while any of its tokens could still be presented: on SQLite its
+    // tokens stay until they expire, refused because the grant is remembered.
+    let resource_lifetimes = store.resources().await?.into_iter().filter_map(|r| r.access_token_lifetime);
+    let longest_token_lifetime =
+        resource_lifetimes.chain([config.access_token_lifetime, config.refresh_token_lifetime]).max().unwrap_or(0);
     let cutoffs = SweepCutoffs {
         expired_before: before,
-        // A revoked grant must be remembered while any of its tokens could still be presented.
-        revoked_before: before - config.refresh_token_lifetime as i64,
+        revoked_before: before - longest_token_lifetime as i64,
         failed_before: now - config.audit_retention as i64,
     };
     let mut total = 0;
@@ -267,5 +271,37 @@ mod tests {
         assert_eq!(sweep(&store, &config, 1_000, None).await.unwrap(), expired);
         let left: i64 = conn.query_row("SELECT count(*) FROM used_once", [], |r| r.get(0)).unwrap();
         assert_eq!(left, 1, "the live value stays");
+    }
+
+    /// A revoked grant is remembered as long as the longest-lived of its tokens could be presented: on
+    /// SQLite its tokens stay until they expire, refused only because the grant is remembered. A
+    /// resource's access tokens may outlive refresh tokens.
+    #[tokio::test]
+    async fn a_revoked_grant_is_remembered_for_its_longest_lived_token() {
+        use crate::model::{ResourceServer, ScopeSet, SigningAlg, TokenFormat};
+        use crate::store::ResourceStore as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("oxid.db");
+        let store = SqliteStore::open(&path).await.unwrap();
+        let config = Config { expired_rows_kept: 0, refresh_token_lifetime: 1_000, ..Config::default() };
+        let resource = ResourceServer {
+            identifier: "https://api.example".into(),
+            name: "API".into(),
+            scopes: ScopeSet::parse("api").unwrap(),
+            token_format: TokenFormat::Opaque,
+            signing_alg: SigningAlg::RS256,
+            access_token_lifetime: Some(5_000),
+            secret_hash: None,
+            jwks: None,
+            created_at: 0,
+        };
+        store.insert_resource(&resource).await.unwrap();
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute("INSERT INTO revoked_grants (grant_id, revoked_at) VALUES ('g', 10000)", []).unwrap();
+        let remembered = || conn.query_row("SELECT count(*) FROM revoked_grants", [], |r| r.get::<_, i64>(0)).unwrap();
+        sweep(&store, &config, 10_000 + 4_999, None).await.unwrap();
+        assert_eq!(remembered(), 1, "a token of the resource's could still be presented");
+        sweep(&store, &config, 10_000 + 5_001, None).await.unwrap();
+        assert_eq!(remembered(), 0, "every token it had has expired");
     }
 }

@@ -143,7 +143,8 @@ pub const DELETE_SESSION_GRANTS_TO_CLIENT: &str =
 pub const CODE: &str = "SELECT grant_json, used FROM authorization_codes WHERE code_hash = $1";
 pub const SPEND_CODE: &str = "UPDATE authorization_codes SET used = TRUE WHERE code_hash = $1 AND used = FALSE";
 pub const CODE_GRANT: &str = "SELECT grant_id FROM authorization_codes WHERE code_hash = $1";
-pub const REFRESH_TOKEN: &str = "SELECT client_id, user_id, scope, grant_id, auth_time, amr, acr, sid, expires_at, claims, used, jkt, resources FROM refresh_tokens WHERE token_hash = $1 AND client_id = $2";
+/// SQLite: with whether its grant has been revoked (revoking leaves the grant's tokens to the sweeper).
+pub const REFRESH_TOKEN_SQLITE: &str = "SELECT client_id, user_id, scope, grant_id, auth_time, amr, acr, sid, expires_at, claims, used, jkt, resources, EXISTS (SELECT 1 FROM revoked_grants r WHERE r.grant_id = refresh_tokens.grant_id) FROM refresh_tokens WHERE token_hash = $1 AND client_id = $2";
 pub const SPEND_REFRESH_TOKEN: &str = "UPDATE refresh_tokens SET used = TRUE WHERE token_hash = $1 AND client_id = $2 AND used = FALSE AND expires_at > $3";
 pub const SPENT_REFRESH_TOKEN_GRANT: &str =
     "SELECT grant_id FROM refresh_tokens WHERE token_hash = $1 AND client_id = $2 AND used = TRUE";
@@ -177,9 +178,12 @@ pub const SPEND_AND_ISSUE_PG: &str = "SELECT oxid_spend_and_issue($1,$2,$3,$4,$5
 pub const GRANT_REVOKED_PG: &str = "OXRVK";
 pub const INSERT_REFRESH_TOKEN: &str = "INSERT INTO refresh_tokens (token_hash, client_id, user_id, scope, grant_id, auth_time, amr, acr, sid, expires_at, claims, jkt, resources) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)";
 pub const DELETE_ACCESS_TOKEN: &str = "DELETE FROM access_tokens WHERE token_hash = $1";
-pub const ACCESS_TOKEN: &str = "SELECT client_id, user_id, scope, grant_id, expires_at, claims, jkt, audience, issued_at FROM access_tokens WHERE token_hash = $1 AND expires_at > $2";
+/// SQLite: none of a revoked grant (revoking leaves the grant's tokens to the sweeper).
+pub const ACCESS_TOKEN_SQLITE: &str = "SELECT client_id, user_id, scope, grant_id, expires_at, claims, jkt, audience, issued_at FROM access_tokens WHERE token_hash = $1 AND expires_at > $2 AND NOT EXISTS (SELECT 1 FROM revoked_grants r WHERE r.grant_id = access_tokens.grant_id)";
 pub const REVOKE_GRANT_1: &str =
     "INSERT INTO revoked_grants (grant_id, revoked_at) VALUES ($1, $2) ON CONFLICT DO NOTHING";
+/// PostgreSQL deletes a revoked grant's tokens at once; SQLite leaves them to the sweeper (see
+/// `REFRESH_TOKEN_SQLITE`, `ACCESS_TOKEN_SQLITE`).
 pub const REVOKE_GRANT_2: &str = "DELETE FROM access_tokens WHERE grant_id = $1";
 pub const REVOKE_GRANT_3: &str = "DELETE FROM refresh_tokens WHERE grant_id = $1";
 pub const SIGNING_KEYS: &str = "SELECT kid, alg, private_jwk, public_jwk, created_at, retired_at, activates_at FROM signing_keys ORDER BY created_at, kid";
