@@ -156,11 +156,7 @@ pub async fn sweep(
     until: Option<Instant>,
 ) -> anyhow::Result<u64> {
     let before = now - config.expired_rows_kept as i64;
-    // A revoked grant must be remembered while any of its tokens could still be presented: on SQLite its
-    // tokens stay until they expire, refused because the grant is remembered.
-    let resource_lifetimes = store.resources().await?.into_iter().filter_map(|r| r.access_token_lifetime);
-    let longest_token_lifetime =
-        resource_lifetimes.chain([config.access_token_lifetime, config.refresh_token_lifetime]).max().unwrap_or(0);
+    let longest_token_lifetime = longest_token_lifetime(store, config).await?;
     let cutoffs = SweepCutoffs {
         expired_before: before,
         revoked_before: before - longest_token_lifetime as i64,
@@ -180,6 +176,24 @@ pub async fn sweep(
         tracing::info!(rows = total, "expired rows swept");
     }
     Ok(total)
+}
+
+/// Where the longest token lifetime seen so far is kept (in seconds), shared by every node.
+const LONGEST_TOKEN_LIFETIME: &str = "longest_token_lifetime";
+
+/// How long a revoked grant must be remembered: while any of its tokens could still be presented. On
+/// SQLite its tokens stay until they expire, refused only because the grant is remembered. The longest
+/// lifetime any token was issued with: the configured ones, resources' own, and the longest seen before
+/// (stored), so that shortening a lifetime does not forget grants whose tokens were issued for longer.
+async fn longest_token_lifetime(store: &dyn Store, config: &Config) -> anyhow::Result<u64> {
+    let resource_lifetimes = store.resources().await?.into_iter().filter_map(|r| r.access_token_lifetime);
+    let current =
+        resource_lifetimes.chain([config.access_token_lifetime, config.refresh_token_lifetime]).max().unwrap_or(0);
+    let seen = store.secret(LONGEST_TOKEN_LIFETIME, &current.to_string()).await?.parse().unwrap_or(0);
+    if current > seen {
+        store.replace_secret(LONGEST_TOKEN_LIFETIME, &current.to_string()).await?;
+    }
+    Ok(current.max(seen))
 }
 
 async fn refresh_keys(state: SharedState) {
@@ -301,6 +315,12 @@ mod tests {
         let remembered = || conn.query_row("SELECT count(*) FROM revoked_grants", [], |r| r.get::<_, i64>(0)).unwrap();
         sweep(&store, &config, 10_000 + 4_999, None).await.unwrap();
         assert_eq!(remembered(), 1, "a token of the resource's could still be presented");
+        // The resource's tokens live shorter from now on: those issued before still count.
+        let resource = ResourceServer { access_token_lifetime: Some(100), ..resource };
+        store.delete_resource(&resource.identifier).await.unwrap();
+        store.insert_resource(&resource).await.unwrap();
+        sweep(&store, &config, 10_000 + 4_999, None).await.unwrap();
+        assert_eq!(remembered(), 1, "a token issued for 5,000 s could still be presented");
         sweep(&store, &config, 10_000 + 5_001, None).await.unwrap();
         assert_eq!(remembered(), 0, "every token it had has expired");
     }
