@@ -123,14 +123,12 @@ pub fn token_hash(token: &str) -> String {
 /// The parts of a `token_hash` of an ordered token: its millisecond and its SHA-256 digest. None for a
 /// bare digest.
 pub fn ordered_hash_parts(stored: &str) -> Option<(u64, [u8; 32])> {
-    let (prefix, digest) = stored.split_at_checked(ORDER_PREFIX_LEN)?;
-    if !prefix.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) || digest.len() != 43 {
-        return None;
-    }
+    // The stored form has an ordered token's shape: the time prefix, then 43 base64url characters.
+    let prefix = order_prefix(stored)?;
     let millis = u64::from_str_radix(prefix, 16).ok()?;
     // 43 characters decode to 32 bytes; the engine asks room for its estimate of 33.
     let mut buf = [0u8; 33];
-    let len = URL_SAFE_NO_PAD.decode_slice(digest, &mut buf).ok()?;
+    let len = URL_SAFE_NO_PAD.decode_slice(&stored[ORDER_PREFIX_LEN..], &mut buf).ok()?;
     (len == 32).then(|| (millis, buf[..32].try_into().expect("32 bytes")))
 }
 

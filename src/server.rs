@@ -189,7 +189,7 @@ async fn longest_token_lifetime(store: &dyn Store, config: &Config) -> anyhow::R
     let resource_lifetimes = store.resources().await?.into_iter().filter_map(|r| r.access_token_lifetime);
     let current =
         resource_lifetimes.chain([config.access_token_lifetime, config.refresh_token_lifetime]).max().unwrap_or(0);
-    let seen = store.secret(LONGEST_TOKEN_LIFETIME, &current.to_string()).await?.parse().unwrap_or(0);
+    let seen = store.existing_secret(LONGEST_TOKEN_LIFETIME).await?.and_then(|v| v.parse().ok()).unwrap_or(0);
     if current > seen {
         store.replace_secret(LONGEST_TOKEN_LIFETIME, &current.to_string()).await?;
     }
