@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -36,7 +36,7 @@ const CACHE_ENTRIES: usize = 256;
 
 #[derive(Clone)]
 pub struct Fetcher {
-    http: reqwest::Client,
+    http: Arc<OnceLock<reqwest::Client>>,
     cache: Arc<Mutex<HashMap<String, (Instant, Bytes)>>>,
     allow_loopback: bool,
 }
@@ -138,18 +138,28 @@ impl Resolve for ReachableOnly {
 impl Fetcher {
     /// `allow_loopback` lets URLs on this machine be fetched: for development and tests only.
     pub fn new(allow_loopback: bool) -> Self {
-        let http = reqwest::Client::builder()
+        Self { http: Arc::default(), cache: Arc::default(), allow_loopback }
+    }
+
+    /// The HTTP client, built at the first fetch rather than at start: building it reads the system's CA
+    /// certificates into memory (OpenSSL, about 1.6 MiB), which a server whose clients never have it fetch
+    /// anything does not need (issue 12, idle RSS).
+    fn http(&self) -> Result<&reqwest::Client, FetchError> {
+        if let Some(client) = self.http.get() {
+            return Ok(client);
+        }
+        let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(3))
             .timeout(Duration::from_secs(5))
-            .dns_resolver(Arc::new(ReachableOnly { allow_loopback }))
+            .dns_resolver(Arc::new(ReachableOnly { allow_loopback: self.allow_loopback }))
             // A proxy from the environment (HTTPS_PROXY…) would resolve the target itself, out of
             // the resolver's sight: never used.
             .no_proxy()
             .user_agent(concat!("oxid/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .expect("a TLS backend is compiled in");
-        Self { http, cache: Arc::default(), allow_loopback }
+            .build()?;
+        // Two first fetches at once may both build one; the first stored is kept.
+        Ok(self.http.get_or_init(|| client))
     }
 
     /// `url` if the OP may connect to it: https (loopback http where allowed), and a literal address
@@ -175,7 +185,7 @@ impl Fetcher {
     /// POSTs `form` to `url` (a notification such as a Logout Token) and waits at most `timeout` for
     /// the answer, which must be a success; its body is not read.
     pub async fn post_form(&self, url: &str, form: &[(&str, &str)], timeout: Duration) -> Result<(), FetchError> {
-        Self::succeeded(self.http.post(self.checked(url)?).form(form).timeout(timeout).send().await?)
+        Self::succeeded(self.http()?.post(self.checked(url)?).form(form).timeout(timeout).send().await?)
     }
 
     /// POSTs `body` as JSON with a bearer token (a CIBA ping, CIBA 10.2); Ok when answered with 2xx.
@@ -187,7 +197,7 @@ impl Fetcher {
         timeout: Duration,
     ) -> Result<(), FetchError> {
         let request = self
-            .http
+            .http()?
             .post(self.checked(url)?)
             .bearer_auth(bearer)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
@@ -205,7 +215,7 @@ impl Fetcher {
 
     /// The body at `url`, at most `MAX_DOCUMENT_BYTES`.
     pub async fn get(&self, url: &str) -> Result<Bytes, FetchError> {
-        let mut response = self.http.get(self.checked(url)?).send().await?;
+        let mut response = self.http()?.get(self.checked(url)?).send().await?;
         if !response.status().is_success() {
             return Err(FetchError::Status(response.status().as_u16()));
         }

@@ -3,7 +3,9 @@ use std::process::ExitCode;
 use clap::Parser;
 use oxid::cli::{Cli, Command};
 use oxid::config::{Config, LogFormat};
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 // jemalloc in place of glibc's malloc: allocation and freeing were 7.5% of a code flow's CPU under load
 // (glibc's free-list consolidation among it); see the README's performance section.
@@ -20,13 +22,23 @@ fn main() -> ExitCode {
         }
     };
     let default_level = if matches!(cli.command, Command::Serve { .. }) { "info" } else { "warn" };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    // RUST_LOG as `target=level` directives and a bare default level. `Targets` rather than `EnvFilter`:
+    // span and field filters were never needed, and EnvFilter's matching engine is code that every
+    // server would map (issue 12, idle RSS).
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(directives) => directives.parse::<Targets>().unwrap_or_else(|e| {
+            eprintln!("oxid: RUST_LOG {directives:?}: {e}; logging at {default_level}");
+            default_level.parse().expect("a level")
+        }),
+        Err(_) => default_level.parse().expect("a level"),
+    };
     // Colours only for a person at a terminal, never into a log file or a pipe.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let subscriber = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
+    let output = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(ansi);
+    let subscriber = tracing_subscriber::registry().with(filter);
     match config.log_format {
-        LogFormat::Json => subscriber.json().init(),
-        LogFormat::Text => subscriber.init(),
+        LogFormat::Json => subscriber.with(output.json()).init(),
+        LogFormat::Text => subscriber.with(output).init(),
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,

@@ -10,6 +10,8 @@ use oxid::store::Store;
 use oxid::{crypto, password, server};
 use reqwest::StatusCode;
 use tokio::sync::oneshot;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 pub const REDIRECT_URI: &str = "http://127.0.0.1:9/callback";
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -183,7 +185,9 @@ async fn launch(
 ) -> Vec<oneshot::Sender<()>> {
     // The servers' warnings and errors, shown with a failing test's output (the test harness keeps a
     // passing test's output to itself).
-    let _ = tracing_subscriber::fmt().with_env_filter("oxid=warn").with_test_writer().try_init();
+    let only_oxid = tracing_subscriber::filter::Targets::new().with_target("oxid", tracing::Level::WARN);
+    let output = tracing_subscriber::fmt::layer().with_test_writer();
+    let _ = tracing_subscriber::registry().with(only_oxid).with(output).try_init();
     let mut starting = tokio::task::JoinSet::new();
     for store in stores {
         let (config, store, clock) = (config.clone(), store.clone(), clock.clone());
