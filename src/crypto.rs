@@ -1,9 +1,11 @@
-//! Small cryptographic helpers over OpenSSL, the backend josekit already links (one crypto library,
-//! not two): random tokens, digests, constant-time comparison.
+//! Small cryptographic helpers: random tokens, digests and constant-time comparison over OpenSSL (the
+//! backend josekit already links), HMAC over RustCrypto's (see `hmac`).
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use openssl::hash::{MessageDigest, hash};
+use hmac::digest::KeyInit;
+use hmac::{Hmac, Mac};
+use sha2::{Sha256, Sha384, Sha512};
 
 /// A fresh random token of 256 bits, base64url without padding (RFC 9700 4.x: unguessable values).
 pub fn random_token() -> String {
@@ -73,15 +75,14 @@ fn random_b64url<const N: usize>() -> String {
     URL_SAFE_NO_PAD.encode(random_bytes::<N>())
 }
 
+// OpenSSL's one-shot digest functions: the EVP interface looks the algorithm up in the provider on every
+// call, which cost more than hashing a token (a refresh hashes four).
 pub fn sha256(data: &[u8]) -> [u8; 32] {
-    let digest = hash(MessageDigest::sha256(), data).expect("SHA-256 is available");
-    let mut out = [0u8; 32];
-    out.copy_from_slice(&digest);
-    out
+    openssl::sha::sha256(data)
 }
 
 pub fn sha512(data: &[u8]) -> Vec<u8> {
-    hash(MessageDigest::sha512(), data).expect("SHA-512 is available").to_vec()
+    openssl::sha::sha512(data).to_vec()
 }
 
 pub fn b64url(data: &[u8]) -> String {
@@ -170,24 +171,22 @@ impl HmacHash {
             Self::Sha512 => 64,
         }
     }
-
-    fn digest(self) -> MessageDigest {
-        match self {
-            Self::Sha256 => MessageDigest::sha256(),
-            Self::Sha384 => MessageDigest::sha384(),
-            Self::Sha512 => MessageDigest::sha512(),
-        }
-    }
 }
 
-/// HMAC (RFC 2104) of `msg` under `key`. Any key is accepted: OpenSSL refuses an empty one, which RFC
-/// 2104 2 pads with zeros like every short key, so it is given as the equivalent single zero byte.
+/// HMAC (RFC 2104) of `msg` under `key`; any key length, an empty one padded with zeros like every short
+/// key (RFC 2104 2). RustCrypto's HMAC rather than OpenSSL's: OpenSSL 3 looks up the MAC and digest
+/// in its provider and wraps the key in a new EVP_PKEY on every call, several times the cost of the
+/// hashing for the short messages here (cookies, CSRF values, mailed links; issue 12).
 pub fn hmac(hash: HmacHash, key: &[u8], msg: &[u8]) -> Vec<u8> {
-    let key = if key.is_empty() { &[0u8][..] } else { key };
-    let pkey = openssl::pkey::PKey::hmac(key).expect("OpenSSL accepts any non-empty HMAC key");
-    let mut signer = openssl::sign::Signer::new(hash.digest(), &pkey).expect("HMAC signer");
-    signer.update(msg).expect("HMAC update");
-    signer.sign_to_vec().expect("HMAC sign")
+    fn mac<M: Mac + KeyInit>(key: &[u8], msg: &[u8]) -> Vec<u8> {
+        let mac = <M as Mac>::new_from_slice(key).expect("HMAC takes a key of any length");
+        mac.chain_update(msg).finalize().into_bytes().to_vec()
+    }
+    match hash {
+        HmacHash::Sha256 => mac::<Hmac<Sha256>>(key, msg),
+        HmacHash::Sha384 => mac::<Hmac<Sha384>>(key, msg),
+        HmacHash::Sha512 => mac::<Hmac<Sha512>>(key, msg),
+    }
 }
 
 #[cfg(test)]
