@@ -25,12 +25,13 @@ fn main() -> ExitCode {
     // RUST_LOG as `target=level` directives and a bare default level. `Targets` rather than `EnvFilter`:
     // span and field filters were never needed, and EnvFilter's matching engine is code that every
     // server would map (issue 12, idle RSS).
+    let default_filter = || default_level.parse::<Targets>().expect("a level");
     let filter = match std::env::var("RUST_LOG") {
-        Ok(directives) => directives.parse::<Targets>().unwrap_or_else(|e| {
+        Ok(directives) if !directives.trim().is_empty() => directives.parse().unwrap_or_else(|e| {
             eprintln!("oxid: RUST_LOG {directives:?}: {e}; logging at {default_level}");
-            default_level.parse().expect("a level")
+            default_filter()
         }),
-        Err(_) => default_level.parse().expect("a level"),
+        _ => default_filter(),
     };
     // Colours only for a person at a terminal, never into a log file or a pipe.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
